@@ -1,0 +1,60 @@
+"""The knobs of one measurement run, frozen: resolvers, trust anchors, deadlines and caps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    """A DNS resolver reached over UDP at ``ip:port``."""
+
+    ip: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureSettings:
+    """Everything a measurement step needs to know besides the target.
+
+    ``use_system_resolver``: also resolve with getaddrinfo (the volunteer's configured resolver).
+    ``resolvers``: extra UDP resolvers queried with dnspython (``--resolver``), in order.
+    ``ca_bundle``: a PEM file of extra trust anchors (the simulated world's CA); None = system only.
+    ``dns_linger``: seconds to keep listening after the first UDP answer (catches a second,
+    genuine answer behind an injected one).
+    ``max_addresses``: how many resolved addresses get TCP/TLS attempts.
+    ``body_cap``: bytes of body kept; beyond it the body is truncated and marked so.
+    ``store_bodies``: False = keep only hashes and lengths (``--no-bodies``).
+    """
+
+    use_system_resolver: bool = True
+    resolvers: tuple[Resolver, ...] = ()
+    ca_bundle: str | None = None
+    dns_timeout: float = 5.0
+    dns_linger: float = 0.5
+    connect_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    http_timeout: float = 15.0
+    max_addresses: int = 4
+    body_cap: int = 512 * 1024
+    max_redirects: int = 10
+    store_bodies: bool = True
+    user_agent: str = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+    )
+
+    @classmethod
+    def with_timeout(cls, timeout: float, **kw: object) -> MeasureSettings:
+        """Settings whose every per-step deadline is ``timeout`` seconds (``--timeout``)."""
+        dns_timeout = min(timeout, 5.0)
+        return cls(
+            dns_timeout=dns_timeout,
+            connect_timeout=timeout,
+            tls_timeout=timeout,
+            http_timeout=timeout,
+            **kw,  # type: ignore[arg-type]
+        )

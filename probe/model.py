@@ -1,0 +1,226 @@
+"""Frozen records that flow through the probe: targets, observations, verdicts.
+
+Everything the measurement layer learns is expressed as one of these records, one per network
+operation, and nothing downstream sees a malformed value. Rules for this module:
+
+* Records are frozen and slotted; they hold plain values (str, int, float, bytes, tuples).
+* Times: ``t0``/``t`` are seconds relative to the start of the measurement they belong to;
+  absolute instants are ISO 8601 UTC strings (``...Z``) produced by :func:`utcnow_iso`.
+* ``failure`` is ``None`` for success, otherwise a string from :mod:`probe.failures`.
+* ``tx_id`` groups the operations of one endpoint attempt (TCP → TLS → HTTP on one address),
+  as OONI's transaction ids do; DNS lookups have their own ids.
+* A field documented as "None = …" says what its absence means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def utcnow_iso() -> str:
+    """The current instant as ISO 8601 UTC with microseconds and a ``Z`` suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One URL to measure, normalised.
+
+    ``url`` is the normalised URL (IDNA host, lower-case scheme/host, default path ``/``).
+    ``category`` is a Citizen Lab category code; None = not given (plain list / CLI URL).
+    ``source`` is ``FILE:LINE`` where the target came from; None = command line.
+    """
+
+    url: str
+    hostname: str
+    scheme: str
+    port: int
+    path: str
+    category: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported scheme {self.scheme!r}")
+        if not self.hostname:
+            raise ValueError("empty hostname")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"bad port {self.port}")
+
+
+@dataclass(frozen=True, slots=True)
+class DNSAnswer:
+    """One resource record of a DNS answer section: ``rtype`` is A, AAAA or CNAME."""
+
+    rtype: str
+    value: str
+    ttl: int | None = None  # None = the system resolver does not report TTLs
+
+
+@dataclass(frozen=True, slots=True)
+class DNSObservation:
+    """One DNS response (or the lack of one) for one query.
+
+    A UDP query yields one record per response received before the listening window closes:
+    ``response_index`` 0 is the first (an on-path injector's, if any), 1 the next, and so on.
+    A query with no response yields one record with a failure and ``response_index`` 0.
+    ``engine`` is ``system`` (getaddrinfo), ``udp`` or ``doh``; ``resolver`` is ``ip:port`` or
+    ``system`` or the DoH URL. ``rcode`` is the DNS rcode text (``NOERROR``, ``NXDOMAIN``…);
+    None = no DNS message was seen (system resolver, timeout).
+    """
+
+    tx_id: int
+    hostname: str
+    query_type: str
+    engine: str
+    resolver: str
+    t0: float
+    t: float
+    failure: str | None
+    rcode: str | None = None
+    answers: tuple[DNSAnswer, ...] = ()
+    response_index: int = 0
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(a.value for a in self.answers if a.rtype in ("A", "AAAA"))
+
+
+@dataclass(frozen=True, slots=True)
+class TCPObservation:
+    """One TCP connect to ``ip:port``."""
+
+    tx_id: int
+    ip: str
+    port: int
+    t0: float
+    t: float
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """One certificate of a presented chain, leaf first. ``der`` is the raw certificate."""
+
+    der: bytes
+    sha256: str
+    spki_sha256: str
+    subject: str
+    issuer: str
+    not_before: str  # ISO 8601 UTC
+    not_after: str  # ISO 8601 UTC
+    san: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TLSObservation:
+    """One TLS handshake on an established TCP connection.
+
+    ``certificates`` is the whole chain the peer presented (empty when the handshake failed
+    before the Certificate message). ``verified`` is the result of chain + hostname validation
+    against the trust anchors; None = not attempted (handshake failed first).
+    ``verify_error`` is a failure string (``ssl_unknown_authority``…) when ``verified`` is False.
+    ``failure`` is the handshake's own failure (reset, timeout…); a certificate that does not
+    validate is *not* a handshake failure here: the handshake is completed without
+    verification so the chain is always recorded.
+    """
+
+    tx_id: int
+    ip: str
+    port: int
+    server_name: str
+    t0: float
+    t: float
+    failure: str | None
+    tls_version: str | None = None
+    cipher_suite: str | None = None
+    alpn: str | None = None
+    certificates: tuple[Certificate, ...] = ()
+    verified: bool | None = None
+    verify_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPObservation:
+    """One HTTP request/response exchange (one redirect hop).
+
+    ``redirect_index`` 0 is the request for the target URL, 1 the first redirect, and so on.
+    ``status`` None = no response. ``headers`` keeps order and duplicates. ``body`` is the
+    (capped) body as received; None = not stored (``--no-bodies``) or no response.
+    ``location`` is the resolved absolute redirect URL, None = not a redirect.
+    """
+
+    tx_id: int
+    url: str
+    method: str
+    ip: str | None
+    port: int
+    t0: float
+    t: float
+    failure: str | None
+    redirect_index: int = 0
+    request_headers: tuple[tuple[str, str], ...] = ()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    body_length: int | None = None
+    body_sha256: str | None = None
+    body_truncated: bool = False
+    title: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Everything the probe observed for one target in one run.
+
+    ``started_at``/``finished_at`` are absolute UTC instants; all ``t0``/``t`` of the
+    observations are relative to ``started_at``. ``control`` holds the control vantage's
+    answers (one dict per control queried, as returned by its client); empty = no control.
+    ``extra`` is a place for step-specific frozen data (JSON-serialisable).
+    """
+
+    target: Target
+    started_at: str
+    finished_at: str
+    dns: tuple[DNSObservation, ...] = ()
+    tcp: tuple[TCPObservation, ...] = ()
+    tls: tuple[TLSObservation, ...] = ()
+    http: tuple[HTTPObservation, ...] = ()
+    control: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VerdictKind(enum.StrEnum):
+    """The closed set of verdicts (DESIGN.md contract)."""
+
+    OK = "ok"
+    BLOCKED = "blocked"
+    INTERCEPTED = "intercepted"
+    THROTTLED = "throttled"
+    DOWN = "down"
+    SHUTDOWN = "shutdown"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The classifier's judgement of one measurement.
+
+    ``method`` None = not applicable (``ok``). ``evidence`` is a one-line human explanation;
+    ``details`` the structured fields behind it (which observation, what the control saw).
+    """
+
+    verdict: VerdictKind
+    method: str | None
+    confidence: float
+    evidence: str
+    analysis_version: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence {self.confidence} outside [0, 1]")

@@ -1,0 +1,48 @@
+# probe: one-command set-up. `make test` and `make demo` create/refresh the virtualenv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-deps demo test check lint typecheck bench clean
+
+install: $(STAMP)
+
+# Debian packages (namespaces, iptables/nft, NFQUEUE headers…), installed only when missing.
+system-deps:
+	@missing=$$(grep -v '^\s*#' deps/apt.txt | grep -v '^\s*$$' | while read p; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages (need root to install): $$missing"; fi; \
+	fi
+
+$(STAMP): pyproject.toml deps/apt.txt
+	@$(MAKE) --no-print-directory system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev,sim]'
+	@touch $(STAMP)
+
+demo: install
+	@$(PY) -m probe.demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check probe tests
+
+typecheck: install
+	$(VENV)/bin/mypy probe
+
+check: lint typecheck test
+
+bench: install
+	$(PY) -m probe.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

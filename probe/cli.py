@@ -1,0 +1,239 @@
+"""The `probe` command line: parse arguments, call one library function, render the result.
+
+No measurement or classification logic lives here. Tool errors (``ProbeError``) are caught once
+and printed as one line; exit status 0 = the command completed (whatever it found), 1 = runtime
+error, 2 = bad usage, 130 = interrupted by the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from probe import targets as target_lists
+from probe.errors import ProbeError, TargetListError, UsageError
+from probe.measure.settings import MeasureSettings, Resolver
+from probe.model import Target, Verdict
+from probe.render import render_results
+from probe.runner import DEFAULT_CONCURRENCY, RunProgress, run_targets
+from probe.store import Store, default_db_path
+
+app = typer.Typer(
+    help="Internet censorship measurement probe: tells blocking from outages and shutdowns.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+targets_app = typer.Typer(help="Check and list target lists.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", envvar="PROBE_DB", help="SQLite database (default: user data dir)."),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"probe: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def parse_resolver(text: str) -> Resolver:
+    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` → Resolver; raises UsageError on bad input."""
+    import ipaddress
+
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        if not p.isdigit():
+            raise UsageError(f"--resolver {text!r}: port must be a number")
+        port = int(p)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"--resolver {text!r}: not an IP address") from None
+    if not 0 < port < 65536:
+        raise UsageError(f"--resolver {text!r}: bad port")
+    return Resolver(host, port)
+
+
+class _Display:
+    """Progress on stderr: one redrawn line on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.progress: RunProgress | None = None
+
+    def __call__(self, p: RunProgress, target: Target | None, verdict: Verdict | None) -> None:
+        self.progress = p
+        if self.quiet:
+            return
+        if target is None:
+            typer.echo(f"run {p.run_id}: measuring {p.total} targets", err=True)
+            return
+        counts = " ".join(f"{k} {v}" for k, v in sorted(p.verdicts.items()))
+        if self.tty:
+            line = f"\r[{p.done}/{p.total}] {counts} · {p.elapsed:.0f}s"
+            sys.stderr.write(line.ljust(78)[:100])
+            sys.stderr.flush()
+        elif verdict is not None:
+            method = f" {verdict.method}" if verdict.method else ""
+            typer.echo(f"[{p.done}/{p.total}] {target.url} {verdict.verdict.value}{method}", err=True)
+
+    def finish(self) -> None:
+        p = self.progress
+        if p is None:
+            return
+        if self.tty and not self.quiet:
+            sys.stderr.write("\n")
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(p.verdicts.items())) or "nothing"
+        state = "INTERRUPTED" if p.interrupted else "completed"
+        typer.echo(
+            f"run {p.run_id} {state}: {p.done}/{p.total} targets in {p.elapsed:.1f}s ({counts})",
+            err=True,
+        )
+
+
+@app.command()
+def run(
+    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    db: DbOption = None,
+    resolver: Annotated[
+        list[str] | None,
+        typer.Option("--resolver", help="Extra UDP resolver IP[:PORT] (repeatable)."),
+    ] = None,
+    no_system_resolver: Annotated[
+        bool, typer.Option("--no-system-resolver", help="Do not use the system resolver.")
+    ] = False,
+    ca_bundle: Annotated[
+        Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only these category codes.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Targets measured at once.")
+    ] = DEFAULT_CONCURRENCY,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
+    ] = 10.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict."""
+    try:
+        found = target_lists.load_sources(sources, set(category) if category else None)
+        resolvers = tuple(parse_resolver(r) for r in resolver or [])
+        if ca_bundle is not None and not ca_bundle.is_file():
+            raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+        if no_system_resolver and not resolvers:
+            raise UsageError("--no-system-resolver needs at least one --resolver")
+    except TargetListError as e:
+        for problem in e.problems:
+            typer.echo(problem, err=True)
+        raise _fail(f"bad target list ({len(e.problems)} problems); nothing measured") from None
+    except UsageError as e:
+        raise _fail(str(e), 2) from None
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    if not found:
+        raise _fail("no targets to measure", 2)
+    settings = MeasureSettings.with_timeout(
+        timeout,
+        use_system_resolver=not no_system_resolver,
+        resolvers=resolvers,
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
+    )
+    display = _Display(quiet)
+    db_path = str(db or default_db_path())
+    try:
+        asyncio.run(run_targets(found, len(found), settings, db_path, concurrency, display))
+    except KeyboardInterrupt:
+        if display.progress:
+            display.progress.interrupted = True
+        display.finish()
+        raise typer.Exit(130) from None
+    except ProbeError as e:
+        raise _fail(str(e)) from None
+    display.finish()
+
+
+@app.command()
+def results(
+    db: DbOption = None,
+    run_id: Annotated[str, typer.Option("--run", help="Run id (or prefix) or 'latest'.")] = "latest",
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, json or csv.", case_sensitive=False)
+    ] = "table",
+) -> None:
+    """Show the verdict of every target of a run."""
+    fmt = fmt.lower()
+    if fmt not in ("table", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: choose table, json or csv", 2)
+    try:
+        store = Store.open(str(db or default_db_path()))
+        try:
+            rows = store.results(run_id)
+        finally:
+            store.close()
+    except ProbeError as e:
+        raise _fail(str(e)) from None
+    typer.echo(render_results(rows, fmt), nl=False)
+
+
+@targets_app.command("validate")
+def targets_validate(files: Annotated[list[Path], typer.Argument(help="Target list files.")]) -> None:
+    """Report every bad row as FILE:LINE: reason; exit 1 if any."""
+    problems = [p for f in files for p in target_lists.validate_file(str(f))]
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        raise _fail(f"{len(problems)} problems")
+    typer.echo(f"ok: {', '.join(str(f) for f in files)}")
+
+
+@targets_app.command("list")
+def targets_list(
+    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only these category codes.")
+    ] = None,
+) -> None:
+    """Print the normalised, de-duplicated targets (url, category)."""
+    try:
+        found = target_lists.load_sources(sources, set(category) if category else None)
+    except TargetListError as e:
+        for problem in e.problems:
+            typer.echo(problem, err=True)
+        raise _fail(f"bad target list ({len(e.problems)} problems)") from None
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    for t in found:
+        typer.echo(f"{t.url}\t{t.category or '-'}")
+
+
+def _mount_optional() -> None:
+    """Mount sub-apps whose modules may be absent in a partial install."""
+    try:
+        from probe.simnet.cli import app as sim_app
+    except ImportError:
+        return
+    app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -224,3 +224,31 @@ class Verdict:
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"confidence {self.confidence} outside [0, 1]")
+
+
+class HealthScope(enum.StrEnum):
+    """What a canary stands for when telling a shutdown from blocking (DESIGN.md)."""
+
+    GATEWAY = "gateway"  # the volunteer's own router / first hop
+    RESOLVER = "resolver"  # the configured (ISP) resolver
+    DOMESTIC = "domestic"  # hosts inside the country, on several networks
+    INTERNATIONAL = "international"  # hosts abroad
+    CONTROL = "control"  # the control helper
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSample:
+    """One probe of one canary at one instant.
+
+    ``at`` is the absolute UTC instant the probe started; ``elapsed`` its duration in seconds.
+    ``phase`` is ``before``, ``during`` or ``after`` the run's measurements. ``target`` is the
+    canary (URL, host or IP). ``failure`` None = the canary answered (for a gateway, any answer
+    including a refused connection proves the link is up).
+    """
+
+    at: str
+    phase: str
+    scope: HealthScope
+    target: str
+    elapsed: float
+    failure: str | None

@@ -161,6 +161,10 @@ def classify_exception(exc: BaseException) -> str:
         for pattern, failure in _MESSAGE_FAILURES:
             if pattern.search(text):
                 return failure
+    for e in chain:
+        fallback = _fallback(e)
+        if fallback is not None:
+            return fallback
     return unknown(f"{type(exc).__name__}: {exc}")
 
 
@@ -184,6 +188,10 @@ def _specific(e: BaseException) -> str | None:
         return DNS_SERVER_MISBEHAVING
     if isinstance(e, httpx.TooManyRedirects):
         return HTTP_TOO_MANY_REDIRECTS
+    if isinstance(e, _http_protocol_errors()):
+        # h11 says "Server disconnected without sending a response" when the peer closes
+        # (FIN) before or during the response; anything else is a malformed response.
+        return EOF_ERROR if _DISCONNECTED.search(str(e)) else HTTP_PROTOCOL_ERROR
     if isinstance(e, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
         return GENERIC_TIMEOUT
     if isinstance(e, socket.gaierror):
@@ -199,6 +207,32 @@ def _specific(e: BaseException) -> str | None:
         return CONNECTION_REFUSED
     if isinstance(e, OSError) and e.errno in _ERRNO_FAILURES:
         return _ERRNO_FAILURES[e.errno]
+    return None
+
+
+_DISCONNECTED = re.compile(
+    r"disconnected|without sending|incomplete|peer closed|connection closed", re.IGNORECASE
+)
+
+
+def _http_protocol_errors() -> tuple[type[BaseException], ...]:
+    import h11
+    import httpcore
+    import httpx
+
+    return (httpx.ProtocolError, httpcore.ProtocolError, h11.ProtocolError)
+
+
+def _fallback(e: BaseException) -> str | None:
+    """Family-level names, used only when neither a specific class nor a message matched."""
+    import dns.exception
+
+    if isinstance(e, ssl.SSLError):
+        # Any other TLS-layer error (alert, garbage, unsupported parameters) ends the handshake.
+        return SSL_FAILED_HANDSHAKE
+    if isinstance(e, dns.exception.DNSException):
+        # A DNS message we could not make sense of (bad wire format, bad EDNS, bad label…).
+        return DNS_SERVER_MISBEHAVING
     return None
 
 

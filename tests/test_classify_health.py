@@ -5,7 +5,7 @@ import pytest
 from probe.classify.health import NetworkState, infer_state, rounds, state_during
 from probe.model import HealthSample, HealthScope
 
-G, R, D, I, C = (HealthScope.GATEWAY, HealthScope.RESOLVER, HealthScope.DOMESTIC,
+G, R, D, INTL, C = (HealthScope.GATEWAY, HealthScope.RESOLVER, HealthScope.DOMESTIC,
                  HealthScope.INTERNATIONAL, HealthScope.CONTROL)
 T = "generic_timeout_error"
 
@@ -18,16 +18,16 @@ def s(scope, failure=None, at="2022-01-05T10:30:00.000000Z", target="x"):
 @pytest.mark.parametrize(
     ("samples", "expected"),
     [
-        ([s(G), s(R), s(D), s(D), s(I), s(C)], NetworkState.WHOLE),
-        ([s(G), s(R), s(D), s(I, T), s(I), s(C, T)], NetworkState.WHOLE),  # one intl flaky
-        ([s(G, T), s(R, T), s(D, T), s(I, T), s(C, T)], NetworkState.LOCAL_OUTAGE),
-        ([s(G), s(R, T), s(D, T), s(D, T), s(I, T), s(C, T)], NetworkState.SHUTDOWN_FULL),
-        ([s(G), s(R), s(D), s(D), s(I, T), s(C, T)], NetworkState.SHUTDOWN_INTERNATIONAL),
-        ([s(G), s(R), s(D), s(D, T), s(I, T), s(C, T)], NetworkState.SHUTDOWN_ALLOWLIST),
+        ([s(G), s(R), s(D), s(D), s(INTL), s(C)], NetworkState.WHOLE),
+        ([s(G), s(R), s(D), s(INTL, T), s(INTL), s(C, T)], NetworkState.WHOLE),  # one intl flaky
+        ([s(G, T), s(R, T), s(D, T), s(INTL, T), s(C, T)], NetworkState.LOCAL_OUTAGE),
+        ([s(G), s(R, T), s(D, T), s(D, T), s(INTL, T), s(C, T)], NetworkState.SHUTDOWN_FULL),
+        ([s(G), s(R), s(D), s(D), s(INTL, T), s(C, T)], NetworkState.SHUTDOWN_INTERNATIONAL),
+        ([s(G), s(R), s(D), s(D, T), s(INTL, T), s(C, T)], NetworkState.SHUTDOWN_ALLOWLIST),
         ([s(G), s(R), s(D)], NetworkState.UNKNOWN),  # nothing beyond the border sampled
         ([], NetworkState.UNKNOWN),
         # without a gateway canary a total silence is still a full shutdown, not local
-        ([s(R, T), s(D, T), s(I, T)], NetworkState.SHUTDOWN_FULL),
+        ([s(R, T), s(D, T), s(INTL, T)], NetworkState.SHUTDOWN_FULL),
     ],
     ids=["whole", "whole-flaky", "local", "full", "international", "allowlist", "unknown",
          "empty", "full-no-gateway"],
@@ -41,8 +41,8 @@ def _round(at, state_samples):
                          failure=x.failure) for x in state_samples]
 
 
-WHOLE = [s(G), s(D), s(I)]
-CUT = [s(G), s(D, T), s(I, T)]
+WHOLE = [s(G), s(D), s(INTL)]
+CUT = [s(G), s(D, T), s(INTL, T)]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ async def query(
     client: httpx.AsyncClient,
     helper: str,
     request: MeasureRequest,
-    timeout: float,
+    deadline: float,
     token: str | None = None,
 ) -> dict[str, Any]:
     """POST ``request`` to ``helper``'s ``/v1/measure``; returns the answer or a failure record."""
@@ -29,7 +29,7 @@ async def query(
     headers = {"authorization": f"Bearer {token}"} if token else {}
     base: dict[str, Any] = {"control": helper, "version": PROTOCOL_VERSION}
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(deadline):
             resp = await client.post(url, json=request.to_json(), headers=headers)
             raw = await resp.aread()
     except Exception as e:  # noqa: BLE001 - every network failure is a result here
@@ -49,7 +49,7 @@ async def query(
 async def query_all(
     helpers: list[str],
     request: MeasureRequest,
-    timeout: float,
+    deadline: float,
     token: str | None = None,
     verify: str | bool = True,
 ) -> tuple[dict[str, Any], ...]:
@@ -58,6 +58,6 @@ async def query_all(
         return ()
     async with httpx.AsyncClient(verify=verify, trust_env=False) as client:
         answers = await asyncio.gather(
-            *(query(client, h, request, timeout, token) for h in helpers)
+            *(query(client, h, request, deadline, token) for h in helpers)
         )
     return tuple(answers)

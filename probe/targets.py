@@ -1,0 +1,467 @@
+"""Target lists: read, validate and normalise the URLs the probe measures, and its canaries.
+
+Everything that decides what a target list may contain lives here: the Citizen Lab CSV
+format, plain text lists, the canaries CSV, URL normalisation and the category codes. Rules:
+
+* Every URL goes through :func:`parse_url`; nothing downstream sees an unnormalised URL.
+* A bad row never stops reading: each one becomes a problem ``FILE:LINE: reason`` and the
+  loaders raise one :class:`~probe.errors.TargetListError` holding them all.
+* Reading never raises for bad bytes, a BOM or CRLF line ends: they are problems or ignored.
+* No network IO: a URL given as a source is parsed, never fetched.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from probe.errors import TargetListError
+from probe.model import Target
+
+try:  # a dependency of httpx; IDNA 2008 + UTS 46, unlike the stdlib's IDNA 2003 codec
+    import idna as _idna
+except ImportError:  # pragma: no cover
+    _idna = None  # type: ignore[assignment]
+
+__all__ = [
+    "CANARY_HEADER",
+    "CANARY_SCOPES",
+    "CATEGORIES",
+    "CSV_HEADER",
+    "Canary",
+    "iter_file",
+    "load_canaries",
+    "load_file",
+    "load_sources",
+    "parse_url",
+    "validate_file",
+]
+
+#: Citizen Lab test-list category codes (github.com/citizenlab/test-lists) → short description.
+CATEGORIES: dict[str, str] = {
+    "ALDR": "Alcohol & Drugs",
+    "REL": "Religion",
+    "PORN": "Pornography",
+    "PROV": "Provocative Attire",
+    "POLR": "Political Criticism",
+    "HUMR": "Human Rights Issues",
+    "ENV": "Environment",
+    "MILX": "Terrorism and Militants",
+    "HATE": "Hate Speech",
+    "NEWS": "News Media",
+    "XED": "Sex Education",
+    "PUBH": "Public Health",
+    "GMB": "Gambling",
+    "ANON": "Anonymization and circumvention tools",
+    "DATE": "Online Dating",
+    "GRP": "Social Networking",
+    "LGBT": "LGBT",
+    "FILE": "File-sharing",
+    "HACK": "Hacking Tools",
+    "COMT": "Communication Tools",
+    "MMED": "Media sharing",
+    "HOST": "Hosting and Blogging Platforms",
+    "SRCH": "Search Engines",
+    "GAME": "Gaming",
+    "CULTR": "Culture",
+    "ECON": "Economics",
+    "GOVT": "Government",
+    "COMM": "E-commerce",
+    "CTRL": "Control content",
+    "IGO": "Intergovernmental Organizations",
+    "MISC": "Miscellaneous content",
+}
+
+CSV_HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
+CANARY_HEADER = ("target", "scope", "name", "notes")
+#: Canary scopes, innermost first: the layers a probe checks to tell a shutdown from blocking.
+CANARY_SCOPES = ("gateway", "resolver", "domestic", "international", "control")
+_IP_SCOPES = ("gateway", "resolver")  # bare IP or "auto" (discovered at run time)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
+_PATH_SAFE = "/%:@!$&'()*+,;=~"  # RFC 3986 pchar + "/"; quote() keeps letters, digits, _.-~
+_QUERY_SAFE = _PATH_SAFE + "?"
+_COMMENT = re.compile(r"(?:^|\s)#")
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """One host the health check uses to tell a network shutdown from blocking.
+
+    ``url_or_host`` is a normalised URL (``https://host/``) for ``domestic``, ``international``
+    and ``control`` canaries; for ``gateway`` and ``resolver`` it is a bare IP address or
+    ``auto`` (= the default gateway / system resolver, discovered at run time).
+    ``scope`` is one of :data:`CANARY_SCOPES`; ``notes`` "" = none.
+    """
+
+    url_or_host: str
+    scope: str
+    name: str
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scope not in CANARY_SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}")
+
+
+def parse_url(text: str, category: str | None = None, source: str | None = None) -> Target:
+    """Normalise one URL into a :class:`Target`; raise ValueError with a short reason.
+
+    Strips surrounding whitespace, lower-cases scheme and host, IDNA-encodes a non-ASCII
+    host, drops a trailing dot, a default port (80/443) and the fragment, keeps an explicit
+    port and the query, defaults the path to ``/`` and percent-encodes non-ASCII in path and
+    query. Only http and https; no userinfo, no whitespace inside. ``category`` is checked
+    against :data:`CATEGORIES` (case-insensitive, stored upper-case).
+    """
+    url = text.strip()
+    if not url:
+        raise ValueError("bad URL: empty")
+    if any(c.isspace() for c in url):
+        raise ValueError("bad URL: whitespace inside")
+    if any(ord(c) < 32 or ord(c) == 127 for c in url) or _undecodable(url):
+        raise ValueError("bad URL: control character or invalid text inside")
+    prefix, sep, _ = url.partition("://")
+    if not sep or not _SCHEME.match(prefix):
+        raise ValueError("bad URL: missing scheme (want http:// or https://)")
+    scheme = prefix.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"unknown scheme {scheme!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # urlsplit checks bracketed (IPv6) hosts itself
+        authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+        reason = "invalid IPv6 address" if "[" in authority else str(e)
+        raise ValueError(f"bad URL: {reason}") from None
+    if "@" in parts.netloc:
+        raise ValueError("bad URL: userinfo (user@) not allowed")
+    host, port = _host_port(parts.netloc, _DEFAULT_PORTS[scheme])
+
+    netloc = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    path = quote(parts.path, safe=_PATH_SAFE) or "/"
+    query = quote(parts.query, safe=_QUERY_SAFE)
+    normalised = f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    return Target(
+        url=normalised,
+        hostname=host,
+        scheme=scheme,
+        port=port,
+        path=path,
+        category=_category(category) if category is not None else None,
+        source=source,
+    )
+
+
+def _category(code: str) -> str:
+    norm = code.strip().upper()
+    if not norm:
+        raise ValueError("missing category code")
+    if norm not in CATEGORIES:
+        raise ValueError(f"unknown category {code.strip()!r}")
+    return norm
+
+
+def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
+    """Split and validate ``host[:port]``; the host comes back normalised."""
+    if netloc.startswith("["):
+        inside, bracket, after = netloc[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            raise ValueError("bad URL: invalid IPv6 address")
+        try:
+            host = str(ipaddress.IPv6Address(inside)) if "%" not in inside else ""
+        except ValueError:
+            host = ""
+        if not host:
+            raise ValueError("bad URL: invalid IPv6 address")
+        port_text = after[1:] if after else ""
+    else:
+        host, _, port_text = netloc.partition(":")
+        host = _hostname(host)
+
+    if not port_text:
+        return host, default_port
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
+    if not 0 < port < 65536:
+        raise ValueError(f"bad URL: bad port {port_text!r}")
+    return host, port
+
+
+def _hostname(raw: str) -> str:
+    host = raw[:-1] if raw.endswith(".") else raw
+    if not host:
+        raise ValueError("bad URL: missing host")
+    if not host.isascii():
+        try:
+            if _idna is not None:
+                host = _idna.encode(host, uts46=True).decode("ascii")
+            else:  # pragma: no cover
+                host = host.encode("idna").decode("ascii")
+        except UnicodeError:  # idna.IDNAError is a UnicodeError
+            raise ValueError(f"bad URL: invalid host {raw!r}") from None
+    host = host.lower()
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"bad URL: invalid host {raw!r}")
+    if all(label.isdigit() for label in labels):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"bad URL: invalid host {raw!r}") from None
+    return host
+
+
+def _undecodable(text: str) -> str | None:
+    """A reason if ``text`` holds bytes that were not UTF-8 (read with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        byte = ord(text[e.start]) - 0xDC00
+        return f"not UTF-8 text (byte 0x{byte:02x})" if 0x80 <= byte <= 0xFF else "invalid text"
+    return None
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+_Kind = Literal["targets", "canaries", "any"]
+
+
+def _scan(path: str, want: _Kind) -> Iterator[tuple[int, Target | Canary | str]]:
+    """Yield ``(line, Target | Canary | reason)`` for every row of ``path``; line 0 = no line.
+
+    ``want`` picks the format: a target list (Citizen Lab CSV or plain text), a canaries
+    file, or whichever the header says. Duplicates are reported here, after normalisation.
+    """
+    try:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+            first = f.readline()
+            lines = chain([first], f)
+            rows: Iterator[tuple[int, Target | Canary | str]]
+            if bad := _undecodable(first):
+                yield 1, bad
+                return
+            try:
+                header = tuple(h.strip().lower() for h in next(csv.reader([first]), []))
+            except csv.Error:
+                header = ()
+            if header == CANARY_HEADER and want != "targets":
+                rows = _canary_rows(path, lines)
+            elif header == CANARY_HEADER:
+                yield 1, "canaries file, not a target list"
+                return
+            elif want == "canaries":
+                yield 1, f"missing header (expected {','.join(CANARY_HEADER)})"
+                return
+            elif header == CSV_HEADER:
+                rows = _csv_rows(path, lines)
+            elif path.lower().endswith(".csv"):
+                yield 1, f"missing header (expected {','.join(CSV_HEADER)})"
+                return
+            else:
+                rows = _text_rows(path, lines)
+            first_seen: dict[str, int] = {}
+            for line, item in rows:
+                if not isinstance(item, str):
+                    value = item.url if isinstance(item, Target) else item.url_or_host
+                    key = (
+                        f"{item.scope}:auto"
+                        if isinstance(item, Canary) and value == "auto"
+                        else value
+                    )
+                    if key in first_seen:
+                        item = f"duplicate of line {first_seen[key]} ({value})"
+                    else:
+                        first_seen[key] = line
+                yield line, item
+    except OSError as e:
+        yield 0, f"cannot read: {e.strerror or e}"
+
+
+def _text_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Target | str]]:
+    """Plain text: one URL a line; blank lines and ``#`` comments (whole line or after a
+    space) are skipped."""
+    for line, raw in enumerate(lines, 1):
+        if bad := _undecodable(raw):
+            yield line, bad
+            continue
+        text = _COMMENT.split(raw, maxsplit=1)[0].strip()
+        if text:
+            yield line, _target_or_reason(text, None, f"{path}:{line}")
+
+
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | str]]:
+    """CSV records after the header with the line each starts on; blank records skipped."""
+    reader = csv.reader(lines)
+    next(reader, None)
+    end = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield end + 1, f"bad CSV: {e}"
+            return
+        line, end = end + 1, reader.line_num
+        if not any(field.strip() for field in row):
+            continue
+        bad = next(filter(None, map(_undecodable, row)), None)
+        yield line, bad or row
+
+
+def _csv_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Target | str]]:
+    for line, row in _records(lines):
+        if isinstance(row, str):
+            yield line, row
+        elif len(row) != len(CSV_HEADER):
+            yield line, f"expected {len(CSV_HEADER)} columns, got {len(row)}"
+        else:
+            yield line, _target_or_reason(row[0], row[1], f"{path}:{line}")
+
+
+def _target_or_reason(url: str, category: str | None, source: str) -> Target | str:
+    try:
+        return parse_url(url, category, source)
+    except ValueError as e:
+        return str(e)
+
+
+def _canary_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Canary | str]]:
+    for line, row in _records(lines):
+        if isinstance(row, str):
+            yield line, row
+        elif len(row) != len(CANARY_HEADER):
+            yield line, f"expected {len(CANARY_HEADER)} columns, got {len(row)}"
+        else:
+            yield line, _canary_or_reason(*(field.strip() for field in row))
+
+
+def _canary_or_reason(target: str, scope: str, name: str, notes: str) -> Canary | str:
+    scope = scope.lower()
+    if scope not in CANARY_SCOPES:
+        return f"unknown scope {scope!r} (want {', '.join(CANARY_SCOPES)})"
+    if not name:
+        return "missing name"
+    if scope in _IP_SCOPES:
+        if target.lower() == "auto":
+            return Canary("auto", scope, name, notes)
+        try:
+            return Canary(str(ipaddress.ip_address(target)), scope, name, notes)
+        except ValueError:
+            return f"{scope} canary must be an IP address or 'auto', got {target!r}"
+    try:
+        return Canary(parse_url(target).url, scope, name, notes)
+    except ValueError as e:
+        return str(e)
+
+
+def _problem(path: str, line: int, reason: str) -> str:
+    return f"{path}:{line}: {reason}" if line else f"{path}: {reason}"
+
+
+def validate_file(path: str | os.PathLike[str]) -> list[str]:
+    """Every problem in a target list or canaries file (format from its header), as
+    ``FILE:LINE: reason``; empty = the file is fine."""
+    p = os.fspath(path)
+    return [_problem(p, line, item) for line, item in _scan(p, "any") if isinstance(item, str)]
+
+
+def iter_file(path: str | os.PathLike[str]) -> Iterator[Target]:
+    """Stream the good targets of one list, then raise TargetListError if any row was bad.
+
+    For long lists: memory holds only the URLs seen (for duplicates) and the problems.
+    """
+    p = os.fspath(path)
+    problems: list[str] = []
+    for line, item in _scan(p, "targets"):
+        if isinstance(item, Target):
+            yield item
+        elif isinstance(item, str):
+            problems.append(_problem(p, line, item))
+    if problems:
+        raise TargetListError(problems)
+
+
+def load_file(
+    path: str | os.PathLike[str], categories: Iterable[str] | None = None
+) -> list[Target]:
+    """All targets of one list, optionally only those in ``categories`` (codes, any case).
+
+    Raises TargetListError with every problem if any row is bad, ValueError for an unknown
+    code in ``categories``.
+    """
+    wanted = _category_filter(categories)
+    return [t for t in iter_file(path) if wanted is None or t.category in wanted]
+
+
+def load_sources(sources: list[str], categories: Iterable[str] | None = None) -> list[Target]:
+    """Targets from URLs (anything containing ``://``) and list files, in order.
+
+    A URL met again in a later source (or a later URL argument) is dropped, keeping the first.
+    ``categories`` filters the rows of list files; URLs given directly are always kept. Every
+    problem of every source is collected and raised as one TargetListError; an unknown code
+    in ``categories`` raises ValueError before anything is read.
+    """
+    wanted = _category_filter(categories)
+    problems: list[str] = []
+    seen: set[str] = set()
+    out: list[Target] = []
+    for source in sources:
+        if "://" in source:
+            try:
+                found = [parse_url(source)]
+            except ValueError as e:
+                problems.append(f"{source}: {e}")
+                continue
+        else:
+            try:
+                found = list(iter_file(source))
+            except TargetListError as e:
+                problems.extend(e.problems)
+                continue
+            if wanted is not None:
+                found = [t for t in found if t.category in wanted]
+        for target in found:
+            if target.url not in seen:
+                seen.add(target.url)
+                out.append(target)
+    if problems:
+        raise TargetListError(problems)
+    return out
+
+
+def _category_filter(categories: Iterable[str] | None) -> set[str] | None:
+    if categories is None:
+        return None
+    if isinstance(categories, str):
+        categories = [categories]
+    wanted = {c.strip().upper() for c in categories}
+    unknown = sorted(wanted - CATEGORIES.keys())
+    if unknown:
+        raise ValueError(f"unknown category code in filter: {', '.join(unknown)}")
+    return wanted
+
+
+def load_canaries(path: str | os.PathLike[str]) -> list[Canary]:
+    """All canaries of a ``target,scope,name,notes`` CSV; TargetListError with every
+    ``FILE:LINE: reason`` if any row is bad."""
+    p = os.fspath(path)
+    canaries: list[Canary] = []
+    problems: list[str] = []
+    for line, item in _scan(p, "canaries"):
+        if isinstance(item, Canary):
+            canaries.append(item)
+        elif isinstance(item, str):
+            problems.append(_problem(p, line, item))
+    if problems:
+        raise TargetListError(problems)
+    return canaries

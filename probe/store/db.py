@@ -1,0 +1,489 @@
+"""The probe's SQLite database: open (with migrations), write runs/measurements/verdicts, read.
+
+Rules for this module:
+
+* Every write is one ``BEGIN IMMEDIATE`` transaction: a measurement, all its observations and
+  its verdict land together or not at all, so a crash or a full disk loses at most the target
+  being written and never leaves half a measurement behind.
+* Every ``sqlite3`` (or OS) error becomes :class:`~probe.errors.StorageError` with a one-line
+  message naming the database path; callers never see ``sqlite3`` exceptions.
+* One connection per Store, usable from any thread (the runner writes from a worker thread to
+  keep SQLite off the event loop); a lock serialises access.
+* Ids are globally unique text so databases from many volunteers merge without clashes:
+  ``run_id`` = ``YYYYMMDDTHHMMSSZ-<8 hex>`` (sorts by start time), ``measurement_id`` =
+  ``YYYYMMDDTHHMMSSZ-<16 hex>`` from the measurement's own start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import sqlite_utils
+
+from probe import __version__
+from probe.errors import StorageError
+from probe.model import Measurement, Verdict, utcnow_iso
+from probe.store import rows, schema
+
+#: How long a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 10.0
+#: Run statuses (the ``runs.status`` CHECK constraint).
+RUN_STATUSES = ("running", "completed", "interrupted")
+#: Measurements loaded per query batch by :meth:`Store.iter_measurements`.
+_PAGE = 200
+
+
+def default_db_path() -> Path:
+    """``$PROBE_DB`` if set, else ``<user data dir>/probe.db`` (e.g. ~/.local/share/probe)."""
+    env = os.environ.get("PROBE_DB")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("probe")) / "probe.db"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _compact_time(iso: str | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ`` for an ISO 8601 instant (now when missing or unparsable)."""
+    when = dt.datetime.now(dt.UTC)
+    if iso:
+        with contextlib.suppress(ValueError):
+            parsed = dt.datetime.fromisoformat(iso)
+            when = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def new_run_id() -> str:
+    """A fresh run id: UTC start second plus 32 random bits."""
+    return f"{_compact_time()}-{secrets.token_hex(4)}"
+
+
+def new_measurement_id(started_at: str | None = None) -> str:
+    """A fresh measurement id: the measurement's start second plus 64 random bits."""
+    return f"{_compact_time(started_at)}-{secrets.token_hex(8)}"
+
+
+class Store:
+    """A probe database. Create with :meth:`Store.open`; close with :meth:`close` (or ``with``)."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db  # the sqlite-utils handle, for read-only queries by report code
+        self.path = path
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating it and its parent directories if needed) and migrate a database.
+
+        Raises StorageError when the file cannot be created or read, is not a probe database,
+        or was written by a newer probe; the file is left untouched in those cases.
+        """
+        p = Path(path).expanduser()
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create directory for database {p}: {_one_line(e)}") from e
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            # Refuse foreign and newer databases before changing anything in the file.
+            schema.check_supported(schema.current_version(db), schema.MIGRATIONS)
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+            schema.migrate(db)
+        except StorageError as e:
+            if conn is not None:
+                conn.close()
+            raise StorageError(f"cannot open database {p}: {e}") from e
+        except (sqlite3.Error, OSError) as e:
+            if conn is not None:
+                conn.close()
+            raise StorageError(f"cannot open database {p}: {_one_line(e)}") from e
+        return cls(db, p)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite_utils.Database]:
+        """One write transaction; any failure rolls back and becomes StorageError."""
+        with self._lock:
+            self._check_open()
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                    self.db.commit()
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.rollback()
+                    raise
+            except StorageError:
+                raise
+            except (sqlite3.Error, UnicodeError) as e:
+                raise StorageError(
+                    f"cannot {action} in database {self.path}: {_one_line(e)}"
+                ) from e
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            self._check_open()
+            try:
+                yield self.db
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot read database {self.path}: {_one_line(e)}") from e
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"database {self.path} is closed")
+
+    def _resolve_run(self, db: sqlite_utils.Database, run: str) -> str:
+        """A full run id from ``latest``, a full id or a unique prefix; else StorageError."""
+        if run == "latest":
+            row = next(
+                db.query("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"),
+                None,
+            )
+            if row is None:
+                raise StorageError(f"no runs recorded in {self.path} yet")
+            return str(row["run_id"])
+        if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run]), None):
+            return run
+        matches = [
+            r["run_id"]
+            for r in db.query(
+                "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6",
+                [len(run), run],
+            )
+        ]
+        if not run or not matches:
+            raise StorageError(f"no run {run!r} in {self.path}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise StorageError(f"run id prefix {run!r} is ambiguous in {self.path}: {shown}")
+        return str(matches[0])
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def start_run(
+        self, settings: dict[str, Any], total: int, probe_version: str | None = None
+    ) -> str:
+        """Record a new run in status ``running``; returns its run id.
+
+        ``settings`` must be JSON-serialisable (anything else is stored as its ``str``).
+        ``probe_version`` defaults to the installed package's version.
+        """
+        version = __version__ if probe_version is None else probe_version
+        run_id = new_run_id()
+        now = utcnow_iso()
+        with self._write("start a run") as db:
+            db.table("runs").insert(
+                {
+                    "run_id": run_id,
+                    "started_at": now,
+                    "finished_at": None,
+                    "last_seen_at": now,
+                    "probe_version": version,
+                    "settings": rows.to_json(settings),
+                    "status": "running",
+                    "targets_total": int(total),
+                    "probe_asn": None,
+                    "probe_cc": None,
+                    "network_name": None,
+                }
+            )
+        return run_id
+
+    def set_run_network(
+        self,
+        run_id: str,
+        *,
+        probe_asn: int | None = None,
+        probe_cc: str | None = None,
+        network_name: str | None = None,
+    ) -> None:
+        """Record which network a run measured from (never the probe's own IP address)."""
+        with self._write("update a run") as db:
+            run_id = self._resolve_run(db, run_id)
+            db.execute(
+                "UPDATE runs SET probe_asn = ?, probe_cc = ?, network_name = ? WHERE run_id = ?",
+                [probe_asn, probe_cc, network_name, run_id],
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Mark a run ``completed`` or ``interrupted`` and stamp ``finished_at``."""
+        if status not in ("completed", "interrupted"):
+            raise ValueError(f"bad final run status {status!r}")
+        now = utcnow_iso()
+        with self._write("finish a run") as db:
+            run_id = self._resolve_run(db, run_id)
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, last_seen_at = ? WHERE run_id = ?",
+                [status, now, now, run_id],
+            )
+
+    def mark_stale_runs_interrupted(self, idle_for: float = 0.0) -> list[str]:
+        """Mark runs left ``running`` (by a crash or power cut) as ``interrupted``.
+
+        Only runs whose last activity is at least ``idle_for`` seconds old are touched, so a
+        caller that shares the database with a live probe can pass e.g. 600 to spare it (a
+        live run that gets marked anyway is set right by its own :meth:`finish_run`).
+        ``finished_at`` becomes the run's last activity. Returns the run ids marked.
+        """
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=idle_for)
+        cutoff_iso = cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._write("mark stale runs") as db:
+            stale = [
+                r["run_id"]
+                for r in db.query(
+                    "SELECT run_id FROM runs WHERE status = 'running' AND last_seen_at <= ? "
+                    "ORDER BY run_id",
+                    [cutoff_iso],
+                )
+            ]
+            for run_id in stale:
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = last_seen_at "
+                    "WHERE run_id = ?",
+                    [run_id],
+                )
+        return stale
+
+    def latest_run_id(self) -> str | None:
+        """The most recently started run, None when there are none."""
+        with self._read() as db:
+            row = next(
+                db.query("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"),
+                None,
+            )
+        return None if row is None else str(row["run_id"])
+
+    def run_ids(self) -> list[str]:
+        """Every run id, oldest first."""
+        with self._read() as db:
+            return [r["run_id"] for r in db.query("SELECT run_id FROM runs ORDER BY run_id")]
+
+    def get_run(self, run_id: str = "latest") -> dict[str, Any]:
+        """One run's row (``settings`` parsed) plus ``measured``: how many targets are stored.
+
+        ``run_id`` may be ``latest`` or a unique prefix; unknown → StorageError.
+        """
+        with self._read() as db:
+            run_id = self._resolve_run(db, run_id)
+            row = next(
+                db.query(
+                    "SELECT runs.*, (SELECT count(*) FROM measurements m "
+                    "WHERE m.run_id = runs.run_id) AS measured FROM runs WHERE run_id = ?",
+                    [run_id],
+                )
+            )
+        row["settings"] = rows.from_json(row["settings"], {})
+        return row
+
+    # --- measurements and verdicts --------------------------------------------------------
+
+    def save_measurement(self, run_id: str, m: Measurement, verdict: Verdict | None) -> str:
+        """Write one measurement, every observation and (if given) its verdict atomically.
+
+        Returns the new measurement id. Unknown ``run_id`` → StorageError.
+        """
+        mid = new_measurement_id(m.started_at)
+        with self._write("save a measurement") as db:
+            if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None) is None:
+                raise StorageError(f"no run {run_id!r} in {self.path}")
+            db.table("measurements").insert(rows.measurement_row(mid, run_id, m))
+            for table, records in (
+                ("dns_queries", rows.dns_rows(mid, m)),
+                ("tcp_connects", rows.tcp_rows(mid, m)),
+                ("tls_handshakes", rows.tls_rows(mid, m)),
+                ("certificates", rows.certificate_rows(mid, m)),
+                ("http_requests", rows.http_rows(mid, m)),
+                ("controls", rows.control_rows(mid, m)),
+            ):
+                if records:
+                    db.table(table).insert_all(records)
+            if verdict is not None:
+                db.table("verdicts").insert(rows.verdict_row(mid, verdict, utcnow_iso()))
+            db.execute(
+                "UPDATE runs SET last_seen_at = ? WHERE run_id = ?", [utcnow_iso(), run_id]
+            )
+        return mid
+
+    def save_verdict(self, measurement_id: str, verdict: Verdict) -> None:
+        """Store a new current verdict for a measurement; earlier ones stay, not current."""
+        with self._write("save a verdict") as db:
+            if (
+                next(
+                    db.query(
+                        "SELECT 1 FROM measurements WHERE measurement_id = ?", [measurement_id]
+                    ),
+                    None,
+                )
+                is None
+            ):
+                raise StorageError(f"no measurement {measurement_id!r} in {self.path}")
+            db.execute(
+                "UPDATE verdicts SET is_current = 0 WHERE measurement_id = ? AND is_current = 1",
+                [measurement_id],
+            )
+            db.table("verdicts").insert(rows.verdict_row(measurement_id, verdict, utcnow_iso()))
+
+    def current_verdict(self, measurement_id: str) -> Verdict | None:
+        """The current verdict of a measurement, None when it has none."""
+        with self._read() as db:
+            row = next(
+                db.query(
+                    "SELECT * FROM verdicts WHERE measurement_id = ? AND is_current = 1",
+                    [measurement_id],
+                ),
+                None,
+            )
+        return None if row is None else rows.verdict_from_row(row)
+
+    def verdict_history(self, measurement_id: str) -> list[Verdict]:
+        """Every verdict ever given to a measurement, oldest first."""
+        with self._read() as db:
+            return [
+                rows.verdict_from_row(r)
+                for r in db.query(
+                    "SELECT * FROM verdicts WHERE measurement_id = ? ORDER BY verdict_id",
+                    [measurement_id],
+                )
+            ]
+
+    def iter_measurements(self, run_id: str | None = None) -> Iterator[tuple[str, Measurement]]:
+        """Yield ``(measurement_id, Measurement)`` in insertion order, rebuilt exactly.
+
+        ``run_id`` None = every run; otherwise ``latest``, a full id or a unique prefix.
+        Loads in batches and holds no lock or cursor between yields, so the caller may write
+        (e.g. :meth:`save_verdict` during re-analysis) while iterating.
+        """
+        if run_id is not None:
+            with self._read() as db:
+                run_id = self._resolve_run(db, run_id)
+        last_rowid = 0
+        while True:
+            with self._read() as db:
+                where = "rowid > ?" + (" AND run_id = ?" if run_id is not None else "")
+                params: list[Any] = [last_rowid] + ([run_id] if run_id is not None else [])
+                page = list(
+                    db.query(
+                        f"SELECT rowid AS _rowid, * FROM measurements WHERE {where} "
+                        f"ORDER BY rowid LIMIT {_PAGE}",
+                        params,
+                    )
+                )
+                if not page:
+                    return
+                last_rowid = page[-1]["_rowid"]
+                built = self._build(db, page)
+            yield from built
+
+    def _build(
+        self, db: sqlite_utils.Database, page: list[dict[str, Any]]
+    ) -> list[tuple[str, Measurement]]:
+        ids = [r["measurement_id"] for r in page]
+        marks = ",".join("?" * len(ids))
+
+        def children(table: str, order: str = "idx") -> dict[str, list[dict[str, Any]]]:
+            grouped: dict[str, list[dict[str, Any]]] = {}
+            for r in db.query(
+                f"SELECT * FROM {table} WHERE measurement_id IN ({marks}) "
+                f"ORDER BY measurement_id, {order}",
+                ids,
+            ):
+                grouped.setdefault(r["measurement_id"], []).append(r)
+            return grouped
+
+        dns = children("dns_queries")
+        tcp = children("tcp_connects")
+        tls = children("tls_handshakes")
+        certs = children("certificates", "tls_idx, position")
+        http = children("http_requests")
+        controls = children("controls")
+        return [
+            (
+                mid,
+                rows.measurement_from_rows(
+                    r,
+                    dns.get(mid, ()),
+                    tcp.get(mid, ()),
+                    tls.get(mid, ()),
+                    certs.get(mid, ()),
+                    http.get(mid, ()),
+                    controls.get(mid, ()),
+                ),
+            )
+            for mid, r in zip(ids, page, strict=True)
+        ]
+
+    def measured_urls(self, run_id: str) -> set[str]:
+        """The URLs already stored for a run (what ``--resume`` can skip)."""
+        with self._read() as db:
+            run_id = self._resolve_run(db, run_id)
+            query = db.query("SELECT url FROM measurements WHERE run_id = ?", [run_id])
+            return {r["url"] for r in query}
+
+    def results(self, run: str = "latest") -> list[dict[str, Any]]:
+        """One dict per measured target of a run, with its current verdict (DESIGN contract).
+
+        Keys: ``run_id, measurement_id, url, hostname, category, started_at, finished_at,
+        verdict, method, confidence, evidence, analysis_version, details`` (verdict fields are
+        None for a measurement stored without a verdict). ``run`` is ``latest``, a full run
+        id or a unique prefix; an unknown run → StorageError.
+        """
+        with self._read() as db:
+            run_id = self._resolve_run(db, run)
+            out = list(
+                db.query(
+                    """
+                    SELECT m.run_id, m.measurement_id, m.url, m.hostname, m.category,
+                           m.started_at, m.finished_at, v.verdict, v.method, v.confidence,
+                           v.evidence, v.analysis_version, v.details
+                    FROM measurements m
+                    LEFT JOIN verdicts v
+                           ON v.measurement_id = m.measurement_id AND v.is_current = 1
+                    WHERE m.run_id = ?
+                    ORDER BY m.started_at, m.rowid
+                    """,
+                    [run_id],
+                )
+            )
+        for row in out:
+            row["details"] = rows.from_json(row["details"], {})
+        return out

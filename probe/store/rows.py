@@ -1,0 +1,331 @@
+"""Pure conversion between the frozen records of :mod:`probe.model` and database rows.
+
+Everything that decides how a record field is spelled in a column lives here, in both
+directions, so that a measurement read back is *equal* to the one written: bytes stay bytes,
+tuples stay tuples, ``None`` stays distinct from ``b""``/``()``/``False``. No IO here.
+
+``Measurement.extra`` and ``Measurement.control`` are stored as JSON and must therefore hold
+JSON-native values (dict, list, str, int, float, bool, None) to round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from probe.model import (
+    Certificate,
+    DNSAnswer,
+    DNSObservation,
+    HTTPObservation,
+    Measurement,
+    Target,
+    TCPObservation,
+    TLSObservation,
+    Verdict,
+    VerdictKind,
+)
+
+Row = dict[str, Any]
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text for a JSON column (UTF-8 kept readable)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def from_json(text: str | None, default: Any) -> Any:
+    """Parse a JSON column; NULL gives ``default``."""
+    return default if text is None else json.loads(text)
+
+
+def _bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _unbool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _pairs(value: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value)
+
+
+# --- records → rows -------------------------------------------------------------------------
+
+
+def measurement_row(measurement_id: str, run_id: str, m: Measurement) -> Row:
+    t = m.target
+    return {
+        "measurement_id": measurement_id,
+        "run_id": run_id,
+        "url": t.url,
+        "hostname": t.hostname,
+        "scheme": t.scheme,
+        "port": t.port,
+        "path": t.path,
+        "category": t.category,
+        "source": t.source,
+        "started_at": m.started_at,
+        "finished_at": m.finished_at,
+        "extra": to_json(m.extra),
+    }
+
+
+def dns_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {
+            "measurement_id": measurement_id,
+            "idx": i,
+            "tx_id": d.tx_id,
+            "hostname": d.hostname,
+            "query_type": d.query_type,
+            "engine": d.engine,
+            "resolver": d.resolver,
+            "t0": d.t0,
+            "t": d.t,
+            "failure": d.failure,
+            "rcode": d.rcode,
+            "answers": to_json(
+                [{"rtype": a.rtype, "value": a.value, "ttl": a.ttl} for a in d.answers]
+            ),
+            "response_index": d.response_index,
+        }
+        for i, d in enumerate(m.dns)
+    ]
+
+
+def tcp_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {
+            "measurement_id": measurement_id,
+            "idx": i,
+            "tx_id": c.tx_id,
+            "ip": c.ip,
+            "port": c.port,
+            "t0": c.t0,
+            "t": c.t,
+            "failure": c.failure,
+        }
+        for i, c in enumerate(m.tcp)
+    ]
+
+
+def tls_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {
+            "measurement_id": measurement_id,
+            "idx": i,
+            "tx_id": h.tx_id,
+            "ip": h.ip,
+            "port": h.port,
+            "server_name": h.server_name,
+            "t0": h.t0,
+            "t": h.t,
+            "failure": h.failure,
+            "tls_version": h.tls_version,
+            "cipher_suite": h.cipher_suite,
+            "alpn": h.alpn,
+            "verified": _bool(h.verified),
+            "verify_error": h.verify_error,
+        }
+        for i, h in enumerate(m.tls)
+    ]
+
+
+def certificate_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {
+            "measurement_id": measurement_id,
+            "tls_idx": i,
+            "tx_id": h.tx_id,
+            "position": position,
+            "der": bytes(c.der),
+            "sha256": c.sha256,
+            "spki_sha256": c.spki_sha256,
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "not_before": c.not_before,
+            "not_after": c.not_after,
+            "san": to_json(list(c.san)),
+        }
+        for i, h in enumerate(m.tls)
+        for position, c in enumerate(h.certificates)
+    ]
+
+
+def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {
+            "measurement_id": measurement_id,
+            "idx": i,
+            "tx_id": h.tx_id,
+            "url": h.url,
+            "method": h.method,
+            "ip": h.ip,
+            "port": h.port,
+            "t0": h.t0,
+            "t": h.t,
+            "failure": h.failure,
+            "redirect_index": h.redirect_index,
+            "request_headers": to_json([list(p) for p in h.request_headers]),
+            "status": h.status,
+            "headers": to_json([list(p) for p in h.headers]),
+            "body": None if h.body is None else bytes(h.body),
+            "body_length": h.body_length,
+            "body_sha256": h.body_sha256,
+            "body_truncated": int(h.body_truncated),
+            "title": h.title,
+            "location": h.location,
+        }
+        for i, h in enumerate(m.http)
+    ]
+
+
+def control_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        {"measurement_id": measurement_id, "idx": i, "data": to_json(c)}
+        for i, c in enumerate(m.control)
+    ]
+
+
+def verdict_row(measurement_id: str, v: Verdict, created_at: str) -> Row:
+    return {
+        "measurement_id": measurement_id,
+        "verdict": v.verdict.value,
+        "method": v.method,
+        "confidence": float(v.confidence),
+        "evidence": v.evidence,
+        "details": to_json(v.details),
+        "analysis_version": v.analysis_version,
+        "created_at": created_at,
+        "is_current": 1,
+    }
+
+
+# --- rows → records -------------------------------------------------------------------------
+
+
+def dns_from_row(r: Mapping[str, Any]) -> DNSObservation:
+    return DNSObservation(
+        tx_id=r["tx_id"],
+        hostname=r["hostname"],
+        query_type=r["query_type"],
+        engine=r["engine"],
+        resolver=r["resolver"],
+        t0=r["t0"],
+        t=r["t"],
+        failure=r["failure"],
+        rcode=r["rcode"],
+        answers=tuple(
+            DNSAnswer(rtype=a["rtype"], value=a["value"], ttl=a.get("ttl"))
+            for a in from_json(r["answers"], [])
+        ),
+        response_index=r["response_index"],
+    )
+
+
+def tcp_from_row(r: Mapping[str, Any]) -> TCPObservation:
+    return TCPObservation(
+        tx_id=r["tx_id"], ip=r["ip"], port=r["port"], t0=r["t0"], t=r["t"], failure=r["failure"]
+    )
+
+
+def certificate_from_row(r: Mapping[str, Any]) -> Certificate:
+    return Certificate(
+        der=bytes(r["der"]),
+        sha256=r["sha256"],
+        spki_sha256=r["spki_sha256"],
+        subject=r["subject"],
+        issuer=r["issuer"],
+        not_before=r["not_before"],
+        not_after=r["not_after"],
+        san=tuple(from_json(r["san"], [])),
+    )
+
+
+def tls_from_row(r: Mapping[str, Any], certificates: Sequence[Certificate]) -> TLSObservation:
+    return TLSObservation(
+        tx_id=r["tx_id"],
+        ip=r["ip"],
+        port=r["port"],
+        server_name=r["server_name"],
+        t0=r["t0"],
+        t=r["t"],
+        failure=r["failure"],
+        tls_version=r["tls_version"],
+        cipher_suite=r["cipher_suite"],
+        alpn=r["alpn"],
+        certificates=tuple(certificates),
+        verified=_unbool(r["verified"]),
+        verify_error=r["verify_error"],
+    )
+
+
+def http_from_row(r: Mapping[str, Any]) -> HTTPObservation:
+    return HTTPObservation(
+        tx_id=r["tx_id"],
+        url=r["url"],
+        method=r["method"],
+        ip=r["ip"],
+        port=r["port"],
+        t0=r["t0"],
+        t=r["t"],
+        failure=r["failure"],
+        redirect_index=r["redirect_index"],
+        request_headers=_pairs(from_json(r["request_headers"], [])),
+        status=r["status"],
+        headers=_pairs(from_json(r["headers"], [])),
+        body=None if r["body"] is None else bytes(r["body"]),
+        body_length=r["body_length"],
+        body_sha256=r["body_sha256"],
+        body_truncated=bool(r["body_truncated"]),
+        title=r["title"],
+        location=r["location"],
+    )
+
+
+def measurement_from_rows(
+    m: Mapping[str, Any],
+    dns: Iterable[Mapping[str, Any]] = (),
+    tcp: Iterable[Mapping[str, Any]] = (),
+    tls: Iterable[Mapping[str, Any]] = (),
+    certificates: Iterable[Mapping[str, Any]] = (),
+    http: Iterable[Mapping[str, Any]] = (),
+    controls: Iterable[Mapping[str, Any]] = (),
+) -> Measurement:
+    """Rebuild one Measurement from its rows (each iterable already in ``idx`` order)."""
+    chains: dict[int, list[Certificate]] = {}
+    for c in sorted(certificates, key=lambda r: (r["tls_idx"], r["position"])):
+        chains.setdefault(c["tls_idx"], []).append(certificate_from_row(c))
+    return Measurement(
+        target=Target(
+            url=m["url"],
+            hostname=m["hostname"],
+            scheme=m["scheme"],
+            port=m["port"],
+            path=m["path"],
+            category=m["category"],
+            source=m["source"],
+        ),
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        dns=tuple(dns_from_row(r) for r in dns),
+        tcp=tuple(tcp_from_row(r) for r in tcp),
+        tls=tuple(tls_from_row(r, chains.get(r["idx"], ())) for r in tls),
+        http=tuple(http_from_row(r) for r in http),
+        control=tuple(from_json(r["data"], {}) for r in controls),
+        extra=from_json(m["extra"], {}),
+    )
+
+
+def verdict_from_row(r: Mapping[str, Any]) -> Verdict:
+    return Verdict(
+        verdict=VerdictKind(r["verdict"]),
+        method=r["method"],
+        confidence=r["confidence"],
+        evidence=r["evidence"],
+        analysis_version=r["analysis_version"],
+        details=from_json(r["details"], {}),
+    )

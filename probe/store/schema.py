@@ -1,0 +1,286 @@
+"""The SQLite schema and its migrations: everything about the shape of a probe database.
+
+Rules for this module:
+
+* The schema is versioned by the ``schema_migrations`` table (one row per applied version).
+  :data:`MIGRATIONS` is an ordered tuple; ``MIGRATIONS[i]`` takes a database from version ``i``
+  to ``i + 1``. A released migration is never edited: change the schema by appending one.
+* Tables are flat and readable with plain ``sqlite3`` by analysts: one row per observation,
+  one column per record field. JSON (text) columns are used only for lists and free-form
+  objects (DNS answers, header pairs, SANs, settings, control answers, verdict details).
+* Booleans are ``INTEGER`` 0/1 (NULL where the record says ``None``); times are ISO 8601 UTC
+  text; observation ``t0``/``t`` are seconds relative to the measurement's ``started_at``.
+* ``idx`` columns keep the order of the record tuples so a measurement round-trips exactly.
+* Tables are not ``STRICT``: SQLite older than 3.37 cannot open STRICT tables at all, and
+  analysts must be able to open these files with whatever sqlite3 they have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from probe.errors import StorageError
+from probe.model import utcnow_iso
+
+MIGRATIONS_TABLE = "schema_migrations"
+
+_MIGRATIONS_DDL = f"""
+CREATE TABLE {MIGRATIONS_TABLE} (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``apply`` runs inside the migration transaction."""
+
+    version: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+# --- version 1: the initial schema ----------------------------------------------------------
+
+_V1: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,            -- YYYYMMDDTHHMMSSZ-<8 hex>, sorts by start time
+        started_at TEXT NOT NULL,
+        finished_at TEXT,                   -- NULL = still running or crashed
+        last_seen_at TEXT NOT NULL,         -- heartbeat: start, each saved measurement, finish
+        probe_version TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',  -- JSON object
+        status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'interrupted')),
+        targets_total INTEGER NOT NULL,
+        probe_asn INTEGER,                  -- NULL = unknown
+        probe_cc TEXT,                      -- NULL = unknown
+        network_name TEXT                   -- NULL = unknown
+    )
+    """,
+    "CREATE INDEX runs_started_at ON runs (started_at)",
+    """
+    CREATE TABLE measurements (
+        measurement_id TEXT PRIMARY KEY,    -- YYYYMMDDTHHMMSSZ-<16 hex>
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        url TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        category TEXT,                      -- NULL = not given
+        source TEXT,                        -- FILE:LINE, NULL = command line
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        extra TEXT NOT NULL DEFAULT '{}'    -- JSON object
+    )
+    """,
+    "CREATE INDEX measurements_run_id ON measurements (run_id)",
+    "CREATE INDEX measurements_started_at ON measurements (started_at)",
+    "CREATE INDEX measurements_url ON measurements (url)",
+    """
+    CREATE TABLE dns_queries (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tx_id INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        query_type TEXT NOT NULL,
+        engine TEXT NOT NULL,               -- system | udp | doh
+        resolver TEXT NOT NULL,
+        t0 REAL NOT NULL,
+        t REAL NOT NULL,
+        failure TEXT,                       -- NULL = success
+        rcode TEXT,                         -- NULL = no DNS message seen
+        answers TEXT NOT NULL DEFAULT '[]', -- JSON [{"rtype", "value", "ttl"}]
+        response_index INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    """
+    CREATE TABLE tcp_connects (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tx_id INTEGER NOT NULL,
+        ip TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        t0 REAL NOT NULL,
+        t REAL NOT NULL,
+        failure TEXT,
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    """
+    CREATE TABLE tls_handshakes (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tx_id INTEGER NOT NULL,
+        ip TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        server_name TEXT NOT NULL,
+        t0 REAL NOT NULL,
+        t REAL NOT NULL,
+        failure TEXT,
+        tls_version TEXT,
+        cipher_suite TEXT,
+        alpn TEXT,
+        verified INTEGER,                   -- 0/1, NULL = not attempted
+        verify_error TEXT,
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    """
+    CREATE TABLE certificates (
+        measurement_id TEXT NOT NULL,
+        tls_idx INTEGER NOT NULL,           -- tls_handshakes.idx of the handshake
+        tx_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,          -- 0 = leaf
+        der BLOB NOT NULL,
+        sha256 TEXT NOT NULL,
+        spki_sha256 TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        san TEXT NOT NULL DEFAULT '[]',     -- JSON list of names
+        PRIMARY KEY (measurement_id, tls_idx, position),
+        FOREIGN KEY (measurement_id, tls_idx)
+            REFERENCES tls_handshakes (measurement_id, idx) ON DELETE CASCADE
+    )
+    """,
+    "CREATE INDEX certificates_sha256 ON certificates (sha256)",
+    "CREATE INDEX certificates_spki_sha256 ON certificates (spki_sha256)",
+    """
+    CREATE TABLE http_requests (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tx_id INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        method TEXT NOT NULL,
+        ip TEXT,
+        port INTEGER NOT NULL,
+        t0 REAL NOT NULL,
+        t REAL NOT NULL,
+        failure TEXT,
+        redirect_index INTEGER NOT NULL DEFAULT 0,
+        request_headers TEXT NOT NULL DEFAULT '[]',  -- JSON [[name, value], ...]
+        status INTEGER,                     -- NULL = no response
+        headers TEXT NOT NULL DEFAULT '[]', -- JSON [[name, value], ...], order and duplicates kept
+        body BLOB,                          -- NULL = not stored or no response
+        body_length INTEGER,
+        body_sha256 TEXT,
+        body_truncated INTEGER NOT NULL DEFAULT 0,
+        title TEXT,
+        location TEXT,                      -- NULL = not a redirect
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    "CREATE INDEX http_requests_body_sha256 ON http_requests (body_sha256)",
+    """
+    CREATE TABLE controls (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        data TEXT NOT NULL,                 -- JSON object, as returned by the control client
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    """
+    CREATE TABLE verdicts (
+        verdict_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        verdict TEXT NOT NULL CHECK (verdict IN ('ok', 'blocked', 'intercepted', 'throttled',
+                                                 'down', 'shutdown', 'inconclusive')),
+        method TEXT,                        -- NULL = not applicable (ok)
+        confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+        evidence TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}', -- JSON object
+        analysis_version TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        is_current INTEGER NOT NULL DEFAULT 1 CHECK (is_current IN (0, 1))
+    )
+    """,
+    "CREATE INDEX verdicts_measurement_current ON verdicts (measurement_id, is_current)",
+    # At most one current verdict per measurement, enforced by the database itself.
+    "CREATE UNIQUE INDEX verdicts_one_current ON verdicts (measurement_id) WHERE is_current = 1",
+)
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    for statement in _V1:
+        db.execute(statement)
+
+
+#: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    """The schema version of ``db``: 0 for an empty database.
+
+    Raises StorageError for a database that has tables but is not a probe database.
+    """
+    tables = {
+        row["name"]
+        for row in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row["name"].startswith("sqlite_")
+    }
+    if MIGRATIONS_TABLE not in tables:
+        if tables:
+            names = ", ".join(sorted(tables)[:5])
+            raise StorageError(f"not a probe database (it has other tables: {names})")
+        return 0
+    row = next(db.query(f"SELECT max(version) AS v FROM {MIGRATIONS_TABLE}"))
+    return int(row["v"] or 0)
+
+
+def check_supported(version: int, migrations: Sequence[Migration]) -> None:
+    """Raise StorageError when ``version`` is newer than the code knows about."""
+    if version > len(migrations):
+        raise StorageError(
+            f"database schema version {version} is newer than this probe supports "
+            f"({len(migrations)}); upgrade probe to read it"
+        )
+
+
+def migrate(
+    db: sqlite_utils.Database, migrations: Sequence[Migration] | None = None
+) -> tuple[int, int]:
+    """Bring ``db`` up to the newest version in ``migrations`` (default :data:`MIGRATIONS`).
+
+    Pending migrations run in one ``BEGIN IMMEDIATE`` transaction together with their
+    ``schema_migrations`` rows, so a failure leaves the database exactly as it was and two
+    processes opening the same file cannot both migrate it. Returns (old, new) versions.
+    Raises StorageError for a newer or foreign database; sqlite3 errors propagate.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    for i, migration in enumerate(migrations):
+        if migration.version != i + 1:
+            raise ValueError(f"migration #{i} has version {migration.version}, expected {i + 1}")
+    before = current_version(db)
+    check_supported(before, migrations)
+    if before == len(migrations):
+        return before, before
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = current_version(db)  # re-read under the write lock
+        check_supported(version, migrations)
+        if version == 0 and not db.table(MIGRATIONS_TABLE).exists():
+            db.execute(_MIGRATIONS_DDL)
+        for migration in migrations[version:]:
+            migration.apply(db)
+            db.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utcnow_iso()),
+            )
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return before, len(migrations)

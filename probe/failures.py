@@ -98,7 +98,8 @@ for _name, _failure in (("EAI_NODATA", DNS_NO_ANSWER), ("EAI_ADDRFAMILY", DNS_NO
 _MESSAGE_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.IGNORECASE), f)
     for p, f in (
-        (r"hostname mismatch|doesn't match|not valid for|IP address mismatch", SSL_INVALID_HOSTNAME),
+        (r"hostname mismatch|doesn't match|not valid for|IP address mismatch",
+         SSL_INVALID_HOSTNAME),
         (r"unable to get local issuer|self[- ]signed|unknown ca|unable to get issuer",
          SSL_UNKNOWN_AUTHORITY),
         (r"certificate has expired|not yet valid|certificate verify failed|bad certificate",

@@ -1,0 +1,381 @@
+"""HTTP step: one GET over an already measured connection, recorded as an HTTPObservation.
+
+Responsibility: the HTTP/1.1 exchange (via httpx, over the exact connection the TCP/TLS steps
+measured, so the request goes to that IP with the URL's Host header and SNI), the capped body,
+and what is read from a response: status, ordered headers, absolute ``location``, ``<title>``.
+
+The seam is :class:`OneConnectionTransport`: an httpx transport whose only connection is an
+``httpcore.AsyncHTTP11Connection`` over our :class:`~probe.measure.tcp.Connection`. Nothing is
+pooled, nothing is dialled by httpx, redirects are not followed here (``web`` follows them as
+new steps).
+
+Bodies: we ask for ``gzip, deflate`` like a browser and decode them ourselves with a bounded
+decompressor (a compressed bomb cannot grow past ``settings.body_cap``). ``body``,
+``body_length`` and ``body_sha256`` describe the decoded body as kept, i.e. at most
+``body_cap`` bytes; ``body_truncated`` says more was there. A body whose encoding we cannot
+decode is kept as received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import hashlib
+import html
+import re
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from probe import failures
+from probe.measure.settings import MeasureSettings
+from probe.measure.tcp import Connection
+from probe.model import HTTPObservation
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+TITLE_SCAN = 256 * 1024  # bytes of body searched for <title>
+TITLE_MAX = 256  # characters kept of a title
+_READ_SIZE = 65536
+
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+# --- the seam: httpx over our connection -----------------------------------------------------
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's view of a :class:`Connection` (timeouts are ours, not httpcore's)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self._conn.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if buffer:
+            await self._conn.write(buffer)
+
+    async def aclose(self) -> None:
+        self._conn.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._conn.ssl_object
+        if info == "is_readable":
+            return False
+        return None
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
+
+
+class OneConnectionTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that speaks HTTP/1.1 over one already open connection.
+
+    Requests must be for the origin (scheme, host, port) the connection was made for.
+    Errors are left as raised (``OSError``, ``httpcore`` errors) for
+    :func:`probe.failures.classify_exception`.
+    """
+
+    def __init__(self, conn: Connection, scheme: str, host: str, port: int) -> None:
+        origin = httpcore.Origin(scheme.encode("ascii"), host.encode("idna"), port)
+        self._http = httpcore.AsyncHTTP11Connection(origin=origin, stream=_Stream(conn))
+        self._port = port
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port or self._port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        resp = await self._http.handle_async_request(req)
+        return httpx.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=_ResponseStream(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+class BoundedDecoder:
+    """Content-Encoding decoder that never produces more than ``cap`` bytes in total.
+
+    Supports identity, gzip and deflate (zlib-wrapped or raw, as servers send both). Anything
+    else, or a stream that fails to decode, is kept as received (``fell_back`` True).
+    """
+
+    def __init__(self, encoding: str | None, cap: int) -> None:
+        self.cap = cap
+        self.out = bytearray()
+        self.truncated = False
+        self.fell_back = False
+        self._raw = bytearray()  # the first cap+1 raw bytes, for a fallback or a retry
+        self._deflate_retry = False
+        self._zlib: Any = None
+        enc = (encoding or "identity").strip().lower()
+        if enc in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif enc == "deflate":
+            self._zlib = zlib.decompressobj()
+            self._deflate_retry = True
+        elif enc not in ("identity", ""):
+            self.fell_back = True
+
+    def feed(self, chunk: bytes) -> None:
+        """Decode one raw chunk (ignored once the cap is reached)."""
+        if self.truncated or not chunk:
+            return
+        if len(self._raw) <= self.cap:
+            self._raw += chunk[: self.cap + 1 - len(self._raw)]
+        if self._zlib is None:
+            self._append(chunk)
+            return
+        try:
+            data = self._zlib.decompress(chunk, self.cap + 1 - len(self.out))
+        except zlib.error:
+            if self._deflate_retry and not self.out:
+                # "deflate" is often a raw deflate stream without the zlib header.
+                self._deflate_retry = False
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                raw, self._raw = bytes(self._raw), bytearray()
+                self.feed(raw)
+            else:
+                self._fallback()
+            return
+        self._deflate_retry = False
+        self._append(data)
+        if self._zlib.unconsumed_tail:
+            self.truncated = True
+
+    def _fallback(self) -> None:
+        self.fell_back = True
+        self._zlib = None
+        self.out = bytearray()
+        self.truncated = False
+        self._append(bytes(self._raw))
+
+    def _append(self, data: bytes) -> None:
+        room = self.cap - len(self.out)
+        if len(data) > room:
+            self.out += data[:room]
+            self.truncated = True
+        else:
+            self.out += data
+
+    def finish(self) -> tuple[bytes, bool]:
+        """The kept body and whether it was truncated."""
+        if self._zlib is not None and not self.truncated:
+            try:
+                self._append(self._zlib.flush())
+            except zlib.error:
+                self._fallback()
+        return bytes(self.out), self.truncated
+
+
+_CHARSET_HEADER = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_CHARSET_META = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)",
+                           re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _charset(head: bytes, content_type: str | None) -> str:
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    for source in (content_type or "",):
+        m = _CHARSET_HEADER.search(source)
+        if m:
+            return m.group(1)
+    meta = _CHARSET_META.search(head[:4096])
+    if meta:
+        return meta.group(1).decode("ascii")
+    return "utf-8"
+
+
+def decode_text(body: bytes, content_type: str | None) -> str:
+    """``body`` as text: BOM, then the header charset, then ``<meta charset>``, then UTF-8;
+    undecodable bytes are replaced, unknown charsets fall back to UTF-8. Never raises."""
+    charset = _charset(body, content_type)
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    try:
+        return body.decode(charset, errors="replace")
+    except Exception:  # a codec that fails on its own terms
+        return body.decode("utf-8", errors="replace")
+
+
+def extract_title(body: bytes, content_type: str | None = None) -> str | None:
+    """The text of the first ``<title>`` element, unescaped, whitespace collapsed and capped
+    at ``TITLE_MAX`` characters; None = no title element. Linear time, tolerant of bad HTML
+    (an unclosed title runs to the next ``<``)."""
+    text = decode_text(body[:TITLE_SCAN], content_type)
+    low = text.lower()
+    pos = 0
+    while True:
+        start = low.find("<title", pos)
+        if start < 0:
+            return None
+        after = start + len("<title")
+        if after < len(low) and low[after] not in "> \t\r\n/":
+            pos = after  # e.g. <titlebar>
+            continue
+        close = low.find(">", after)
+        if close < 0:
+            return None
+        end = low.find("</title", close + 1)
+        if end < 0:
+            end = low.find("<", close + 1)
+        raw = text[close + 1:] if end < 0 else text[close + 1:end]
+        title = " ".join(html.unescape(raw[: TITLE_MAX * 8]).split())
+        return title[:TITLE_MAX]
+
+
+def resolve_location(base: str, location: str) -> str | None:
+    """``location`` made absolute against ``base``; None when it is not a usable http(s) URL
+    with a host (the caller records ``http_invalid_redirect_location_host``)."""
+    location = location.strip()
+    if not location:
+        return None
+    try:
+        absolute = urljoin(base, location)
+        parts = urlsplit(absolute)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return absolute
+
+
+# --- the step --------------------------------------------------------------------------------
+
+
+def request_headers(settings: MeasureSettings) -> list[tuple[str, str]]:
+    """The headers of every GET (httpx adds Host and Connection)."""
+    return [
+        ("User-Agent", settings.user_agent),
+        ("Accept", ACCEPT),
+        ("Accept-Language", "en-US,en;q=0.9"),
+        ("Accept-Encoding", "gzip, deflate"),
+    ]
+
+
+async def fetch(
+    conn: Connection,
+    url: str,
+    ip: str,
+    port: int,
+    settings: MeasureSettings,
+    tx_id: int,
+    redirect_index: int,
+    clock: Callable[[], float],
+    cookies: httpx.Cookies | None = None,
+) -> HTTPObservation:
+    """GET ``url`` over ``conn`` (already connected to ``ip:port``, TLS done for https) within
+    ``settings.http_timeout`` seconds, body included.
+
+    Whatever was received before a failure is kept (status, headers, partial body).
+    ``cookies`` (if given) are sent and updated with the response's cookies. Never raises for
+    network trouble; cancellation propagates. The connection is closed afterwards.
+    """
+    t0 = clock()
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    host = parts.hostname or ""
+    transport = OneConnectionTransport(conn, scheme, host, port)
+    client = httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=None,
+                               trust_env=False, cookies=cookies)
+    sent: tuple[tuple[str, str], ...] = ()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    location: str | None = None
+    decoder: BoundedDecoder | None = None
+    failure: str | None = None
+    response: httpx.Response | None = None
+    try:
+        async with asyncio.timeout(settings.http_timeout):
+            request = client.build_request("GET", url, headers=request_headers(settings))
+            sent = tuple((k.decode("latin-1"), v.decode("latin-1"))
+                         for k, v in request.headers.raw)
+            response = await client.send(request, stream=True)
+            status = response.status_code
+            headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
+                            for k, v in response.headers.raw)
+            decoder = BoundedDecoder(response.headers.get("content-encoding"), settings.body_cap)
+            async for chunk in response.aiter_raw(_READ_SIZE):
+                decoder.feed(chunk)
+                if decoder.truncated:
+                    break
+    except Exception as e:  # every network error becomes a failure string
+        failure = failures.classify_exception(e)
+    finally:
+        await _close(response, client)
+    t = clock()
+    if cookies is not None and response is not None:
+        cookies.update(client.cookies)
+    body_fields: dict[str, Any] = {}
+    if decoder is not None:
+        body, truncated = decoder.finish()
+        content_type = response.headers.get("content-type") if response is not None else None
+        body_fields = {
+            "body": body if settings.store_bodies else None,
+            "body_length": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "body_truncated": truncated,
+            "title": extract_title(body, content_type),
+        }
+    raw_location = dict((k.lower(), v) for k, v in reversed(headers)).get("location")
+    if status in REDIRECT_STATUSES and raw_location is not None:
+        location = resolve_location(url, raw_location)
+        if location is None and failure is None:
+            failure = failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
+    return HTTPObservation(
+        tx_id=tx_id, url=url, method="GET", ip=ip, port=port, t0=t0, t=t, failure=failure,
+        redirect_index=redirect_index, request_headers=sent, status=status, headers=headers,
+        location=location, **body_fields,
+    )
+
+
+async def _close(response: httpx.Response | None, client: httpx.AsyncClient) -> None:
+    """Release the exchange quickly; the connection is ours to drop, not to drain."""
+    try:
+        async with asyncio.timeout(1.0):
+            if response is not None:
+                await response.aclose()
+            await client.aclose()
+    except Exception:  # closing a broken connection may fail; nothing to record
+        pass

@@ -1,0 +1,236 @@
+"""One target end to end: DNS → TCP → TLS → HTTP, following redirects as new steps.
+
+Responsibility: sequencing the steps of :mod:`probe.measure` for one target and gathering
+their observations into one :class:`~probe.model.Measurement`. This module decides *what* to
+try next, never what a result means.
+
+Flow for each hop (hop 0 is the target URL, then each redirect):
+
+1. DNS with every configured engine (skipped for an IP-literal host);
+2. TCP to each selected address concurrently (at most ``max_addresses``, IPv4 first), and for
+   https a TLS handshake on each connection with SNI = the URL's host; each address is one
+   transaction (``tx_id``) shared by its TCP, TLS and HTTP observations;
+3. an HTTP GET over the connection of the *first* address (in address order) whose TCP and
+   TLS succeeded and whose chain verified. HTTP is never sent over a connection whose chain
+   did not verify: such an endpoint has TCP and TLS observations (``verified`` False) and no
+   HTTP observation. With no usable endpoint the hop has no HTTP observation;
+4. a redirect (3xx with a usable ``Location``) starts the next hop, at most
+   ``max_redirects`` times; a redirect beyond that is recorded as the failure
+   ``http_too_many_redirects`` on the last HTTP observation (its status/headers are kept).
+
+Loopback and unspecified addresses are never dialled, except an IP-literal target host that
+is itself loopback, answers of a loopback resolver (the test world), and loopback redirect
+targets when either of those holds. ``Measurement.extra["hops"]`` lists, per hop, the URL,
+the DNS and endpoint transaction ids and the addresses dialled, so every observation can be
+placed in its hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from probe import failures
+from probe.measure import certs, dns, http, tcp, tls
+from probe.measure.settings import MeasureSettings
+from probe.model import (
+    DNSObservation,
+    HTTPObservation,
+    Measurement,
+    Target,
+    TCPObservation,
+    TLSObservation,
+    utcnow_iso,
+)
+
+
+@dataclass(slots=True)
+class _Record:
+    """The observations gathered so far, in the order they are added."""
+
+    dns: list[DNSObservation] = field(default_factory=list)
+    tcp: list[TCPObservation] = field(default_factory=list)
+    tls: list[TLSObservation] = field(default_factory=list)
+    http: list[HTTPObservation] = field(default_factory=list)
+    hops: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    url: str
+    scheme: str
+    host: str  # without brackets
+    port: int
+
+
+def _hop_of(url: str) -> _Hop | None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return _Hop(url, parts.scheme, host, port or (443 if parts.scheme == "https" else 80))
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+_EndpointResult = tuple[TCPObservation, TLSObservation | None, tcp.Connection | None]
+
+
+async def _endpoint(
+    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any
+) -> _EndpointResult:
+    """TCP (+TLS for https) to one address; the connection is returned only if usable."""
+    tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
+    if conn is None or hop.scheme != "https":
+        return tcp_obs, None, conn
+    try:
+        tls_obs = await tls.handshake(conn, hop.host, ip, hop.port, settings.tls_timeout,
+                                      settings.ca_bundle, tx_id, clock)
+    except BaseException:
+        conn.close()
+        raise
+    if tls_obs.failure is not None or not tls_obs.verified:
+        conn.close()
+        return tcp_obs, tls_obs, None
+    return tcp_obs, tls_obs, conn
+
+
+async def _measure_hop(
+    hop: _Hop,
+    index: int,
+    settings: MeasureSettings,
+    rec: _Record,
+    next_tx: Any,
+    clock: Any,
+    cookies: httpx.Cookies,
+    loopback_ok: bool,
+) -> HTTPObservation | None:
+    info: dict[str, Any] = {"url": hop.url, "redirect_index": index, "dns_tx_ids": [],
+                            "addresses": [], "tx_ids": [], "http_tx_id": None}
+    rec.hops.append(info)
+    literal = _ip_literal(hop.host)
+    if literal is not None:
+        addresses = [] if dns.is_loopback(str(literal)) and not loopback_ok else [str(literal)]
+    else:
+        observations = await dns.resolve(hop.host, settings, next_tx, clock)
+        rec.dns.extend(observations)
+        info["dns_tx_ids"] = sorted({o.tx_id for o in observations})
+        addresses = dns.select_addresses(observations, settings)
+    info["addresses"] = addresses
+    if not addresses:
+        return None
+    tx_ids = [next_tx() for _ in addresses]
+    info["tx_ids"] = tx_ids
+    tasks: list[asyncio.Task[_EndpointResult]] = []
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(_endpoint(ip, hop, settings, tx, clock))
+                     for ip, tx in zip(addresses, tx_ids, strict=True)]
+    except BaseException:
+        # Cancelled: close what the finished attempts opened, then propagate.
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                conn = task.result()[2]
+                if conn is not None:
+                    conn.close()
+        raise
+    results = [t.result() for t in tasks]
+    chosen: tuple[str, int, tcp.Connection] | None = None
+    for ip, tx, (tcp_obs, tls_obs, conn) in zip(addresses, tx_ids, results, strict=True):
+        rec.tcp.append(tcp_obs)
+        if tls_obs is not None:
+            rec.tls.append(tls_obs)
+        if conn is not None and chosen is None:
+            chosen = (ip, tx, conn)
+        elif conn is not None:
+            conn.close()
+    if chosen is None:
+        return None
+    ip, tx, conn = chosen
+    info["http_tx_id"] = tx
+    try:
+        obs = await http.fetch(conn, hop.url, ip, hop.port, settings, tx, index, clock, cookies)
+    finally:
+        conn.close()
+    rec.http.append(obs)
+    return obs
+
+
+async def measure_target(target: Target, settings: MeasureSettings) -> Measurement:
+    """Measure one target end to end (see the module docstring for the flow).
+
+    Never raises for network trouble; cancellation propagates (connections are closed).
+    Raises :class:`~probe.errors.ProbeError` only for a tool error: an unreadable
+    ``settings.ca_bundle``.
+    """
+    started_at = utcnow_iso()
+    base = time.monotonic()
+
+    def clock() -> float:
+        return round(time.monotonic() - base, 6)
+
+    counter = itertools.count(1)
+
+    def next_tx() -> int:
+        return next(counter)
+
+    # Load the trust anchors up front (a tool error surfaces here, not inside a task group).
+    await asyncio.to_thread(certs.trust_anchors, settings.ca_bundle)
+
+    rec = _Record()
+    cookies = httpx.Cookies()
+    target_literal = _ip_literal(target.hostname)
+    loopback_ok = (target_literal is not None and target_literal.is_loopback) or any(
+        dns.is_loopback(r.ip) for r in settings.resolvers
+    )
+    hop: _Hop | None = _hop_of(target.url) or _Hop(
+        target.url, target.scheme, target.hostname.strip("[]"), target.port
+    )
+    index = 0
+    while hop is not None:
+        obs = await _measure_hop(hop, index, settings, rec, next_tx, clock, cookies,
+                                 loopback_ok)
+        if obs is None or obs.location is None or obs.failure is not None:
+            break
+        if index >= settings.max_redirects:
+            rec.http[-1] = replace(obs, failure=failures.HTTP_TOO_MANY_REDIRECTS)
+            break
+        hop = _hop_of(obs.location)
+        if hop is None:
+            rec.http[-1] = replace(obs, failure=failures.HTTP_INVALID_REDIRECT_LOCATION_HOST)
+            break
+        index += 1
+    return Measurement(
+        target=target,
+        started_at=started_at,
+        finished_at=utcnow_iso(),
+        dns=tuple(rec.dns),
+        tcp=tuple(rec.tcp),
+        tls=tuple(rec.tls),
+        http=tuple(rec.http),
+        extra={"hops": rec.hops},
+    )
+

@@ -14,6 +14,7 @@ offering ``h2`` would oblige us to speak HTTP/2 whenever a server picks it.
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import datetime as dt
 import functools
@@ -27,6 +28,7 @@ from probe.measure.tcp import Connection
 from probe.model import TLSObservation
 
 ALPN_PROTOCOLS = ("http/1.1",)
+_ENCODING_DER = getattr(_ssl, "ENCODING_DER", 2)  # not re-exported by the ssl module
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,8 +58,10 @@ def presented_chain(obj: ssl.SSLObject) -> list[bytes]:
     inner = getattr(obj, "_sslobj", None)
     getter = getattr(inner, "get_unverified_chain", None)
     if getter is not None:
-        chain = getter() or []
-        return [c.public_bytes(ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+        try:
+            return [c.public_bytes(_ENCODING_DER) for c in getter() or []]
+        except (AttributeError, TypeError, ValueError, ssl.SSLError):
+            pass  # a CPython without the private API: fall back to the leaf
     leaf = obj.getpeercert(binary_form=True)
     return [leaf] if leaf else []
 

@@ -103,7 +103,8 @@ def test_classify_exception(exc: BaseException, expected: str) -> None:
 
 
 def test_unknown_failures_are_scrubbed_and_capped() -> None:
-    got = failures.classify_exception(RuntimeError("weird thing at 192.0.2.7 and 2001:db8::1 " * 20))
+    text = "weird thing at 192.0.2.7 and 2001:db8::1 " * 20
+    got = failures.classify_exception(RuntimeError(text))
     assert got.startswith(failures.UNKNOWN_PREFIX)
     assert "192.0.2.7" not in got and "2001:db8::1" not in got
     assert len(got) <= len(failures.UNKNOWN_PREFIX) + 200

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.timeout(10)
          "Привет"),
         (b"\xef\xbb\xbf<title>BOM</title>", None, "BOM"),
         ("<title>UTF16</title>".encode("utf-16"), None, "UTF16"),
-        (b"<title>bad \xff\xfe bytes</title>", "text/html; charset=utf-8", "bad \ufffd\ufffd bytes"),
+        (b"<title>bad \xff\xfe bytes</title>", "text/html; charset=utf-8",
+         "bad \ufffd\ufffd bytes"),
         (b"<title>odd</title>", "text/html; charset=no-such-charset", "odd"),
     ],
 )

@@ -128,3 +128,33 @@ def test_bad_ca_bundle_is_a_tool_error(tmp_path: Path) -> None:
     empty.write_text("nothing here\n")
     with pytest.raises(ProbeError):
         certs.trust_anchors(str(empty))
+
+
+def test_expired_leaf_under_a_younger_ca_is_invalid_not_unknown(tmp_path: Path) -> None:
+    # No single instant makes both valid: the diagnosis must not call this an unknown CA.
+    young = trustme.CA()
+    leaf = _issue(young, "site.test", not_before=NOW - 700 * dt.timedelta(days=1),
+                  not_after=NOW - 30 * dt.timedelta(days=1))
+    ca_file = tmp_path / "young.pem"
+    ca_file.write_bytes(young.cert_pem.bytes())
+    assert certs.verify_chain(leaf, "site.test", NOW, str(ca_file)) == (
+        False, failures.SSL_INVALID_CERTIFICATE)
+
+
+@pytest.mark.parametrize(
+    ("name", "sans", "matches"),
+    [
+        ("site.test", ("site.test",), True),
+        ("SITE.test.", ("site.TEST",), True),
+        ("a.site.test", ("*.site.test",), True),
+        ("a.b.site.test", ("*.site.test",), False),
+        ("site.test", ("*.site.test",), False),
+        ("a.test", ("*.test",), False),  # no wildcard directly under a single label
+        ("192.0.2.1", ("192.0.2.1",), True),
+        ("192.0.2.1", ("192.0.2.2", "site.test"), False),
+        ("[2001:db8::1]", ("2001:db8:0::1",), True),
+        ("site.test", (), False),
+    ],
+)
+def test_name_matches(name: str, sans: tuple[str, ...], matches: bool) -> None:
+    assert certs.name_matches(name, sans) is matches

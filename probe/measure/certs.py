@@ -18,11 +18,14 @@ Naming the reason of a failed validation follows OpenSSL's order of checks
 (``x509_vfy.c``: build the chain, then check the name, then validity periods), so the names
 match what OONI reports for the same certificate:
 
-1. no chain to a trust anchor even at a time every presented certificate is valid, for a
-   name the leaf claims → ``ssl_unknown_authority``;
-2. the chain is fine but not for the SNI name → ``ssl_invalid_hostname``;
-3. otherwise it failed only because of the time → ``ssl_invalid_certificate`` (expired or
-   not yet valid).
+1. no path of signatures from the leaf to a trust anchor → ``ssl_unknown_authority``;
+2. the leaf's subjectAltName does not cover the SNI name (RFC 6125) → ``ssl_invalid_hostname``;
+3. anything else (a certificate of the path expired or not yet valid, or a profile violation
+   such as a CA without basicConstraints) → ``ssl_invalid_certificate``.
+
+The diagnosis runs only after the verifier said no; it re-walks the path by names and
+signatures (``verify_directly_issued_by``) because the verifier checks all validity periods
+at one instant and reports reasons as free text.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import warnings
 from collections.abc import Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -52,6 +56,8 @@ _SYSTEM_BUNDLES = (
     "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
     "/etc/ssl/cert.pem",  # macOS, BSD
 )
+
+_MAX_DEPTH = 8  # certificates in a path we are willing to walk
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.DOTALL
@@ -220,13 +226,64 @@ def _verifies(
     return True
 
 
-def _valid_instant(chain: Sequence[x509.Certificate]) -> dt.datetime | None:
-    """An instant at which every certificate of ``chain`` is within its validity period."""
-    start = max(c.not_valid_before_utc for c in chain)
-    end = min(c.not_valid_after_utc for c in chain)
-    if start > end:
-        return None
-    return start + (end - start) / 2
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _path_to_anchor(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+) -> list[x509.Certificate] | None:
+    """A path leaf → … → trust anchor by names and signatures only (no time, no policy)."""
+    path = [leaf]
+    current = leaf
+    for _ in range(_MAX_DEPTH):
+        if current in anchors:
+            return path
+        anchor = next((a for a in anchors if _issued_by(current, a)), None)
+        if anchor is not None:
+            return [*path, anchor]
+        step = next((c for c in intermediates if c not in path and _issued_by(current, c)), None)
+        if step is None:
+            return None
+        path.append(step)
+        current = step
+    return None
+
+
+def name_matches(name: str, sans: Sequence[str]) -> bool:
+    """RFC 6125 matching of a DNS name or IP literal against subjectAltName entries: case
+    insensitive, a wildcard only as the whole leftmost label, matching exactly one label."""
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return any(_same_ip(ip, s) for s in sans)
+    labels = name.lower().rstrip(".").split(".")
+    for san in sans:
+        pattern = san.lower().rstrip(".").split(".")
+        if len(pattern) != len(labels):
+            continue
+        if pattern[0] == "*" and len(pattern) > 2 and pattern[1:] == labels[1:]:
+            return True
+        if pattern == labels:
+            return True
+    return False
+
+
+def _same_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, san: str) -> bool:
+    try:
+        return ipaddress.ip_address(san) == ip
+    except ValueError:
+        return False
 
 
 def verify_chain(
@@ -248,18 +305,9 @@ def verify_chain(
     leaf, intermediates = chain[0], chain[1:]
     if _verifies(store, leaf, intermediates, server_name, at):
         return True, None
-    # A concrete name the leaf claims ("*.example.org" → "probe-wildcard.example.org").
-    claimed = [n.replace("*", "probe-wildcard", 1) for n in subject_alt_names(leaf)]
-    good_time = _valid_instant(chain) or at
-    if not claimed:
-        # No subjectAltName: no name can ever match (RFC 6125 §6.4.4 / CA/B BR), so the most
-        # we can say is whether the issuer is one we trust.
-        known = {a.subject for a in trust_anchors(ca_bundle)} | {c.subject for c in chain[1:]}
-        if leaf.issuer in known and leaf.issuer != leaf.subject:
-            return False, failures.SSL_INVALID_HOSTNAME
+    path = _path_to_anchor(leaf, intermediates, trust_anchors(ca_bundle))
+    if path is None:
         return False, failures.SSL_UNKNOWN_AUTHORITY
-    if not any(_verifies(store, leaf, intermediates, n, good_time) for n in claimed[:4]):
-        return False, failures.SSL_UNKNOWN_AUTHORITY
-    if not _verifies(store, leaf, intermediates, server_name, good_time):
+    if not name_matches(server_name, subject_alt_names(leaf)):
         return False, failures.SSL_INVALID_HOSTNAME
     return False, failures.SSL_INVALID_CERTIFICATE

@@ -39,7 +39,6 @@ from probe.model import HTTPObservation
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 TITLE_SCAN = 256 * 1024  # bytes of body searched for <title>
 TITLE_MAX = 256  # characters kept of a title
-_READ_SIZE = 65536
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -336,7 +335,7 @@ async def fetch(
             headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                             for k, v in response.headers.raw)
             decoder = BoundedDecoder(response.headers.get("content-encoding"), settings.body_cap)
-            async for chunk in response.aiter_raw(_READ_SIZE):
+            async for chunk in response.aiter_raw():
                 decoder.feed(chunk)
                 if decoder.truncated:
                     break

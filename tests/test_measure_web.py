@@ -90,8 +90,8 @@ def settings(world: object) -> MeasureSettings:
     return MeasureSettings(
         use_system_resolver=False, resolvers=(Resolver(ip, port),),
         ca_bundle=world.ca_pem,  # type: ignore[attr-defined]
-        dns_timeout=0.5, dns_linger=0.05, connect_timeout=1.0, tls_timeout=1.0,
-        http_timeout=1.5, body_cap=64 * 1024)
+        dns_timeout=0.4, dns_linger=0.05, connect_timeout=0.6, tls_timeout=0.6,
+        http_timeout=0.8, body_cap=64 * 1024)
 
 
 def target(url: str) -> Target:
@@ -314,9 +314,10 @@ def test_redirect_each_hop_is_measured(settings: MeasureSettings) -> None:
 
 
 def test_relative_redirect_resolves_against_the_url(settings: MeasureSettings) -> None:
-    m, _ = measure(https("relative.test", "/a/b"), settings)
+    m, _ = measure(https("relative.test", "/a/b"), dataclasses.replace(settings, max_redirects=1))
     assert m.http[0].location == https("relative.test", "/elsewhere")
     assert m.http[1].url == https("relative.test", "/elsewhere")
+    assert m.http[1].failure == failures.HTTP_TOO_MANY_REDIRECTS  # max_redirects is honoured
 
 
 def test_unusable_redirect_location(settings: MeasureSettings) -> None:

@@ -286,6 +286,7 @@ class DNSLogic:
             log.debug("forward to %s failed: %r", format_hostport(host, port), exc)
             return self._rcode(query, dns.rcode.SERVFAIL).to_wire()
         answer.id = query.id
+        answer.flags = (answer.flags | dns.flags.RA) & ~dns.flags.AA  # as a recursive resolver
         return answer.to_wire()
 
 

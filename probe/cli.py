@@ -8,6 +8,7 @@ error, 2 = bad usage, 130 = interrupted by the user.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -185,7 +186,8 @@ def results(
             store.close()
     except ProbeError as e:
         raise _fail(str(e)) from None
-    typer.echo(render_results(rows, fmt), nl=False)
+    width = shutil.get_terminal_size((120, 24)).columns
+    typer.echo(render_results(rows, fmt, width=width), nl=False)
 
 
 @targets_app.command("validate")

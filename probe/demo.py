@@ -26,12 +26,11 @@ DEMO_DIR = Path("reports")
 
 def loopback_demo(db_path: Path) -> str:
     """Measure the loopback demo world; returns the rendered results table."""
-    from probe.world.loopback import LoopbackWorld, demo_world
+    from probe.world.loopback import LoopbackWorld, demo_urls, demo_world
 
     with tempfile.TemporaryDirectory(prefix="probe-demo-") as tmp:
-        config, urls = demo_world(tmp)
-        with LoopbackWorld(config) as world:
-            targets = [parse_url(world.url(u)) for u in urls]
+        with LoopbackWorld(demo_world(tmp)) as world:
+            targets = [parse_url(u) for u in demo_urls(world).values()]
             host, port = world.dns_address
             settings = MeasureSettings.with_timeout(
                 3.0,
@@ -47,7 +46,7 @@ def loopback_demo(db_path: Path) -> str:
         rows = store.results(progress.run_id)
     finally:
         store.close()
-    return render_results(rows, "table")
+    return render_results(rows, "table", width=120)
 
 
 def main() -> int:
@@ -58,7 +57,7 @@ def main() -> int:
         return simnet_demo(DEMO_DIR)
     db_path = DEMO_DIR / "demo-loopback.db"
     print("probe demo: loopback world (no root, so no simulated censoring network)")
-    print(loopback_demo(db_path), end="")
+    print(loopback_demo(db_path))
     print(f"stored in {db_path}")
     return 0
 

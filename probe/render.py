@@ -109,14 +109,15 @@ def _fit(text: str, width: int) -> str:
 def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) -> str:
     """Aligned plain-text columns; long urls and evidence are cut with ``...`` to fit ``width``.
 
-    The url column gets at most a quarter of the width; evidence takes what is left
+    The url column gets at most two fifths of the width; evidence takes what is left
     (at least 20 characters, so very narrow terminals wrap rather than lose everything).
     """
     cells = [[_one_line(row.get(c)) for c in TABLE_COLUMNS] for row in rows]
     header = [c.upper() if c != "confidence" else "CONF" for c in TABLE_COLUMNS]
     natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     url_w, verdict_w, method_w, conf_w, _ = natural
-    url_w = min(url_w, max(len(header[0]), width // 4))
+    room = width - (verdict_w + method_w + conf_w + len(_GAP) * 4) - 20
+    url_w = max(len(header[0]), min(url_w, room, width * 2 // 5))
     fixed = url_w + verdict_w + method_w + conf_w + len(_GAP) * 4
     evidence_w = max(20, width - fixed)
     widths = [url_w, verdict_w, method_w, conf_w, evidence_w]

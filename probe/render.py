@@ -116,7 +116,7 @@ def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) 
     header = [c.upper() if c != "confidence" else "CONF" for c in TABLE_COLUMNS]
     natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     url_w, verdict_w, method_w, conf_w, _ = natural
-    room = width - (verdict_w + method_w + conf_w + len(_GAP) * 4) - 20
+    room = width - (verdict_w + method_w + conf_w + len(_GAP) * 4) - 30
     url_w = max(len(header[0]), min(url_w, room, width * 2 // 5))
     fixed = url_w + verdict_w + method_w + conf_w + len(_GAP) * 4
     evidence_w = max(20, width - fixed)

@@ -87,7 +87,8 @@ class _Display:
             sys.stderr.flush()
         elif verdict is not None:
             method = f" {verdict.method}" if verdict.method else ""
-            typer.echo(f"[{p.done}/{p.total}] {target.url} {verdict.verdict.value}{method}", err=True)
+            line = f"[{p.done}/{p.total}] {target.url} {verdict.verdict.value}{method}"
+            typer.echo(line, err=True)
 
     def finish(self) -> None:
         p = self.progress
@@ -169,7 +170,9 @@ def run(
 @app.command()
 def results(
     db: DbOption = None,
-    run_id: Annotated[str, typer.Option("--run", help="Run id (or prefix) or 'latest'.")] = "latest",
+    run_id: Annotated[
+        str, typer.Option("--run", help="Run id (or prefix) or 'latest'.")
+    ] = "latest",
     fmt: Annotated[
         str, typer.Option("--format", help="table, json or csv.", case_sensitive=False)
     ] = "table",
@@ -191,7 +194,9 @@ def results(
 
 
 @targets_app.command("validate")
-def targets_validate(files: Annotated[list[Path], typer.Argument(help="Target list files.")]) -> None:
+def targets_validate(
+    files: Annotated[list[Path], typer.Argument(help="Target list files.")],
+) -> None:
     """Report every bad row as FILE:LINE: reason; exit 1 if any."""
     problems = [p for f in files for p in target_lists.validate_file(str(f))]
     for problem in problems:

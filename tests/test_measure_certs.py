@@ -158,3 +158,18 @@ def test_expired_leaf_under_a_younger_ca_is_invalid_not_unknown(tmp_path: Path) 
 )
 def test_name_matches(name: str, sans: tuple[str, ...], matches: bool) -> None:
     assert certs.name_matches(name, sans) is matches
+
+
+@pytest.mark.parametrize("key_type", [trustme.KeyType.RSA, trustme.KeyType.ECDSA])
+def test_spki_is_taken_byte_for_byte_from_the_certificate(key_type: trustme.KeyType) -> None:
+    der = ders(trustme.CA(key_type=key_type).issue_cert("site.test"))[0]
+    cert = x509.load_der_x509_certificate(der)
+    spki = certs.spki_der(cert.tbs_certificate_bytes)
+    assert spki == cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert spki is not None and spki in der
+
+
+@pytest.mark.parametrize("tbs", [b"", b"\x30", b"\x30\x84\xff\xff\xff\xff", b"\x30\x03\x02\x01"])
+def test_spki_of_malformed_tbs_is_none(tbs: bytes) -> None:
+    assert certs.spki_der(tbs) is None

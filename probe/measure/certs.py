@@ -42,7 +42,6 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -87,14 +86,15 @@ def parse_certificate(der: bytes) -> Certificate:
     """
     digest = hashlib.sha256(der).hexdigest()
     cert = _load_der(der)
+    bare = Certificate(der=der, sha256=digest, spki_sha256="", subject="", issuer="",
+                       not_before="", not_after="")
     if cert is None:
-        return Certificate(der=der, sha256=digest, spki_sha256="", subject="", issuer="",
-                           not_before="", not_after="")
+        return bare
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spki = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        spki = spki_der(cert.tbs_certificate_bytes)
+        if spki is None:
+            return bare
         try:
             subject = cert.subject.rfc4514_string()
             issuer = cert.issuer.rfc4514_string()
@@ -110,6 +110,42 @@ def parse_certificate(der: bytes) -> Certificate:
             not_after=_iso(cert.not_valid_after_utc),
             san=subject_alt_names(cert),
         )
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int]:
+    """(start of the value, end of the element) of the DER element at ``pos``."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER")
+    length = data[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or start + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[start:start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise ValueError("truncated DER")
+    return start, start + length
+
+
+def spki_der(tbs: bytes) -> bytes | None:
+    """The SubjectPublicKeyInfo element of a TBSCertificate, byte for byte as encoded
+    (RFC 5280 §4.1: [0] version, serial, signature, issuer, validity, subject, SPKI).
+    None = not a well-formed TBSCertificate."""
+    try:
+        body, end = _tlv(tbs, 0)
+        pos = body
+        if pos < end and tbs[pos] == 0xA0:  # explicit version
+            pos = _tlv(tbs, pos)[1]
+        for _ in range(5):  # serial, signature, issuer, validity, subject
+            pos = _tlv(tbs, pos)[1]
+        spki_end = _tlv(tbs, pos)[1]
+    except ValueError:
+        return None
+    if tbs[pos] != 0x30 or spki_end > end:
+        return None
+    return tbs[pos:spki_end]
 
 
 def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...]:

@@ -83,6 +83,14 @@ class _ResponseStream(httpx.AsyncByteStream):
             await self._stream.aclose()
 
 
+def _host_bytes(host: str) -> bytes:
+    """The host as httpx puts it in ``URL.raw_host`` (IPv6 without brackets, IDNA ASCII)."""
+    try:
+        return host.encode("ascii")
+    except UnicodeEncodeError:
+        return host.encode("idna")
+
+
 class OneConnectionTransport(httpx.AsyncBaseTransport):
     """An httpx transport that speaks HTTP/1.1 over one already open connection.
 
@@ -92,7 +100,7 @@ class OneConnectionTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, conn: Connection, scheme: str, host: str, port: int) -> None:
-        origin = httpcore.Origin(scheme.encode("ascii"), host.encode("idna"), port)
+        origin = httpcore.Origin(scheme.encode("ascii"), _host_bytes(host), port)
         self._http = httpcore.AsyncHTTP11Connection(origin=origin, stream=_Stream(conn))
         self._port = port
 

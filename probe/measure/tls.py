@@ -98,7 +98,10 @@ async def handshake(
     cipher = obj.cipher()
     # Reading the trust store is a (cached) file read: keep it off the event loop.
     await asyncio.to_thread(certs.trust_anchors, ca_bundle)
-    verified, verify_error = certs.verify_chain(ders, server_name.strip("[]"), at, ca_bundle)
+    try:
+        verified, verify_error = certs.verify_chain(ders, server_name.strip("[]"), at, ca_bundle)
+    except Exception:  # a chain odd enough to trip the parser: it did not verify
+        verified, verify_error = False, failures.SSL_INVALID_CERTIFICATE
     return TLSObservation(
         tx_id=tx_id,
         ip=ip,

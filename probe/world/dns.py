@@ -374,7 +374,11 @@ class DNSServer:
     async def _serve_udp(
         self, transport: asyncio.DatagramTransport, data: bytes, addr: tuple[Any, int]
     ) -> None:
-        sends = await self.logic.reply(data, "udp")
+        try:
+            sends = await self.logic.reply(data, "udp")
+        except Exception:  # a bug here must not go unnoticed, nor stop the server
+            log.exception("dns: error answering %r", addr)
+            return
         loop = asyncio.get_running_loop()
         start = loop.time()
         for send in sorted(sends, key=lambda s: s.delay):
@@ -400,7 +404,11 @@ class DNSServer:
                         wire = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
-                sends = await self.logic.reply(wire, "tcp")
+                try:
+                    sends = await self.logic.reply(wire, "tcp")
+                except Exception:  # a bug here must not go unnoticed, nor stop the server
+                    log.exception("dns: error answering over TCP")
+                    return
                 start = loop.time()
                 for send in sorted(sends, key=lambda s: s.delay):
                     wait = start + send.delay - loop.time()

@@ -360,6 +360,8 @@ class WebServer:
             await self._respond(request, reader, writer, sock, peer_ip, tls, sni)
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("connection from %s ended: %r", peer_ip, exc)
+        except Exception:  # a bug here must not go unnoticed, nor stop the server
+            log.exception("web: error serving %s", peer_ip)
         finally:
             if writer is not None:
                 if not writer.transport.is_closing():

@@ -31,6 +31,9 @@ app = typer.Typer(
 )
 targets_app = typer.Typer(help="Check and list target lists.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
+helper_app = typer.Typer(help="The control helper (runs outside the censored network).",
+                         no_args_is_help=True)
+app.add_typer(helper_app, name="helper")
 
 DbOption = Annotated[
     Path | None,
@@ -224,6 +227,49 @@ def targets_list(
         raise _fail(str(e), 2) from None
     for t in found:
         typer.echo(f"{t.url}\t{t.category or '-'}")
+
+
+@helper_app.command("serve")
+def helper_serve(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = (
+        "127.0.0.1:8780"
+    ),
+    allow: Annotated[
+        list[str] | None,
+        typer.Option("--allow", help="Also measure this private range (CIDR; repeatable)."),
+    ] = None,
+    allow_port: Annotated[
+        list[int] | None, typer.Option("--allow-port", help="Also allow this port (repeatable).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="PROBE_HELPER_TOKEN", help="Shared token.")
+    ] = None,
+    resolver: Annotated[
+        list[str] | None, typer.Option("--resolver", help="Resolver IP[:PORT] (repeatable).")
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
+    ] = None,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1)] = 8,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 10.0,
+) -> None:
+    """Serve the control helper's JSON API (v1) until interrupted."""
+    from probe.control.service import serve
+
+    try:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--listen {listen!r}: expected HOST:PORT")
+        resolvers = tuple(parse_resolver(r) for r in resolver or [])
+        asyncio.run(serve(host.strip("[]"), int(port), allow or [], allow_port or [], token,
+                          resolvers, str(ca_bundle) if ca_bundle else None, max_concurrent,
+                          timeout))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except UsageError as e:
+        raise _fail(str(e), 2) from None
+    except (ProbeError, OSError) as e:
+        raise _fail(str(e)) from None
 
 
 def _mount_optional() -> None:

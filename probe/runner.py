@@ -53,6 +53,7 @@ def settings_record(settings: MeasureSettings, concurrency: int) -> dict[str, An
     record = asdict(settings)
     record["resolvers"] = [str(r) for r in settings.resolvers]
     record["ca_bundle"] = bool(settings.ca_bundle)
+    record.pop("address_filter", None)
     record["concurrency"] = concurrency
     return record
 

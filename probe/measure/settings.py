@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -28,6 +29,11 @@ class MeasureSettings:
     ``max_addresses``: how many resolved addresses get TCP/TLS attempts.
     ``body_cap``: bytes of body kept; beyond it the body is truncated and marked so.
     ``store_bodies``: False = keep only hashes and lengths (``--no-bodies``).
+    ``address_filter``: addresses for which it returns False are never dialled (the control
+    helper refuses private networks this way); None = every resolved address may be dialled.
+    ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
+    (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``retry_failed_connect``: retry a failed TCP connect once (flaky loss a retry survives).
     """
 
     use_system_resolver: bool = True
@@ -42,6 +48,10 @@ class MeasureSettings:
     body_cap: int = 512 * 1024
     max_redirects: int = 10
     store_bodies: bool = True
+    address_filter: Callable[[str], bool] | None = None
+    sni_retry: bool = True
+    innocuous_sni: str = "example.org"
+    retry_failed_connect: bool = True
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

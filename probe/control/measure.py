@@ -1,0 +1,158 @@
+"""What the control helper does for one request: measure the URL from outside the censor.
+
+It runs the same measurement steps as the probe (``probe.measure``): its own DNS, TCP and TLS to
+its own addresses and to the addresses the probe resolved, and an HTTP fetch that follows
+redirects. Every address is checked against the server's :class:`Policy` before anything is
+dialled, so the helper cannot be used to reach private networks. The answer is the v1 response
+of :mod:`probe.control.protocol`, summarised from the frozen observations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import replace
+from typing import Any
+
+from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
+from probe.control.server import Policy
+from probe.measure import tcp, tls
+from probe.measure.settings import MeasureSettings
+from probe.measure.web import measure_target
+from probe.model import Measurement, TCPObservation, TLSObservation
+from probe.targets import parse_url
+
+
+def summarise(m: Measurement, extra_endpoints: list[tuple[TCPObservation, TLSObservation | None]],
+              throughput: bool) -> dict[str, Any]:
+    """The v1 response body for a finished measurement (pure)."""
+    first = [o for o in m.dns if o.response_index == 0]
+    addrs: list[str] = []
+    cnames: list[str] = []
+    for o in first:
+        for a in o.answers:
+            target = addrs if a.rtype in ("A", "AAAA") else cnames
+            if a.value not in target:
+                target.append(a.value)
+    dns_failure = None
+    if not addrs and first:
+        dns_failure = next((o.failure for o in first if o.failure), None)
+    endpoints: dict[str, dict[str, Any]] = {}
+    own = {(o.tx_id, o.ip, o.port): o for o in m.tcp}
+    pairs: list[tuple[TCPObservation, TLSObservation | None, str]] = []
+    for o in own.values():
+        tls_obs = next((t for t in m.tls if t.tx_id == o.tx_id), None)
+        pairs.append((o, tls_obs, "control"))
+    pairs += [(o, t, "probe") for o, t in extra_endpoints]
+    for tcp_obs, tls_obs, origin in pairs:
+        key = f"[{tcp_obs.ip}]:{tcp_obs.port}" if ":" in tcp_obs.ip else f"{tcp_obs.ip}:{tcp_obs.port}"
+        entry = endpoints.get(key)
+        if entry is not None:
+            entry["origin"] = "both" if entry["origin"] != origin else origin
+            continue
+        endpoints[key] = {
+            "origin": origin,
+            "tcp_failure": tcp_obs.failure,
+            "tls_failure": tls_obs.failure if tls_obs else None,
+            "verified": tls_obs.verified if tls_obs else None,
+            "verify_error": tls_obs.verify_error if tls_obs else None,
+            "chain_sha256": [c.sha256 for c in tls_obs.certificates] if tls_obs else [],
+            "spki_sha256": [c.spki_sha256 for c in tls_obs.certificates] if tls_obs else [],
+            "issuers": [c.issuer for c in tls_obs.certificates] if tls_obs else [],
+            "tls_handshake_time": round(tls_obs.t - tls_obs.t0, 6)
+            if tls_obs and tls_obs.failure is None else None,
+        }
+    http: dict[str, Any] = {"status": None, "failure": None, "redirect_chain": []}
+    if m.http:
+        last = m.http[-1]
+        elapsed = last.t - last.t0
+        http = {
+            "status": last.status,
+            "failure": last.failure,
+            "headers": [list(h) for h in last.headers],
+            "body_length": last.body_length,
+            "body_sha256": last.body_sha256,
+            "body_truncated": last.body_truncated,
+            "title": last.title,
+            "redirect_chain": [h.url for h in m.http],
+            "elapsed": round(elapsed, 6),
+            "throughput_bps": round(8 * last.body_length / elapsed, 1)
+            if throughput and last.body_length and elapsed > 0 else None,
+        }
+    elif m.tcp and all(o.failure for o in m.tcp):
+        http["failure"] = m.tcp[0].failure
+    return {
+        "version": PROTOCOL_VERSION,
+        "url": m.target.url,
+        "failure": None,
+        "dns": {"addrs": addrs, "cnames": cnames, "failure": dns_failure,
+                "resolver": first[0].resolver if first else None},
+        "endpoints": endpoints,
+        "http": http,
+    }
+
+
+async def measure_request(
+    req: MeasureRequest, policy: Policy, settings: MeasureSettings
+) -> dict[str, Any]:
+    """Measure one request under ``policy``; refusals come back with ``refused: true``."""
+    started = time.monotonic()
+    try:
+        target = parse_url(req.url)
+    except ValueError as e:
+        return _refusal(req.url, f"bad url: {e}")
+    if not policy.port_allowed(target.port):
+        return _refusal(req.url, f"port {target.port} not allowed")
+    if not policy.address_allowed(target.hostname.strip("[]")) and _is_ip(target.hostname):
+        return _refusal(req.url, "address not allowed")
+    own_settings = replace(settings, address_filter=policy.address_allowed)
+    probe_addrs = [a for a in req.addresses if policy.address_allowed(a)]
+    m, extra = await asyncio.gather(
+        measure_target(target, own_settings),
+        _endpoints(probe_addrs, target.hostname, target.port, target.scheme, settings),
+    )
+    body = summarise(m, extra, req.throughput)
+    body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
+    body["elapsed"] = round(time.monotonic() - started, 6)
+    return body
+
+
+async def _endpoints(
+    addresses: list[str], host: str, port: int, scheme: str, settings: MeasureSettings
+) -> list[tuple[TCPObservation, TLSObservation | None]]:
+    """TCP (+TLS) to the probe's addresses, to tell a blocked IP from a dead one."""
+    base = time.monotonic()
+    counter = itertools.count(1000)
+
+    def clock() -> float:
+        return round(time.monotonic() - base, 6)
+
+    async def one(ip: str) -> tuple[TCPObservation, TLSObservation | None]:
+        tcp_obs, conn = await tcp.connect(ip, port, settings.connect_timeout, next(counter), clock)
+        if conn is None:
+            return tcp_obs, None
+        try:
+            if scheme != "https":
+                return tcp_obs, None
+            tls_obs = await tls.handshake(conn, host, ip, port, settings.tls_timeout,
+                                          settings.ca_bundle, tcp_obs.tx_id, clock)
+            return tcp_obs, tls_obs
+        finally:
+            conn.close()
+
+    return list(await asyncio.gather(*(one(ip) for ip in addresses)))
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _refusal(url: str, why: str) -> dict[str, Any]:
+    return {"version": PROTOCOL_VERSION, "url": url, "failure": why, "refused": True}

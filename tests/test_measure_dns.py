@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset

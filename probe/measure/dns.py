@@ -21,7 +21,6 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype

@@ -31,6 +31,7 @@ import asyncio
 import ipaddress
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,7 +101,7 @@ _EndpointResult = tuple[TCPObservation, TLSObservation | None, tcp.Connection | 
 
 
 async def _endpoint(
-    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any
+    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Callable[[], float]
 ) -> _EndpointResult:
     """TCP (+TLS for https) to one address; the connection is returned only if usable."""
     tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
@@ -123,8 +124,8 @@ async def _measure_hop(
     index: int,
     settings: MeasureSettings,
     rec: _Record,
-    next_tx: Any,
-    clock: Any,
+    next_tx: Callable[[], int],
+    clock: Callable[[], float],
     cookies: httpx.Cookies,
     loopback_ok: bool,
 ) -> HTTPObservation | None:

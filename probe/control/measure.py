@@ -24,8 +24,11 @@ from probe.model import Measurement, TCPObservation, TLSObservation
 from probe.targets import parse_url
 
 
-def summarise(m: Measurement, extra_endpoints: list[tuple[TCPObservation, TLSObservation | None]],
-              throughput: bool) -> dict[str, Any]:
+def summarise(
+    m: Measurement,
+    extra_endpoints: list[tuple[TCPObservation, TLSObservation | None]],
+    throughput: bool,
+) -> dict[str, Any]:
     """The v1 response body for a finished measurement (pure)."""
     first = [o for o in m.dns if o.response_index == 0]
     addrs: list[str] = []
@@ -39,14 +42,15 @@ def summarise(m: Measurement, extra_endpoints: list[tuple[TCPObservation, TLSObs
     if not addrs and first:
         dns_failure = next((o.failure for o in first if o.failure), None)
     endpoints: dict[str, dict[str, Any]] = {}
-    own = {(o.tx_id, o.ip, o.port): o for o in m.tcp}
     pairs: list[tuple[TCPObservation, TLSObservation | None, str]] = []
-    for o in own.values():
-        tls_obs = next((t for t in m.tls if t.tx_id == o.tx_id), None)
-        pairs.append((o, tls_obs, "control"))
+    for conn_obs in m.tcp:
+        tls_obs = next((t for t in m.tls if t.tx_id == conn_obs.tx_id), None)
+        if tls_obs is not None and tls_obs.server_name != m.target.hostname:
+            continue  # the innocuous-SNI retry is the probe's business, not the control's
+        pairs.append((conn_obs, tls_obs, "control"))
     pairs += [(o, t, "probe") for o, t in extra_endpoints]
     for tcp_obs, tls_obs, origin in pairs:
-        key = f"[{tcp_obs.ip}]:{tcp_obs.port}" if ":" in tcp_obs.ip else f"{tcp_obs.ip}:{tcp_obs.port}"
+        key = _endpoint_key(tcp_obs.ip, tcp_obs.port)
         entry = endpoints.get(key)
         if entry is not None:
             entry["origin"] = "both" if entry["origin"] != origin else origin
@@ -142,6 +146,10 @@ async def _endpoints(
             conn.close()
 
     return list(await asyncio.gather(*(one(ip) for ip in addresses)))
+
+
+def _endpoint_key(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _is_ip(host: str) -> bool:

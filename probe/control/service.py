@@ -27,11 +27,11 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
 
 async def serve(host: str, port: int, allow: list[str], allow_ports: list[int],
                 token: str | None, resolvers: tuple[Resolver, ...], ca_bundle: str | None,
-                max_concurrent: int, timeout: float) -> None:
+                max_concurrent: int, step_timeout: float) -> None:
     """Serve until SIGTERM/SIGINT; prints one ``listening`` line when ready."""
-    policy = make_policy(allow, allow_ports, token, max_concurrent, timeout)
+    policy = make_policy(allow, allow_ports, token, max_concurrent, step_timeout)
     settings = MeasureSettings.with_timeout(
-        timeout, use_system_resolver=not resolvers, resolvers=resolvers, ca_bundle=ca_bundle
+        step_timeout, use_system_resolver=not resolvers, resolvers=resolvers, ca_bundle=ca_bundle
     )
     server = ControlServer(policy, partial(measure_request, settings=settings))
     bound = await server.start(host, port)

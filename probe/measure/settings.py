@@ -33,7 +33,6 @@ class MeasureSettings:
     helper refuses private networks this way); None = every resolved address may be dialled.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
-    ``retry_failed_connect``: retry a failed TCP connect once (flaky loss a retry survives).
     """
 
     use_system_resolver: bool = True
@@ -51,7 +50,6 @@ class MeasureSettings:
     address_filter: Callable[[str], bool] | None = None
     sni_retry: bool = True
     innocuous_sni: str = "example.org"
-    retry_failed_connect: bool = True
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -97,16 +97,24 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-_EndpointResult = tuple[TCPObservation, TLSObservation | None, tcp.Connection | None]
+_Retry = tuple[TCPObservation, TLSObservation | None]
+_EndpointResult = tuple[TCPObservation, TLSObservation | None, tcp.Connection | None,
+                        _Retry | None]
 
 
 async def _endpoint(
-    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Callable[[], float]
+    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any,
+    next_tx: Callable[[], int],
 ) -> _EndpointResult:
-    """TCP (+TLS for https) to one address; the connection is returned only if usable."""
+    """TCP (+TLS for https) to one address; the connection is returned only if usable.
+
+    When the handshake itself fails (reset, timeout, EOF — not a certificate problem) and
+    ``settings.sni_retry`` is on, the same address is tried once more with an innocuous SNI;
+    that attempt's observations come back as the fourth element (its own ``tx_id``).
+    """
     tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
     if conn is None or hop.scheme != "https":
-        return tcp_obs, None, conn
+        return tcp_obs, None, conn, None
     try:
         tls_obs = await tls.handshake(conn, hop.host, ip, hop.port, settings.tls_timeout,
                                       settings.ca_bundle, tx_id, clock)
@@ -115,8 +123,28 @@ async def _endpoint(
         raise
     if tls_obs.failure is not None or not tls_obs.verified:
         conn.close()
-        return tcp_obs, tls_obs, None
-    return tcp_obs, tls_obs, conn
+        retry = None
+        if tls_obs.failure is not None and settings.sni_retry and (
+            hop.host != settings.innocuous_sni
+        ):
+            retry = await _innocuous_sni(ip, hop, settings, next_tx(), clock)
+        return tcp_obs, tls_obs, None, retry
+    return tcp_obs, tls_obs, conn, None
+
+
+async def _innocuous_sni(
+    ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any
+) -> _Retry:
+    """Handshake with the same address using an innocuous SNI (is the SNI the trigger?)."""
+    tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
+    if conn is None:
+        return tcp_obs, None
+    try:
+        tls_obs = await tls.handshake(conn, settings.innocuous_sni, ip, hop.port,
+                                      settings.tls_timeout, settings.ca_bundle, tx_id, clock)
+    finally:
+        conn.close()
+    return tcp_obs, tls_obs
 
 
 async def _measure_hop(
@@ -140,6 +168,9 @@ async def _measure_hop(
         rec.dns.extend(observations)
         info["dns_tx_ids"] = sorted({o.tx_id for o in observations})
         addresses = dns.select_addresses(observations, settings)
+    if settings.address_filter is not None:
+        info["not_allowed"] = [a for a in addresses if not settings.address_filter(a)]
+        addresses = [a for a in addresses if settings.address_filter(a)]
     info["addresses"] = addresses
     if not addresses:
         return None
@@ -148,7 +179,7 @@ async def _measure_hop(
     tasks: list[asyncio.Task[_EndpointResult]] = []
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(_endpoint(ip, hop, settings, tx, clock))
+            tasks = [tg.create_task(_endpoint(ip, hop, settings, tx, clock, next_tx))
                      for ip, tx in zip(addresses, tx_ids, strict=True)]
     except BaseException:
         # Cancelled: close what the finished attempts opened, then propagate.
@@ -160,10 +191,15 @@ async def _measure_hop(
         raise
     results = [t.result() for t in tasks]
     chosen: tuple[str, int, tcp.Connection] | None = None
-    for ip, tx, (tcp_obs, tls_obs, conn) in zip(addresses, tx_ids, results, strict=True):
+    for ip, tx, (tcp_obs, tls_obs, conn, retry) in zip(addresses, tx_ids, results, strict=True):
         rec.tcp.append(tcp_obs)
         if tls_obs is not None:
             rec.tls.append(tls_obs)
+        if retry is not None:
+            rec.tcp.append(retry[0])
+            if retry[1] is not None:
+                rec.tls.append(retry[1])
+            info.setdefault("sni_retry_tx_ids", []).append(retry[0].tx_id)
         if conn is not None and chosen is None:
             chosen = (ip, tx, conn)
         elif conn is not None:

@@ -591,3 +591,19 @@ def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.delenv("PROBE_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_db_path() == tmp_path / "data" / "probe" / "probe.db"
+
+
+def test_health_samples_round_trip(store: Store) -> None:
+    from probe.model import HealthSample, HealthScope
+
+    run = store.start_run({}, 0)
+    samples = [
+        HealthSample(at="2022-01-05T10:30:00.000000Z", phase="before", scope=HealthScope.GATEWAY,
+                     target="auto", elapsed=0.01, failure=None),
+        HealthSample(at="2022-01-05T10:30:00.000000Z", phase="before",
+                     scope=HealthScope.INTERNATIONAL, target="https://a.example/", elapsed=3.0,
+                     failure="generic_timeout_error"),
+    ]
+    store.save_health(run, samples)
+    store.save_health(run, [])
+    assert store.health_samples(run) == samples

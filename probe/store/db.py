@@ -22,7 +22,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import sqlite_utils
 
 from probe import __version__
 from probe.errors import StorageError
-from probe.model import Measurement, Verdict, utcnow_iso
+from probe.model import HealthSample, HealthScope, Measurement, Verdict, utcnow_iso
 from probe.store import rows, schema
 
 #: How long a writer waits for another process's write lock before giving up.
@@ -343,6 +343,30 @@ class Store:
                 "UPDATE runs SET last_seen_at = ? WHERE run_id = ?", [utcnow_iso(), run_id]
             )
         return mid
+
+    def save_health(self, run_id: str, samples: Iterable[HealthSample]) -> None:
+        """Store one round (or more) of canary samples for a run, atomically."""
+        records = [
+            {"run_id": run_id, "at": s.at, "phase": s.phase, "scope": s.scope.value,
+             "target": s.target, "elapsed": s.elapsed, "failure": s.failure}
+            for s in samples
+        ]
+        if not records:
+            return
+        with self._write("save health samples") as db:
+            db.table("health_samples").insert_all(records)
+
+    def health_samples(self, run_id: str) -> list[HealthSample]:
+        """Every canary sample of a run, oldest first."""
+        with self._read() as db:
+            run_id = self._resolve_run(db, run_id)
+            return [
+                HealthSample(at=r["at"], phase=r["phase"], scope=HealthScope(r["scope"]),
+                             target=r["target"], elapsed=r["elapsed"], failure=r["failure"])
+                for r in db.query(
+                    "SELECT * FROM health_samples WHERE run_id = ? ORDER BY at, rowid", [run_id]
+                )
+            ]
 
     def save_verdict(self, measurement_id: str, verdict: Verdict) -> None:
         """Store a new current verdict for a measurement; earlier ones stay, not current."""

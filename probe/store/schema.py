@@ -214,8 +214,33 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_V2 = (
+    """
+    CREATE TABLE health_samples (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        at TEXT NOT NULL,                   -- ISO 8601 UTC, when the canary probe started
+        phase TEXT NOT NULL CHECK (phase IN ('before', 'during', 'after')),
+        scope TEXT NOT NULL CHECK (scope IN ('gateway', 'resolver', 'domestic',
+                                             'international', 'control')),
+        target TEXT NOT NULL,               -- the canary: URL, host or IP
+        elapsed REAL NOT NULL,
+        failure TEXT                        -- NULL = the canary answered
+    )
+    """,
+    "CREATE INDEX health_samples_run_at ON health_samples (run_id, at)",
+)
+
+
+def _v2_health(db: sqlite_utils.Database) -> None:
+    for statement in _V2:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial),
+    Migration(2, "network health samples, report indexes", _v2_health),
+)
 
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

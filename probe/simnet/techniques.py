@@ -434,7 +434,7 @@ class IpBlock(Technique):
         return _nft(
             f"table inet c_{self.id} {{\n"
             f"  set blocked {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
-            "  chain fwd { type filter hook forward priority -5; policy accept;\n"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
             f'    iifname "{self.lan}" ip daddr @blocked {match}{verdict}\n{extra}'
             "  }\n}\n"
         )
@@ -451,7 +451,7 @@ class IpBlock(Technique):
             out.append(_check(self.cid(f"blocked:{ip}"), "cli", "tcp",
                               f"TCP to {ip}:{port} fails ({self.p['action']})",
                               {"outcome": want[self.p["action"]]}, ip=ip, port=port, timeout=2.0))
-            if A.network_of(ip) and self.ctx.world.role_of(ip):
+            if self.ctx.world.role_of(ip) in ("dom", "intl"):
                 out.append(_check(self.cid(f"control-connects:{ip}"), "ctl", "tcp",
                                   f"the control connects to {ip}:{port}", {"outcome": "ok"},
                                   ip=ip, port=port))
@@ -792,16 +792,16 @@ class Shutdown(Technique):
         else:
             allowed = [ip for h in self.p["allow"] for ip in self.ctx.world.ips_of(h)]
             elems = ", ".join(allowed)
-            sets = f"  set allow {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
-            fwd = (f'    iifname "{lan}" ip daddr != @allow drop\n'
-                   f'    oifname "{lan}" ip saddr != @allow drop\n')
+            sets = f"  set allowed {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
+            fwd = (f'    iifname "{lan}" ip daddr != @allowed drop\n'
+                   f'    oifname "{lan}" ip saddr != @allowed drop\n')
             # the ISP resolver keeps its domestic upstream so allowed names still resolve
             out = (f'    oifname != "{lan}" oifname != "lo" ip daddr != '
                    f'{A.AUTH_DNS_DOMESTIC_IP} drop\n')
         return _nft(
             f"table inet c_{self.id} {{\n{sets}"
-            f"  chain fwd {{ type filter hook forward priority -10; policy accept;\n{fwd}  }}\n"
-            f"  chain out {{ type filter hook output priority -10; policy accept;\n{out}  }}\n"
+            f"  chain cforward {{ type filter hook forward priority -10; policy accept;\n{fwd}  }}\n"
+            f"  chain coutput {{ type filter hook output priority -10; policy accept;\n{out}  }}\n"
             "}\n"
         )
 
@@ -894,16 +894,16 @@ class Flaky(Technique):
     movable = True
     censorship = False
     default_router = "t1"
-    SYN_BYTES = 60  # IPv4 20 + TCP 20 + Linux SYN options 20
+    SYN_BYTES = 74  # as nft counts it here: Ethernet 14 + IPv4 20 + TCP 20 + SYN options 20
 
     def apply(self) -> str:
         elems = ", ".join(self.ips())
-        quota = self.p["syns"] * self.SYN_BYTES
+        quota = self.p["syns"] * self.SYN_BYTES + self.SYN_BYTES // 2  # N SYNs fit, N+1 do not
         return _nft(
             f"table inet c_{self.id} {{\n"
             f"  quota lossy {{ until {quota} bytes }}\n"
             f"  set dests {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
-            "  chain fwd { type filter hook forward priority -5; policy accept;\n"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
             '    ip daddr @dests tcp flags & (syn | ack) == syn quota name "lossy" drop\n'
             "  }\n}\n"
         )

@@ -176,7 +176,7 @@ class World:
         elems = ", ".join(drops)
         return (
             "table inet world_down {\n"
-            "  chain input { type filter hook input priority 0; policy accept;\n"
+            "  chain cinput { type filter hook input priority 0; policy accept;\n"
             f"    ip daddr {{ {elems} }} drop\n"
             "  }\n}\n"
         )

@@ -84,10 +84,11 @@ def http_host(payload: bytes) -> str | None:
 class Injector:
     def __init__(self, rules: list[dict[str, Any]]) -> None:
         from scapy.config import conf
+        from scapy.supersocket import L3RawSocket
 
         self.rules = {r["queue"]: r for r in rules}
         conf.verb = 0
-        self.l3 = conf.L3socket()
+        self.l3 = L3RawSocket()  # raw IP socket: the kernel routes the forgeries
         self.count = 0
 
     def handle(self, rule: dict[str, Any], pkt: Any) -> None:

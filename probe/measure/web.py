@@ -156,6 +156,7 @@ async def _measure_hop(
     clock: Callable[[], float],
     cookies: httpx.Cookies,
     loopback_ok: bool,
+    on_addresses: Callable[[list[str]], None] | None = None,
 ) -> HTTPObservation | None:
     info: dict[str, Any] = {"url": hop.url, "redirect_index": index, "dns_tx_ids": [],
                             "addresses": [], "tx_ids": [], "http_tx_id": None}
@@ -168,6 +169,8 @@ async def _measure_hop(
         rec.dns.extend(observations)
         info["dns_tx_ids"] = sorted({o.tx_id for o in observations})
         addresses = dns.select_addresses(observations, settings)
+    if on_addresses is not None:
+        on_addresses(list(addresses))
     if settings.address_filter is not None:
         info["not_allowed"] = [a for a in addresses if not settings.address_filter(a)]
         addresses = [a for a in addresses if settings.address_filter(a)]
@@ -216,8 +219,16 @@ async def _measure_hop(
     return obs
 
 
-async def measure_target(target: Target, settings: MeasureSettings) -> Measurement:
+async def measure_target(
+    target: Target,
+    settings: MeasureSettings,
+    on_addresses: Callable[[list[str]], None] | None = None,
+) -> Measurement:
     """Measure one target end to end (see the module docstring for the flow).
+
+    ``on_addresses`` is called once, as soon as the target URL's addresses are known (empty
+    when DNS gave none), so a control helper can be asked about the same addresses while the
+    probe connects to them.
 
     Never raises for network trouble; cancellation propagates (connections are closed).
     Raises :class:`~probe.errors.ProbeError` only for a tool error: an unreadable
@@ -249,7 +260,7 @@ async def measure_target(target: Target, settings: MeasureSettings) -> Measureme
     index = 0
     while hop is not None:
         obs = await _measure_hop(hop, index, settings, rec, next_tx, clock, cookies,
-                                 loopback_ok)
+                                 loopback_ok, on_addresses if index == 0 else None)
         if obs is None or obs.location is None or obs.failure is not None:
             break
         if index >= settings.max_redirects:

@@ -1,0 +1,138 @@
+"""Network health: probe the canaries (gateway, resolver, domestic, international, control).
+
+One round asks every canary one cheap question at the same moment and records a
+:class:`~probe.model.HealthSample` each; the classifier later turns rounds into a network state
+(:mod:`probe.classify.health`). The questions:
+
+* gateway: a TCP connect to port 53 of the default gateway (``auto`` = from the routing table);
+  an answer of any kind, a refused connection included, proves the local link is up;
+* resolver: one UDP DNS query to the system resolver (``auto`` = first ``nameserver`` of
+  /etc/resolv.conf); any DNS response, even an error rcode, proves it is reachable;
+* domestic, international, control: a TCP connect to the URL's host and port. Names are
+  resolved with the system resolver; addresses seen in earlier rounds are remembered, so a cut
+  resolver does not hide whether the hosts themselves are reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dns.asyncquery
+import dns.message
+
+from probe import failures
+from probe.measure import tcp
+from probe.model import HealthSample, HealthScope, utcnow_iso
+
+
+def default_gateway(route_file: str = "/proc/net/route") -> str | None:
+    """The IPv4 default gateway from the kernel's routing table; None = no default route."""
+    try:
+        lines = Path(route_file).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+            return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+    return None
+
+
+def system_resolver(resolv_conf: str = "/etc/resolv.conf") -> str | None:
+    """The first ``nameserver`` of resolv.conf; None = none configured."""
+    try:
+        for line in Path(resolv_conf).read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+class HealthSampler:
+    """Samples a fixed list of canaries, one round at a time (see the module docstring)."""
+
+    def __init__(self, canaries: Sequence[tuple[str, str]], step_timeout: float = 3.0,
+                 query_name: str = "example.com") -> None:
+        """``canaries``: (scope, target) pairs; ``query_name``: the resolver canary's question."""
+        self.canaries = [(HealthScope(scope), target) for scope, target in canaries]
+        self.step_timeout = step_timeout
+        self.query_name = query_name
+        self._known: dict[str, list[str]] = {}
+
+    async def round(self, phase: str) -> list[HealthSample]:
+        """Probe every canary concurrently; one sample each, in canary order."""
+        at = utcnow_iso()
+        return list(await asyncio.gather(
+            *(self._one(scope, target, phase, at) for scope, target in self.canaries)
+        ))
+
+    async def _one(self, scope: HealthScope, target: str, phase: str, at: str) -> HealthSample:
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(self.step_timeout):
+                failure = await self._probe(scope, target)
+        except TimeoutError:
+            failure = failures.GENERIC_TIMEOUT
+        except Exception as e:  # every network error is a sample, not an exception
+            failure = failures.classify_exception(e)
+        return HealthSample(at=at, phase=phase, scope=scope, target=target,
+                            elapsed=round(time.monotonic() - start, 6), failure=failure)
+
+    async def _probe(self, scope: HealthScope, target: str) -> str | None:
+        if scope is HealthScope.GATEWAY:
+            ip = default_gateway() if target == "auto" else target
+            if ip is None:
+                return failures.NETWORK_UNREACHABLE
+            failure = await self._connect(ip, 53)
+            return None if failure == failures.CONNECTION_REFUSED else failure
+        if scope is HealthScope.RESOLVER:
+            ip = system_resolver() if target == "auto" else target
+            if ip is None:
+                return failures.DNS_SERVER_MISBEHAVING
+            query = dns.message.make_query(self.query_name, "A")
+            await dns.asyncquery.udp(query, ip, timeout=self.step_timeout)
+            return None
+        host, port = _host_port(target)
+        addresses = await self._addresses(host)
+        if not addresses:
+            return failures.DNS_TEMPORARY_FAILURE
+        return await self._connect(addresses[0], port)
+
+    async def _addresses(self, host: str) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+            return [host]
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM)
+            found = sorted({str(i[4][0]) for i in infos}, key=lambda a: ":" in a)
+        except OSError:
+            found = []
+        if found:
+            self._known[host] = found
+        return found or self._known.get(host, [])
+
+    async def _connect(self, ip: str, port: int) -> str | None:
+        obs, conn = await tcp.connect(ip, port, self.step_timeout, 0, lambda: 0.0)
+        if conn is not None:
+            conn.close()
+        return obs.failure
+
+
+def _host_port(target: str) -> tuple[str, int]:
+    if "://" not in target:
+        return target.strip("[]"), 443
+    parts = urlsplit(target)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return (parts.hostname or "").strip("[]"), port

@@ -92,14 +92,15 @@ class HealthSampler:
             ip = default_gateway() if target == "auto" else target
             if ip is None:
                 return failures.NETWORK_UNREACHABLE
-            failure = await self._connect(ip, 53)
+            failure = await self._connect(*_ip_port(ip, 53))
             return None if failure == failures.CONNECTION_REFUSED else failure
         if scope is HealthScope.RESOLVER:
             ip = system_resolver() if target == "auto" else target
             if ip is None:
                 return failures.DNS_SERVER_MISBEHAVING
+            ip, port = _ip_port(ip, 53)
             query = dns.message.make_query(self.query_name, "A")
-            await dns.asyncquery.udp(query, ip, timeout=self.step_timeout)
+            await dns.asyncquery.udp(query, ip, port=port, timeout=self.step_timeout)
             return None
         host, port = _host_port(target)
         addresses = await self._addresses(host)
@@ -128,6 +129,17 @@ class HealthSampler:
         if conn is not None:
             conn.close()
         return obs.failure
+
+
+def _ip_port(text: str, default_port: int) -> tuple[str, int]:
+    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT``."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest[1:].isdigit() else default_port
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, int(port) if port.isdigit() else default_port
+    return text, default_port
 
 
 def _host_port(target: str) -> tuple[str, int]:

@@ -1,0 +1,489 @@
+"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format.
+
+Responsibility: translating one stored measurement (+ run, current verdict) into the JSON
+object OONI's tools and pipelines read (ooni/spec data format 0.2.0, ``web_connectivity``
+test keys as of v0.4), with no IO. The field list followed is the one in
+``reference/ooni-methodology.md``; docs/data.md documents every choice below.
+
+Rules:
+
+* The envelope never carries the probe's address: ``probe_ip`` is OONI's scrubbed value
+  ``127.0.0.1``; ``probe_asn``/``probe_cc`` are ``AS0``/``ZZ`` when the run does not know them;
+  ``resolver_ip`` is OONI's "unknown" ``127.0.0.2`` (we never learn the resolver's egress).
+* Observations keep their ids, times (``t0``/``t`` relative to the measurement start, as in
+  OONI) and failure strings (ours already use OONI's df-007 names). ``requests`` is newest
+  first (the reverse of the recorded order, which follows redirects), like OONI's.
+* Where OONI records a different thing than we do, OONI's meaning is written in OONI's key and
+  ours is kept under an ``x_probe`` key of the same entry: a TLS handshake that completed but
+  whose chain did not validate has OONI ``failure`` = the validation error (OONI validates
+  during the handshake), ``x_probe.handshake_failure`` None.
+* ``blocking``/``accessible`` come from *our* verdict (:func:`blocking_accessible`), not from
+  OONI's algorithm; the five ``*_match``/``dns_consistency`` keys are computed OONI's way from
+  the probe's final response and the first control that answered. The verdict itself, its
+  evidence, and the raw control answers are under the top-level ``x_probe`` key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from probe import failures
+from probe.export.jsonl import b64
+from probe.export.source import Record
+from probe.model import (
+    DNSObservation,
+    HTTPObservation,
+    Measurement,
+    TCPObservation,
+    TLSObservation,
+    Verdict,
+    VerdictKind,
+)
+
+TEST_NAME = "web_connectivity"
+#: The web_connectivity version whose test-key layout this export follows.
+TEST_VERSION = "0.4.3"
+DATA_FORMAT_VERSION = "0.2.0"
+SOFTWARE_NAME = "probe"
+#: OONI's values for a scrubbed probe address and an unknown resolver / network.
+PROBE_IP = "127.0.0.1"
+UNKNOWN_RESOLVER_IP = "127.0.0.2"
+UNKNOWN_ASN = "AS0"
+UNKNOWN_CC = "ZZ"
+#: ``control_failure`` of a measurement made without any control helper.
+NO_CONTROL_FAILURE = f"{failures.UNKNOWN_PREFIX}no control helper"
+
+#: Methods of a response that arrived but differs from the control (OONI's "http-diff").
+HTTP_DIFF_METHODS = frozenset({"http.blockpage", "http.diff", "http.status", "http.redirect"})
+
+#: Header names OONI ignores when comparing header sets (ooni/probe-cli, webconnectivity).
+COMMON_HEADERS = frozenset({
+    "date", "content-type", "server", "cache-control", "vary", "set-cookie", "location",
+    "expires", "x-powered-by", "content-encoding", "last-modified", "accept-ranges", "pragma",
+    "x-frame-options", "etag", "x-content-type-options", "age", "via", "p3p",
+    "x-xss-protection", "content-language", "cf-ray", "strict-transport-security", "link",
+    "x-varnish",
+})
+
+
+# --- small spellings ------------------------------------------------------------------------
+
+
+def ooni_time(iso: str) -> str:
+    """An ISO 8601 instant as OONI's ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    when = dt.datetime.fromisoformat(iso)
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds_between(start: str, end: str) -> float:
+    a, b = dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)
+    return max(0.0, round((b - a).total_seconds(), 6))
+
+
+def endpoint(ip: str, port: int) -> str:
+    """``ip:port`` with IPv6 in brackets, as both OONI and our control helper spell it."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def probe_asn(run: Mapping[str, Any]) -> str:
+    asn = run.get("probe_asn")
+    return f"AS{int(asn)}" if asn is not None else UNKNOWN_ASN
+
+
+def report_id(run: Mapping[str, Any]) -> str:
+    """An OONI-style report id derived from the run id: one report per run.
+
+    ``<start>_webconnectivity_<CC>_<ASN number>_n1_<run random part>``.
+    """
+    run_id = str(run["run_id"])
+    start, _, rand = run_id.partition("-")
+    cc = run.get("probe_cc") or UNKNOWN_CC
+    asn = run.get("probe_asn") or 0
+    return f"{start}_webconnectivity_{cc}_{asn}_n1_{rand or run_id}"
+
+
+def maybe_binary(data: bytes | None) -> str | dict[str, str]:
+    """OONI's MaybeBinaryValue: UTF-8 text as a string, anything else base64-wrapped."""
+    if data is None:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"format": "base64", "data": b64(data)}
+
+
+def _header_map(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """OONI's ``headers`` map: the first value of every name."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out.setdefault(name, value)
+    return out
+
+
+# --- verdict → blocking / accessible --------------------------------------------------------
+
+
+def blocking_for_method(method: str | None) -> str:
+    """OONI's ``blocking`` reason for one of our interference methods."""
+    family = (method or "").partition(".")[0]
+    if family == "dns":
+        return "dns"
+    if family == "tcp":
+        return "tcp_ip"
+    if method in HTTP_DIFF_METHODS:
+        return "http-diff"
+    return "http-failure"  # tls.*, tls.mitm, http.reset / timeout / eof, anything else
+
+
+def blocking_accessible(v: Verdict | None) -> tuple[str | bool | None, bool | None]:
+    """``(blocking, accessible)`` from our verdict (the mapping docs/data.md tabulates).
+
+    ok / throttled → (false, true): the site answered (throttling has no OONI value; it is in
+    ``x_probe``); down → (false, false): OONI's "website down"; blocked / intercepted →
+    (reason, false); shutdown / inconclusive / no verdict → (null, null): unknown.
+    """
+    if v is None:
+        return None, None
+    if v.verdict in (VerdictKind.OK, VerdictKind.THROTTLED):
+        return False, True
+    if v.verdict is VerdictKind.DOWN:
+        return False, False
+    if v.verdict in (VerdictKind.BLOCKED, VerdictKind.INTERCEPTED):
+        return blocking_for_method(v.method), False
+    return None, None
+
+
+# --- control --------------------------------------------------------------------------------
+
+
+def answered_control(controls: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None,
+                                                                      str | None]:
+    """The first control answer that measured something, or None and OONI's control_failure."""
+    if not controls:
+        return None, NO_CONTROL_FAILURE
+    for answer in controls:
+        if answer.get("control_failure") is None and answer.get("failure") is None:
+            return answer, None
+    first = controls[0]
+    why = first.get("control_failure") or str(first.get("failure"))
+    if why not in failures.VOCABULARY and not why.startswith(failures.UNKNOWN_PREFIX):
+        why = failures.UNKNOWN_PREFIX + why
+    return None, why
+
+
+def translate_control(answer: Mapping[str, Any] | None, hostname: str) -> dict[str, Any]:
+    """Our control answer (protocol v1) in the shape of OONI's test-helper response.
+
+    ``dns{addrs, failure}``, ``tcp_connect{"ip:port": {status, failure}}``,
+    ``tls_handshake{"ip:port": {server_name, status, failure}}`` (a chain the helper could not
+    validate is a failure, as in OONI) and ``http_request{status_code, body_length, title,
+    headers, failure}`` with OONI's -1 for "no value". None → ``{}``.
+    """
+    if answer is None:
+        return {}
+    dns = answer.get("dns") or {}
+    tcp: dict[str, Any] = {}
+    tls: dict[str, Any] = {}
+    for key, e in (answer.get("endpoints") or {}).items():
+        tcp[key] = {"status": e.get("tcp_failure") is None, "failure": e.get("tcp_failure")}
+        if e.get("tls_failure") is not None or e.get("verified") is not None:
+            failure = e.get("tls_failure")
+            if failure is None and e.get("verified") is False:
+                failure = e.get("verify_error") or failures.SSL_INVALID_CERTIFICATE
+            tls[key] = {"server_name": hostname, "status": failure is None, "failure": failure}
+    http = answer.get("http") or {}
+    status = http.get("status")
+    body_length = http.get("body_length")
+    return {
+        "dns": {"addrs": list(dns.get("addrs") or []), "failure": dns.get("failure")},
+        "tcp_connect": tcp,
+        "tls_handshake": tls,
+        "http_request": {
+            "body_length": -1 if body_length is None else int(body_length),
+            "discovered_h3_endpoint": "",
+            "failure": http.get("failure"),
+            "title": http.get("title") or "",
+            "headers": _header_map([(str(k), str(v)) for k, v in http.get("headers") or []]),
+            "status_code": -1 if status is None else int(status),
+        },
+    }
+
+
+# --- observations ---------------------------------------------------------------------------
+
+
+def _answer(rtype: str, value: str, ttl: int | None) -> dict[str, Any]:
+    if rtype == "A":
+        return {"answer_type": "A", "ipv4": value, "ttl": ttl, "asn": 0, "as_org_name": ""}
+    if rtype == "AAAA":
+        return {"answer_type": "AAAA", "ipv6": value, "ttl": ttl, "asn": 0, "as_org_name": ""}
+    return {"answer_type": rtype, "hostname": value, "ttl": ttl}
+
+
+def query_entry(d: DNSObservation) -> dict[str, Any]:
+    return {
+        "answers": [_answer(a.rtype, a.value, a.ttl) for a in d.answers],
+        "engine": d.engine,
+        "failure": d.failure,
+        "hostname": d.hostname,
+        "query_type": d.query_type,
+        "resolver_address": "" if d.engine == "system" else d.resolver,
+        "resolver_hostname": None,
+        "resolver_port": None,
+        "t0": d.t0,
+        "t": d.t,
+        "transaction_id": d.tx_id,
+        "x_probe": {"resolver": d.resolver, "rcode": d.rcode,
+                    "response_index": d.response_index},
+    }
+
+
+def tcp_entry(c: TCPObservation, control: Mapping[str, Any]) -> dict[str, Any]:
+    """One connect; ``blocked`` = it failed where the control connected (None: no control)."""
+    seen = control.get("tcp_connect", {}).get(endpoint(c.ip, c.port))
+    blocked: bool | None
+    if c.failure is None:
+        blocked = False
+    elif seen is None:
+        blocked = None
+    else:
+        blocked = bool(seen["status"])
+    return {
+        "ip": c.ip,
+        "port": c.port,
+        "status": {"success": c.failure is None, "failure": c.failure, "blocked": blocked},
+        "t0": c.t0,
+        "t": c.t,
+        "transaction_id": c.tx_id,
+    }
+
+
+def tls_failure(h: TLSObservation) -> str | None:
+    """The handshake's failure as OONI records it (chain validation included)."""
+    if h.failure is not None:
+        return h.failure
+    if h.verified is False:
+        return h.verify_error or failures.SSL_INVALID_CERTIFICATE
+    return None
+
+
+def tls_entry(h: TLSObservation) -> dict[str, Any]:
+    return {
+        "network": "tcp",
+        "address": endpoint(h.ip, h.port),
+        "server_name": h.server_name,
+        "tls_version": h.tls_version or "",
+        "cipher_suite": h.cipher_suite or "",
+        "negotiated_protocol": h.alpn or "",
+        "no_tls_verify": False,
+        "peer_certificates": [{"format": "base64", "data": b64(c.der)} for c in h.certificates],
+        "failure": tls_failure(h),
+        "t0": h.t0,
+        "t": h.t,
+        "transaction_id": h.tx_id,
+        "x_probe": {"handshake_failure": h.failure, "verified": h.verified,
+                    "verify_error": h.verify_error},
+    }
+
+
+def request_entry(h: HTTPObservation) -> dict[str, Any]:
+    return {
+        "network": "tcp",
+        "address": endpoint(h.ip, h.port) if h.ip else "",
+        "request": {
+            "method": h.method,
+            "url": h.url,
+            "headers": _header_map(h.request_headers),
+            "headers_list": [list(p) for p in h.request_headers],
+            "body": "",
+            "body_is_truncated": False,
+            "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
+            "x_transport": "tcp",
+        },
+        "response": {
+            "code": h.status if h.status is not None else 0,
+            "headers": _header_map(h.headers),
+            "headers_list": [list(p) for p in h.headers],
+            "body": maybe_binary(h.body),
+            "body_is_truncated": h.body_truncated,
+        },
+        "failure": h.failure,
+        "t0": h.t0,
+        "t": h.t,
+        "transaction_id": h.tx_id,
+        "x_probe": {"redirect_index": h.redirect_index, "ip": h.ip, "port": h.port,
+                    "body_length": h.body_length, "body_sha256": h.body_sha256,
+                    "body_stored": h.body is not None, "title": h.title,
+                    "location": h.location},
+    }
+
+
+# --- OONI's comparison keys -----------------------------------------------------------------
+
+
+def status_code_match(final: HTTPObservation | None, ctrl: Mapping[str, Any]) -> bool | None:
+    code = ctrl.get("status_code", -1)
+    if final is None or final.status is None or code is None or code <= 0:
+        return None
+    return bool(final.status == code)
+
+
+def body_length_match(final: HTTPObservation | None, ctrl: Mapping[str, Any]) -> bool | None:
+    """OONI: only for untruncated bodies; lengths match if min/max > 0.7."""
+    control = ctrl.get("body_length", -1)
+    if final is None or final.body_truncated or control is None or control <= 0:
+        return None
+    ours = final.body_length
+    if ours is None or ours <= 0:
+        return None
+    return bool(min(ours, control) / max(ours, control) > 0.7)
+
+
+def headers_match(final: HTTPObservation | None, ctrl: Mapping[str, Any]) -> bool | None:
+    """OONI: same header names, or some uncommon header name in both."""
+    if final is None or final.status is None or ctrl.get("failure") is not None:
+        return None
+    theirs = {k.lower() for k in ctrl.get("headers") or {}}
+    ours = {k.lower() for k, _ in final.headers}
+    if not theirs or not ours:
+        return None
+    if ours == theirs:
+        return True
+    return bool((ours - COMMON_HEADERS) & (theirs - COMMON_HEADERS))
+
+
+def title_match(final: HTTPObservation | None, ctrl: Mapping[str, Any]) -> bool | None:
+    """OONI: every word of 5+ characters of the control's title is in the probe's title."""
+    if final is None or not final.title or ctrl.get("status_code", -1) <= 0:
+        return None
+    words = str(ctrl.get("title") or "").split(" ")
+    return all(w in final.title for w in words if len(w) >= 5)
+
+
+def dns_consistency(m: Measurement, v: Verdict | None,
+                    control: Mapping[str, Any]) -> str | None:
+    """``inconsistent`` when our verdict blames DNS; ``consistent`` when the probe and the
+    control share an address or our verdict accepted the probe's answers (ok, throttled,
+    interference at a later step, the site down); else None (no control or no answers)."""
+    if v is not None and v.verdict is VerdictKind.BLOCKED and (v.method or "").startswith("dns."):
+        return "inconsistent"
+    if v is not None and v.verdict is VerdictKind.DOWN and v.method == "down.dns":
+        return "consistent"  # OONI's "expected failure": the control fails the same way
+    ours = {a for d in m.dns for a in d.addresses}
+    theirs = set(control.get("dns", {}).get("addrs") or [])
+    if not control or not ours:
+        return None
+    if ours & theirs:
+        return "consistent"
+    if v is not None and v.verdict in (VerdictKind.OK, VerdictKind.THROTTLED, VerdictKind.DOWN,
+                                       VerdictKind.BLOCKED, VerdictKind.INTERCEPTED):
+        return "consistent"
+    return None
+
+
+def _dns_experiment_failure(m: Measurement) -> str | None:
+    mine = [d for d in m.dns if d.hostname == m.target.hostname]
+    if not mine or any(d.addresses for d in mine):
+        return None
+    return next((d.failure for d in mine if d.failure), failures.DNS_NO_ANSWER)
+
+
+def _http_experiment_failure(m: Measurement) -> str | None:
+    if m.http:
+        return m.http[-1].failure
+    tls = [f for f in (tls_failure(h) for h in m.tls) if f]
+    if tls:
+        return tls[0]
+    tcp = [c.failure for c in m.tcp if c.failure]
+    return tcp[0] if tcp and len(tcp) == len(m.tcp) else None
+
+
+# --- the whole object -----------------------------------------------------------------------
+
+
+def record_to_ooni(record: Record) -> dict[str, Any]:
+    """The OONI ``web_connectivity`` measurement object of one stored measurement."""
+    m, run, v = record.measurement, record.run, record.verdict
+    answer, control_failure = answered_control(m.control)
+    control = translate_control(answer, m.target.hostname)
+    final = m.http[-1] if m.http else None
+    ctrl_http = control.get("http_request", {})
+    blocking, accessible = blocking_accessible(v)
+    addresses = list(dict.fromkeys(
+        a for d in m.dns if d.hostname == m.target.hostname for a in d.addresses))
+    helpers = [str(c["control"]) for c in ([answer] if answer else m.control)
+               if c.get("control")]
+    annotations = {
+        "engine_name": SOFTWARE_NAME,
+        "run_id": str(run["run_id"]),
+        "category_code": m.target.category,
+        "network_name": run.get("network_name"),
+    }
+    test_keys: dict[str, Any] = {
+        "agent": "redirect",
+        "client_resolver": UNKNOWN_RESOLVER_IP,
+        "retries": None,
+        "socksproxy": None,
+        "network_events": [],
+        "queries": [query_entry(d) for d in m.dns],
+        "dns_experiment_failure": _dns_experiment_failure(m),
+        "tcp_connect": [tcp_entry(c, control) for c in m.tcp],
+        "tls_handshakes": [tls_entry(h) for h in m.tls],
+        "requests": [request_entry(h) for h in reversed(m.http)],
+        "http_experiment_failure": _http_experiment_failure(m),
+        "control_request": {
+            "http_request": m.target.url,
+            "http_request_headers": {},
+            "tcp_connect": [endpoint(a, m.target.port) for a in addresses],
+        },
+        "control": control,
+        "control_failure": control_failure,
+        "dns_consistency": dns_consistency(m, v, control),
+        "body_length_match": body_length_match(final, ctrl_http),
+        "status_code_match": status_code_match(final, ctrl_http),
+        "headers_match": headers_match(final, ctrl_http),
+        "title_match": title_match(final, ctrl_http),
+        "blocking": blocking,
+        "accessible": accessible,
+        "x_probe": {
+            "measurement_id": record.measurement_id,
+            "run_id": str(run["run_id"]),
+            "verdict": v.verdict.value if v else None,
+            "method": v.method if v else None,
+            "confidence": v.confidence if v else None,
+            "evidence": v.evidence if v else None,
+            "analysis_version": v.analysis_version if v else None,
+            "details": v.details if v else {},
+            "control_answers": list(m.control),
+            "extra": m.extra,
+        },
+    }
+    return {
+        "annotations": {k: str(val) for k, val in annotations.items() if val is not None},
+        "data_format_version": DATA_FORMAT_VERSION,
+        "input": m.target.url,
+        "input_hashes": [],
+        "measurement_start_time": ooni_time(m.started_at),
+        "measurement_uid": record.measurement_id,
+        "options": [],
+        "probe_asn": probe_asn(run),
+        "probe_cc": run.get("probe_cc") or UNKNOWN_CC,
+        "probe_ip": PROBE_IP,
+        "probe_network_name": run.get("network_name") or "",
+        "report_id": report_id(run),
+        "resolver_asn": UNKNOWN_ASN,
+        "resolver_ip": UNKNOWN_RESOLVER_IP,
+        "resolver_network_name": "",
+        "software_name": SOFTWARE_NAME,
+        "software_version": str(run.get("probe_version") or ""),
+        "test_helpers": {"backend": {"address": helpers[0], "type": helpers[0].partition(":")[0]}}
+        if helpers else {},
+        "test_keys": test_keys,
+        "test_name": TEST_NAME,
+        "test_runtime": _seconds_between(m.started_at, m.finished_at),
+        "test_start_time": ooni_time(str(run["started_at"])),
+        "test_version": TEST_VERSION,
+    }

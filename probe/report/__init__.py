@@ -1,0 +1,27 @@
+"""Reachability reports: aggregations over probe databases and their renderers (read-only).
+
+Public API, used by ``probe report`` / ``probe compare`` (:mod:`probe.cli_report`) and the
+benchmark: :func:`build_report` with :class:`ReportOptions` → :class:`Report`;
+:func:`write_report`; :func:`compare` → :class:`Comparison`; :func:`write_comparison`.
+Reports never touch the network and never write to the databases they read.
+
+Flow: ``workspace`` (read-only load, grouped in SQL) → ``aggregate`` (SQL) → ``build``
+(records) → ``tables`` → ``render_html`` / ``render_md`` / ``render_csv`` / ``render_json``.
+"""
+
+from probe.report.build import ReportOptions, build_report
+from probe.report.compare import compare
+from probe.report.output import write_comparison, write_report
+from probe.report.records import Comparison, Report
+from probe.report.workspace import Window
+
+__all__ = [
+    "Comparison",
+    "Report",
+    "ReportOptions",
+    "Window",
+    "build_report",
+    "compare",
+    "write_comparison",
+    "write_report",
+]

@@ -1,0 +1,68 @@
+"""A minimal HTML/SVG builder that escapes by construction.
+
+:class:`Markup` marks text that is already safe; :func:`el` builds an element, escaping every
+attribute value and every child that is not Markup. Renderers never paste untrusted text into
+markup with f-strings: everything from the network goes through :func:`esc` or :func:`el`.
+Attribute *names* and element names are always literals in our code.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+
+_VOID = frozenset({"br", "hr", "img", "input", "link", "meta", "col"})
+
+
+class Markup(str):
+    """A string of trusted, already-escaped markup (``+`` escapes a plain-text operand)."""
+
+    __slots__ = ()
+
+    def __add__(self, other: str) -> Markup:
+        return Markup(str.__add__(self, esc(other)))
+
+    def __radd__(self, other: str) -> Markup:
+        return Markup(str.__add__(esc(other), self))
+
+
+def esc(value: object) -> Markup:
+    """Escape text for element content or a quoted attribute (Markup passes through)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape("" if value is None else str(value), quote=True))
+
+
+def _children(children: Iterable[object]) -> Iterable[str]:
+    for child in children:
+        if child is None or child is False:
+            continue
+        if isinstance(child, str):  # Markup is a str: escaped only when plain
+            yield esc(child)
+        elif isinstance(child, Iterable):
+            yield from _children(child)
+        else:
+            yield esc(child)
+
+
+def el(name: str, attrs: Mapping[str, object] | None = None, *children: object) -> Markup:
+    """``<name attrs>children</name>``; None/False attributes are left out, True is bare."""
+    parts = ["<", name]
+    for key, value in (attrs or {}).items():
+        if value is None or value is False:
+            continue
+        if value is True:
+            parts.append(f" {key}")
+        else:
+            text = f"{value:.1f}" if isinstance(value, float) else str(value)
+            parts.append(f' {key}="{html.escape(text, quote=True)}"')
+    parts.append(">")
+    if name in _VOID:
+        return Markup("".join(parts))
+    parts.extend(_children(children))
+    parts.append(f"</{name}>")
+    return Markup("".join(parts))
+
+
+def join(items: Iterable[object]) -> Markup:
+    return Markup("".join(_children(items)))

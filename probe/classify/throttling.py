@@ -1,0 +1,204 @@
+"""Throttling: the run's speed baseline, and the rule that calls a slow transfer throttled.
+
+Responsibility: :func:`throttle_baseline` (per-run aggregate of clean transfers, computed
+once and passed in :class:`~probe.classify.context.Context`) and the rules :func:`throttled`
+(a transfer that completed far slower than the control and the baseline) and
+:func:`stalled` (a transfer that was still trickling in when the HTTP deadline hit).
+
+WHY these thresholds: Kazakhstan throttled www.azattyq.org from 2022-09-27 with TLS handshakes
+often over 2 s (daily median over 4 s) against a baseline host on the same providers; the
+handshakes *complete* (unlike SNI blocking, whose handshake times out). Russia's 2021 Twitter
+throttling policed to 130-150 kbit/s. OONI's design target is a slowdown of 10x or more. So:
+a handshake over :data:`SLOW_HANDSHAKE_S` *and* at least :data:`FACTOR` times the control's
+and the baseline's, or a throughput at most 1/:data:`FACTOR` of theirs over a transfer large
+and long enough to measure. Both yardsticks are needed because each rules out something
+different: the control rules out a site that is slow everywhere, the baseline (the probe's own
+link to other sites) rules out a slow volunteer link.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+from probe import failures as f
+from probe.classify.base import Case, verdict
+from probe.classify.context import BaselineSample, ThrottleBaseline
+from probe.classify.health import HealthRound, state_during
+from probe.classify.observations import endpoint, final_hop, secs, succeeded, tls_of, took
+from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind
+
+#: A TLS handshake slower than this may be throttled (azattyq.org: "often over 2 s").
+SLOW_HANDSHAKE_S = 2.0
+#: How many times slower than the yardsticks (OONI's target: 10x).
+FACTOR = 10.0
+#: A body smaller than this says more about latency than about bandwidth.
+MIN_RATE_BYTES = 16 * 1024
+#: The probe's transfer must take at least this long to be called slow (below it, a 10x
+#: ratio is noise).
+MIN_SLOW_TRANSFER_S = 0.5
+BASELINE_VERSION = 1
+
+
+def handshake_time(m: Measurement, hop: HTTPObservation) -> float | None:
+    t = tls_of(m, hop)
+    return took(t) if t is not None else None
+
+
+def rate_bps(h: HTTPObservation) -> float | None:
+    """Bits per second of the body transfer; None when too small or instantaneous."""
+    if not h.body_length or h.body_length < MIN_RATE_BYTES:
+        return None
+    seconds = took(h)
+    return h.body_length * 8 / seconds if seconds > 0 else None
+
+
+def throttle_baseline(measurements: Iterable[Measurement],
+                      rounds: Sequence[HealthRound] = ()) -> ThrottleBaseline | None:
+    """The run's typical handshake time and throughput, from its clean transfers.
+
+    A measurement contributes when its final response arrived without failure (over a chain
+    that validated, for https) and no health round around it shows a cut. Blocked and
+    throttled targets rarely qualify, and the rules leave the judged measurement out of its
+    own yardstick and use medians, so a few slow ones do not move it. Pass the canaries'
+    measurements too when the runner has them. None = nothing qualified.
+    """
+    samples: list[BaselineSample] = []
+    for m in measurements:
+        hop = final_hop(m)
+        if hop is None or not succeeded(hop) or hop.location is not None:
+            continue
+        state, _ = state_during(rounds, m.started_at, m.finished_at)
+        if state.is_cut:
+            continue
+        hs: float | None = None
+        if hop.url.startswith("https:"):
+            t = tls_of(m, hop)
+            if t is None or t.verified is not True:
+                continue
+            hs = took(t)
+        samples.append({"url": m.target.url, "tls_handshake_s": hs,
+                        "throughput_bps": rate_bps(hop)})
+    if not samples:
+        return None
+    return {"version": BASELINE_VERSION, "samples": samples,
+            "tls_handshake_s": _median(s["tls_handshake_s"] for s in samples),
+            "throughput_bps": _median(s["throughput_bps"] for s in samples)}
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+def _baseline(case: Case, key: str) -> float | None:
+    """The baseline median without this measurement's own sample."""
+    b = case.ctx.throttle_baseline
+    if not b:
+        return None
+    url = case.m.target.url
+    values = [s.get(key) for s in b.get("samples", []) if s.get("url") != url]
+    return _median(v for v in values if isinstance(v, int | float))
+
+
+def _control_handshake(case: Case, ip: str | None) -> float | None:
+    eps = [e for e in case.control.endpoints
+           if e.handshake_ok and e.tls_handshake_time is not None]
+    same = [e for e in eps if e.ip == ip]
+    times = [e.tls_handshake_time for e in (same or eps) if e.tls_handshake_time is not None]
+    return min(times) if times else None
+
+
+def _control_rate(case: Case) -> float | None:
+    c = case.control.http
+    if c is None or not c.ok:
+        return None
+    if c.throughput_bps:
+        return c.throughput_bps
+    if c.body_length and c.body_length >= MIN_RATE_BYTES and c.elapsed:
+        return c.body_length * 8 / c.elapsed
+    return None
+
+
+def _kbps(bps: float) -> str:
+    return f"{bps / 1000:.0f} kbit/s" if bps < 10e6 else f"{bps / 1e6:.0f} Mbit/s"
+
+
+def _slower(value: float, refs: dict[str, float | None], *, higher_is_slower: bool) -> bool:
+    known = [r for r in refs.values() if r is not None and r > 0]
+    if not known:
+        return False
+    if higher_is_slower:
+        return all(value >= FACTOR * r for r in known)
+    return all(value * FACTOR <= r for r in known)
+
+
+def _refs_text(refs: dict[str, float | None], fmt: str) -> str:
+    parts = []
+    for name, r in refs.items():
+        if r is not None:
+            parts.append(f"{name} {secs(r) if fmt == 's' else _kbps(r)}")
+    return ", ".join(parts)
+
+
+def _confidence(refs: dict[str, float | None]) -> float:
+    return 0.8 if all(r is not None for r in refs.values()) else 0.6
+
+
+def throttled(case: Case) -> Verdict | None:
+    """The transfer completed, far slower than the control and the baseline."""
+    h = case.final
+    if not case.responded or h is None or not case.control.fetched:
+        return None
+    common = dict(step="http", tx_id=h.tx_id, url=h.url, ip=h.ip, port=h.port,
+                  status=h.status, body_length=h.body_length)
+    hs = handshake_time(case.m, h)
+    if hs is not None and hs > SLOW_HANDSHAKE_S:
+        refs = {"control": _control_handshake(case, h.ip),
+                "baseline": _baseline(case, "tls_handshake_s")}
+        if _slower(hs, refs, higher_is_slower=True):
+            return verdict(
+                case, VerdictKind.THROTTLED, "throttle", _confidence(refs),
+                f"TLS handshake with {endpoint(h.ip, h.port)} for {h.url} completed but took "
+                f"{secs(hs)}, over {FACTOR:.0f}x the {_refs_text(refs, 's')}",
+                tls_handshake_s=round(hs, 3), control_tls_handshake_s=refs["control"],
+                baseline_tls_handshake_s=refs["baseline"], **common)
+    rate = rate_bps(h)
+    if rate is not None and took(h) >= MIN_SLOW_TRANSFER_S:
+        refs = {"control": _control_rate(case), "baseline": _baseline(case, "throughput_bps")}
+        if _slower(rate, refs, higher_is_slower=False):
+            return verdict(
+                case, VerdictKind.THROTTLED, "throttle", _confidence(refs),
+                f"HTTP {h.status} for {h.url}: {h.body_length} bytes at {_kbps(rate)} in "
+                f"{secs(took(h))}, under 1/{FACTOR:.0f} of the {_refs_text(refs, 'bps')}",
+                throughput_bps=round(rate), control_throughput_bps=refs["control"],
+                baseline_throughput_bps=refs["baseline"], **common)
+    return None
+
+
+def stalled(case: Case) -> Verdict | None:
+    """The body was still arriving, far too slowly, when the HTTP deadline hit.
+
+    WHY: a throttled large page may not finish before the deadline; the status and part of
+    the body arrived, so this is a slow path, not a blocked one (``http.timeout`` would
+    blame the wrong technique).
+    """
+    a = case.attempt
+    h = a.http[-1] if a.http else None
+    if (h is None or h.failure != f.GENERIC_TIMEOUT or h.status is None
+            or not case.control.fetched):
+        return None
+    rate = rate_bps(h)
+    if rate is None:
+        return None
+    refs = {"control": _control_rate(case), "baseline": _baseline(case, "throughput_bps")}
+    if not _slower(rate, refs, higher_is_slower=False):
+        return None
+    return verdict(
+        case, VerdictKind.THROTTLED, "throttle", _confidence(refs) - 0.1,
+        f"HTTP {h.status} for {h.url} timed out while the body was still arriving: "
+        f"{h.body_length} bytes at {_kbps(rate)}, under 1/{FACTOR:.0f} of the "
+        f"{_refs_text(refs, 'bps')}",
+        step="http", tx_id=h.tx_id, url=h.url, ip=h.ip, port=h.port, failure=h.failure,
+        status=h.status, body_length=h.body_length, throughput_bps=round(rate),
+        control_throughput_bps=refs["control"], baseline_throughput_bps=refs["baseline"])

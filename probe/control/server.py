@@ -91,7 +91,7 @@ class ControlServer:
         try:
             async with asyncio.timeout(self.policy.request_timeout + 10):
                 conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
-                status, body = await self._exchange(conn, reader)
+                status, body = await self._exchange(conn, reader, _peer(writer))
                 await _respond(conn, writer, status, body)
         except (TimeoutError, ConnectionError, h11.ProtocolError, ssl.SSLError):
             pass
@@ -101,7 +101,7 @@ class ControlServer:
                 await writer.wait_closed()
 
     async def _exchange(
-        self, conn: h11.Connection, reader: asyncio.StreamReader
+        self, conn: h11.Connection, reader: asyncio.StreamReader, peer: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         request: h11.Request | None = None
         body = bytearray()
@@ -125,9 +125,11 @@ class ControlServer:
                 break
         if request is None:
             return 400, _error("no request")
-        return await self._route(request, bytes(body))
+        return await self._route(request, bytes(body), peer)
 
-    async def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
+    async def _route(
+        self, request: h11.Request, body: bytes, peer: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         path = request.target.decode("latin-1").split("?", 1)[0]
         method = request.method.decode("latin-1")
         if path == "/v1/health" and method == "GET":
@@ -153,6 +155,8 @@ class ControlServer:
                          "failure": "generic_timeout_error"}
         finally:
             self._busy -= 1
+        if peer is not None:  # the probe's public address, for it to scrub (never stored)
+            result = {**result, "client_address": peer}
         return (403 if result.get("refused") else 200), result
 
     def _authorised(self, request: h11.Request) -> bool:
@@ -163,6 +167,20 @@ class ControlServer:
             if name.lower() == b"authorization":
                 return hmac.compare_digest(value, expected)
         return False
+
+
+def _peer(writer: asyncio.StreamWriter) -> str | None:
+    """The client's address as seen here (IPv4-mapped IPv6 as IPv4); None = unknown."""
+    peername = writer.get_extra_info("peername")
+    if not isinstance(peername, tuple) or not peername:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(peername[0]).split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def _error(message: str) -> dict[str, Any]:

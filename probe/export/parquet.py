@@ -162,7 +162,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "health_samples": pa.schema([
         _f("run_id", pa.string(), False),
-        _f("at", TS, False),
+        _f("sampled_at", TS, False),
         _f("phase", pa.string(), False),
         _f("scope", pa.string(), False),
         _f("target", pa.string(), False),
@@ -194,9 +194,9 @@ def _headers(text: str | None) -> list[dict[str, str]]:
 class DatasetWriter:
     """Buffers rows per ``(table, date, network)`` and writes each partition's file."""
 
-    def __init__(self, root: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(self, root: Path, row_group_rows: int | None = None) -> None:
         self.root = root
-        self.row_group_rows = row_group_rows
+        self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
         self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._buffers: dict[tuple[str, str, str], list[Row]] = {}
         self._writers: dict[tuple[str, str, str], pq.ParquetWriter] = {}
@@ -327,7 +327,7 @@ def _pick(row: Mapping[str, Any], schema: pa.Schema, skip: Iterable[str] = ()) -
 
 
 def write_dataset(source: Source, sel: Selection, root: Path,
-                  row_group_rows: int = ROW_GROUP_ROWS) -> dict[str, int]:
+                  row_group_rows: int | None = None) -> dict[str, int]:
     """Write the selected data under ``root``; returns the number of rows per table."""
     writer = DatasetWriter(root, row_group_rows)
     try:
@@ -341,8 +341,9 @@ def write_dataset(source: Source, sel: Selection, root: Path,
                 date = at.strftime("%Y-%m-%d")
                 writer.close_before(("health_samples",), date)
                 writer.add("health_samples", date, network_label(run.get("probe_asn")), {
-                    "run_id": h["run_id"], "at": at, "phase": h["phase"], "scope": h["scope"],
-                    "target": h["target"], "elapsed": h["elapsed"], "failure": h["failure"],
+                    "run_id": h["run_id"], "sampled_at": at, "phase": h["phase"],
+                    "scope": h["scope"], "target": h["target"], "elapsed": h["elapsed"],
+                    "failure": h["failure"],
                     "probe_asn": run.get("probe_asn"), "probe_cc": run.get("probe_cc"),
                     "network_name": run.get("network_name"),
                 })

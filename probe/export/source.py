@@ -239,13 +239,15 @@ class Source:
         *,
         bodies: bool = True,
         all_verdicts: bool = False,
-        page_size: int = PAGE_SIZE,
+        page_size: int | None = None,
     ) -> Iterator[Page]:
         """Pages of selected measurements, oldest first, with their rows.
 
         ``bodies`` False leaves HTTP bodies and certificate DER in the database (hashes only).
         ``all_verdicts`` True loads every verdict version instead of only the current one.
+        ``page_size`` None = :data:`PAGE_SIZE`.
         """
+        size = page_size or PAGE_SIZE
         extra, params = self._filters(sel, "started_at", "m")
         where = "(m.started_at, m.measurement_id) > (?, ?)" + (f" AND {extra}" if extra else "")
         last: tuple[str, str] = ("", "")
@@ -253,7 +255,7 @@ class Source:
             page = self._execute(
                 f"SELECT m.* FROM measurements m WHERE {where} "
                 "ORDER BY m.started_at, m.measurement_id LIMIT ?",
-                [*last, *params, page_size],
+                [*last, *params, size],
             )
             if not page:
                 return
@@ -292,7 +294,7 @@ class Source:
             out.verdicts.setdefault(r["measurement_id"], []).append(r)
         return out
 
-    def records(self, sel: Selection, page_size: int = PAGE_SIZE) -> Iterator[Record]:
+    def records(self, sel: Selection, page_size: int | None = None) -> Iterator[Record]:
         """Every selected measurement rebuilt exactly, with its run and current verdict."""
         for page in self.pages(sel, page_size=page_size):
             for m in page.measurements:

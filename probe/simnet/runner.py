@@ -128,11 +128,13 @@ def run_probe(sim: Sim, opts: RunOptions, result: ScenarioResult) -> list[dict[s
     budget = 60 + len(sc.targets) * (opts.timeout or sc.timeout) * 10 / sc.concurrency
     budget = max(budget, max((e.at for e in sc.events), default=0) + 60)
     timer = EventTimer(sim)
+    if sc.events and sc.clock == "first_target":
+        sim.arm_clock()
     t0 = time.monotonic()
     timer.start(t0)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=budget,
-                              env=child_env(), cwd=str(sim.rundir))
+                              env=child_env(probe=True), cwd=str(sim.rundir))
     except subprocess.TimeoutExpired:
         raise SimError(f"the probe did not finish within {budget:.0f}s") from None
     finally:
@@ -144,7 +146,7 @@ def run_probe(sim: Sim, opts: RunOptions, result: ScenarioResult) -> list[dict[s
         raise SimError(f"probe run exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     out = subprocess.run([sys.executable, "-m", "probe", "results", "--db", str(db),
                           "--format", "json"], capture_output=True, text=True, timeout=60,
-                         env=child_env())
+                         env=child_env(probe=True), cwd=str(sim.rundir))
     if out.returncode != 0:
         raise SimError(f"probe results exited {out.returncode}: {out.stderr.strip()[-300:]}")
     rows: list[dict[str, Any]] = json.loads(out.stdout or "[]")
@@ -259,8 +261,14 @@ def run_many(scenarios: Iterable[Scenario], opts: RunOptions = RunOptions(), job
         for i in range(len(items)):
             one(i)
     else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(one, range(len(items))))
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            futures = [pool.submit(one, i) for i in range(len(items))]
+            for f in futures:
+                f.result()
+        finally:
+            # on Ctrl-C: queued scenarios never start; running ones tear down as they end
+            pool.shutdown(wait=True, cancel_futures=True)
     return [r for r in results if r is not None]
 
 
@@ -294,7 +302,8 @@ def render_scenario(r: ScenarioResult, verbose: bool = False) -> str:
     for req in r.require:
         lines.append(f"    require {req['expect']}: {'met' if req['met'] else 'NOT MET'}")
     for ev in r.events:
-        lines.append(f"    event at +{ev['at']}s: {ev['action']} {ev['censor']}"
+        lines.append(f"    event at +{ev['at']}s after the probe started: {ev['action']} "
+                     f"{ev['censor']}"
                      + ("" if ev["ok"] else f" FAILED {ev['error']}"))
     return "\n".join(lines)
 

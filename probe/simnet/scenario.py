@@ -26,6 +26,8 @@ File format (``probe/simnet/scenarios/NAME.toml``; files starting with ``_`` are
     technique = "sni_reset"
     hosts = ["meduza.io"]
 
+    clock = "first_target"              # event offsets count from the probe's first SYN to a
+                                        # target (default; robust to start-up time) or "start"
     [[events]]                           # timed: apply/remove a censor entry during the run
     at = 4.0
     apply = "cut"                       # or remove = "cut"; the entry has id = "cut"
@@ -81,7 +83,9 @@ REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_N
                   "control": A.NETWORK_BY_NAME["mlab"].cidr}
 
 TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
-            "require", "sites", "censor", "events", "targets", "demo", "selfchecks")
+            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks")
+#: What event offsets count from: the probe's start, or its first connection to a target.
+CLOCKS = ("first_target", "start")
 
 
 class ScenarioError(ValueError):
@@ -160,6 +164,7 @@ class Scenario:
     sites: tuple[SiteSpec, ...] = ()
     censors: tuple[CensorSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
+    clock: str = "first_target"
     targets: tuple[TargetSpec, ...] = ()
     selfchecks: tuple[dict[str, Any], ...] = ()
     demo: bool = False
@@ -415,6 +420,9 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     resolvers = _str_list(d.get("resolvers", []), f"{where}.resolvers")
     require = tuple(e for r in _str_list(d.get("require", []), f"{where}.require")
                     for e in parse_expect(r, f"{where}.require"))
+    clock = d.get("clock", "first_target")
+    if clock not in CLOCKS:
+        raise ScenarioError(f"{where}.clock: one of {', '.join(CLOCKS)}")
     selfchecks = d.get("selfchecks", [])
     if not isinstance(selfchecks, list) or not all(isinstance(c, dict) for c in selfchecks):
         raise ScenarioError(f"{where}.selfchecks: expected an array of tables")
@@ -432,6 +440,7 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         sites=sites,
         censors=censors,
         events=events,
+        clock=clock,
         targets=targets,
         selfchecks=tuple(selfchecks),
         demo=bool(d.get("demo", False)),

@@ -60,9 +60,15 @@ def owner_alive(state: dict[str, Any]) -> bool:
     return bool(pid) and _proc_start(pid) == state.get("owner_start")
 
 
-def child_env() -> dict[str, str]:
-    """Environment of the processes we start: this checkout's `probe` package first."""
+def child_env(probe: bool = False) -> dict[str, str]:
+    """Environment of the processes we start: this checkout's `probe` package first.
+
+    ``probe``: for the probe's own processes (run, results, helper), which may come from
+    another checkout named by ``PROBE_SIM_PROBE_PATH`` (test a probe against this simulator).
+    """
     root = str(Path(__file__).resolve().parents[2])
+    if probe and os.environ.get("PROBE_SIM_PROBE_PATH"):
+        root = os.environ["PROBE_SIM_PROBE_PATH"]
     path = os.environ.get("PYTHONPATH")
     return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
                 PYTHONPATH=root + (os.pathsep + path if path else ""))
@@ -75,12 +81,12 @@ def probe_capabilities() -> dict[str, bool]:
     caps = {"asn_db": False, "control": False, "canaries": False, "helper": False}
     try:
         out = subprocess.run([py, "-m", "probe", "run", "--help"], capture_output=True,
-                             text=True, timeout=30, env=child_env()).stdout
+                             text=True, timeout=30, env=child_env(probe=True), cwd="/").stdout
         caps["asn_db"] = "--asn-db" in out
         caps["control"] = "--control" in out
         caps["canaries"] = "--canaries" in out
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
-                             capture_output=True, text=True, timeout=30, env=child_env()).stdout
+                             capture_output=True, text=True, timeout=30, env=child_env(probe=True), cwd="/").stdout
         caps["helper"] = "--listen" in out
     except (OSError, subprocess.SubprocessError):
         pass
@@ -188,7 +194,7 @@ class Sim:
             argv = [sys.executable, "-m", "probe", "helper", "serve", "--listen", listen]
             for cidr in allow:
                 argv += ["--allow", cidr]
-            self._spawn("control", "ctl", argv, ready=None)
+            self._spawn("control", "ctl", argv, ready=None, probe=True)
             self.control_url = f"http://{listen}"
         for dev in (d for t in self.techniques for d in t.devices()):
             self._spawn_device(dev)
@@ -221,11 +227,12 @@ class Sim:
         except netns.NetnsError as exc:
             raise SimError(f"applying censor rules on {role} failed: {exc}") from None
 
-    def _spawn(self, name: str, role: str, argv: list[str], ready: Path | None) -> Proc:
+    def _spawn(self, name: str, role: str, argv: list[str], ready: Path | None,
+               probe: bool = False) -> Proc:
         logdir = self.rundir / "logs"
         logdir.mkdir(exist_ok=True)
         log = logdir / f"{name}.log"
-        env = child_env()
+        env = child_env(probe)
         with open(log, "wb") as fh:
             popen = subprocess.Popen(
                 ["ip", "netns", "exec", self.topo.ns(role), *argv],
@@ -379,6 +386,31 @@ class Sim:
                            "stage": label})
         return merged
 
+    def arm_clock(self) -> None:
+        """Count the client's first SYN to any target address (the events' time origin)."""
+        ips = sorted({ip for t in self.scenario.targets
+                      for ip in self.world.site(t.hostname).served_ips})
+        if not ips:
+            return
+        script = (
+            "table inet sim_clock {\n  counter seen { }\n"
+            "  chain cforward { type filter hook forward priority -20; policy accept;\n"
+            f'    iifname "lan0" ip daddr {{ {", ".join(ips)} }} '
+            'tcp flags & (syn | ack) == syn counter name "seen"\n  }\n}\n'
+        )
+        netns.run(["nft", "-f", "-"], ns=self.topo.router_ns, input=script)
+
+    def clock_started(self) -> bool:
+        proc = netns.run(["nft", "-j", "list", "counter", "inet", "sim_clock", "seen"],
+                         ns=self.topo.router_ns, check=False)
+        try:
+            for item in json.loads(proc.stdout)["nftables"]:
+                if "counter" in item:
+                    return int(item["counter"]["packets"]) > 0
+        except (ValueError, KeyError, TypeError):
+            pass
+        return False
+
     def reset_state(self) -> None:
         """Undo what self-checks consumed (loss quotas…) before the probe runs."""
         for t in self.techniques:
@@ -406,6 +438,16 @@ def running() -> list[dict[str, Any]]:
                     state["alive"] = state.get("mode") == "up" or owner_alive(state)
                     out.append(state)
     return sorted(out, key=lambda s: s.get("created", ""), reverse=True)
+
+
+def orphans() -> list[str]:
+    """Prefixes left by crashed runs: no state file, or a `run` whose owner process is gone."""
+    out = []
+    for prefix in netns.leftover_prefixes():
+        state = load_state(prefix)
+        if state is None or (state.get("mode") == "run" and not owner_alive(state)):
+            out.append(prefix)
+    return out
 
 
 def teardown(prefixes: list[str] | None = None, *, everything: bool = False) -> list[str]:
@@ -442,8 +484,17 @@ class EventTimer:
             return
 
         def loop() -> None:
+            origin = t0
+            if self.sim.scenario.clock == "first_target":
+                deadline = time.monotonic() + 120
+                while not self.sim.clock_started():
+                    if self._stop.wait(0.05) or time.monotonic() > deadline:
+                        return
+                origin = time.monotonic()
+                self.log.append({"at": round(origin - t0, 2), "action": "clock",
+                                 "censor": "first SYN to a target", "ok": True, "error": ""})
             for ev in events:
-                if self._stop.wait(max(0.0, t0 + ev.at - time.monotonic())):
+                if self._stop.wait(max(0.0, origin + ev.at - time.monotonic())):
                     return
                 try:
                     self.sim.set_active(ev.censor, ev.action == "apply")

@@ -781,14 +781,14 @@ class Shutdown(Technique):
         mode = self.p["mode"]
         if mode == "full":
             fwd = f'    iifname "{lan}" drop\n    oifname "{lan}" drop\n'
-            out = f'    oifname != "{lan}" oifname != "lo" drop\n'
+            inp = f'    iifname != "{lan}" iifname != "lo" drop\n'
             sets = ""
         elif mode == "international":
             elems = ", ".join(A.domestic_cidrs())
             sets = f"  set home {{ type ipv4_addr; flags interval; elements = {{ {elems} }} }}\n"
             fwd = (f'    iifname "{lan}" ip daddr != @home drop\n'
                    f'    oifname "{lan}" ip saddr != @home drop\n')
-            out = f'    oifname != "{lan}" oifname != "lo" ip daddr != @home drop\n'
+            inp = f'    iifname != "{lan}" iifname != "lo" ip saddr != @home drop\n'
         else:
             allowed = [ip for h in self.p["allow"] for ip in self.ctx.world.ips_of(h)]
             elems = ", ".join(allowed)
@@ -796,12 +796,12 @@ class Shutdown(Technique):
             fwd = (f'    iifname "{lan}" ip daddr != @allowed drop\n'
                    f'    oifname "{lan}" ip saddr != @allowed drop\n')
             # the ISP resolver keeps its domestic upstream so allowed names still resolve
-            out = (f'    oifname != "{lan}" oifname != "lo" ip daddr != '
+            inp = (f'    iifname != "{lan}" iifname != "lo" ip saddr != '
                    f'{A.AUTH_DNS_DOMESTIC_IP} drop\n')
         return _nft(
             f"table inet c_{self.id} {{\n{sets}"
             f"  chain cforward {{ type filter hook forward priority -10; policy accept;\n{fwd}  }}\n"
-            f"  chain coutput {{ type filter hook output priority -10; policy accept;\n{out}  }}\n"
+            f"  chain cinput {{ type filter hook input priority -10; policy accept;\n{inp}  }}\n"
             "}\n"
         )
 

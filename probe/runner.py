@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
-from probe import __version__
-from probe.classify import classify
+import httpx
+
+from probe import __version__, asn
+from probe.classify import Context, classify
+from probe.classify.health import rounds as health_rounds
+from probe.control import client as control_client
+from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
+from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import measure_target
-from probe.model import Measurement, Target, Verdict
+from probe.model import HealthSample, Measurement, Target, Verdict
+from probe.privacy import Scrubber
+from probe.reanalyze import reclassify_run
 from probe.store import Store
 
 DEFAULT_CONCURRENCY = 8
@@ -87,6 +97,70 @@ class _Writer:
         self._pool.shutdown(wait=True)
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run, besides the per-step measurement settings.
+
+    ``controls``: control helper base URLs queried for every target; empty = none.
+    ``canaries``: (scope, target) pairs sampled before, every ``health_interval`` seconds
+    during, and after the run; empty = no health sampling.
+    ``asn_db``: an iptoasn TSV for the classifier; None = no ASN comparisons.
+    ``own_addresses``: more addresses of the volunteer to scrub before storage, besides the
+    local interface addresses and the public address the control helpers report.
+    """
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    controls: tuple[str, ...] = ()
+    control_token: str | None = None
+    canaries: tuple[tuple[str, str], ...] = ()
+    health_interval: float = 60.0
+    asn_db: str | None = None
+    own_addresses: tuple[str, ...] = ()
+
+
+class _Judge:
+    """Builds the classifier's context from what the run knows so far, and classifies."""
+
+    def __init__(self, asn_db: str | None) -> None:
+        self.samples: list[HealthSample] = []
+        self.asn_of = asn.load(asn_db).asn if asn_db else None
+
+    def context(self) -> Context:
+        return Context(health=tuple(health_rounds(self.samples)), asn_of=self.asn_of)
+
+    def __call__(self, m: Measurement, context: Context | None = None) -> Verdict:
+        return classify(m, context or self.context())
+
+
+async def _measure_with_controls(
+    target: Target, settings: MeasureSettings, options: RunOptions,
+    client: httpx.AsyncClient | None,
+) -> Measurement:
+    """The probe's own measurement, with every control asked about the same addresses."""
+    if client is None or not options.controls:
+        return await measure_target(target, settings)
+    resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+
+    def on_addresses(addresses: list[str]) -> None:
+        if not resolved.done():
+            resolved.set_result(addresses)
+
+    async def ask(measuring: asyncio.Task[Measurement]) -> tuple[dict[str, Any], ...]:
+        await asyncio.wait({resolved, measuring}, return_when=asyncio.FIRST_COMPLETED)
+        addresses = resolved.result() if resolved.done() else []
+        request = MeasureRequest(target.url, tuple(addresses[:MAX_ADDRESSES]), throughput=True)
+        deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+        return tuple(await asyncio.gather(*(
+            control_client.query(client, h, request, deadline, options.control_token)
+            for h in options.controls
+        )))
+
+    async with asyncio.TaskGroup() as tg:
+        measuring = tg.create_task(measure_target(target, settings, on_addresses))
+        asking = tg.create_task(ask(measuring))
+    return replace(measuring.result(), control=asking.result())
+
+
 async def run_targets(
     targets: Iterable[Target],
     total: int,
@@ -94,30 +168,52 @@ async def run_targets(
     db_path: str,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: ProgressCallback | None = None,
-    measure: Callable[[Target, MeasureSettings], Any] = measure_target,
+    options: RunOptions | None = None,
 ) -> RunProgress:
     """Measure every target, store observations and verdicts, return the final counters.
 
-    Cancellation (Ctrl-C) stops the run: finished targets stay stored, the run is marked
-    ``interrupted`` and the returned progress says so.
+    Health rounds are taken before, during and after; every target is stored with a verdict
+    as soon as it finishes, and once the run is over every verdict is recomputed with the whole
+    run's health (a later round may show that a failure fell inside a cut); changed verdicts
+    are stored as new current ones. Cancellation (Ctrl-C) stops the run: finished targets stay
+    stored, the run is marked ``interrupted`` and the returned progress says so.
     """
+    options = options or RunOptions(concurrency=concurrency)
+    concurrency = options.concurrency
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    judge = _Judge(options.asn_db)
     writer = _Writer(db_path)
+    scrubber = Scrubber.for_this_host(options.own_addresses)  # nothing of theirs is stored
+    sampler = HealthSampler(options.canaries, min(settings.connect_timeout, 3.0),
+                            query_name=_query_name(options.canaries)) if options.canaries else None
+    client = _control_client(settings) if options.controls else None
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted())
-        run_id: str = await writer.call(
-            lambda s: s.start_run(settings_record(settings, concurrency), total, __version__)
-        )
+        record = settings_record(settings, concurrency)
+        record["controls"] = len(options.controls)
+        record["canaries"] = len(options.canaries)
+        record = scrubber.value(record)
+        run_id: str = await writer.call(lambda s: s.start_run(record, total, __version__))
         progress = RunProgress(run_id=run_id, total=total)
+
+        async def health(phase: str) -> None:
+            if sampler is None:
+                return
+            samples = scrubber.health(await sampler.round(phase))
+            judge.samples.extend(samples)
+            await writer.call(lambda s: s.save_health(run_id, samples))
+
+        await health("before")
         if on_progress:
             on_progress(progress, None, None)
         queue: asyncio.Queue[Target | None] = asyncio.Queue(maxsize=concurrency * 2)
 
         async def worker() -> None:
             while (target := await queue.get()) is not None:
-                m: Measurement = await measure(target, settings)
-                verdict = classify(m)
+                m = scrubber.measurement(
+                    await _measure_with_controls(target, settings, options, client))
+                verdict = scrubber.verdict(judge(m))
                 await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
                 progress.done += 1
                 progress.verdicts[verdict.verdict.value] += 1
@@ -130,11 +226,25 @@ async def run_targets(
             for _ in range(concurrency):
                 await queue.put(None)
 
+        async def watch_health() -> None:
+            while True:
+                await asyncio.sleep(options.health_interval)
+                await health("during")
+
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(feed())
-                for _ in range(concurrency):
-                    tg.create_task(worker())
+                watcher = tg.create_task(watch_health()) if sampler else None
+                async with asyncio.TaskGroup() as work:
+                    work.create_task(feed())
+                    for _ in range(concurrency):
+                        work.create_task(worker())
+                if watcher:
+                    watcher.cancel()
+            await health("after")
+            changed = await _reclassify(writer, run_id, judge)
+            for old, new in changed:
+                progress.verdicts[old] -= 1
+                progress.verdicts[new] += 1
         except asyncio.CancelledError:
             progress.interrupted = True
             writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
@@ -142,4 +252,31 @@ async def run_targets(
         await writer.call(lambda s: s.finish_run(run_id, "completed"))
         return progress
     finally:
+        if client is not None:
+            await client.aclose()
         writer.close()
+
+
+async def _reclassify(writer: _Writer, run_id: str, judge: _Judge) -> list[tuple[str, str]]:
+    """Recompute the run's verdicts with the whole run's context; store those that changed."""
+    context = judge.context()
+    return await writer.call(  # type: ignore[no-any-return]
+        lambda store: reclassify_run(store, run_id, context)
+    )
+
+
+def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:
+    context = ssl.create_default_context()
+    if settings.ca_bundle:
+        context.load_verify_locations(settings.ca_bundle)
+    return httpx.AsyncClient(verify=context, trust_env=False)
+
+
+def _query_name(canaries: tuple[tuple[str, str], ...]) -> str:
+    """The resolver canary asks for the first domestic canary's name (a name it must know)."""
+    for scope, target in canaries:
+        if scope == "domestic" and "://" in target:
+            host = urlsplit(target).hostname
+            if host:
+                return host
+    return "example.com"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import probe.classify.verdict as verdict_module
 from probe import failures as f
 from probe.classify import ANALYSIS_VERSION, METHODS, Context, classify
-from probe.classify.health import NetworkState
+from probe.classify.health import HealthRound, NetworkState
 from probe.classify.observations import is_bogon
 from probe.classify.verdict import METHODS_BY_VERDICT
 from probe.model import (
@@ -482,6 +482,12 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("local-outage-is-not-a-shutdown", tcp_fail(f.NETWORK_UNREACHABLE, (ctl_failed(),)),
      context(W.LOCAL_OUTAGE), "inconclusive", "local_outage"),
     ("whole-network-blocking-stands", tcp_fail(T), context(W.WHOLE), "blocked", "tcp.timeout"),
+    ("isp-resolver-down-for-every-name", meas(
+        dns=sys_dns(failure=f.DNS_TEMPORARY_FAILURE, took=5.0), control=(ctl(),)),
+     Context(health=(HealthRound("2026-11-21T10:14:50.000000Z", W.WHOLE,
+                                 {"gateway": 1, "domestic": 3, "international": 3},
+                                 {"resolver": 1}),)),
+     "inconclusive", "resolver_down"),
     # --- missing or contradictory evidence ------------------------------------------------------
     # OONI weak spot (ooni/explorer#764): site and control both failing.
     ("site-and-control-both-failing-control-blocked", blocked_tls(T, (ctl_failed(),)), CTX,

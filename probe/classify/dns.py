@@ -30,6 +30,7 @@ from probe.classify.base import (
     blocked,
     down,
     flaky,
+    inconclusive,
     without_control,
 )
 from probe.classify.observations import host, is_bogon, local_test_answer, took, via
@@ -48,8 +49,8 @@ DNS_METHODS: dict[str, str] = {
 }
 #: glibc's getaddrinfo reports SERVFAIL, REFUSED and silence alike as EAI_AGAIN
 #: (``dns_temporary_failure``; OONI's "resolver hiding the real DNS error", ooni/probe#2029).
-#: A slow one is silence (the stub's retries ran out), a quick one an error answer.
-SILENCE_AFTER_S = 2.5
+#: A slow one is silence (glibc's shortest retry timeout is 1 s), a quick one an error answer.
+SILENCE_AFTER_S = 0.9
 
 # When a step failed in several ways, the one reported is the most telling: specific answers
 # before silence, silence before local trouble.
@@ -341,6 +342,13 @@ def dns_failure(case: Case) -> Verdict | None:
                              "failure": x.failure} for x in failed],
                   **a.location_details())
     cv = case.control
+    r = case.health_round
+    if (method == "dns.timeout" and d.engine == "system" and r is not None
+            and r.down.get("resolver") and not r.up.get("resolver")):
+        return inconclusive(
+            case, "resolver_down",
+            f"{what}; the health round at {r.at} found the ISP resolver not answering any "
+            "name, so this silence is not about this site", 0.6, **common)
     if case.control_about(hostname) and cv.dns_done:
         if cv.resolved:
             tail = "" if all_failed else "; another resolver's answer worked"

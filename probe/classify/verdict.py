@@ -73,7 +73,8 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
     "http.eof http.status http.diff".split())
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
-    "no_control control_failed flaky local_outage local_ipv6 server_side trust_store "
+    "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
+    "trust_store "
     "unexplained interrupted incomplete".split())
 #: Every method this version can produce, per verdict.
 METHODS_BY_VERDICT: dict[VerdictKind, frozenset[str]] = {

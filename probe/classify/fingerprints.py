@@ -27,6 +27,8 @@ from probe.model import Certificate
 FORMAT_VERSION = 1
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: How a match on a redirect's Location is described (see :attr:`Match.by_location`).
+LOCATION_MATCH = "Location contains"
 
 
 class FingerprintError(ValueError):
@@ -116,7 +118,7 @@ class ResponsePattern:
         if location:
             for needle in self.location_contains:
                 if needle.casefold() in location.casefold():
-                    return f"Location contains {needle!r}"
+                    return f"{LOCATION_MATCH} {needle!r}"
         only_status = not (self.body_contains or self.title_contains or self.headers
                            or self.location_contains)
         if only_status and self.status is not None:
@@ -147,6 +149,11 @@ class Match:
     name: str
     source: str
     what: str
+
+    @property
+    def by_location(self) -> bool:
+        """The match is on a redirect's ``Location`` (a redirect *to* a block page)."""
+        return self.what.startswith(LOCATION_MATCH)
 
     def details(self) -> dict[str, str]:
         return {"fingerprint": self.name, "fingerprint_source": self.source,

@@ -193,11 +193,11 @@ def blockpage(case: Case) -> Verdict | None:
             continue
         hop_host = host(urlsplit(h.url).hostname or "")
         to = host(urlsplit(h.location).hostname or "") if h.location else ""
-        if match.what.startswith("Location") and case.control.visited(to):
+        if match.by_location and case.control.visited(to):
             continue
         common = _common(h, location=h.location, **match.details())
         tail = f"; {_control_page(case)}" if case.control.queried else ""
-        if match.what.startswith("Location"):
+        if match.by_location:
             return blocked(case, "http.redirect", FINGERPRINT,
                            f"{_response(h)} is a redirect to {h.location}, a known block page "
                            f"({match.name}: {match.what}){tail}", **common)

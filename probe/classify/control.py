@@ -26,9 +26,11 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
+
+from probe import failures as f
 
 
 def _str(value: Any) -> str | None:
@@ -130,6 +132,7 @@ class ControlHTTP:
     redirect_chain: tuple[str, ...]
     elapsed: float | None
     throughput_bps: float | None
+    body_truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -265,7 +268,12 @@ def read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
                 endpoints.append(_endpoint(helper, where, e))
         h = answer.get("http")
         if isinstance(h, Mapping):
-            https.append(_http(helper, h))
+            fetch = _http(helper, h)
+            if fetch.status is None and fetch.failure is None:
+                # The helper stopped before HTTP: name the step that stopped it.
+                mine = [e for e in endpoints if e.helper == helper]
+                fetch = replace(fetch, failure=_why_no_fetch(dns, mine))
+            https.append(fetch)
     https.sort(key=lambda h: not h.ok)
     hostname = (urlsplit(url).hostname or "").rstrip(".").lower() if url else None
     return ControlView(
@@ -274,6 +282,22 @@ def read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
         dns_failure=None if addrs or not dns_failures else dns_failures[0],
         endpoints=tuple(endpoints), https=tuple(https),
     )
+
+
+def _why_no_fetch(dns: Any, endpoints: Sequence[ControlEndpoint]) -> str:
+    """The failure that kept a helper from sending its HTTP request (its measure step sends
+    none when DNS, every connect or every handshake failed, or no chain validated)."""
+    if isinstance(dns, Mapping) and not _strs(dns.get("addrs")) and _str(dns.get("failure")):
+        return str(dns["failure"])
+    own = [e for e in endpoints if e.origin in ("control", "both")] or list(endpoints)
+    if own and all(e.tcp_done and e.tcp_failure for e in own):
+        return own[0].tcp_failure or ""
+    tls = [e for e in own if e.tls_done]
+    if tls and all(e.tls_failure for e in tls):
+        return tls[0].tls_failure or ""
+    if tls and all(e.verified is False for e in tls):
+        return tls[0].verify_error or f.SSL_INVALID_CERTIFICATE
+    return f.unknown("no HTTP response")
 
 
 def _endpoint(helper: str, where: tuple[str, int], e: Mapping[str, Any]) -> ControlEndpoint:
@@ -311,4 +335,5 @@ def _http(helper: str, h: Mapping[str, Any]) -> ControlHTTP:
         body_length=_int(h.get("body_length")), body_sha256=_str(h.get("body_sha256")),
         title=_str(h.get("title")), redirect_chain=_strs(h.get("redirect_chain")),
         elapsed=_num(h.get("elapsed")), throughput_bps=_num(h.get("throughput_bps")),
+        body_truncated=h.get("body_truncated") is True,
     )

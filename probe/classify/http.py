@@ -103,7 +103,7 @@ def _long_words(title: str | None) -> set[str]:
 def compare(h: HTTPObservation, c: ControlHTTP) -> Comparison:
     same = h.body_sha256 is not None and h.body_sha256 == c.body_sha256
     body: bool | None = None
-    if (h.body_length and c.body_length and not h.body_truncated):
+    if h.body_length and c.body_length and not (h.body_truncated or c.body_truncated):
         body = min(h.body_length, c.body_length) / max(h.body_length, c.body_length) \
             > BODY_PROPORTION
     mine, theirs = _uncommon(h.headers), _uncommon(c.headers)

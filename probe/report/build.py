@@ -117,7 +117,14 @@ def _assemble(
         interval = typical_interval(run_starts.get(net, []))
         for seg in health_segments(rounds_by_net[net], interval):
             health.append(
-                HealthSegment(labels[net], seg.start, seg.end, seg.state, seg.rounds, seg.source)
+                HealthSegment(
+                    labels[net],
+                    seg.start,
+                    _clip(seg.end, opts.until),
+                    seg.state,
+                    seg.rounds,
+                    seg.source,
+                )
             )
     cut_by_net: dict[str, float] = {}
     for h in health:
@@ -192,7 +199,9 @@ def _assemble(
 
     # Timelines.
     bounds = {
-        (net, b): (start, end) for net, cells in plan.cells.items() for b, start, end in cells
+        (net, b): (start, _clip(end, opts.until))
+        for net, cells in plan.cells.items()
+        for b, start, end in cells
     }
     timeline: list[TimelineSegment] = []
     for c in aggregate.timeline_cells(conn, 0):
@@ -229,8 +238,7 @@ def _assemble(
         )
     ]
     cells = {
-        labels[net]: [(start, end) for _, start, end in plan.cells[net]]
-        for net in sorted(plan.cells)
+        labels[net]: [bounds[(net, b)] for b, _, _ in plan.cells[net]] for net in sorted(plan.cells)
     }
 
     # Breakdowns.
@@ -311,6 +319,11 @@ def _assemble(
         changes=changes,
         target_urls=[r.url for r in target_rows],
     )
+
+
+def _clip(end: dt.datetime, until: dt.datetime | None) -> dt.datetime:
+    """Cells and health segments stop at the end of the period."""
+    return end if until is None else min(end, until)
 
 
 def _status_counts(runs: Sequence[Run]) -> dict[str, int]:

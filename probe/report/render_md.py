@@ -39,8 +39,10 @@ def md_escape(text: str) -> str:
 
 
 def code_safe(text: str) -> str:
-    """Text for a fenced code block: no backticks (they could close the fence)."""
-    return " ".join(text.replace("`", "'").split())
+    """A label for a fenced code block: no backticks (they could close the fence) and no
+    angle brackets (in case a renderer does not treat the block as code)."""
+    text = text.replace("`", "'").replace("<", "\u2039").replace(">", "\u203a")
+    return " ".join(text.replace("&", "+").split())
 
 
 def md_cell(value: Cell, tz: dt.tzinfo) -> str:

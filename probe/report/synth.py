@@ -5,7 +5,9 @@ A :class:`SynthSpec` describes networks, targets whose verdicts follow *episodes
 one method from a date, intercepted on one network, down for a day…), network-wide cuts in the
 health timeline, and noise. :func:`generate` writes it with the store's own schema
 (``Store.open`` creates and migrates the file) and bulk inserts; same spec and seed → the same
-rows. Two presets: :func:`january_2022_spec` (small, the Kazakhstan January 2022 pattern, with
+rows. ``health=False`` drops the ``health_samples`` table, like a database from before it.
+
+Two presets: :func:`january_2022_spec` (small, the Kazakhstan January 2022 pattern, with
 hostile page titles and headers; the fixture of the golden tests) and :func:`year_spec` (a year
 of runs × ~115 targets ≈ 1M verdicts, the benchmark).
 
@@ -29,23 +31,6 @@ from probe.store import Store
 UTC = dt.UTC
 Rows = list[tuple[Any, ...]]
 ANALYSIS_VERSION = "synth-1"
-
-#: Indexes the report wants and the store's migrations do not create yet (see docs/reports.md).
-REPORT_INDEXES: tuple[str, ...] = (
-    "CREATE INDEX IF NOT EXISTS health_samples_run_id ON health_samples (run_id)",
-)
-
-_HEALTH_DDL = """
-CREATE TABLE IF NOT EXISTS health_samples (
-    run_id TEXT NOT NULL REFERENCES runs (run_id),
-    at TEXT NOT NULL,
-    phase TEXT NOT NULL CHECK (phase IN ('before', 'during', 'after')),
-    scope TEXT NOT NULL,
-    target TEXT NOT NULL,
-    elapsed REAL NOT NULL,
-    failure TEXT
-)
-"""
 
 #: Canaries: (scope, target). Domestic hosts flagged True are on the 2022-01-08 allow-list.
 CANARIES: tuple[tuple[str, str, bool], ...] = (
@@ -126,7 +111,6 @@ class SynthSpec:
     #: Extra non-current (superseded) verdicts per measurement, to exercise is_current.
     history: bool = False
     last_run_running: bool = False
-    extra_indexes: bool = True
     canaries: tuple[tuple[str, str, bool], ...] = field(default=CANARIES)
 
 
@@ -203,11 +187,8 @@ def generate(spec: SynthSpec, path: str | Path) -> dict[str, int]:
     try:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -200000")
-        if spec.health:
-            conn.execute(_HEALTH_DDL)
-            if spec.extra_indexes:
-                for ddl in REPORT_INDEXES:
-                    conn.execute(ddl)
+        if not spec.health:  # an older database, from before health samples were stored
+            conn.execute("DROP TABLE IF EXISTS health_samples")
         conn.commit()
         schedule = sorted(
             (spec.start + net.offset + i * spec.interval, n)

@@ -50,10 +50,12 @@ def test_run_then_results_json_follows_the_contract(world, tmp_path):
         assert 0.0 <= row["confidence"] <= 1.0
     by_url = {r["url"]: r for r in rows}
     assert by_url[urls["ok"]]["verdict"] == "ok"
-    assert by_url[urls["refused"]]["method"] == "tcp.refused"
-    assert by_url[urls["nxdomain"]]["method"] == "dns.nxdomain"
+    # without a control vantage a failure cannot be called blocked or down
+    assert by_url[urls["refused"]]["method"] == "no_control"
+    assert "refused" in by_url[urls["refused"]]["evidence"]
+    assert by_url[urls["nxdomain"]]["details"]["failure"] == "dns_nxdomain_error"
     table = runner.invoke(app, ["results", "--db", str(db)])
-    assert table.exit_code == 0 and "dns.nxdomain" in table.stdout
+    assert table.exit_code == 0 and "no_control" in table.stdout
     csv_out = runner.invoke(app, ["results", "--db", str(db), "--format", "csv"])
     assert csv_out.stdout.splitlines()[0].startswith("run_id,")
 

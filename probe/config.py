@@ -304,7 +304,9 @@ _AT_EOF = re.compile(r"\s*\(at end of document\)\s*$")
 
 def parse_config_text(path: str, text: str) -> ConfigFile:
     """Parse TOML ``text`` read from ``path``; ConfigError ``FILE:LINE: …`` when it is bad."""
-    lines = text.splitlines()
+    lines = [line.rstrip("\r") for line in text.split("\n")]  # TOML's lines: not splitlines()
+    if lines and not lines[-1]:
+        lines.pop()
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
+from probe import config as run_config
 from probe import targets as target_lists
+from probe.consent import ensure_consent
 from probe.errors import ProbeError, TargetListError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import Target, Verdict
@@ -34,6 +36,14 @@ app.add_typer(targets_app, name="targets")
 helper_app = typer.Typer(help="The control helper (runs outside the censored network).",
                          no_args_is_help=True)
 app.add_typer(helper_app, name="helper")
+config_app = typer.Typer(help="Configuration: config file and PROBE_* variables.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config file (default: $PROBE_CONFIG, else "
+                 "<user config dir>/config.toml).", show_default=False),
+]
 
 DbOption = Annotated[
     Path | None,
@@ -107,8 +117,15 @@ class _Display:
         )
 
 
+def _config_fail(e: run_config.ConfigError) -> typer.Exit:
+    for problem in e.problems[:-1]:
+        typer.echo(f"probe: error: {problem}", err=True)
+    return _fail(e.problems[-1] if e.problems else str(e), 2)
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
     db: DbOption = None,
     resolver: Annotated[
@@ -131,8 +148,27 @@ def run(
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    accept_risk: Annotated[
+        bool, typer.Option("--accept-risk", help="Accept the consent notice (unattended use).")
+    ] = False,
+    no_bodies: Annotated[
+        bool, typer.Option("--no-bodies", help="Store body hashes and lengths only.")
+    ] = False,
+    config_file: ConfigOption = None,
 ) -> None:
-    """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict."""
+    """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict.
+
+    Options not given take their value from PROBE_* variables, then the config file."""
+    try:  # command line > environment > config file > default
+        eff = run_config.load(run_config.cli_values(ctx), config_file)
+    except run_config.ConfigError as e:
+        raise _config_fail(e) from None
+    db, resolver, no_system_resolver, ca_bundle, category, concurrency, timeout = (
+        eff[k] for k in ("db", "resolver", "no_system_resolver", "ca_bundle", "category",
+                         "concurrency", "timeout"))
+    control, control_token, canaries, health_interval, asn_db, quiet = (
+        eff[k] for k in ("control", "control_token", "canaries", "health_interval", "asn_db",
+                         "quiet"))
     try:
         found = target_lists.load_sources(sources, set(category) if category else None)
         resolvers = tuple(parse_resolver(r) for r in resolver or [])
@@ -150,11 +186,16 @@ def run(
         raise _fail(str(e), 2) from None
     if not found:
         raise _fail("no targets to measure", 2)
+    try:
+        ensure_consent(eff["accept_risk"])
+    except UsageError as e:
+        raise _fail(str(e), 2) from None
     settings = MeasureSettings.with_timeout(
         timeout,
         use_system_resolver=not no_system_resolver,
         resolvers=resolvers,
         ca_bundle=str(ca_bundle) if ca_bundle else None,
+        store_bodies=not eff["no_bodies"],
     )
     display = _Display(quiet)
     db_path = str(db or default_db_path())
@@ -194,6 +235,21 @@ def results(
         raise _fail(str(e)) from None
     width = shutil.get_terminal_size((120, 24)).columns
     typer.echo(render_results(rows, fmt, width=width), nl=False)
+
+
+@config_app.command("show")
+def config_show(
+    config_file: ConfigOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Print every effective `probe run` setting and where it came from."""
+    if fmt not in ("table", "json"):
+        raise _fail(f"--format {fmt!r}: choose table or json", 2)
+    try:
+        eff = run_config.load({}, config_file)
+    except run_config.ConfigError as e:
+        raise _config_fail(e) from None
+    typer.echo(run_config.render(eff, fmt), nl=False)
 
 
 @targets_app.command("validate")

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from probe import cli_export, cli_report
 from probe import config as run_config
 from probe import targets as target_lists
 from probe.consent import ensure_consent
@@ -22,7 +23,8 @@ from probe.errors import ProbeError, TargetListError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import Target, Verdict
 from probe.render import render_results
-from probe.runner import DEFAULT_CONCURRENCY, RunProgress, run_targets
+from probe.runner import DEFAULT_CONCURRENCY, RunOptions, RunProgress, run_targets
+from probe.simnet.cli import app as sim_app
 from probe.store import Store, default_db_path
 
 app = typer.Typer(
@@ -147,6 +149,22 @@ def run(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
+    control: Annotated[
+        list[str] | None,
+        typer.Option("--control", help="Control helper base URL (repeatable)."),
+    ] = None,
+    control_token: Annotated[
+        str | None, typer.Option("--control-token", envvar="PROBE_CONTROL_TOKEN")
+    ] = None,
+    canaries: Annotated[
+        Path | None, typer.Option("--canaries", help="Canaries CSV (network health).")
+    ] = None,
+    health_interval: Annotated[
+        float, typer.Option("--health-interval", min=0.5, help="Seconds between health rounds.")
+    ] = 60.0,
+    asn_db: Annotated[
+        Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     accept_risk: Annotated[
         bool, typer.Option("--accept-risk", help="Accept the consent notice (unattended use).")
@@ -171,6 +189,11 @@ def run(
                          "quiet"))
     try:
         found = target_lists.load_sources(sources, set(category) if category else None)
+        canary_list = tuple(
+            (c.scope, c.url_or_host) for c in target_lists.load_canaries(str(canaries))
+        ) if canaries else ()
+        if asn_db is not None and not asn_db.is_file():
+            raise UsageError(f"--asn-db {asn_db}: no such file")
         resolvers = tuple(parse_resolver(r) for r in resolver or [])
         if ca_bundle is not None and not ca_bundle.is_file():
             raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
@@ -199,8 +222,17 @@ def run(
     )
     display = _Display(quiet)
     db_path = str(db or default_db_path())
+    options = RunOptions(
+        concurrency=concurrency,
+        controls=tuple(control or ()),
+        control_token=control_token,
+        canaries=canary_list,
+        health_interval=health_interval,
+        asn_db=str(asn_db) if asn_db else None,
+    )
     try:
-        asyncio.run(run_targets(found, len(found), settings, db_path, concurrency, display))
+        asyncio.run(run_targets(found, len(found), settings, db_path, concurrency, display,
+                                options))
     except KeyboardInterrupt:
         if display.progress:
             display.progress.interrupted = True
@@ -235,6 +267,27 @@ def results(
         raise _fail(str(e)) from None
     width = shutil.get_terminal_size((120, 24)).columns
     typer.echo(render_results(rows, fmt, width=width), nl=False)
+
+
+@app.command()
+def reanalyze(
+    db: DbOption = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run (default: every run).")
+    ] = None,
+    asn_db: Annotated[
+        Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
+    ] = None,
+) -> None:
+    """Recompute verdicts with the current classifier; earlier verdicts are kept as history."""
+    from probe.reanalyze import reanalyze as do_reanalyze
+
+    try:
+        summary = do_reanalyze(str(db or default_db_path()), run_id,
+                               str(asn_db) if asn_db else None)
+    except ProbeError as e:
+        raise _fail(str(e)) from None
+    typer.echo(summary)
 
 
 @config_app.command("show")
@@ -328,16 +381,10 @@ def helper_serve(
         raise _fail(str(e)) from None
 
 
-def _mount_optional() -> None:
-    """Mount sub-apps whose modules may be absent in a partial install."""
-    try:
-        from probe.simnet.cli import app as sim_app
-    except ImportError:
-        return
-    app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
-
-
-_mount_optional()
+# Commands that live beside their library: reports, exports and the simulated network.
+cli_report.register(app)
+cli_export.register(app)
+app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from probe.report.records import HealthSegment, NetworkBucket, Report, TimelineS
 from probe.report.strips import dominant
 from probe.report.times import fmt_duration, fmt_local, local_midnight
 from probe.report.vocab import (
+    CUT_STATES,
     STATES,
     VERDICTS,
     Look,
@@ -33,6 +34,7 @@ RIGHT_X = 880.0
 ROW_H = 14.0
 FONT = 11.0
 CHAR_W = 6.2  # rough width of one character at FONT, for fitting labels
+MIN_CUT_W = 2.5  # narrowest drawn cut (viewBox units)
 
 #: Textures that tell cut states apart without colour.
 PATTERNS = {
@@ -246,7 +248,8 @@ def _health_band(
     out = []
     for seg in segments:
         x0, x1 = scale.x(seg.start), scale.x(seg.end)
-        w = max(x1 - x0, 0.6)
+        # A cut of an hour in a year is a fraction of a unit wide: keep it visible.
+        w = max(x1 - x0, MIN_CUT_W if seg.state in CUT_STATES else 0.6)
         look = state_look(seg.state)
         tip = (
             f"{seg.network}: {look.label}, {fmt_local(seg.start, tz)} → "

@@ -180,7 +180,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions = RunOptions(), say: Say =
     t0 = time.monotonic()
     sim: Sim | None = None
     try:
-        sim = Sim.start(scenario, mode="run", control=opts.control, say=say)
+        sim = Sim.start(scenario, mode="run", control=opts.control, say=say,
+                        probe_timeout=opts.timeout)
         result.prefix = sim.prefix
         result.timings.update(sim.timings)
         if on_up is not None:

@@ -70,8 +70,12 @@ def child_env(probe: bool = False) -> dict[str, str]:
     if probe and os.environ.get("PROBE_SIM_PROBE_PATH"):
         root = os.environ["PROBE_SIM_PROBE_PATH"]
     path = os.environ.get("PYTHONPATH")
-    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
-                PYTHONPATH=root + (os.pathsep + path if path else ""))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=root + (os.pathsep + path if path else ""))
+    if probe:
+        # the simulated world is not the real Internet: measuring it carries no risk to accept
+        env["PROBE_ACCEPT_RISK"] = "1"
+    return env
 
 
 @functools.cache
@@ -88,6 +92,8 @@ def probe_capabilities() -> dict[str, bool]:
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
                              capture_output=True, text=True, timeout=30, env=child_env(probe=True), cwd="/").stdout
         caps["helper"] = "--listen" in out
+        for flag in ("ca-bundle", "resolver", "timeout"):
+            caps[f"helper_{flag.replace('-', '_')}"] = f"--{flag}" in out
     except (OSError, subprocess.SubprocessError):
         pass
     return caps
@@ -122,13 +128,14 @@ class Sim:
     procs: list[Proc] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     control_url: str | None = None
+    probe_timeout: float = 3.0  # the probe's --timeout; the control helper uses the same
     active: dict[str, bool] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
     def start(cls, scenario: Scenario, *, mode: str = "run", control: bool = True,
-              say: Say = _quiet) -> Sim:
+              say: Say = _quiet, probe_timeout: float | None = None) -> Sim:
         """Bring the whole simulation up; on any failure everything is removed again."""
         t0 = time.monotonic()
         prefix = netns.new_prefix()
@@ -136,7 +143,7 @@ class Sim:
         rundir.mkdir(parents=True, mode=0o755)
         sim = cls(scenario=scenario, prefix=prefix, rundir=rundir,
                   topo=plan(prefix, scenario.transit), world=World.build(scenario), mode=mode,
-                  say=say)
+                  say=say, probe_timeout=probe_timeout or scenario.timeout)
         sim.write_state()
         try:
             sim._bring_up(control)
@@ -194,6 +201,12 @@ class Sim:
             argv = [sys.executable, "-m", "probe", "helper", "serve", "--listen", listen]
             for cidr in allow:
                 argv += ["--allow", cidr]
+            if caps.get("helper_ca_bundle"):
+                argv += ["--ca-bundle", str(ca)]  # the control trusts the world CA like the probe
+            if caps.get("helper_resolver"):
+                argv += ["--resolver", A.PUBLIC_RESOLVER_IP]
+            if caps.get("helper_timeout"):
+                argv += ["--timeout", str(self.probe_timeout)]
             self._spawn("control", "ctl", argv, ready=None, probe=True)
             self.control_url = f"http://{listen}"
         for dev in (d for t in self.techniques for d in t.devices()):

@@ -526,8 +526,19 @@ def _sni_checks(t: Technique, outcome: str) -> list[Check]:
 
 class HttpReset(_StringMatch):
     name = "http_reset"
-    summary = "HTTP Host-triggered TCP reset (string match on port 80)"
+    summary = "HTTP Host-triggered TCP reset (string match on the Host header, port 80)"
     port = 80
+
+    def apply(self) -> str:
+        # match the Host header itself, not the name anywhere in the payload (which would also
+        # hit e.g. a request to the control helper that carries the URL in its body)
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}"]
+        for h in self.hosts:
+            lines.append(f"iptables -A {chain} -p tcp -m string --string 'host: {h}' --algo bm "
+                         "--icase -j REJECT --reject-with tcp-reset")
+        lines.append(f"iptables -A FORWARD -i {self.lan} -p tcp --dport {self.port} -j {chain}")
+        return "\n".join(lines) + "\n"
 
     def checks(self) -> list[Check]:
         out = []

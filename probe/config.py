@@ -231,7 +231,7 @@ def _convert(s: Setting, value: Any, origin: str, base: Path | None = None) -> A
         if s.kind == "path":
             if isinstance(value, Path):
                 value = str(value)
-            path = Path(_text(s, value)).expanduser()
+            path = _expand(_text(s, value))
             if base is not None and not path.is_absolute():
                 path = base / path
             return path
@@ -256,6 +256,14 @@ def _convert(s: Setting, value: Any, origin: str, base: Path | None = None) -> A
     except _Bad as e:
         reason = str(e)
         raise _Bad(reason + got if reason == s.expected() else reason) from None
+
+
+def _expand(text: str) -> Path:
+    """``text`` as a path with ``~`` / ``~user`` expanded; _Bad when that user is unknown."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory"
+        raise _Bad(f"cannot expand {_got(text)}: no such user") from None
 
 
 def _number(s: Setting, value: Any, origin: str) -> int | float:
@@ -402,7 +410,7 @@ def resolve(
     sources: dict[str, str] = {}
     from_file: dict[str, Any] = {}
     if file is not None:
-        base = Path(file.path).expanduser().parent
+        base = Path(file.path).parent
         for key, raw in file.values.items():
             where = f"{file.path}:{file.line(key)}"
             setting = known.get(key)
@@ -446,12 +454,17 @@ def load(
     else ``$PROBE_CONFIG``, else the default path (which may be missing)."""
     env = os.environ if env is None else env
     origin = "default"
-    if config_path is not None:
-        path, origin = Path(config_path).expanduser(), "--config"
-    elif env.get(CONFIG_ENV):
-        path, origin = Path(env[CONFIG_ENV]).expanduser(), f"env {CONFIG_ENV}"
-    else:
-        path = default_config_path()
+    try:
+        if config_path is not None:
+            origin = "--config"
+            path = _expand(os.fspath(config_path))
+        elif env.get(CONFIG_ENV):
+            origin = f"env {CONFIG_ENV}"
+            path = _expand(env[CONFIG_ENV])
+        else:
+            path = default_config_path()
+    except _Bad as e:
+        raise ConfigError([f"{origin}: {e}"]) from None
     file: ConfigFile | None = None
     if origin != "default" and not path.is_file():
         where = "--config" if origin == "--config" else f"env {CONFIG_ENV}"

@@ -289,3 +289,17 @@ def test_run_with_a_bad_env_value_exits_2(tmp_path, monkeypatch):
                                    str(tmp_path / "x.db")])
     assert res.exit_code == 2
     assert "env PROBE_RESOLVER: 'not-an-ip' is not an IP address" in res.output
+
+
+def test_lines_are_counted_as_toml_does(tmp_path):
+    # U+0085 and U+2028 end lines for str.splitlines(), not for TOML
+    f = _file(tmp_path, 'quiet = {"\x85" = []}\nx = "\u2028"\nresolver = {}\n')
+    problems = _problems(lambda: C.resolve({}, {}, f))
+    assert problems[-1].startswith(f"{f.path}:3: key 'resolver'")
+
+
+def test_an_unknown_home_directory_is_an_error_not_a_crash(tmp_path):
+    assert _problems(lambda: C.resolve({}, {"PROBE_DB": "~no-such-user-x/p.db"}, None)) == [
+        "env PROBE_DB: cannot expand '~no-such-user-x/p.db': no such user"]
+    assert _problems(lambda: C.load({}, "~no-such-user-x/c.toml", env={})) == [
+        "--config: cannot expand '~no-such-user-x/c.toml': no such user"]

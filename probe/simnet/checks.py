@@ -57,8 +57,8 @@ def _region_of(ns: str) -> str:
 def _in(cidr_list: list[str], cidr: str) -> bool:
     import ipaddress
 
-    net = ipaddress.ip_network(cidr)
-    return any(net.subnet_of(ipaddress.ip_network(c)) for c in cidr_list)
+    net = ipaddress.IPv4Network(cidr)
+    return any(net.subnet_of(ipaddress.IPv4Network(c)) for c in cidr_list)
 
 
 def site_checks(world: World, site: BuiltSite, ns: str, ca_pem: str) -> list[Check]:

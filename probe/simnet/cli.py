@@ -249,7 +249,9 @@ def down(
 def run(
     scenarios: Annotated[list[str] | None, typer.Argument(help="Scenario names or paths.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Run every scenario.")] = False,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only scenarios with a tag.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only scenarios with a tag.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON results on stdout.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=8,
                                       help="Scenarios at once (each has its own network).")] = 1,

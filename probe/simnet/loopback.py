@@ -84,7 +84,8 @@ def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
     from probe.world.loopback import LoopbackWorld
 
     world = World.build(scenario)
-    runnable, skipped = [], []
+    runnable: list[tuple[Any, str | None]] = []
+    skipped: list[tuple[Any, str | None]] = []
     for t in scenario.targets:
         reason = skip_reason(scenario, world.site(t.hostname))
         (skipped if reason else runnable).append((t, reason))

@@ -294,8 +294,8 @@ def render_scenario(r: ScenarioResult, verbose: bool = False) -> str:
             if not c["ok"]:
                 lines.append(f"        {'; '.join(c['problems'])}")
     for t in r.targets:
-        lines.append(f"    {t.status:<14} {_cut(t.url, 40):<40} expected {_cut(t.expected, 34):<34} "
-                     f"got {t.got}")
+        lines.append(f"    {t.status:<14} {_cut(t.url, 40):<40} "
+                     f"expected {_cut(t.expected, 34):<34} got {t.got}")
         if t.status in (FAIL, XPASS) and t.evidence:
             lines.append(f"        evidence: {_cut(t.evidence, 110)}")
         if t.status == XFAIL and verbose and t.xfail:

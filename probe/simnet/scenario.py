@@ -192,7 +192,9 @@ def parse_expect(value: Any, where: str) -> tuple[Expect, ...]:
     for text in values:
         verdict, _, method = text.strip().partition("/")
         if verdict not in VERDICTS:
-            raise ScenarioError(f"{where}: unknown verdict {verdict!r} (one of {', '.join(VERDICTS)})")
+            raise ScenarioError(
+                f"{where}: unknown verdict {verdict!r} (one of {', '.join(VERDICTS)})"
+            )
         if method:
             allowed = METHODS[verdict]
             if verdict == "ok":
@@ -214,7 +216,9 @@ def _keys(data: Any, allowed: Iterable[str], where: str, required: Iterable[str]
     allowed = tuple(allowed)
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
+        raise ScenarioError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(allowed)}"
+        )
     for key in required:
         if key not in data:
             raise ScenarioError(f"{where}: missing {key!r}")
@@ -234,7 +238,9 @@ def _region(value: str, where: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        raise ScenarioError(f"{where}: {value!r} is not a CIDR or one of {list(REGION_ALIASES)}") from None
+        raise ScenarioError(
+            f"{where}: {value!r} is not a CIDR or one of {list(REGION_ALIASES)}"
+        ) from None
 
 
 def _host(text: str, where: str) -> str:
@@ -381,7 +387,9 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     dup = {h for h in hosts if hosts.count(h) > 1}
     if dup:
         raise ScenarioError(f"{where}: sites declared twice: {', '.join(sorted(dup))}")
-    censors = tuple(_censor(c, f"{where}: censor[{i}]", i) for i, c in enumerate(d.get("censor", [])))
+    censors = tuple(
+        _censor(c, f"{where}: censor[{i}]", i) for i, c in enumerate(d.get("censor", []))
+    )
     ids = [c.id for c in censors]
     if len(set(ids)) != len(ids):
         raise ScenarioError(f"{where}: censor ids must be unique")

@@ -263,7 +263,8 @@ def check_sequence(c: Check) -> dict[str, Any]:
             "problems": bad}
 
 
-KINDS = {"sequence": check_sequence, "tcp": check_tcp, "tls": check_tls, "http": check_http, "dns": check_dns,
+KINDS = {"sequence": check_sequence, "tcp": check_tcp, "tls": check_tls, "http": check_http,
+         "dns": check_dns,
          "resolve": check_resolve}
 
 

@@ -57,7 +57,7 @@ def _proc_start(pid: int) -> str | None:
 
 def owner_alive(state: dict[str, Any]) -> bool:
     pid = state.get("owner_pid")
-    return bool(pid) and _proc_start(pid) == state.get("owner_start")
+    return isinstance(pid, int) and _proc_start(pid) == state.get("owner_start")
 
 
 def child_env(probe: bool = False) -> dict[str, str]:
@@ -90,7 +90,8 @@ def probe_capabilities() -> dict[str, bool]:
         caps["control"] = "--control" in out
         caps["canaries"] = "--canaries" in out
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
-                             capture_output=True, text=True, timeout=30, env=child_env(probe=True), cwd="/").stdout
+                             capture_output=True, text=True, timeout=30,
+                             env=child_env(probe=True), cwd="/").stdout
         caps["helper"] = "--listen" in out
         for flag in ("ca-bundle", "resolver", "timeout"):
             caps[f"helper_{flag.replace('-', '_')}"] = f"--{flag}" in out
@@ -165,7 +166,8 @@ class Sim:
         ca = self.rundir / "world-ca.pem"
         ca.write_text(Path(pki.ca_pem).read_text())
         self.files["ca"] = str(ca)
-        self.files.update({k: str(v) for k, v in write_probe_files(self.world, self.rundir).items()})
+        written = write_probe_files(self.world, self.rundir)
+        self.files.update({k: str(v) for k, v in written.items()})
         ctx = Ctx(topo=self.topo, world=self.world, rundir=self.rundir, pki_dir=pki_dir,
                   ca_pem=str(ca))
         self.techniques = [instantiate(c, ctx) for c in self.scenario.censors]

@@ -315,7 +315,8 @@ class DnsProxy(Technique):
         for i, h in enumerate(self.hosts):
             real = self.ctx.world.ip_of(h)
             for port in (80, 443):
-                routes.append({"listen": f"{self.proxy_ip(i)}:{port}", "upstream": f"{real}:{port}"})
+                routes.append({"listen": f"{self.proxy_ip(i)}:{port}",
+                               "upstream": f"{real}:{port}"})
         return [Device(f"relay-{self.id}", self.router, "probe.simnet.devices.relay",
                        {"routes": routes})]
 
@@ -663,8 +664,8 @@ class SniFin(TcpInject):
 # ============================================================================ TLS
 class TlsMitm(Technique):
     name = "tls_mitm"
-    summary = "TLS interception: a transparent proxy forges the real leaf's subject/SAN under the " \
-              "rogue national CA"
+    summary = ("TLS interception: a transparent proxy forges the real leaf's subject/SAN "
+               "under the rogue national CA")
     PARAMS = {
         "hosts": ("hosts", REQUIRED, "SNIs that are intercepted (others are relayed untouched)"),
         "all_sni": ("bool", False, "intercept every SNI to the hosts' addresses"),
@@ -811,7 +812,8 @@ class Shutdown(Technique):
                    f'{A.AUTH_DNS_DOMESTIC_IP} drop\n')
         return _nft(
             f"table inet c_{self.id} {{\n{sets}"
-            f"  chain cforward {{ type filter hook forward priority -10; policy accept;\n{fwd}  }}\n"
+            "  chain cforward { type filter hook forward priority -10; policy accept;\n"
+            f"{fwd}  }}\n"
             f"  chain cinput {{ type filter hook input priority -10; policy accept;\n{inp}  }}\n"
             "}\n"
         )

@@ -146,7 +146,7 @@ def plan(prefix: str, transit: int = DEFAULT_TRANSIT) -> Topology:
         if n.host in ("dom", "intl", "ctl"):
             owned.setdefault(n.host, []).append(n.cidr)
             local_ranges.setdefault(n.host, []).append(n.cidr)
-    for ra, _, rb, _, base in links:
+    for ra, _, _rb, _, base in links:
         if ra != "cli":
             owned.setdefault(ra, []).append(f"{base}.0/24")
 

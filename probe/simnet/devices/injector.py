@@ -23,6 +23,7 @@ matter: Linux ignores out-of-window segments.
 
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import sys
@@ -183,7 +184,7 @@ def main() -> int:
     try:
         for qnum, rule in injector.rules.items():
             nfq = NetfilterQueue()
-            nfq.bind(qnum, lambda pkt, rule=rule: injector.handle(rule, pkt), max_len=4096)
+            nfq.bind(qnum, functools.partial(injector.handle, rule), max_len=4096)
             sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
             queues.append((nfq, sock))
     except OSError as exc:

@@ -45,7 +45,9 @@ def peek_hello(sock: socket.socket, timeout: float = 10.0) -> bytes:
         data = sock.recv(16384, socket.MSG_PEEK)
         if not data:
             return data
-        if data[0] != 0x16 or (len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big")):
+        if data[0] != 0x16:
+            return data
+        if len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big"):
             return data
         time.sleep(0.01)
     return data
@@ -53,14 +55,16 @@ def peek_hello(sock: socket.socket, timeout: float = 10.0) -> bytes:
 
 def relay(a: socket.socket, b: socket.socket) -> None:
     """Copy bytes both ways until either side closes (works for ssl sockets too)."""
-    socks = [a, b]
+    socks: list[socket.socket] = [a, b]
     for s in socks:
         s.settimeout(IDLE)
     try:
         while True:
-            ready_now = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+            ready_now: list[socket.socket] = [
+                s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()
+            ]
             if not ready_now:
-                ready_now, _, _ = select.select(socks, [], [], IDLE)
+                ready_now = list(select.select(socks, [], [], IDLE)[0])
                 if not ready_now:
                     return
             for s in ready_now:

@@ -8,10 +8,13 @@ error, 2 = bad usage, 130 = interrupted by the user.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +29,8 @@ from probe.render import render_results
 from probe.runner import DEFAULT_CONCURRENCY, RunOptions, RunProgress, run_targets
 from probe.simnet.cli import app as sim_app
 from probe.store import Store, default_db_path
+from probe.watch import WatchPlan, parse_duration
+from probe.watch import watch as watch_runs
 
 app = typer.Typer(
     help="Internet censorship measurement probe: tells blocking from outages and shutdowns.",
@@ -173,10 +178,23 @@ def run(
         bool, typer.Option("--no-bodies", help="Store body hashes and lengths only.")
     ] = False,
     config_file: ConfigOption = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Complete an interrupted run (id or prefix): measure "
+                     "only its targets not stored yet."),
+    ] = None,
 ) -> None:
     """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict.
 
     Options not given take their value from PROBE_* variables, then the config file."""
+    _run_or_watch(ctx, sources, resume=resume, plan=None)
+
+
+def _run_or_watch(
+    ctx: typer.Context, sources: list[str], resume: str | None, plan: WatchPlan | None
+) -> None:
+    """The shared body of ``run`` and ``watch``: effective settings, checks, then go."""
+    config_file = ctx.params.get("config_file")
     try:  # command line > environment > config file > default
         eff = run_config.load(run_config.cli_values(ctx), config_file)
     except run_config.ConfigError as e:
@@ -229,10 +247,24 @@ def run(
         canaries=canary_list,
         health_interval=health_interval,
         asn_db=str(asn_db) if asn_db else None,
+        resume=resume,
     )
     try:
-        asyncio.run(run_targets(found, len(found), settings, db_path, concurrency, display,
-                                options))
+        if plan is None:
+            asyncio.run(run_targets(found, len(found), settings, db_path, concurrency,
+                                    display, options))
+        else:
+            def reload() -> list[Target]:
+                return target_lists.load_sources(sources, set(category) if category else None)
+
+            def event(text: str) -> None:
+                if not quiet:
+                    display.finish()
+                    typer.echo(f"watch: {text}", err=True)
+
+            _run_until_signalled(watch_runs(reload, settings, db_path, options, plan,
+                                            display, event))
+            return
     except KeyboardInterrupt:
         if display.progress:
             display.progress.interrupted = True
@@ -241,6 +273,58 @@ def run(
     except ProbeError as e:
         raise _fail(str(e)) from None
     display.finish()
+
+
+def _run_until_signalled(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro``; SIGTERM stops it like Ctrl-C (the run in progress is interrupted)."""
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+
+    asyncio.run(main())
+
+
+def _watch_command(
+    ctx: typer.Context,
+    sources: list[str],
+    every: Annotated[str, typer.Option("--every", help="Time between runs (15m, 1h…).")] = "15m",
+    jitter: Annotated[
+        float, typer.Option("--jitter", min=0.0, max=0.5, help="Random spread (fraction).")
+    ] = 0.1,
+    health_every: Annotated[
+        str, typer.Option("--health-every", help="Health checks while offline (first pause).")
+    ] = "1m",
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")
+    ] = None,
+    **_: Any,
+) -> None:
+    """Measure periodically; ride out shutdowns with cheap health checks (SIGTERM stops)."""
+    try:
+        plan = WatchPlan(parse_duration(every), jitter, parse_duration(health_every), max_runs)
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    _run_or_watch(ctx, sources, resume=None, plan=plan)
+
+
+def _watch_signature() -> inspect.Signature:
+    """``watch`` takes every option of ``run`` (but --resume) plus its own scheduling ones."""
+    own = [p for name, p in inspect.signature(_watch_command, eval_str=True).parameters.items()
+           if name not in ("_",)]
+    shared = [p for name, p in inspect.signature(run, eval_str=True).parameters.items()
+              if name not in ("ctx", "sources", "resume")]
+    return inspect.Signature(own + shared)
+
+
+_watch_command.__signature__ = _watch_signature()  # type: ignore[attr-defined]
+app.command("watch")(_watch_command)
 
 
 @app.command()

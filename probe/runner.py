@@ -48,6 +48,7 @@ class RunProgress:
     verdicts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     interrupted: bool = False
+    network: str | None = None  # state shown by the last health round; None = no canaries
 
     @property
     def elapsed(self) -> float:
@@ -107,6 +108,8 @@ class RunOptions:
     ``asn_db``: an iptoasn TSV for the classifier; None = no ASN comparisons.
     ``own_addresses``: more addresses of the volunteer to scrub before storage, besides the
     local interface addresses and the public address the control helpers report.
+    ``resume``: an interrupted run to complete: only its targets not stored yet are measured
+    and they join that run; None = a new run.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -116,6 +119,13 @@ class RunOptions:
     health_interval: float = 60.0
     asn_db: str | None = None
     own_addresses: tuple[str, ...] = ()
+    resume: str | None = None
+
+
+#: Seconds between heartbeats of a live run, and the silence after which another process may
+#: declare the run dead (crash, kill -9, power cut) and mark it interrupted.
+HEARTBEAT = 5.0
+STALE_AFTER = 30.0
 
 
 class _Judge:
@@ -146,7 +156,8 @@ async def _measure_with_controls(
             resolved.set_result(addresses)
 
     async def ask(measuring: asyncio.Task[Measurement]) -> tuple[dict[str, Any], ...]:
-        await asyncio.wait({resolved, measuring}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {resolved, measuring}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         addresses = resolved.result() if resolved.done() else []
         request = MeasureRequest(target.url, tuple(addresses[:MAX_ADDRESSES]), throughput=True)
         deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
@@ -189,13 +200,20 @@ async def run_targets(
                             query_name=_query_name(options.canaries)) if options.canaries else None
     client = _control_client(settings) if options.controls else None
     try:
-        await writer.call(lambda s: s.mark_stale_runs_interrupted())
-        record = settings_record(settings, concurrency)
-        record["controls"] = len(options.controls)
-        record["canaries"] = len(options.canaries)
-        record = scrubber.value(record)
-        run_id: str = await writer.call(lambda s: s.start_run(record, total, __version__))
-        progress = RunProgress(run_id=run_id, total=total)
+        await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
+        done: set[str] = set()
+        if options.resume:
+            resume = options.resume
+            run_id: str = await writer.call(lambda s: s.resume_run(resume))
+            done = await writer.call(lambda s: s.measured_urls(run_id))
+            judge.samples.extend(await writer.call(lambda s: s.health_samples(run_id)))
+        else:
+            record = settings_record(settings, concurrency)
+            record["controls"] = len(options.controls)
+            record["canaries"] = len(options.canaries)
+            record = scrubber.value(record)
+            run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
+        progress = RunProgress(run_id=run_id, total=total, done=len(done))
 
         async def health(phase: str) -> None:
             if sampler is None:
@@ -222,7 +240,8 @@ async def run_targets(
 
         async def feed() -> None:
             for target in targets:
-                await queue.put(target)
+                if target.url not in done:
+                    await queue.put(target)
             for _ in range(concurrency):
                 await queue.put(None)
 
@@ -231,16 +250,26 @@ async def run_targets(
                 await asyncio.sleep(options.health_interval)
                 await health("during")
 
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT)
+                await writer.call(lambda s: s.touch_run(run_id))
+
         try:
             async with asyncio.TaskGroup() as tg:
-                watcher = tg.create_task(watch_health()) if sampler else None
+                background = [tg.create_task(heartbeat())]
+                if sampler:
+                    background.append(tg.create_task(watch_health()))
                 async with asyncio.TaskGroup() as work:
                     work.create_task(feed())
                     for _ in range(concurrency):
                         work.create_task(worker())
-                if watcher:
-                    watcher.cancel()
-            await health("after")
+                for task in background:
+                    task.cancel()
+            if total:  # a health-only run (no targets) needs no second round
+                await health("after")
+            if judge.samples:
+                progress.network = health_rounds(judge.samples)[-1].state.value
             changed = await _reclassify(writer, run_id, judge)
             for old, new in changed:
                 progress.verdicts[old] -= 1

@@ -257,6 +257,28 @@ class Store:
                 [status, now, now, run_id],
             )
 
+    def touch_run(self, run_id: str) -> None:
+        """Heartbeat: the run's process is alive (see :meth:`mark_stale_runs_interrupted`)."""
+        with self._write("update a run") as db:
+            db.execute("UPDATE runs SET last_seen_at = ? WHERE run_id = ?",
+                       [utcnow_iso(), run_id])
+
+    def resume_run(self, run_id: str) -> str:
+        """Set an interrupted run back to ``running`` so missing targets can be added to it.
+
+        Returns the full run id. A completed run, or one another process is still running,
+        cannot be resumed (StorageError).
+        """
+        with self._write("resume a run") as db:
+            run_id = self._resolve_run(db, run_id)
+            row = next(db.query("SELECT status FROM runs WHERE run_id = ?", [run_id]))
+            if row["status"] != "interrupted":
+                raise StorageError(f"run {run_id} is {row['status']}; only an interrupted run "
+                                   "can be resumed")
+            db.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
+                       "last_seen_at = ? WHERE run_id = ?", [utcnow_iso(), run_id])
+        return run_id
+
     def mark_stale_runs_interrupted(self, idle_for: float = 0.0) -> list[str]:
         """Mark runs left ``running`` (by a crash or power cut) as ``interrupted``.
 

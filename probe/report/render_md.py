@@ -91,12 +91,15 @@ def render_md(report: Report) -> str:
         + (f" · **categories:** {md_escape(', '.join(m.categories))}" if m.categories else "")
         + "\n"
     )
+    cut = (
+        f"The network was cut for {fmt_duration(s.cut_seconds)} in total"
+        + (f" across {s.networks} networks." if s.networks > 1 else ".")
+        if s.cut_seconds
+        else "The network was never cut."
+    )
     add(
         f"{s.targets_interfered_now} of {s.targets} targets are blocked, intercepted or "
-        f"throttled now ({s.targets_interfered} at some point in the period). The network was "
-        f"cut for {fmt_duration(s.cut_seconds)} in total"
-        + (f" across {s.networks} networks" if s.networks > 1 else "")
-        + ".\n"
+        f"throttled now ({s.targets_interfered} at some point in the period). {cut}\n"
     )
     add("## Verdicts\n")
     add(md_table(verdicts_table(report), tz))

@@ -23,17 +23,22 @@ DbsOption = Annotated[
     list[Path] | None,
     typer.Option(
         "--db",
+        metavar="PATH",
         help="Probe database (repeat for several; runs found twice count once). "
         "Default: $PROBE_DB or the user data dir.",
     ),
 ]
 TzOption = Annotated[
     str,
-    typer.Option("--tz", help="Show times in this zone: local, UTC, Asia/Almaty, +05:00…"),
+    typer.Option(
+        "--tz", metavar="ZONE", help="Show times in this zone: local, UTC, Asia/Almaty, +05:00…"
+    ),
 ]
 CategoryOption = Annotated[
     list[str] | None,
-    typer.Option("--category", help="Only targets of this category code (repeatable)."),
+    typer.Option(
+        "--category", metavar="CODE", help="Only targets of this category code (repeatable)."
+    ),
 ]
 
 
@@ -49,15 +54,20 @@ def _databases(db: list[Path] | None) -> tuple[Path, ...]:
 def report(
     db: DbsOption = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Start (inclusive): date, ISO time or 7d.")
+        str | None,
+        typer.Option("--since", metavar="T", help="Start (inclusive): date, ISO time or 7d."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="End (exclusive; a date means its end).")
+        str | None,
+        typer.Option("--until", metavar="T", help="End (exclusive; a date means its end)."),
     ] = None,
     tz: TzOption = "local",
     category: CategoryOption = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="html, md, csv or json.", case_sensitive=False)
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="html, md, csv or json.", case_sensitive=False
+        ),
     ] = "html",
     out: Annotated[
         str | None,
@@ -95,24 +105,30 @@ def report(
 def compare_cmd(
     runs: Annotated[
         list[str] | None,
-        typer.Argument(help="BEFORE AFTER: two run ids (or unique prefixes, latest, previous)."),
+        typer.Argument(
+            metavar="[BEFORE AFTER]", help=" two run ids (or unique prefixes, latest, previous)."
+        ),
     ] = None,
     db: DbsOption = None,
     since: Annotated[
         list[str] | None,
-        typer.Option("--since", help="Start of a period; give twice (before, after)."),
+        typer.Option("--since", metavar="T", help="Start of a period; give twice (before, after)."),
     ] = None,
     until: Annotated[
         list[str] | None,
-        typer.Option("--until", help="End of a period; give twice or not at all."),
+        typer.Option("--until", metavar="T", help="End of a period; give twice or not at all."),
     ] = None,
     tz: TzOption = "local",
     category: CategoryOption = None,
     fmt: Annotated[
         str,
-        typer.Option("--format", help="table, md, csv, json or html.", case_sensitive=False),
+        typer.Option(
+            "--format", metavar="FORMAT", help="table, md, csv, json or html.", case_sensitive=False
+        ),
     ] = "table",
-    out: Annotated[str | None, typer.Option("--out", help="Output file (default stdout).")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", metavar="PATH", help="Output file (default stdout).")
+    ] = None,
 ) -> None:
     """What changed between two runs or two periods: newly blocked, unblocked, method
     changed, still blocked. Without arguments: the previous run vs the latest."""

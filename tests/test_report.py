@@ -400,3 +400,18 @@ def test_write_report_csv_to_stdout(
     assert write_report(full_report, "csv", "-") == []
     out = capsys.readouterr().out
     assert out.startswith("# summary\nmetric,value\n") and "\n# targets\n" in out
+
+
+def test_bench_report_caches_its_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probe.report import bench
+    from tests.test_report_aggregate import tiny_spec
+
+    monkeypatch.setattr(bench, "year_spec", tiny_spec)
+    first = bench.bench_report(tmp_path, repeat=1)
+    assert first["verdicts"] == 48 and first["generated_s"] is not None
+    assert first["total_s"] > 0 and first["html_kb"] > 0
+    second = bench.bench_report(tmp_path, repeat=2)
+    assert second["generated_s"] is None and second["repeat"] == 2
+    assert (tmp_path / "report-bench.html").exists()

@@ -136,3 +136,33 @@ def test_source_database_is_not_modified(built: Built, tmp_path: Path) -> None:
 
 def test_to_jsonable_handles_nested_records() -> None:
     assert to_jsonable({"a": (b"\x00", [CERT_LEAF.san])}) == {"a": ["AA==", [list(CERT_LEAF.san)]]}
+
+
+def test_every_record_field_is_exported(built: Built, tmp_path: Path) -> None:
+    """A field added to a record shows up in the export under its own name."""
+    import dataclasses
+
+    from probe import model
+
+    export(built.path, "jsonl", tmp_path / "x.jsonl")
+    [ok] = [o for o in read_jsonl(tmp_path / "x.jsonl") if o["measurement_id"] == built.ids["ok"]]
+
+    def names(cls: type) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    assert set(ok["target"]) == names(model.Target)
+    assert set(ok["dns"][1]) == names(model.DNSObservation)
+    assert set(ok["dns"][1]["answers"][0]) == names(model.DNSAnswer)
+    assert set(ok["tcp"][0]) == names(model.TCPObservation)
+    assert set(ok["tls"][0]) == names(model.TLSObservation)
+    assert set(ok["tls"][0]["certificates"][0]) == names(model.Certificate)
+    assert set(ok["http"][0]) == names(model.HTTPObservation)
+    assert names(model.Measurement) - {"target"} <= set(ok)
+    assert set(ok["verdict"]) == names(model.Verdict) - {"details"} | {"details", "created_at"}
+
+
+def test_non_finite_numbers_become_null() -> None:
+    from probe.export.jsonl import dumps
+
+    assert json.loads(dumps({"a": [1.5, float("nan")], "b": {"c": float("inf")}})) == {
+        "a": [1.5, None], "b": {"c": None}}

@@ -84,9 +84,11 @@ def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
             if fmt == "csv":
                 writer = csv.writer(stream, lineterminator="\n")
                 writer.writerow(csv_format.COLUMNS)
-                for record in source.records(sel):
-                    writer.writerow(csv_format.record_to_row(record))
-                    count += 1
+                for page in source.pages(sel, observations=False):
+                    for m in page.measurements:
+                        found = page.verdicts.get(m["measurement_id"])
+                        writer.writerow(csv_format.row_cells(m, found[-1] if found else None))
+                        count += 1
             else:
                 to_object = _OBJECTS[fmt]
                 for record in source.records(sel):

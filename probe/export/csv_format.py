@@ -11,26 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from probe.export.source import Record
+from probe.export.source import Row
 from probe.render import CONTRACT_FIELDS
 
 COLUMNS: tuple[str, ...] = (*CONTRACT_FIELDS, "measurement_id")
 
 
-def record_to_row(record: Record) -> list[Any]:
-    """The CSV cells of one measurement, in :data:`COLUMNS` order."""
-    m, v = record.measurement, record.verdict
-    values: dict[str, Any] = {
-        "run_id": record.run["run_id"],
-        "url": m.target.url,
-        "hostname": m.target.hostname,
-        "category": m.target.category,
-        "started_at": m.started_at,
-        "verdict": v.verdict.value if v else None,
-        "method": v.method if v else None,
-        "confidence": v.confidence if v else None,
-        "evidence": v.evidence if v else None,
-        "analysis_version": v.analysis_version if v else None,
-        "measurement_id": record.measurement_id,
-    }
-    return ["" if values[c] is None else values[c] for c in COLUMNS]
+_FROM_MEASUREMENT = ("run_id", "url", "hostname", "category", "started_at", "measurement_id")
+
+
+def row_cells(measurement: Row, verdict: Row | None) -> list[Any]:
+    """The CSV cells of one measurement (its ``measurements`` row and current ``verdicts``
+    row, None = no verdict), in :data:`COLUMNS` order."""
+    values = [measurement[c] if c in _FROM_MEASUREMENT else (verdict or {}).get(c)
+              for c in COLUMNS]
+    return ["" if v is None else v for v in values]

@@ -24,6 +24,7 @@ import base64
 import dataclasses
 import enum
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,10 +56,20 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def to_jsonable(value: Any) -> Any:
     """A record (or any nesting of records, tuples, dicts) as JSON-native values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(kind):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, bytes | bytearray | memoryview):
@@ -96,15 +107,29 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "tcp": to_jsonable(m.tcp),
         "tls": to_jsonable(m.tls),
         "http": to_jsonable(m.http),
-        "control": to_jsonable(m.control),
-        "extra": to_jsonable(m.extra),
+        "control": list(m.control),  # JSON-native already (stored as JSON)
+        "extra": m.extra,
         "verdict": verdict,
     }
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
-    """One line of JSON (UTF-8 kept readable, no spaces)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """One line of standard JSON (UTF-8 kept readable, no spaces); NaN/±inf become null."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --- the inverse ----------------------------------------------------------------------------

@@ -163,7 +163,6 @@ class Source:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.conn = open_readonly(self.path)
-        self.conn.row_factory = sqlite3.Row
         self.tables = {
             r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
@@ -190,7 +189,11 @@ class Source:
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
-            return [dict(r) for r in self.conn.execute(sql, params)]
+            cursor = self.conn.execute(sql, params)
+            if cursor.description is None:  # BEGIN, COMMIT…
+                return []
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor]
         except sqlite3.Error as e:
             raise StorageError(f"cannot read database {self.path}: {_one_line(e)}") from e
 
@@ -237,13 +240,15 @@ class Source:
         self,
         sel: Selection,
         *,
+        observations: bool = True,
         bodies: bool = True,
         all_verdicts: bool = False,
         page_size: int | None = None,
     ) -> Iterator[Page]:
         """Pages of selected measurements, oldest first, with their rows.
 
-        ``bodies`` False leaves HTTP bodies and certificate DER in the database (hashes only).
+        ``observations`` False loads only the measurement and verdict rows. ``bodies`` False
+        leaves HTTP bodies and certificate DER in the database (hashes only).
         ``all_verdicts`` True loads every verdict version instead of only the current one.
         ``page_size`` None = :data:`PAGE_SIZE`.
         """
@@ -260,9 +265,11 @@ class Source:
             if not page:
                 return
             last = (page[-1]["started_at"], page[-1]["measurement_id"])
-            yield self._fill(page, bodies=bodies, all_verdicts=all_verdicts)
+            yield self._fill(page, observations=observations, bodies=bodies,
+                             all_verdicts=all_verdicts)
 
-    def _fill(self, page: list[Row], *, bodies: bool, all_verdicts: bool) -> Page:
+    def _fill(self, page: list[Row], *, observations: bool, bodies: bool,
+              all_verdicts: bool) -> Page:
         ids = [r["measurement_id"] for r in page]
         marks = ",".join("?" * len(ids))
         out = Page(page)
@@ -277,14 +284,15 @@ class Source:
                 grouped.setdefault(r["measurement_id"], []).append(r)
             out.children[table] = grouped
 
-        for table in OBSERVATION_TABLES:
+        for table in OBSERVATION_TABLES if observations else ():
             if table == "http_requests" and not bodies:
                 load(table, self._columns(table, without="body")
                      + ", body IS NOT NULL AS body_stored")
             else:
                 load(table)
-        cert_columns = "*" if bodies else self._columns("certificates", without="der")
-        load("certificates", cert_columns, "tls_idx, position")
+        if observations:
+            cert_columns = "*" if bodies else self._columns("certificates", without="der")
+            load("certificates", cert_columns, "tls_idx, position")
         current = "" if all_verdicts else " AND is_current = 1"
         for r in self._execute(
             f"SELECT * FROM verdicts WHERE measurement_id IN ({marks}){current} "
@@ -336,10 +344,11 @@ class Source:
                 + " ORDER BY h.at, h.rowid",
                 params,
             )
+            names = [d[0] for d in cursor.description]
             while True:
                 chunk = cursor.fetchmany(batch)
                 if not chunk:
                     return
-                yield [dict(r) for r in chunk]
+                yield [dict(zip(names, r, strict=True)) for r in chunk]
         except sqlite3.Error as e:
             raise StorageError(f"cannot read database {self.path}: {_one_line(e)}") from e

@@ -101,3 +101,17 @@ def test_foreign_database_is_one_line(app: typer.Typer, tmp_path: Path) -> None:
     assert res.stderr.strip().splitlines() == [
         f"probe: error: cannot read database {bad}: file is not a database"]
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_parquet_without_pyarrow_is_one_line(app: typer.Typer, built: Built, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.delitem(sys.modules, "probe.export.parquet", raising=False)
+    res = CliRunner().invoke(app, ["export", "--db", str(built.path), "--format", "parquet",
+                                   "--out", str(tmp_path / "ds")])
+    assert res.exit_code == 1
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith("probe: error: --format parquet needs pyarrow")
+    assert not (tmp_path / "ds").exists()

@@ -18,13 +18,15 @@ exported that the store does not hold (the store never holds the probe's own add
 from __future__ import annotations
 
 import csv
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from probe.errors import UsageError
-from probe.export import csv_format, jsonl, ooni, parquet
+from probe.export import csv_format, jsonl, ooni
 from probe.export.output import (
     STDOUT,
     ExportError,
@@ -58,6 +60,16 @@ _OBJECTS: dict[str, Callable[[Record], dict[str, Any]]] = {
 }
 
 
+def _parquet() -> ModuleType:
+    """The Parquet writer, imported on demand: pyarrow is only needed for this format (it has
+    no wheels for some volunteer hardware, e.g. 32-bit Raspberry Pi OS)."""
+    try:
+        return importlib.import_module("probe.export.parquet")
+    except ImportError as e:
+        raise ExportError(f"--format parquet needs pyarrow ({e}); install it with "
+                          "'pip install pyarrow'") from e
+
+
 def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
            selection: Selection | None = None) -> ExportSummary:
     """Export the selected measurements of ``db_path`` as ``fmt`` to ``out``.
@@ -74,6 +86,7 @@ def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
         if sel.run is not None:
             sel = Selection(source.resolve_run(sel.run), sel.since, sel.until)
         if fmt == "parquet":
+            parquet = _parquet()
             with directory_output(dest) as root:
                 for table in parquet.TABLES:
                     (root / table).mkdir()

@@ -78,6 +78,7 @@ ISP_RESOLVER_IP = "37.150.0.53"
 ISP_ROUTER_SRC = "37.150.0.1"  # the router's own traffic (resolver upstream, proxies)
 PUBLIC_RESOLVER_IP = "149.112.0.10"
 PUBLIC_RESOLVER_NAME = "dns.publicdns-sim.net"
+PUBLIC_DOH_URL = f"https://{PUBLIC_RESOLVER_NAME}/dns-query"
 AUTH_DNS_IP = "199.7.83.42"  # the authoritative server every resolver asks
 AUTH_DNS_DOMESTIC_IP = "87.247.0.53"  # its anycast instance inside the country
 CONTROL_IP = "141.106.0.10"

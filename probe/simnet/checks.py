@@ -10,7 +10,10 @@ the way the scenario claims.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+
+import dns.message
 
 from probe.simnet import addressing as A
 from probe.simnet.scenario import REGION_ALIASES
@@ -27,7 +30,14 @@ def _c(cid: str, ns: str, kind: str, why: str, expect: dict[str, Any], **params:
 def base_checks(world: World, ca_pem: str, client_side: bool) -> list[Check]:
     """The network is whole: resolvers answer, the control reaches the world."""
     example = world.ip_of(INNOCUOUS_HOST)
+    query = dns.message.make_query(INNOCUOUS_HOST, "A")
+    query.id = 0
+    doh = base64.urlsafe_b64encode(query.to_wire()).decode().rstrip("=")
     out = [
+        _c("base:public-doh", "ctl", "http", "the public resolver answers over DNS-over-HTTPS",
+           {"outcome": "ok", "status": 200, "issuer_contains": WORLD_ISSUER},
+           ip=A.PUBLIC_RESOLVER_IP, host=A.PUBLIC_RESOLVER_NAME, tls=True, verify=True,
+           cafile=ca_pem, path=f"/dns-query?dns={doh}"),
         _c("base:public-resolver", "ctl", "dns", "the public resolver answers the control",
            {"rcode": "NOERROR", "addrs_any": [example]}, server=A.PUBLIC_RESOLVER_IP,
            name=INNOCUOUS_HOST),

@@ -108,6 +108,10 @@ def probe_argv(sim: Sim, db: Path, opts: RunOptions) -> list[str]:
             "--ca-bundle", sim.files["ca"], "--timeout", str(opts.timeout or sc.timeout),
             "--concurrency", str(sc.concurrency), "--quiet"]
     for r in sc.resolvers:
+        if r == "doh":
+            if caps.get("doh"):
+                argv += ["--doh", A.PUBLIC_DOH_URL]
+            continue
         ip = {"public": A.PUBLIC_RESOLVER_IP, "isp": A.ISP_RESOLVER_IP}.get(r, r)
         argv += ["--resolver", ip]
     if caps["asn_db"]:

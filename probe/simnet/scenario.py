@@ -14,7 +14,8 @@ File format (``probe/simnet/scenarios/NAME.toml``; files starting with ``_`` are
     transit = 2                         # transit routers between the ISP and the world
     timeout = 3.0                       # probe --timeout
     concurrency = 8                     # probe --concurrency
-    resolvers = ["public"]              # extra --resolver: "public", "isp" or "ip[:port]"
+    resolvers = ["public"]              # extra --resolver: "public", "isp" or "ip[:port]";
+                                        # "doh" = --doh with the public resolver's DoH URL
     require = ["shutdown/shutdown.full"]  # outcomes that must appear among the targets
 
     [[sites]]                            # see SITE_KEYS

@@ -89,6 +89,7 @@ def probe_capabilities() -> dict[str, bool]:
         caps["asn_db"] = "--asn-db" in out
         caps["control"] = "--control" in out
         caps["canaries"] = "--canaries" in out
+        caps["doh"] = "--doh" in out
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
                              capture_output=True, text=True, timeout=30,
                              env=child_env(probe=True), cwd="/").stdout
@@ -211,6 +212,12 @@ class Sim:
                 argv += ["--timeout", str(self.probe_timeout)]
             self._spawn("control", "ctl", argv, ready=None, probe=True)
             self.control_url = f"http://{listen}"
+        self._spawn_device(Device("doh", "intl", "probe.simnet.devices.doh", {
+            "listen": f"{A.PUBLIC_RESOLVER_IP}:443",
+            "names": [A.PUBLIC_RESOLVER_NAME, A.PUBLIC_RESOLVER_IP],
+            "upstream": f"{A.PUBLIC_RESOLVER_IP}:53",
+            "pki_dir": str(pki_dir),
+        }))
         for dev in (d for t in self.techniques for d in t.devices()):
             self._spawn_device(dev)
         # world-side rules (servers that are down) and the censor's rules

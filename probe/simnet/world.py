@@ -152,8 +152,8 @@ class World:
         sites: dict[str, Any] = {}
         for s in self.sites.values():
             mine = [ip for ip in s.served_ips if self.role_of(ip) == role]
-            if not mine or A.BLOCKPAGE_IP in mine:  # the block-page server is its own server
-                continue
+            if not mine or A.BLOCKPAGE_IP in mine or A.PUBLIC_RESOLVER_IP in mine:
+                continue  # the block-page server and the DoH endpoint are servers of their own
             if s.spec.down != "refused":
                 listen.extend(ip for ip in mine if ip not in listen)
             site = dict(s.spec.site)

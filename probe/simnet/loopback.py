@@ -4,14 +4,16 @@ Where network namespaces cannot be made, the part of the catalogue that needs no
 that are down, answer 5xx, have bad certificates, do not exist at the authoritative DNS, loop
 redirects, or are simply healthy — still runs: the scenario's sites are served by
 :class:`probe.world.loopback.LoopbackWorld` on 127.0.0.x with OS-chosen ports, the probe runs
-as a normal process with the world's DNS server as its only resolver, and verdicts are compared
-as in the full runner. Targets that need the censor, routing or a client region are skipped
-(and listed as skipped).
+as a normal process with the world's DNS server as its only resolver and, when this checkout
+has one, the control helper on 127.0.0.3 (which sees the same servers: that is what makes a
+site "down"), and verdicts are compared as in the full runner. Targets that need the censor,
+routing or a client region are skipped (and listed as skipped).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from probe.simnet.runner import FAIL, PASS, XFAIL, XPASS, TargetResult, judge
 from probe.simnet.scenario import Scenario
-from probe.simnet.sim import child_env
+from probe.simnet.sim import child_env, probe_capabilities
 from probe.simnet.world import BuiltSite, World
 
 DNS_IP = "127.0.0.2"
+HELPER_IP = "127.0.0.3"
 
 
 def skip_reason(scenario: Scenario, site: BuiltSite) -> str | None:
@@ -79,6 +82,32 @@ def _with_port(url: str, http_port: int, https_port: int) -> str:
     return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
 
 
+def _start_helper(lw: Any, resolver: str, timeout: float,
+                  tmp: str) -> tuple[subprocess.Popen[bytes], str] | None:
+    """The control helper on 127.0.0.3 (when this probe has one); (process, URL) or None."""
+    caps = probe_capabilities()
+    if not (caps.get("helper") and caps.get("control")):
+        return None
+    with socket.socket() as s:
+        s.bind((HELPER_IP, 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "probe", "helper", "serve", "--listen", f"{HELPER_IP}:{port}",
+            "--allow", "127.0.0.0/8", "--allow-port", str(lw.http_port),
+            "--allow-port", str(lw.https_port), "--resolver", resolver,
+            "--ca-bundle", lw.ca_pem, "--timeout", str(timeout)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=child_env(probe=True), cwd=tmp)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex((HELPER_IP, port)) == 0:
+                return proc, f"http://{HELPER_IP}:{port}"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    return None
+
+
 def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
     from probe.simnet.runner import normalise_url
     from probe.world.loopback import LoopbackWorld
@@ -103,8 +132,20 @@ def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
             argv = [sys.executable, "-m", "probe", "run", *urls.values(), "--db", db,
                     "--ca-bundle", lw.ca_pem, "--timeout", str(timeout), "--quiet",
                     "--resolver", f"{host}:{port}", "--no-system-resolver"]
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
-                                  env=child_env(probe=True), cwd=tmp)
+            helper = _start_helper(lw, f"{host}:{port}", timeout, tmp)
+            try:
+                if helper is not None:
+                    argv += ["--control", helper[1]]
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                                      env=child_env(probe=True), cwd=tmp)
+            finally:
+                if helper is not None:
+                    helper[0].terminate()
+                    try:
+                        helper[0].wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        helper[0].kill()
+                        helper[0].wait()
             if proc.returncode != 0:
                 result["error"] = proc.stderr.strip()[-400:]
                 return result

@@ -335,14 +335,23 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
      "inconclusive", "local_outage"),
     ("tcp-unknown-failure", tcp_fail(f.unknown("odd"), (ctl(),)), CTX,
      "inconclusive", "unexplained"),
+    # A control that failed later than the probe got past the probe's failing step; one that
+    # failed earlier (its own trust store, its resolver) cannot vouch either way.
+    ("control-failed-later-than-the-probe", tcp_fail(T, (ctl(
+        endpoints=(), http_=chttp(None, f.SSL_UNKNOWN_AUTHORITY, body=None, title=None)),)),
+     CTX, "blocked", "tcp.timeout"),
+    ("control-failed-earlier-than-the-probe", http_fail(T, (ctl(
+        http_=chttp(None, f.SSL_UNKNOWN_AUTHORITY, body=None, title=None)),)),
+     CTX, "inconclusive", "control_failed"),
     # --- TLS ---------------------------------------------------------------------------------
     ("kz-sni-drop-after-clienthello", blocked_tls(T, retry=True), CTX, "blocked", "tls.timeout"),
     ("sni-reset", blocked_tls(f.CONNECTION_RESET), CTX, "blocked", "tls.reset"),
     ("sni-fin", blocked_tls(f.EOF_ERROR), CTX, "blocked", "tls.eof"),
     ("injected-tls-alert", blocked_tls(f.SSL_FAILED_HANDSHAKE), CTX, "blocked", "tls.handshake"),
     ("tls-timeout-everywhere", blocked_tls(T, (CTL_TLS_TIMEOUT,)), CTX, "down", "down.tls"),
-    ("sni-drop-no-control-but-innocuous-sni-works", blocked_tls(T, (), retry=True), None,
-     "blocked", "tls.timeout"),
+    ("sni-drop-control-unreachable-innocuous-sni-works", blocked_tls(T, (ctl_failed(),),
+                                                                     retry=True), CTX,
+     "inconclusive", "control_failed"),
     ("tls-timeout-no-control", blocked_tls(T, ()), None, "inconclusive", "no_control"),
     # OONI QA: bad certificate everywhere is down, not blocked.
     ("bad-cert-everywhere-expired", meas(
@@ -462,6 +471,13 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
      context(throttle_baseline=BASELINE), "throttled", "throttle"),
     ("throttled-control-only", slow(took=10.0, length=200_000, control=FAST_CTL), CTX,
      "throttled", "throttle"),
+    # With a fast baseline the control need only be 3x faster (its small-page rate is noisy).
+    ("throttled-busy-control", slow(took=10.0, length=200_000,
+                                    control=ctl(http_=chttp(throughput_bps=800e3))),
+     context(throttle_baseline=BASELINE), "throttled", "throttle"),
+    ("slow-at-the-control-too-is-not-throttling", slow(
+        took=10.0, length=200_000, control=ctl(http_=chttp(throughput_bps=300e3))),
+     context(throttle_baseline=BASELINE), "ok", None),
     ("throttled-stalled-body", meas(
         dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
         http_=(http(failure=T, took=10.0, body_length=150_000),), control=(FAST_CTL,)),
@@ -557,7 +573,8 @@ def test_no_outage_server_side_cdn_or_shutdown_row_is_blocked() -> None:
      ("tcp-timeout-control-fetched-only", 0.6, 0.75), ("shutdown-international", 0.85, 1.0),
      ("tcp-timeout-no-control", 0.0, 0.4), ("https-ok-control-agrees", 0.9, 1.0),
      ("http-ok-no-control", 0.5, 0.7), ("throttled-handshake-azattyq", 0.75, 0.9),
-     ("throttled-control-only", 0.5, 0.7)],
+     ("throttled-control-only", 0.5, 0.7), ("throttled-busy-control", 0.65, 0.75),
+     ("control-failed-later-than-the-probe", 0.5, 0.65)],
 )
 def test_confidence(name: str, low: float, high: float) -> None:
     row = next(c for c in CASES if c[0] == name)

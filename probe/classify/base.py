@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe import failures as f
 from probe.classify import control as ctl
 from probe.classify.context import Context
 from probe.classify.health import HealthRound, NetworkState, state_during
@@ -146,3 +147,51 @@ def flaky(case: Case, symptom: str, what: str, **details: Any) -> Verdict:
     return inconclusive(case, "flaky",
                         f"{what}; the controls disagree: {', '.join(good)} fetched the page, "
                         f"{', '.join(bad)} did not", 0.4, symptom=symptom, **details)
+
+
+#: The steps of one fetch, in order.
+STEPS = ("dns", "tcp", "tls", "http")
+
+
+def failure_step(failure: str | None) -> str | None:
+    """The step a failure string belongs to; None when it could be any (timeouts, resets,
+    EOF and unknown failures happen at every step)."""
+    if not failure:
+        return None
+    if failure.startswith("dns_"):
+        return "dns"
+    if failure.startswith("ssl_"):
+        return "tls"
+    if failure in (f.CONNECTION_REFUSED, f.HOST_UNREACHABLE, f.NETWORK_UNREACHABLE):
+        return "tcp"
+    if failure in (f.HTTP_TOO_MANY_REDIRECTS, f.HTTP_INVALID_REDIRECT_LOCATION_HOST,
+                   f.HTTP_PROTOCOL_ERROR):
+        return "http"
+    return None
+
+
+def by_failed_fetch(case: Case, step: str, method: str, what: str, /,
+                    **details: Any) -> Verdict:
+    """Judge the probe's failure at ``step`` by a control whose fetch also failed.
+
+    WHY: "down" needs the control to fail *at the same step* (OONI: a failure the control
+    also sees). A control that failed later got past the probe's failing step — evidence of
+    blocking, if weaker than a success. A control that failed earlier (its own resolver or
+    trust store, a busy helper) cannot vouch either way.
+    """
+    c = case.control.http
+    assert c is not None and not c.ok
+    cstep = failure_step(c.failure)
+    if cstep is None or cstep == step:
+        same = c.failure == details.get("failure")
+        return down(case, f"down.{step}", 0.8 if same else 0.6,
+                    f"{what}; the control's fetch failed {'the same way' if same else 'too'} "
+                    f"({c.failure})", **details)
+    if STEPS.index(cstep) > STEPS.index(step):
+        return blocked(case, method, 0.6,
+                       f"{what}; the control got past that step and failed later, at "
+                       f"{cstep} ({c.failure})", **details)
+    return inconclusive(case, "control_failed",
+                        f"{what}; the control's fetch failed earlier, at {cstep} "
+                        f"({c.failure}), so it cannot vouch either way",
+                        symptom=method, **details)

@@ -28,6 +28,7 @@ from probe.classify.base import (
     SAME_ADDRESS,
     Case,
     blocked,
+    by_failed_fetch,
     down,
     flaky,
     inconclusive,
@@ -367,11 +368,6 @@ def dns_failure(case: Case) -> Verdict | None:
         return blocked(case, method, CONTROL_FETCHED,
                        f"{what}; the control fetched {cv.url or 'the page'}"
                        + (f" through {hostname}" if cv.visited(hostname) else ""), **common)
-    if cv.http is not None and (cv.http.failure or "").startswith("dns_"):
-        return down(case, "down.dns", CONTROL_FETCHED,
-                    f"{what}; the control's fetch failed at DNS too ({cv.http.failure})",
-                    **common)
-    if cv.available and cv.http is not None:
-        return down(case, "down.dns", 0.5,
-                    f"{what}; the control's fetch failed too ({cv.http.failure})", **common)
+    if cv.http is not None and not cv.http.ok:
+        return by_failed_fetch(case, "dns", method, what, **common)
     return without_control(case, method, what, **common)

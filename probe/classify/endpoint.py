@@ -23,6 +23,7 @@ from probe.classify.base import (
     SAME_ADDRESS,
     Case,
     blocked,
+    by_failed_fetch,
     down,
     flaky,
     inconclusive,
@@ -246,8 +247,7 @@ def _by_control_fetch(case: Case, method: str, down_method: str, what: str,
                        f"{what}; the control fetched {cv.url or 'the page'}{through} "
                        f"(HTTP {h.status})", **common)
     if h is not None and h.failure:
-        return down(case, down_method, 0.6,
-                    f"{what}; the control's fetch failed too ({h.failure})", **common)
+        return by_failed_fetch(case, down_method.split(".")[1], method, what, **common)
     return without_control(case, method, what, **common)
 
 
@@ -321,12 +321,8 @@ def _handshake_failed(case: Case, handshakes: list[TLSObservation]) -> Verdict:
             return down(case, "down.tls", CONTROL_FETCHED,
                         f"{what}; the control's handshakes failed too "
                         f"({failed[0].tls_failure})", **common)
-    if retries and not cv.available:
-        # The server at that address answers TLS, only not for this name: no server refuses
-        # its own name, so the SNI is the trigger even without a control.
-        return blocked(case, method, 0.75,
-                       f"{what}{sni}; no control measurement, but no server refuses its own "
-                       "name", **common)
+    # Without a control the retry is recorded but not enough on its own (issue 4: it
+    # *confirms* that the SNI is the trigger once the control shows the site works).
     return _by_control_fetch(case, method, "down.tls", what + sni, **common)
 
 

@@ -28,6 +28,7 @@ from probe.classify.base import (
     SAME_ADDRESS,
     Case,
     blocked,
+    by_failed_fetch,
     down,
     flaky,
     inconclusive,
@@ -264,8 +265,7 @@ def server_error(case: Case) -> Verdict | None:
         return down(case, "down.http", SAME_ADDRESS,
                     f"{_response(h)}; the control got HTTP {c.status} too", **common)
     if not c.ok:
-        return down(case, "down.http", 0.6,
-                    f"{_response(h)}; the control's fetch failed ({c.failure})", **common)
+        return by_failed_fetch(case, "http", "http.diff", _response(h), **common)
     if case.https_verified:
         return inconclusive(
             case, "server_side",
@@ -367,10 +367,7 @@ def http_failure(case: Case) -> Verdict | None:
                        f"{what}; {_control_page(case)}", **common)
     if c.status is not None:
         return down(case, down_method, 0.6, f"{what}; {_control_page(case)}", **common)
-    same = c.failure == failure
-    return down(case, down_method, SAME_ADDRESS - 0.05 if same else 0.6,
-                f"{what}; the control's fetch failed {'the same way' if same else 'too'} "
-                f"({c.failure})", **common)
+    return by_failed_fetch(case, down_method.split(".")[1], method, what, **common)
 
 
 def redirect_failure(case: Case, h: HTTPObservation, failure: str, what: str,
@@ -379,8 +376,7 @@ def redirect_failure(case: Case, h: HTTPObservation, failure: str, what: str,
     if c is None:
         return without_control(case, "http.redirect", what, **common)
     if not c.ok:
-        return down(case, "down.http", CONTROL_FETCHED,
-                    f"{what}; the control's fetch failed too ({c.failure})", **common)
+        return by_failed_fetch(case, "http", "http.redirect", what, **common)
     hosts = {host(urlsplit(x.url).hostname or "") for x in case.m.http}
     hosts |= {host(urlsplit(x.location).hostname or "") for x in case.m.http if x.location}
     foreign = hosts - {case.target_host, ""} - {

@@ -165,13 +165,3 @@ def sni_retries(m: Measurement, hostname: str) -> tuple[TLSObservation, ...]:
     hosts = {host(m.target.hostname)} | {host(urlsplit(h.url).hostname or "") for h in m.http}
     hosts.add(hostname)
     return tuple(t for t in m.tls if host(t.server_name) not in hosts)
-
-
-def probe_addresses(attempt: Attempt) -> tuple[str, ...]:
-    """Every address the probe's resolvers gave for the attempt's name, in first-seen order."""
-    out: list[str] = []
-    for d in attempt.dns:
-        for a in d.addresses:
-            if a not in out:
-                out.append(a)
-    return tuple(out)

@@ -45,8 +45,12 @@ def test_unattended_use_without_consent_is_refused_in_one_line(fresh):
 def test_accepting_at_a_terminal_is_recorded_once(fresh):
     out = io.StringIO()
     asked: list[str] = []
-    how = consent.ensure_consent(False, interactive=True, out=out,
-                                 ask=lambda prompt: asked.append(prompt) or "yes\n")
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return "yes\n"
+
+    how = consent.ensure_consent(False, interactive=True, out=out, ask=ask)
     assert how == "accepted" and len(asked) == 1
     assert consent.NOTICE in out.getvalue() and str(fresh) in out.getvalue()
     assert consent.consent_path() == fresh and consent.has_consented()

@@ -92,6 +92,17 @@ DNS_BEHAVIOURS: dict[str, str] = {
     "tc": "UDP: empty answer with the TC flag (client should retry over TCP); TCP: genuine",
     "forward": "ask the upstream resolver (SERVFAIL when it fails)",
     "delay:<seconds>": "the genuine answer after that many seconds",
+    # hostile: malformed or abusive answers (see probe.world.hostile)
+    "pointer_loop": "an answer record whose owner name is a compression pointer to itself",
+    "huge_answer:<n>": "<n> A (or AAAA) records in one message, even over UDP (4000 ≈ 64 KiB)",
+    "cname_loop": "the name CNAME x, x CNAME the name: a loop and no address",
+    "bad_rdata": "an A record whose RDATA is 7 bytes long",
+    "lying_counts": "a header announcing 65535 answers followed by one",
+    "binary_names": "a CNAME to a name with binary labels (NUL, 0xFF, a dot inside a label) "
+    "and an A record for it",
+    "many_questions": "a response repeating the question 2000 times",
+    "wrong_id_flood:<n>": "<n> answers with wrong ids, then the genuine answer",
+    "dup_flood:<n>": "the genuine answer <n> times",
 }
 
 #: Web behaviours. ``status:``, ``slow:``, ``delay:``, ``redirect:`` and ``big:`` take an argument.
@@ -113,10 +124,50 @@ WEB_BEHAVIOURS: dict[str, str] = {
     "tls_reset": "HTTPS only: RST right after the ClientHello (HTTP unaffected)",
     "tls_close": "HTTPS only: close (FIN) right after the ClientHello (HTTP unaffected)",
     "tls_hang": "HTTPS only: read the ClientHello, never answer (HTTP unaffected)",
+    # hostile: responses that break the rules (wire scripts in probe.world.rawhttp)
+    "endless_body": "200 without Content-Length, then body bytes forever",
+    "endless_headers": "a status line, then header lines forever",
+    "huge_header:<bytes>": "one header line <bytes> long, then a page",
+    "many_headers:<n>": "<n> tiny header lines, then a page",
+    "slowloris:<seconds>": "the whole response (status line, headers, body) one byte every "
+    "<seconds>",
+    "drip:<seconds>": "headers at once, then an endless body, one byte every <seconds>",
+    "gzip_bomb:<bytes>": "Content-Encoding gzip whose body inflates to <bytes> of zeros",
+    "deflate_bomb:<bytes>": "Content-Encoding deflate whose body inflates to <bytes> of zeros",
+    "redirect_chain:<n>": "302 to ?hop=N+1 until hop <n>, then the page",
+    "huge_location:<bytes>": "302 whose Location URL is <bytes> long",
+    "bad_status": "a malformed status line",
+    "no_status": "HTTP/0.9 style: a body without status line or headers",
+    "mojibake": "non-UTF-8 everything: raw bytes in reason phrase, headers, title and body, "
+    "a bogus charset",
+    "charset:<name>": "the page (title included) encoded in <name> and declared so, with "
+    "invalid sequences appended",
+    "bad_chunked": "Transfer-Encoding chunked with an invalid chunk-size line",
+    "endless_chunks": "Transfer-Encoding chunked, small chunks forever",
+    "length_long": "Content-Length larger than the body, then close",
+    "length_short": "Content-Length smaller than what follows",
+    "length_conflict": "two different Content-Length headers",
+    "continue_forever": "'100 Continue' interim responses forever, never a final one",
+    "close_after_headers": "status line and headers (Content-Length 100000), then close",
+    "tls_stall": "HTTPS only: the server's first TLS record (ServerHello), then silence",
+    "tls_garbage": "HTTPS only: random bytes instead of a ServerHello",
+    "tls_trickle:<seconds>": "HTTPS only: the real server handshake, one byte every <seconds>",
 }
 
 DNS_DEFAULTS = ("nxdomain", "refused", "servfail", "silent", "forward")
-CERT_KINDS = ("valid", "expired", "not_yet_valid", "wrong_host", "unknown_ca", "self_signed")
+CERT_KINDS = (
+    "valid",
+    "expired",
+    "not_yet_valid",
+    "wrong_host",
+    "unknown_ca",
+    "self_signed",
+    "long_chain",
+    "huge_chain",
+    "malformed",
+)
+#: Certificate kinds of the hostile world (see :mod:`probe.world.pki`).
+HOSTILE_CERT_KINDS = ("long_chain", "huge_chain", "malformed")
 RECORD_KEYS = ("A", "AAAA", "CNAME", "TXT", "ttl")
 
 
@@ -158,6 +209,8 @@ def parse_dns_behaviour(text: str) -> Behaviour:
     if sep and kind in with_arg:
         if kind in ("bogon", "twice"):
             _ip(arg, f"DNS behaviour {text!r}")
+        elif kind in ("huge_answer", "wrong_id_flood", "dup_flood"):
+            _positive_number(arg, f"DNS behaviour {text!r}", integer=True, allow_zero=False)
         else:
             _positive_number(arg, f"DNS behaviour {text!r}", integer=False, allow_zero=True)
         return Behaviour(kind, arg)
@@ -178,8 +231,20 @@ def parse_web_behaviour(text: str) -> Behaviour:
             code = _positive_number(arg, what, integer=True, allow_zero=False)
             if not 100 <= code <= 599:
                 raise ValueError(f"{what}: status code out of range")
-        elif kind == "slow":
+        elif kind in (
+            "slow",
+            "many_headers",
+            "redirect_chain",
+            "huge_header",
+            "huge_location",
+            "gzip_bomb",
+            "deflate_bomb",
+        ):
             _positive_number(arg, what, integer=True, allow_zero=False)
+        elif kind in ("slowloris", "drip", "tls_trickle"):
+            _positive_number(arg, what, integer=False, allow_zero=False)
+        elif kind == "charset" and not arg.strip():
+            raise ValueError(f"{what}: empty charset")
         elif kind == "big":
             _positive_number(arg, what, integer=True, allow_zero=True)
         elif kind == "delay":

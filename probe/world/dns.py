@@ -30,6 +30,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
 from .config import Behaviour, DNSServerConfig, format_hostport, parse_dns_behaviour, parse_hostport
@@ -41,7 +42,25 @@ FORWARD_TIMEOUT = 3.0
 TCP_IDLE_TIMEOUT = 30.0
 CNAME_ONLY_TARGET = "cname-only.invalid"
 BOGON_TTL = 60
-OVERSIZED_COUNT = 400  # records in an ``oversized`` answer (≈ 6.4 KiB for A)
+OVERSIZED_COUNT = 400  # loopback records in an ``oversized`` answer (≈ 6.4 KiB for A)
+MAX_WIRE = 65000  # hostile answers stay within one UDP datagram / one TCP frame
+FLOOD_BATCH = 100  # a flood sends this many messages, then pauses FLOOD_PAUSE
+FLOOD_PAUSE = 0.01
+HOSTILE_ADDRESS = "127.0.0.1"  # address in hostile answers when the name has no record
+#: Hostile kinds answered by :meth:`DNSLogic._hostile`.
+HOSTILE_KINDS = frozenset(
+    {
+        "pointer_loop",
+        "huge_answer",
+        "cname_loop",
+        "bad_rdata",
+        "lying_counts",
+        "binary_names",
+        "many_questions",
+        "wrong_id_flood",
+        "dup_flood",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,8 @@ class DNSLogic:
             "%s %s %s -> %s", transport, name, dns.rdatatype.to_text(question.rdtype), behaviour
         )
         kind, arg = behaviour.kind, behaviour.arg
+        if kind in HOSTILE_KINDS:
+            return await self._hostile(query, kind, arg, transport)
         if kind == "silent":
             return []
         if kind in ("nxdomain", "refused", "servfail"):
@@ -157,6 +178,85 @@ class DNSLogic:
                 Send(float(arg) + s.delay, s.wire) for s in await self._genuine(query, transport)
             ]
         return await self._genuine(query, transport)  # "answer"
+
+    async def _hostile(
+        self, query: dns.message.Message, kind: str, arg: str | None, transport: str
+    ) -> list[Send]:
+        """Malformed or abusive replies (see :data:`probe.world.config.DNS_BEHAVIOURS`)."""
+        question = query.question[0]
+        qname = question.name
+        record = self.record_for(qname.to_text(omit_final_dot=True).lower()) or {}
+        address = (record.get("A") or [HOSTILE_ADDRESS])[0]
+        a_rdata = ipaddress.IPv4Address(address).packed
+        if kind == "pointer_loop":
+            base = self._bare(query, ancount=1)
+            # owner name = a compression pointer to its own offset
+            rr = struct.pack("!HHHIH", 0xC000 | len(base), 1, 1, 60, 4) + a_rdata
+            return [Send(0.0, base + rr)]
+        if kind == "bad_rdata":
+            rr = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 7) + a_rdata + b"\x00\x00\x00"
+            return [Send(0.0, self._bare(query, ancount=1) + rr)]
+        if kind == "lying_counts":
+            rr = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + a_rdata
+            return [Send(0.0, self._bare(query, ancount=65535) + rr)]
+        if kind == "many_questions":
+            base = self._bare(query, qdcount=2000)
+            repeat = struct.pack("!HHH", 0xC00C, question.rdtype, question.rdclass)
+            return [Send(0.0, base + repeat * 1999)]
+        if kind == "huge_answer":
+            assert arg is not None
+            return [Send(0.0, self._huge(query, int(arg)))]
+        response = self._response(query)
+        if kind == "cname_loop":
+            other = dns.name.Name((b"loop-back", *qname.labels))
+            response.answer.append(dns.rrset.from_text(qname, 60, "IN", "CNAME", other.to_text()))
+            response.answer.append(dns.rrset.from_text(other, 60, "IN", "CNAME", qname.to_text()))
+            return [Send(0.0, response.to_wire())]
+        if kind == "binary_names":
+            odd = dns.name.Name((b"\x00\xff", b"dot.inside", b"\xc3\x28 \x80", *qname.labels))
+            cname = dns.rdtypes.ANY.CNAME.CNAME(dns.rdataclass.IN, dns.rdatatype.CNAME, odd)
+            response.answer.append(dns.rrset.from_rdata(qname, 60, cname))
+            if question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(odd, 60, "IN", "A", address))
+            return [Send(0.0, response.to_wire())]
+        # floods: wrong_id_flood / dup_flood
+        assert arg is not None
+        count = int(arg)
+        genuine = [s.wire for s in await self._genuine(query, transport)] or [
+            self._rcode(query, dns.rcode.SERVFAIL).to_wire()
+        ]
+        sends = []
+        for i in range(count):
+            wire = genuine[0]
+            if kind == "wrong_id_flood":
+                wrong = (query.id + 1 + i % 65535) % 65536
+                wire = wrong.to_bytes(2, "big") + wire[2:]
+            sends.append(Send((i // FLOOD_BATCH) * FLOOD_PAUSE, wire))
+        end = (count // FLOOD_BATCH + 1) * FLOOD_PAUSE
+        return sends + [Send(end, w) for w in genuine]
+
+    def _bare(self, query: dns.message.Message, *, qdcount: int = 1, ancount: int = 0) -> bytes:
+        """Header + question of a response without EDNS, with these counts patched in."""
+        response = self._response(query)
+        response.use_edns(False)
+        wire = response.to_wire()
+        return wire[:4] + struct.pack("!HHHH", qdcount, ancount, 0, 0) + wire[12:]
+
+    def _huge(self, query: dns.message.Message, count: int) -> bytes:
+        """``count`` A or AAAA records (as many as fit in :data:`MAX_WIRE`); else NODATA."""
+        response = self._response(query)
+        response.use_edns(False)
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.A:
+            values = _loopback_range(min(count, (MAX_WIRE - 512) // 16), v6=False)
+            rtype = "A"
+        elif question.rdtype == dns.rdatatype.AAAA:
+            values = _loopback_range(min(count, (MAX_WIRE - 512) // 28), v6=True)
+            rtype = "AAAA"
+        else:
+            return response.to_wire()
+        response.answer.append(dns.rrset.from_text_list(question.name, 60, "IN", rtype, values))
+        return response.to_wire()
 
     async def _genuine(self, query: dns.message.Message, transport: str) -> list[Send]:
         """What an honest server answers: records, else the server default."""
@@ -257,10 +357,10 @@ class DNSLogic:
         response = self._response(query)
         question = query.question[0]
         if question.rdtype == dns.rdatatype.AAAA:
-            values = [f"2001:db8::{i:x}" for i in range(1, OVERSIZED_COUNT + 1)]
+            values = _loopback_range(OVERSIZED_COUNT, v6=True)
             rtype = "AAAA"
         elif question.rdtype == dns.rdatatype.A:
-            values = [f"198.18.{i // 250}.{i % 250 + 1}" for i in range(OVERSIZED_COUNT)]
+            values = _loopback_range(OVERSIZED_COUNT, v6=False)
             rtype = "A"
         else:
             values = [f'"oversized answer {i:04d} ' + "x" * 40 + '"' for i in range(100)]
@@ -288,6 +388,17 @@ class DNSLogic:
         answer.id = query.id
         answer.flags = (answer.flags | dns.flags.RA) & ~dns.flags.AA  # as a recursive resolver
         return answer.to_wire()
+
+
+def _loopback_range(count: int, *, v6: bool) -> list[str]:
+    """``count`` distinct loopback addresses (127.18.0.1, … / ``::ffff:127.18.0.1``, …).
+
+    Many-record answers only ever name loopback addresses, so a client that dials them never
+    leaves the host (nothing listens there: connection refused).
+    """
+    base = int(ipaddress.IPv4Address("127.18.0.1"))
+    v4 = [ipaddress.IPv4Address(base + i) for i in range(count)]
+    return [f"::ffff:{ip}" if v6 else str(ip) for ip in v4]
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):

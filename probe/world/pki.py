@@ -26,10 +26,23 @@ Certificate kinds for :meth:`WorldPKI.issue`:
 ``wrong_host``     world CA, valid, but only for ``wrong-host.invalid``.
 ``unknown_ca``     names right, signed by the untrusted third CA.
 ``self_signed``    names right, issuer = subject, signed by its own key.
+
+Hostile kinds (for the hostile world, :mod:`probe.world.hostile`):
+
+``long_chain``     the leaf is issued by the last of :data:`LONG_CHAIN_LENGTH` (50) intermediate
+                   CAs, each issued by the one before, the first by the world CA; the chain
+                   file holds all of them (~25 KB): too deep for any verifier.
+``huge_chain``     a valid leaf + the world CA + :data:`HUGE_CHAIN_FILLERS` copies of a filler
+                   certificate carrying a 64 KiB private extension (~2 MiB in one handshake
+                   message).
+``malformed``      a valid leaf whose BasicConstraints ``critical`` BOOLEAN is re-encoded as
+                   ``0x01`` (BER, not DER): OpenSSL loads and sends it, strict DER parsers
+                   (``cryptography``) refuse it. Its signature no longer verifies.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -49,11 +62,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .config import CERT_KINDS, normalize_hostname
+from .config import CERT_KINDS, HOSTILE_CERT_KINDS, normalize_hostname
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 WRONG_HOST_NAME = "wrong-host.invalid"
+LONG_CHAIN_LENGTH = 50  # intermediates of a ``long_chain`` certificate
+HUGE_CHAIN_FILLERS = 32  # 64 KiB filler certificates of a ``huge_chain`` (~2 MiB)
+FILLER_EXTENSION_BYTES = 64 * 1024
+_FILLER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")  # private arc, test only
+#: DER of BasicConstraints' OID followed by ``critical TRUE``; ``malformed`` re-encodes the TRUE.
+_BASIC_CONSTRAINTS_CRITICAL = bytes.fromhex("0603551d130101ff")
 
 WORLD_CA_SUBJECT = x509.Name(
     [
@@ -165,6 +184,57 @@ def _build_ca(subject: x509.Name, key: PrivateKey) -> x509.Certificate:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def _build_intermediate(subject: x509.Name, key: PrivateKey, issuer: _CA) -> x509.Certificate:
+    """A CA certificate for ``key`` issued by ``issuer`` (no path length limit)."""
+    now = _now()
+    pub = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject)
+        .public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _DAY)
+        .not_valid_after(now + 3650 * _DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+        .sign(issuer.key, hashes.SHA256())
+    )
+
+
+def _filler(issuer: _CA) -> x509.Certificate:
+    """A certificate whose only purpose is size: a 64 KiB private extension."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    payload = (
+        b"\x04\x83" + FILLER_EXTENSION_BYTES.to_bytes(3, "big") + b"F" * FILLER_EXTENSION_BYTES
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Probe Test Filler")]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _DAY)
+        .not_valid_after(now + 365 * _DAY)
+        .add_extension(x509.UnrecognizedExtension(_FILLER_OID, payload), critical=False)
+        .sign(issuer.key, hashes.SHA256())
+    )
+
+
+def _der_to_pem(der: bytes) -> bytes:
+    """PEM armour for DER bytes that a parser may refuse (no round trip through a parser)."""
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return (
+        "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    ).encode()
 
 
 def _build_leaf(
@@ -298,6 +368,11 @@ class WorldPKI:
             not_before, not_after = now - _DAY, now + 365 * _DAY
             issuer: _CA | None = self._world
             subject_names = names
+            if kind in HOSTILE_CERT_KINDS:
+                chain = self._hostile_chain(names, key, kind)
+                _write_atomic(key_path, _key_pem(key), 0o600)
+                _write_atomic(chain_path, chain)
+                return str(chain_path), str(key_path)
             if kind == "expired":
                 not_before, not_after = now - 730 * _DAY, now - 30 * _DAY
             elif kind == "not_yet_valid":
@@ -316,6 +391,36 @@ class WorldPKI:
             _write_atomic(key_path, _key_pem(key), 0o600)
             _write_atomic(chain_path, chain)
         return str(chain_path), str(key_path)
+
+    def _hostile_chain(self, names: list[str], key: PrivateKey, kind: str) -> bytes:
+        """The chain PEM of a hostile certificate kind (see the module docstring)."""
+        now = _now()
+        san = x509.SubjectAlternativeName(_san(names))
+        subject = _leaf_subject(names)
+        if kind == "long_chain":
+            issuer = self._world
+            cas: list[x509.Certificate] = []
+            for i in range(LONG_CHAIN_LENGTH):
+                ca_key = ec.generate_private_key(ec.SECP256R1())
+                name = x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Probe Test World"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, f"Probe Test Intermediate {i + 1}"),
+                    ]
+                )
+                ca_cert = _build_intermediate(name, ca_key, issuer)
+                issuer = _CA(ca_cert, ca_key, Path(), Path())
+                cas.append(ca_cert)
+            leaf = _build_leaf(subject, san, key, issuer, now - _DAY, now + 365 * _DAY)
+            return _cert_pem(leaf) + b"".join(_cert_pem(c) for c in reversed(cas))
+        leaf = _build_leaf(subject, san, key, self._world, now - _DAY, now + 365 * _DAY)
+        if kind == "huge_chain":
+            filler = _cert_pem(_filler(self._world))
+            return _cert_pem(leaf) + _cert_pem(self._world.cert) + filler * HUGE_CHAIN_FILLERS
+        der = leaf.public_bytes(serialization.Encoding.DER)
+        at = der.index(_BASIC_CONSTRAINTS_CRITICAL) + len(_BASIC_CONSTRAINTS_CRITICAL) - 1
+        broken = der[:at] + b"\x01" + der[at + 1 :]
+        return _der_to_pem(broken) + _cert_pem(self._world.cert)
 
     def forge(self, original_der: bytes) -> tuple[str, str]:
         """A leaf signed by the rogue CA copying subject and SAN of ``original_der``.
@@ -368,6 +473,11 @@ class WorldPKI:
     def _cached_ok(self, chain_path: Path, key_path: Path, kind: str) -> bool:
         if not (chain_path.exists() and key_path.exists()):
             return False
+        if kind in HOSTILE_CERT_KINDS:  # not meant to verify: only check it is still young
+            age = _now().timestamp() - chain_path.stat().st_mtime
+            return age < 300 * 86400 and chain_path.stat().st_mtime >= (
+                Path(self._world.cert_path).stat().st_mtime
+            )
         try:
             certs = x509.load_pem_x509_certificates(chain_path.read_bytes())
             serialization.load_pem_private_key(key_path.read_bytes(), None)

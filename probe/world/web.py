@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import SiteConfig, WebServerConfig, format_hostport
+from . import rawhttp
+from .config import SiteConfig, WebServerConfig, format_hostport, parse_web_behaviour
 from .pki import WorldPKI
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ BLOCKPAGE_TEXT = (
 REGION_TITLE = "Not available in your region"
 CHALLENGE_TITLE = "Just a moment..."
 MAX_HEAD = 64 * 1024
+TLS_GARBAGE_BYTES = 16 * 1024
 MAX_BODY_READ = 1 << 20
 CHUNK = 64 * 1024
 SHUTDOWN_TIMEOUT = 2.0
@@ -414,7 +416,26 @@ class WebServer:
         loop = asyncio.get_running_loop()
         if delay:
             await asyncio.sleep(delay)
-        if behaviour == "tls_reset":
+        parsed = parse_web_behaviour(behaviour)
+        if parsed.kind in ("tls_stall", "tls_trickle"):
+            flight = await self._server_flight(sock)
+            if parsed.kind == "tls_stall":  # the first record (ServerHello) only
+                flight = flight[: 5 + int.from_bytes(flight[3:5], "big")]
+                await loop.sock_sendall(sock, flight)
+            else:
+                assert parsed.arg is not None
+                for i in range(len(flight)):
+                    if i:
+                        await asyncio.sleep(float(parsed.arg))
+                    await loop.sock_sendall(sock, flight[i : i + 1])
+            while await loop.sock_recv(sock, 65536):
+                pass
+        elif parsed.kind == "tls_garbage":
+            await loop.sock_recv(sock, 65536)  # the ClientHello
+            await loop.sock_sendall(sock, os.urandom(TLS_GARBAGE_BYTES))
+            while await loop.sock_recv(sock, 65536):
+                pass
+        elif behaviour == "tls_reset":
             _set_rst(sock)  # the caller's close() sends the RST
         elif behaviour == "tls_close":
             with contextlib.suppress(OSError):
@@ -423,6 +444,31 @@ class WebServer:
         else:  # tls_hang: swallow whatever arrives until the client gives up
             while await loop.sock_recv(sock, 65536):
                 pass
+
+    async def _server_flight(self, sock: socket.socket) -> bytes:
+        """Consume the ClientHello and return the server's real first flight (not sent)."""
+        assert self._tls is not None
+        hello = await asyncio.get_running_loop().sock_recv(sock, 65536)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self._tls.wrap_bio(incoming, outgoing, server_side=True)
+        incoming.write(hello)
+        with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: waiting for the client
+            obj.do_handshake()
+        return outgoing.read()
+
+    async def _play(self, writer: asyncio.StreamWriter, steps: Iterator[rawhttp.Step]) -> None:
+        """Play a hostile wire script; ends when it does or when the client goes."""
+        for step in steps:
+            if step.pause:
+                await asyncio.sleep(step.pause)
+            if step.data:
+                writer.write(step.data)
+                await self._drain(writer)
+            await asyncio.sleep(0)  # an endless script must not starve the other connections
+        writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await writer.wait_closed()
 
     async def _respond(
         self,
@@ -461,6 +507,10 @@ class WebServer:
         scheme = "https" if tls else "http"
         authority = request.headers.get("host") or hostname
 
+        if kind in rawhttp.KINDS:
+            exchange = rawhttp.Exchange(scheme, authority, request.target, site.title or hostname)
+            await self._play(writer, rawhttp.script(behaviour, exchange))
+            return
         if kind == "reset":
             _set_rst(sock)
             writer.transport.abort()  # closes the socket: RST
@@ -576,6 +626,9 @@ class WebServer:
                 for chunk in chunks:
                     writer.write(chunk)
                     await self._drain(writer)
+                    # drain() does not yield unless paused: without this, a client that went
+                    # away is only noticed after the whole (maybe huge) body was encrypted.
+                    await asyncio.sleep(0)
             else:
                 await self._trickle(writer, b"".join(chunks), rate)
         await self._drain(writer)

@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509 import verification as xv
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -82,12 +82,20 @@ def parse_certificate(der: bytes) -> Certificate:
     """A :class:`Certificate` record for one DER certificate.
 
     A certificate that cannot be parsed still gets a record: ``sha256`` of its bytes and empty
-    strings for every field that could not be read (so the raw bytes are never lost).
+    strings for every field that could not be read (so the raw bytes are never lost). Never
+    raises, whatever the bytes.
     """
     digest = hashlib.sha256(der).hexdigest()
-    cert = _load_der(der)
     bare = Certificate(der=der, sha256=digest, spki_sha256="", subject="", issuer="",
                        not_before="", not_after="")
+    try:
+        return _parse_certificate(der, digest, bare)
+    except Exception:  # a certificate odd enough to trip the parser beyond ValueError
+        return bare
+
+
+def _parse_certificate(der: bytes, digest: str, bare: Certificate) -> Certificate:
+    cert = _load_der(der)
     if cert is None:
         return bare
     with warnings.catch_warnings():
@@ -152,7 +160,7 @@ def subject_alt_names(cert: x509.Certificate) -> tuple[str, ...]:
     """The DNS names, then the IP addresses, of the certificate's subjectAltName."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, ValueError, UnsupportedAlgorithm):
         return ()
     names = [str(n) for n in ext.get_values_for_type(x509.DNSName)]
     names += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
@@ -257,7 +265,7 @@ def _verifies(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             verifier.verify(leaf, intermediates)
-    except (xv.VerificationError, ValueError, TypeError):
+    except (xv.VerificationError, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
 
@@ -267,7 +275,7 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

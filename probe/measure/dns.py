@@ -11,6 +11,18 @@ until ``settings.dns_linger`` seconds after the first valid response to each que
 (``response_index`` 0, 1, …): an on-path injector answers first, the real resolver second.
 Datagrams whose id/question do not match a query are ignored; datagrams that do not parse are
 recorded as ``dns_server_misbehaving`` and we keep listening.
+
+Caps against hostile resolvers and floods (constants below):
+
+* datagrams whose id matches no query are dropped on arrival, unparsed, and at most
+  :data:`MAX_QUEUED` datagrams wait to be parsed (a flood is dropped, never buffered);
+* at most :data:`MAX_RESPONSES` responses are recorded per query; later ones are dropped;
+* a message announcing more than :data:`MAX_RECORDS` records is parsed only up to its first
+  :data:`MAX_RECORDS` answers (authority and additional sections skipped), so 4000 records
+  cost what 64 do; a response with more than one question is ``dns_server_misbehaving``;
+  dnspython itself refuses compression-pointer loops and lying counts;
+* a hostname no DNS message can carry (empty or over-long label, bad IDNA) is recorded as a
+  failure, never raised.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +45,9 @@ from probe.model import DNSAnswer, DNSObservation
 QUERY_TYPES = ("A", "AAAA")
 SYSTEM = "system"
 UDP = "udp"
+MAX_RECORDS = 64  # records parsed (and answers kept) per message
+MAX_RESPONSES = 16  # responses recorded per query
+MAX_QUEUED = 256  # datagrams waiting to be parsed
 
 _ANSWER_TYPES = {dns.rdatatype.A: "A", dns.rdatatype.AAAA: "AAAA", dns.rdatatype.CNAME: "CNAME"}
 
@@ -61,6 +77,8 @@ def answers_of(response: dns.message.Message) -> tuple[DNSAnswer, ...]:
         if rtype is None:
             continue
         for rd in rrset:
+            if len(out) >= MAX_RECORDS:
+                return tuple(out)
             if rtype == "CNAME":
                 value = rd.target.to_text(omit_final_dot=True)
             else:
@@ -90,6 +108,25 @@ def interpret(response: dns.message.Message, query_type: str) -> ParsedResponse:
     return ParsedResponse(rcode=rcode, answers=answers, failure=failure)
 
 
+class _NotOneQuestion(ValueError):
+    """A response whose header announces more than one question."""
+
+
+def bounded_wire(wire: bytes) -> bytes:
+    """``wire`` with its header counts clamped so parsing costs at most :data:`MAX_RECORDS`
+    records: above that, only the first answers are parsed (authority and additional counts
+    are zeroed; the rest is trailing data). Raises :class:`ValueError` for more than one
+    question. Too short a message is returned as is (the parser rejects it)."""
+    if len(wire) < 12:
+        return wire
+    qd, an, ns, ar = struct.unpack("!HHHH", wire[4:12])
+    if qd > 1:
+        raise _NotOneQuestion(f"{qd} questions")
+    if an + ns + ar <= MAX_RECORDS:
+        return wire
+    return wire[:4] + struct.pack("!HHHH", qd, min(an, MAX_RECORDS), 0, 0) + wire[12:]
+
+
 def parse_response(
     wire: bytes, queries: Sequence[dns.message.Message]
 ) -> tuple[int, ParsedResponse] | None:
@@ -100,7 +137,7 @@ def parse_response(
     with its id (if any, else the first query) as ``dns_server_misbehaving`` with no rcode.
     """
     try:
-        response = dns.message.from_wire(wire, ignore_trailing=True)
+        response = dns.message.from_wire(bounded_wire(wire), ignore_trailing=True)
     except Exception:  # any malformed message (dnspython raises many kinds)
         wire_id = int.from_bytes(wire[:2], "big") if len(wire) >= 2 else None
         index = next((i for i, q in enumerate(queries) if q.id == wire_id), 0)
@@ -186,16 +223,28 @@ async def system_lookup(
 
 
 class _Inbox(asyncio.DatagramProtocol):
-    """Datagrams (or ICMP errors) from the resolver, queued for the receive loop."""
+    """Datagrams (or ICMP errors) from the resolver, queued for the receive loop.
+
+    Only datagrams carrying one of ``ids`` are queued, at most :data:`MAX_QUEUED` at a time;
+    the rest are counted in ``dropped`` and forgotten.
+    """
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue(MAX_QUEUED)
+        self.ids: set[int] = set()
+        self.dropped = 0
 
     def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(data) < 2 or int.from_bytes(data[:2], "big") not in self.ids or (
+            self.queue.full()
+        ):
+            self.dropped += 1
+            return
         self.queue.put_nowait(data)
 
     def error_received(self, exc: Exception) -> None:
-        self.queue.put_nowait(exc)
+        if not self.queue.full():
+            self.queue.put_nowait(exc)
 
 
 async def udp_lookup(
@@ -210,11 +259,17 @@ async def udp_lookup(
     ``tx_ids`` gives one transaction id per query type. Never raises for network trouble.
     """
     loop = asyncio.get_running_loop()
-    queries = [make_query(hostname, q) for q in QUERY_TYPES]
+    name = str(resolver)
+    try:
+        queries = [make_query(hostname, q) for q in QUERY_TYPES]
+    except Exception as e:  # a name no DNS message can carry (bad label, bad IDNA)
+        bad = failures.unknown(f"invalid hostname: {type(e).__name__}: {e}")
+        return [DNSObservation(tx_id=tx_ids[i], hostname=hostname, query_type=q, engine=UDP,
+                               resolver=name, t0=clock(), t=clock(), failure=bad)
+                for i, q in enumerate(QUERY_TYPES)]
     responses: list[list[DNSObservation]] = [[] for _ in queries]
     deadlines: list[float | None] = [None for _ in queries]  # linger end, once answered
     t0s = [0.0 for _ in queries]
-    name = str(resolver)
     ended: str | None = None  # failure that ends listening early (ICMP unreachable…)
     transport: asyncio.DatagramTransport | None = None
 
@@ -229,6 +284,7 @@ async def udp_lookup(
         async with asyncio.timeout(settings.dns_timeout + settings.dns_linger + 1.0):
             transport, inbox = await loop.create_datagram_endpoint(
                 _Inbox, remote_addr=(resolver.ip, resolver.port))
+            inbox.ids.update(q.id for q in queries)
             start = loop.time()
             for i, q in enumerate(queries):
                 t0s[i] = clock()
@@ -246,13 +302,16 @@ async def udp_lookup(
                 if isinstance(item, Exception):
                     ended = failures.classify_exception(item)
                     break
+                await asyncio.sleep(0)  # a full queue must not starve the other tasks
                 match = parse_response(item, queries)
                 if match is None:
                     continue
                 i, parsed = match
-                if loop.time() > ends[i]:
-                    continue  # this query's window has closed
+                if loop.time() > ends[i] or len(responses[i]) >= MAX_RESPONSES:
+                    continue  # this query's window has closed, or it has enough
                 record(i, parsed)
+                if len(responses[i]) >= MAX_RESPONSES:
+                    inbox.ids.discard(queries[i].id)
                 if deadlines[i] is None and parsed.rcode is not None:
                     deadlines[i] = loop.time() + settings.dns_linger
     except Exception as e:  # socket errors, the safety deadline

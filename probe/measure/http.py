@@ -7,22 +7,43 @@ and what is read from a response: status, ordered headers, absolute ``location``
 The seam is :class:`OneConnectionTransport`: an httpx transport whose only connection is an
 ``httpcore.AsyncHTTP11Connection`` over our :class:`~probe.measure.tcp.Connection`. Nothing is
 pooled, nothing is dialled by httpx, redirects are not followed here (``web`` follows them as
-new steps).
+new steps). The httpx client only builds the request (headers, cookies); the request goes
+straight to the transport, so nothing in httpx interprets the response.
 
 Bodies: we ask for ``gzip, deflate`` like a browser and decode them ourselves with a bounded
 decompressor (a compressed bomb cannot grow past ``settings.body_cap``). ``body``,
 ``body_length`` and ``body_sha256`` describe the decoded body as kept, i.e. at most
 ``body_cap`` bytes; ``body_truncated`` says more was there. A body whose encoding we cannot
 decode is kept as received.
+
+Caps against hostile servers (every one is a constant below):
+
+* one deadline, ``settings.http_timeout``, for the whole exchange (request, head, body): a
+  server trickling a byte at a time cannot extend it, and every read yields to the event loop
+  (:meth:`probe.measure.tcp.Connection.read`) so a server that never stops sending cannot
+  either;
+* the response head (status line, headers, interim ``1xx`` responses being parsed) is at most
+  :data:`HEAD_CAP` bytes (h11's incomplete-event limit): endless or huge headers end as
+  ``http_protocol_error``;
+* at most :data:`MAX_HEADERS` headers are recorded, each value cut to :data:`MAX_HEADER_VALUE`
+  characters (the redirect target is read before cutting);
+* a ``Location`` longer than :data:`MAX_LOCATION`, or whose host is not a usable DNS name or
+  IP address, is ``http_invalid_redirect_location_host``;
+* the ``<title>`` is searched in the first :data:`TITLE_SCAN` bytes and cut to
+  :data:`TITLE_MAX` characters; charsets that interpret escapes or are not text encodings are
+  never used to decode (:data:`UNSAFE_CHARSETS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import hashlib
 import html
+import ipaddress
 import re
+import warnings
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -39,6 +60,13 @@ from probe.model import HTTPObservation
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 TITLE_SCAN = 256 * 1024  # bytes of body searched for <title>
 TITLE_MAX = 256  # characters kept of a title
+HEAD_CAP = 100 * 1024  # bytes of response head (h11 max_incomplete_event_size)
+MAX_HEADERS = 256  # headers recorded per response
+MAX_HEADER_VALUE = 8 * 1024  # characters recorded per header value
+MAX_LOCATION = 8 * 1024  # characters of a usable Location
+#: Codecs never used to decode a page, whatever it declares: they interpret escapes (and can
+#: produce lone surrogates), or are not meant for whole documents.
+UNSAFE_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "punycode", "idna"})
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -91,6 +119,12 @@ def _host_bytes(host: str) -> bytes:
         return host.encode("idna")
 
 
+class _HTTP11Connection(httpcore.AsyncHTTP11Connection):
+    """httpcore's HTTP/1.1 connection with our response-head cap (not httpcore's default)."""
+
+    MAX_INCOMPLETE_EVENT_SIZE = HEAD_CAP
+
+
 class OneConnectionTransport(httpx.AsyncBaseTransport):
     """An httpx transport that speaks HTTP/1.1 over one already open connection.
 
@@ -101,7 +135,7 @@ class OneConnectionTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, conn: Connection, scheme: str, host: str, port: int) -> None:
         origin = httpcore.Origin(scheme.encode("ascii"), _host_bytes(host), port)
-        self._http = httpcore.AsyncHTTP11Connection(origin=origin, stream=_Stream(conn))
+        self._http = _HTTP11Connection(origin=origin, stream=_Stream(conn))
         self._port = port
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -229,16 +263,31 @@ def _charset(head: bytes, content_type: str | None) -> str:
     return "utf-8"
 
 
+def _safe_codec(charset: str) -> str:
+    """``charset`` if it names a text encoding we are willing to run, else ``utf-8``."""
+    try:
+        info = codecs.lookup(charset)
+    except LookupError:
+        return "utf-8"
+    if info.name in UNSAFE_CHARSETS or not getattr(info, "_is_text_encoding", True):
+        return "utf-8"
+    return info.name
+
+
+def _plain_text(text: str) -> str:
+    """``text`` without lone surrogates (they cannot be stored as UTF-8)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def decode_text(body: bytes, content_type: str | None) -> str:
     """``body`` as text: BOM, then the header charset, then ``<meta charset>``, then UTF-8;
-    undecodable bytes are replaced, unknown charsets fall back to UTF-8. Never raises."""
-    charset = _charset(body, content_type)
+    undecodable bytes are replaced, unknown or unsafe charsets fall back to UTF-8. Never
+    raises, never warns, and the result always encodes as UTF-8."""
+    charset = _safe_codec(_charset(body, content_type))
     try:
-        codecs.lookup(charset)
-    except LookupError:
-        charset = "utf-8"
-    try:
-        return body.decode(charset, errors="replace")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _plain_text(body.decode(charset, errors="replace"))
     except Exception:  # a codec that fails on its own terms
         return body.decode("utf-8", errors="replace")
 
@@ -266,22 +315,43 @@ def extract_title(body: bytes, content_type: str | None = None) -> str | None:
             end = low.find("<", close + 1)
         raw = text[close + 1:] if end < 0 else text[close + 1:end]
         title = " ".join(html.unescape(raw[: TITLE_MAX * 8]).split())
-        return title[:TITLE_MAX]
+        return _plain_text(title[:TITLE_MAX])
+
+
+def usable_host(host: str) -> bool:
+    """True for an IP literal or a name DNS can carry: 1-63 byte labels (after IDNA), at
+    most 253 bytes, no empty label, no whitespace or control characters."""
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if not host or any(c.isspace() or ord(c) < 0x20 or c in "\\/@" for c in host):
+        return False
+    try:
+        ascii_host = host.encode("idna") if not host.isascii() else host.encode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(b".").split(b".")
+    return len(ascii_host) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 def resolve_location(base: str, location: str) -> str | None:
     """``location`` made absolute against ``base``; None when it is not a usable http(s) URL
-    with a host (the caller records ``http_invalid_redirect_location_host``)."""
+    with a host (the caller records ``http_invalid_redirect_location_host``): longer than
+    :data:`MAX_LOCATION`, another scheme, a bad port, or a host DNS could not carry."""
     location = location.strip()
-    if not location:
+    if not location or len(location) > MAX_LOCATION:
         return None
     try:
         absolute = urljoin(base, location)
         parts = urlsplit(absolute)
         port = parts.port
+        host = parts.hostname
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not host or not usable_host(host):
         return None
     if port is not None and not 0 < port < 65536:
         return None
@@ -320,12 +390,7 @@ async def fetch(
     network trouble; cancellation propagates. The connection is closed afterwards.
     """
     t0 = clock()
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    host = parts.hostname or ""
-    transport = OneConnectionTransport(conn, scheme, host, port)
-    client = httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=None,
-                               trust_env=False, cookies=cookies)
+    client: httpx.AsyncClient | None = None
     sent: tuple[tuple[str, str], ...] = ()
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -335,11 +400,20 @@ async def fetch(
     response: httpx.Response | None = None
     try:
         async with asyncio.timeout(settings.http_timeout):
+            parts = urlsplit(url)
+            transport = OneConnectionTransport(conn, parts.scheme, parts.hostname or "", port)
+            client = httpx.AsyncClient(transport=transport, follow_redirects=False,
+                                       timeout=None, trust_env=False, cookies=cookies)
             request = client.build_request("GET", url, headers=request_headers(settings))
             sent = tuple((k.decode("latin-1"), v.decode("latin-1"))
                          for k, v in request.headers.raw)
-            response = await client.send(request, stream=True)
+            # Straight to the transport: httpx's client would parse a redirect's Location
+            # itself and drop the whole response when it is unusable.
+            response = await transport.handle_async_request(request)
+            response.request = request
             status = response.status_code
+            with contextlib.suppress(Exception):  # an odd Set-Cookie is not our failure
+                client.cookies.extract_cookies(response)
             headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                             for k, v in response.headers.raw)
             decoder = BoundedDecoder(response.headers.get("content-encoding"), settings.body_cap)
@@ -352,8 +426,11 @@ async def fetch(
     finally:
         await _close(response, client)
     t = clock()
-    if cookies is not None and response is not None:
-        cookies.update(client.cookies)
+    if cookies is not None and response is not None and client is not None:
+        try:
+            cookies.update(client.cookies)
+        except Exception:  # a cookie jar odd enough to refuse the copy: keep ours as it was
+            pass
     body_fields: dict[str, Any] = {}
     if decoder is not None:
         body, truncated = decoder.finish()
@@ -365,11 +442,12 @@ async def fetch(
             "body_truncated": truncated,
             "title": extract_title(body, content_type),
         }
-    raw_location = dict((k.lower(), v) for k, v in reversed(headers)).get("location")
+    raw_location = next((v for k, v in headers if k.lower() == "location"), None)
     if status in REDIRECT_STATUSES and raw_location is not None:
         location = resolve_location(url, raw_location)
         if location is None and failure is None:
             failure = failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
+    headers = cap_headers(headers)
     return HTTPObservation(
         tx_id=tx_id, url=url, method="GET", ip=ip, port=port, t0=t0, t=t, failure=failure,
         redirect_index=redirect_index, request_headers=sent, status=status, headers=headers,
@@ -377,12 +455,18 @@ async def fetch(
     )
 
 
-async def _close(response: httpx.Response | None, client: httpx.AsyncClient) -> None:
+def cap_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The first :data:`MAX_HEADERS` headers, each value cut to :data:`MAX_HEADER_VALUE`."""
+    return tuple((k[:MAX_HEADER_VALUE], v[:MAX_HEADER_VALUE]) for k, v in headers[:MAX_HEADERS])
+
+
+async def _close(response: httpx.Response | None, client: httpx.AsyncClient | None) -> None:
     """Release the exchange quickly; the connection is ours to drop, not to drain."""
     try:
         async with asyncio.timeout(1.0):
             if response is not None:
                 await response.aclose()
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
     except Exception:  # closing a broken connection may fail; nothing to record
         pass

@@ -29,6 +29,7 @@ class Connection:
 
     ``read`` returns ``b""`` at the end of the stream (FIN, TLS close_notify, or a TLS stream
     that ends without close_notify); resets and other socket errors are raised as ``OSError``.
+    Every read suspends at least once, so a deadline around it is always honoured.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -47,8 +48,14 @@ class Connection:
         if data:
             await self._loop.sock_sendall(self.sock, data)
 
+    async def _recv(self, max_bytes: int) -> bytes:
+        # sock_recv returns without suspending while data is waiting: always yield once, or a
+        # peer that never stops sending would keep every deadline (a cancellation) from us.
+        await asyncio.sleep(0)
+        return await self._loop.sock_recv(self.sock, max_bytes)
+
     async def _fill(self) -> None:
-        data = await self._loop.sock_recv(self.sock, _RECV_SIZE)
+        data = await self._recv(_RECV_SIZE)
         if data:
             self._incoming.write(data)
         else:
@@ -74,7 +81,7 @@ class Connection:
     async def read(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` of application data; ``b""`` at the end of the stream."""
         if self.ssl_object is None:
-            return await self._loop.sock_recv(self.sock, max_bytes)
+            return await self._recv(max_bytes)
         while True:
             try:
                 return self.ssl_object.read(max_bytes)

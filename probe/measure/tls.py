@@ -10,6 +10,14 @@ The caller must not send HTTP over a connection whose chain did not verify.
 
 ALPN: only ``http/1.1`` is offered. The probe speaks HTTP/1.1 on the measured connection, and
 offering ``h2`` would oblige us to speak HTTP/2 whenever a server picks it.
+
+Against hostile peers: the whole handshake runs under one deadline (a peer that stalls after
+its ServerHello or trickles its flight a byte at a time times out; every read yields to the
+event loop); OpenSSL refuses a Certificate message over its 100 KiB ``max_cert_list`` (a
+multi-megabyte chain is ``ssl_failed_handshake``); at most :data:`MAX_CHAIN` certificates and
+:data:`MAX_CHAIN_BYTES` bytes of a presented chain are recorded and validated; a certificate
+nothing can parse is still recorded (hash and bytes) and fails validation. Nothing in this
+step raises for what a peer sends.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from probe.measure.tcp import Connection
 from probe.model import TLSObservation
 
 ALPN_PROTOCOLS = ("http/1.1",)
+MAX_CHAIN = 16  # certificates of a presented chain recorded and validated (leaf first)
+MAX_CHAIN_BYTES = 256 * 1024  # DER bytes of a presented chain recorded
 _ENCODING_DER = getattr(_ssl, "ENCODING_DER", 2)  # not re-exported by the ssl module
 
 
@@ -49,8 +59,21 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+def _capped(ders: list[bytes]) -> list[bytes]:
+    """The first :data:`MAX_CHAIN` certificates within :data:`MAX_CHAIN_BYTES` (the leaf is
+    always kept)."""
+    out: list[bytes] = []
+    size = 0
+    for der in ders[:MAX_CHAIN]:
+        size += len(der)
+        if out and size > MAX_CHAIN_BYTES:
+            break
+        out.append(der)
+    return out
+
+
 def presented_chain(obj: ssl.SSLObject) -> list[bytes]:
-    """The DER certificates the peer presented, leaf first.
+    """The DER certificates the peer presented, leaf first, capped (see :func:`_capped`).
 
     Uses ``_sslobj.get_unverified_chain()`` (CPython 3.10+ private API, present on 3.11);
     falls back to the leaf alone if it is missing.
@@ -59,10 +82,13 @@ def presented_chain(obj: ssl.SSLObject) -> list[bytes]:
     getter = getattr(inner, "get_unverified_chain", None)
     if getter is not None:
         try:
-            return [c.public_bytes(_ENCODING_DER) for c in getter() or []]
+            return _capped([c.public_bytes(_ENCODING_DER) for c in getter() or []])
         except (AttributeError, TypeError, ValueError, ssl.SSLError):
             pass  # a CPython without the private API: fall back to the leaf
-    leaf = obj.getpeercert(binary_form=True)
+    try:
+        leaf = obj.getpeercert(binary_form=True)
+    except (ValueError, ssl.SSLError):
+        leaf = None
     return [leaf] if leaf else []
 
 

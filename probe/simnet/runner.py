@@ -63,6 +63,8 @@ class ScenarioResult:
     error: str = ""
     probe_log: str = ""
     prefix: str = ""
+    #: where each censor entry acts: id, technique, router role and its hop from the client
+    censors: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -188,6 +190,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions = RunOptions(), say: Say =
                         probe_timeout=opts.timeout)
         result.prefix = sim.prefix
         result.timings.update(sim.timings)
+        result.censors = [{"id": t.id, "technique": t.name, "router": t.router,
+                           "hop": sim.topo.hop_of(t.router)} for t in sim.techniques]
         if on_up is not None:
             on_up(sim)
         t1 = time.monotonic()

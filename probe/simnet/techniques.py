@@ -352,6 +352,9 @@ class DnsInject(Technique):
         return {"bogon": A.BOGON_IP, "blockpage": A.BLOCKPAGE_IP, "localhost": "127.0.0.1",
                 "ip": self.p["ip"]}[self.p["answer"]]
 
+    # Queries the router forwards (to any resolver beyond it) and queries to the router's own
+    # resolver: like every technique here, the injector acts on packets the router forwards,
+    # so a query needs a TTL of at least hop+1 to reach it on its way elsewhere.
     def apply(self) -> str:
         q = self.p["queue"]
         chain = f"C_{self.id}"
@@ -359,12 +362,14 @@ class DnsInject(Technique):
             f"iptables -t mangle -N {chain}\n"
             f"iptables -t mangle -A {chain} -p udp --dport 53 -j NFQUEUE --queue-num {q} "
             "--queue-bypass\n"
-            f"iptables -t mangle -A PREROUTING -i {self.lan} -j {chain}\n"
+            f"iptables -t mangle -A FORWARD -i {self.lan} -j {chain}\n"
+            f"iptables -t mangle -A INPUT -i {self.lan} -j {chain}\n"
         )
 
     def remove(self) -> str:
         chain = f"C_{self.id}"
-        return (f"iptables -t mangle -D PREROUTING -i {self.lan} -j {chain}\n"
+        return (f"iptables -t mangle -D FORWARD -i {self.lan} -j {chain}\n"
+                f"iptables -t mangle -D INPUT -i {self.lan} -j {chain}\n"
                 f"iptables -t mangle -F {chain}\niptables -t mangle -X {chain}\n")
 
     def devices(self) -> list[Device]:
@@ -387,6 +392,11 @@ class DnsInject(Technique):
                                   f"{ip} first" + ("" if self.p["drop_query"] else
                                                    ", the genuine answer second"),
                                   expect, server=server, name=h, timeout=2.0, linger=0.8))
+            out.append(_check(self.cid(f"no-resolver-answers:{h}"), "cli", "dns",
+                              f"a query for {h} to an address that runs no resolver (the "
+                              "control host) is answered anyway: only an injector can",
+                              {"first_addr": ip}, server=A.CONTROL_IP, name=h, timeout=2.0,
+                              linger=0.3))
             out.append(_check(self.cid(f"control-clean:{h}"), "ctl", "dns",
                               f"the control resolves {h} without injection",
                               {"addrs_any": genuine, "addrs_none": [ip]},

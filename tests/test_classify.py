@@ -351,7 +351,9 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("tls-timeout-everywhere", blocked_tls(T, (CTL_TLS_TIMEOUT,)), CTX, "down", "down.tls"),
     ("sni-drop-control-unreachable-innocuous-sni-works", blocked_tls(T, (ctl_failed(),),
                                                                      retry=True), CTX,
-     "inconclusive", "control_failed"),
+     "blocked", "tls.timeout"),
+    ("sni-drop-no-control-innocuous-sni-works", blocked_tls(T, (), retry=True), None,
+     "blocked", "tls.timeout"),
     ("tls-timeout-no-control", blocked_tls(T, ()), None, "inconclusive", "no_control"),
     # OONI QA: bad certificate everywhere is down, not blocked.
     ("bad-cert-everywhere-expired", meas(

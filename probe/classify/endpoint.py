@@ -321,8 +321,14 @@ def _handshake_failed(case: Case, handshakes: list[TLSObservation]) -> Verdict:
             return down(case, "down.tls", CONTROL_FETCHED,
                         f"{what}; the control's handshakes failed too "
                         f"({failed[0].tls_failure})", **common)
-    # Without a control the retry is recorded but not enough on its own (issue 4: it
-    # *confirms* that the SNI is the trigger once the control shows the site works).
+    if retries and not cv.available:
+        # The server at that address completes a handshake, only not for this name: no
+        # server refuses its own name, so the SNI is the trigger even without a control
+        # (OONI's QA can only say "unknown" when the control is unreachable).
+        why = "no control measurement" if not cv.failed else \
+            f"the control helper did not answer ({cv.failed[0][1]})"
+        return blocked(case, method, 0.75,
+                       f"{what}{sni}; {why}, but no server refuses its own name", **common)
     return _by_control_fetch(case, method, "down.tls", what + sni, **common)
 
 

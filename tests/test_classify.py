@@ -500,6 +500,10 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("local-outage-is-not-a-shutdown", tcp_fail(f.NETWORK_UNREACHABLE, (ctl_failed(),)),
      context(W.LOCAL_OUTAGE), "inconclusive", "local_outage"),
     ("whole-network-blocking-stands", tcp_fail(T), context(W.WHOLE), "blocked", "tcp.timeout"),
+    ("server-side-page-arrived-during-a-cut", https_ok(
+        (ctl_failed(),), status=403, title="Just a moment...", body=b"x",
+        headers=(("cf-mitigated", "challenge"),)), context(W.SHUTDOWN_ALLOWLIST),
+     "inconclusive", "server_side"),
     ("isp-resolver-down-for-every-name", meas(
         dns=sys_dns(failure=f.DNS_TEMPORARY_FAILURE, took=5.0), control=(ctl(),)),
      Context(health=(HealthRound("2026-11-21T10:14:50.000000Z", W.WHOLE,

@@ -209,6 +209,8 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
     if not case.network.is_cut or v.verdict not in (
             VerdictKind.BLOCKED, VerdictKind.DOWN, VerdictKind.INCONCLUSIVE):
         return v
+    if v.verdict is VerdictKind.INCONCLUSIVE and case.responded:
+        return v  # a page arrived (a server-side refusal, say): the cut did not stop it
     r = case.health_round
     seen = f"the health round at {r.summary()}" if r is not None else "the health rounds"
     symptom = {"symptom": v.method, "symptom_verdict": v.verdict.value,

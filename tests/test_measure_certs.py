@@ -173,3 +173,29 @@ def test_spki_is_taken_byte_for_byte_from_the_certificate(key_type: trustme.KeyT
 @pytest.mark.parametrize("tbs", [b"", b"\x30", b"\x30\x84\xff\xff\xff\xff", b"\x30\x03\x02\x01"])
 def test_spki_of_malformed_tbs_is_none(tbs: bytes) -> None:
     assert certs.spki_der(tbs) is None
+
+
+def test_hostile_certificates_never_raise(tmp_path: Path) -> None:
+    """The hostile world's chains: not DER, 50 intermediates deep, 2 MiB of fillers."""
+    from probe.world.pki import WorldPKI
+
+    pki = WorldPKI.create(tmp_path / "pki")
+    at = dt.datetime.now(dt.UTC)
+    for kind, expected in (("malformed", failures.SSL_INVALID_CERTIFICATE),
+                           ("long_chain", failures.SSL_UNKNOWN_AUTHORITY),
+                           ("huge_chain", None)):
+        chain_pem, _ = pki.issue(["hostile.test"], kind)
+        ders = [_pem_der(block) for block in Path(chain_pem).read_bytes().split(b"-----END")[:-1]]
+        records = [certs.parse_certificate(d) for d in ders]
+        assert [r.sha256 for r in records] == [hashlib.sha256(d).hexdigest() for d in ders]
+        if kind == "malformed":
+            assert records[0].subject == "" and records[0].der == ders[0]
+        result = certs.verify_chain(ders[:16], "hostile.test", at, pki.ca_pem)
+        assert result == (expected is None, expected)
+
+
+def _pem_der(block: bytes) -> bytes:
+    import base64
+
+    body = block.split(b"-----BEGIN CERTIFICATE-----", 1)[1]
+    return base64.b64decode(b"".join(body.split()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -260,3 +261,84 @@ def test_system_resolver_failure_is_classified(monkeypatch: pytest.MonkeyPatch) 
     got = asyncio.run(go())
     assert [(o.query_type, o.failure) for o in got] == [
         ("A", failures.DNS_NXDOMAIN), ("AAAA", failures.DNS_NXDOMAIN)]
+
+
+# --- hostile resolvers -----------------------------------------------------------------------
+
+
+def test_huge_answer_is_parsed_only_up_to_the_record_cap() -> None:
+    q = mdns.make_query("site.test", "A")
+    huge = response(q)
+    ips = [f"127.18.{i // 250}.{i % 250 + 1}" for i in range(4000)]
+    huge.answer.append(dns.rrset.from_text_list(q.question[0].name, 60, "IN", "A", ips))
+    wire = huge.to_wire()
+    start = time.monotonic()
+    _, parsed = mdns.parse_response(wire, [q]) or (0, None)
+    assert time.monotonic() - start < 0.05  # 4000 records would take ~0.2 s
+    assert parsed is not None and parsed.failure is None
+    assert len(parsed.answers) == mdns.MAX_RECORDS
+    assert {a.value for a in parsed.answers} <= set(ips) and parsed.answers[0].ttl == 60
+
+
+def _bare(q: dns.message.Message, qd: int = 1, an: int = 0) -> bytes:
+    wire = dns.message.make_response(q).to_wire()
+    return wire[:4] + struct.pack("!HHHH", qd, an, 0, 0) + wire[12:]
+
+
+@pytest.mark.parametrize("case", ["pointer_loop", "bad_rdata", "lying_counts", "questions"])
+def test_malformed_answers_are_server_misbehaving(case: str) -> None:
+    q = mdns.make_query("site.test", "A")
+    if case == "pointer_loop":  # the owner name points at itself
+        base = _bare(q, an=1)
+        wire = base + struct.pack("!HHHIH", 0xC000 | len(base), 1, 1, 60, 4) + bytes(4)
+    elif case == "bad_rdata":  # an A record of 7 bytes
+        wire = _bare(q, an=1) + struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 7) + bytes(7)
+    elif case == "lying_counts":
+        wire = _bare(q, an=65535) + struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + bytes(4)
+    else:  # 2000 questions, ours first
+        wire = _bare(q, qd=2000) + struct.pack("!HHH", 0xC00C, 1, 1) * 1999
+    assert mdns.parse_response(wire, [q]) == (
+        0, mdns.ParsedResponse(None, (), failures.DNS_SERVER_MISBEHAVING))
+
+
+def test_cname_loop_has_no_address() -> None:
+    q = mdns.make_query("site.test", "A")
+    r = response(q, ("CNAME", "loop.site.test."))
+    r.answer.append(dns.rrset.from_text("loop.site.test.", 60, "IN", "CNAME", "site.test."))
+    _, parsed = mdns.parse_response(r.to_wire(), [q]) or (0, None)
+    assert parsed is not None and parsed.failure == failures.DNS_NO_ANSWER
+    assert [a.rtype for a in parsed.answers] == ["CNAME", "CNAME"]
+
+
+def test_udp_flood_of_wrong_ids_is_dropped_and_the_answer_kept() -> None:
+    def flood(q: dns.message.Message) -> list[tuple[float, bytes]]:
+        genuine = response(q, _addr(q)).to_wire()
+        wrong = [((q.id + 1 + i) % 65536).to_bytes(2, "big") + genuine[2:] for i in range(3000)]
+        return [(0, w) for w in wrong] + [(0.1, genuine)]
+
+    with udp_resolver(flood) as port:
+        got, took = run_lookup(port, timeout=1.5, linger=0.2)
+    assert [o.addresses for o in got] == [("192.0.2.10",), ("2001:db8::10",)]
+    assert took < 1.5
+
+
+def test_udp_duplicate_flood_records_at_most_the_cap() -> None:
+    def dup(q: dns.message.Message) -> list[tuple[float, bytes]]:
+        return [(0, response(q, _addr(q)).to_wire())] * 500
+
+    with udp_resolver(dup) as port:
+        got, _ = run_lookup(port, timeout=1.0, linger=0.3)
+    for qtype in ("A", "AAAA"):
+        mine = [o for o in got if o.query_type == qtype]
+        assert 1 <= len(mine) <= mdns.MAX_RESPONSES
+        assert [o.response_index for o in mine] == list(range(len(mine)))
+
+
+@pytest.mark.parametrize("name", ["a..b.test", "x" * 70 + ".test", ("a" * 60 + ".") * 5 + "t"])
+def test_a_name_dns_cannot_carry_is_a_failure_not_an_exception(name: str) -> None:
+    settings = MeasureSettings(use_system_resolver=False,
+                               resolvers=(Resolver("127.0.0.1", 9),), dns_timeout=0.2)
+    got = asyncio.run(mdns.resolve(name, settings, iter(range(1, 9)).__next__, lambda: 0.0))
+    assert [o.query_type for o in got] == ["A", "AAAA"]
+    assert all(o.failure and o.failure.startswith(failures.UNKNOWN_PREFIX) for o in got)
+    assert all("invalid hostname" in (o.failure or "") for o in got)

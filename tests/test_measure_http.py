@@ -7,7 +7,16 @@ import zlib
 
 import pytest
 
-from probe.measure.http import BoundedDecoder, extract_title, resolve_location
+from probe.measure.http import (
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    BoundedDecoder,
+    cap_headers,
+    decode_text,
+    extract_title,
+    resolve_location,
+    usable_host,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -112,7 +121,52 @@ def test_decoder_keeps_undecodable_bodies_as_received(encoding: str) -> None:
         ("http://a.test/", "https://", None),
         ("http://a.test/", "http://[::1/", None),
         ("http://a.test/", "http://b.test:99999/", None),
+        # hostile: hosts DNS cannot carry, an enormous URL, odd but usable hosts
+        ("http://a.test/", "http://" + "x" * 64 + ".test/", None),
+        ("http://a.test/", "http://b..test/", None),
+        ("http://a.test/", "http://" + "abcdefgh." * 30 + "test/", None),
+        ("http://a.test/", "http://b\x00.test/", None),
+        ("http://a.test/", "https://[not-an-ip]:-1/%zz", None),
+        ("http://a.test/", "http://b.test/?q=" + "L" * 9000, None),
+        ("http://a.test/", "http://b.test/?q=" + "L" * 8000, "http://b.test/?q=" + "L" * 8000),
+        ("http://a.test/", "http://xn--e1afmkfd.test/", "http://xn--e1afmkfd.test/"),
+        ("http://a.test/", "http://пример.test/", "http://пример.test/"),
+        ("http://a.test/", "http://[2001:db8::1]:8080/", "http://[2001:db8::1]:8080/"),
     ],
 )
 def test_resolve_location(base: str, location: str, expected: str | None) -> None:
     assert resolve_location(base, location) == expected
+
+
+@pytest.mark.parametrize("charset", ["unicode_escape", "raw_unicode_escape", "punycode", "idna",
+                                     "rot13", "zlib", "base64", "x-\xff-nope"])
+def test_unsafe_or_non_text_charsets_fall_back_to_utf8(charset: str) -> None:
+    body = b"<title>caf\xc3\xa9 \\ud800 \\x41</title>"
+    text = decode_text(body, f"text/html; charset={charset}")
+    assert text == body.decode("utf-8")  # escapes not interpreted, no warning raised
+    assert extract_title(body, f"text/html; charset={charset}") == "caf\u00e9 \\ud800 \\x41"
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "utf-16-le", "utf-32", "utf-7", "cp1251", "hz"])
+def test_any_charset_on_invalid_bytes_gives_storable_text(charset: str) -> None:
+    body = b"<title>\xff\xfe\xd8\x00\xdc\x00\x00\xd8 x \xc3\x28</title>\xed\xa0\x80\x00"
+    text = decode_text(body, f"text/html; charset={charset}")
+    text.encode("utf-8")  # no lone surrogate survives
+    title = extract_title(body, f"text/html; charset={charset}")
+    assert title is None or title.encode("utf-8")
+
+
+def test_headers_are_capped_in_count_and_length() -> None:
+    many = tuple((f"x{i}", "y" * (MAX_HEADER_VALUE + 10)) for i in range(MAX_HEADERS + 50))
+    capped = cap_headers(many)
+    assert len(capped) == MAX_HEADERS and capped[0] == ("x0", "y" * MAX_HEADER_VALUE)
+    assert cap_headers((("A", "b"),)) == (("A", "b"),)
+
+
+@pytest.mark.parametrize(("host", "usable"), [
+    ("a.test", True), ("127.0.0.1", True), ("[::1]", True), ("a.test.", True),
+    ("", False), ("a..test", False), ("x" * 64 + ".test", False), ("a b.test", False),
+    ("a\x7f\x01.test", False), ("a/b.test", False), ("xn--.test", True),
+])
+def test_usable_host(host: str, usable: bool) -> None:
+    assert usable_host(host) is usable

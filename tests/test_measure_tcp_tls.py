@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import h11
 import pytest
 import trustme
 
@@ -183,3 +186,96 @@ def test_tls_handshake_failures(reply: bytes, failure: str) -> None:
 
     obs = asyncio.run(go())
     assert obs.failure == failure and obs.verified is None and obs.certificates == ()
+
+
+# --- hostile peers ---------------------------------------------------------------------------
+
+
+def test_a_peer_that_never_stops_sending_cannot_outlive_a_deadline() -> None:
+    """sock_recv does not suspend while data waits: reads must yield or no timeout fires.
+
+    The sender is a thread (as a real peer is another host), so the kernel buffer is never
+    empty whatever the event loop does.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def flood() -> None:
+        peer, _ = listener.accept()
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 2048
+        with peer, contextlib.suppress(OSError):
+            while True:
+                peer.sendall(interim)
+
+    threading.Thread(target=flood, daemon=True).start()
+
+    async def go() -> float:
+        _, conn = await tcp.connect("127.0.0.1", port, 1.0, 1, clock_from(time.monotonic()))
+        assert conn is not None
+        await asyncio.sleep(0.1)  # let the kernel buffer fill
+        parser = h11.Connection(h11.CLIENT)  # parsing is slower than sending, as in real life
+        parser.send(h11.Request(method="GET", target="/", headers=[("Host", "a.test")]))
+        parser.send(h11.EndOfMessage())
+        start = time.monotonic()
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    while data := await conn.read(65536):
+                        parser.receive_data(data)
+                        while parser.next_event() is not h11.NEED_DATA:
+                            pass
+        finally:
+            conn.close()
+        return time.monotonic() - start
+
+    try:
+        assert asyncio.run(go()) < 1.0
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("how", ["stall", "trickle"])
+def test_tls_peer_stalling_after_server_hello_times_out(
+    pki: tuple[ssl.SSLContext, str], how: str
+) -> None:
+    ctx, bundle = pki
+
+    async def go() -> tuple[tls.TLSObservation, float]:
+        async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+            incoming.write(await reader.read(65536))
+            with contextlib.suppress(ssl.SSLWantReadError):
+                obj.do_handshake()
+            flight = outgoing.read()
+            if how == "stall":  # the ServerHello record only
+                writer.write(flight[: 5 + int.from_bytes(flight[3:5], "big")])
+            else:  # the whole real flight, a byte every 50 ms
+                for i in range(len(flight)):
+                    writer.write(flight[i : i + 1])
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+            await reader.read()
+
+        server = await _serve(hostile)
+        port = server.sockets[0].getsockname()[1]
+        start = time.monotonic()
+        try:
+            obs = await asyncio.to_thread(_handshake, port, bundle, "site.test", 0.4)
+        finally:
+            server.close()
+        return obs, time.monotonic() - start
+
+    obs, took = asyncio.run(go())
+    assert obs.failure == failures.GENERIC_TIMEOUT and obs.certificates == ()
+    assert 0.4 <= obs.t - obs.t0 < 0.9 and took < 1.5
+
+
+def test_presented_chain_is_capped() -> None:
+    ders = [bytes([i]) * 1000 for i in range(40)]
+    assert tls._capped(ders) == ders[: tls.MAX_CHAIN]
+    big = [b"L" * 10, *[b"x" * (tls.MAX_CHAIN_BYTES // 3)] * 5]
+    assert tls._capped(big) == big[:3]
+    assert tls._capped([b"y" * (tls.MAX_CHAIN_BYTES * 2)]) == [b"y" * (tls.MAX_CHAIN_BYTES * 2)]

@@ -269,7 +269,8 @@ def _safe_codec(charset: str) -> str:
         info = codecs.lookup(charset)
     except LookupError:
         return "utf-8"
-    if info.name in UNSAFE_CHARSETS or not getattr(info, "_is_text_encoding", True):
+    text_encoding = getattr(info, "_is_text_encoding", True)  # False for rot13, zlib, base64…
+    if info.name.replace("-", "_") in UNSAFE_CHARSETS or not text_encoding:
         return "utf-8"
     return info.name
 

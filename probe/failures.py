@@ -166,7 +166,8 @@ def classify_exception(exc: BaseException) -> str:
         fallback = _fallback(e)
         if fallback is not None:
             return fallback
-    return unknown(f"{type(exc).__name__}: {exc}")
+    text = str(exc)
+    return unknown(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def _specific(e: BaseException) -> str | None:

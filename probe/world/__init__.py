@@ -2,10 +2,12 @@
 
 This package is responsible for everything the probe talks to in a test: authoritative and
 forwarding DNS servers with scripted misbehaviour (:mod:`.dns`), web sites with scripted
-behaviours and certificate problems (:mod:`.web`), the world CA / rogue CA / untrusted CA
-(:mod:`.pki`), their JSON configuration (:mod:`.config`), one event loop running a whole world
-(:mod:`.runtime`, ``python -m probe.world``), and a loopback harness for tests and the demo
-(:mod:`.loopback`). It knows nothing about censorship: censors live in :mod:`probe.simnet`.
+behaviours and certificate problems (:mod:`.web`, hostile HTTP wire scripts in
+:mod:`.rawhttp`), the world CA / rogue CA / untrusted CA (:mod:`.pki`), their JSON
+configuration (:mod:`.config`), one event loop running a whole world (:mod:`.runtime`,
+``python -m probe.world``), a loopback harness for tests and the demo (:mod:`.loopback`) and
+the hostile world, where every peer misbehaves (:mod:`.hostile`). It knows nothing about
+censorship: censors live in :mod:`probe.simnet`.
 See ``probe/world/README.md``.
 """
 

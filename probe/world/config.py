@@ -51,7 +51,8 @@ JSON shape of a whole world (:class:`WorldConfig`)::
 ``body``        page body; null = a generated page. A body containing ``<html`` is served
                 verbatim, anything else is wrapped as a paragraph in the generated page.
 ``cert``        ``valid`` | ``expired`` | ``not_yet_valid`` | ``wrong_host`` | ``unknown_ca`` |
-                ``self_signed`` (default ``valid``; see :mod:`probe.world.pki`).
+                ``self_signed``, or hostile ``long_chain`` | ``huge_chain`` | ``malformed``
+                (default ``valid``; see :mod:`probe.world.pki`).
 ``status``      HTTP status of the normal page (default 200).
 ``headers``     extra response headers ``{name: value}`` (override the defaults).
 ``content_type`` default ``text/html; charset=utf-8``.

@@ -226,6 +226,21 @@ def test_cli_help_and_list() -> None:
     assert "tls_mitm" in res.output
 
 
+def test_without_root_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from probe.simnet.cli import app
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    ok, reason = netns.have_root()
+    assert not ok and "root" in reason
+    for args in (["run", "baseline"], ["up", "baseline"], ["down"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 1, res.output
+        lines = [line for line in res.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "needs root" in lines[0] and "--loopback" in lines[0]
+
+
 # --------------------------------------------------------------------------- on real namespaces
 def _leaks(prefix: str) -> list[str]:
     found = [f"namespace {ns}" for ns in netns.namespaces_of(prefix)]

@@ -30,8 +30,11 @@ async def serve(host: str, port: int, allow: list[str], allow_ports: list[int],
                 max_concurrent: int, step_timeout: float) -> None:
     """Serve until SIGTERM/SIGINT; prints one ``listening`` line when ready."""
     policy = make_policy(allow, allow_ports, token, max_concurrent, step_timeout)
+    # dns_linger=0: the helper reports only the first answer to each query (summarise), so
+    # waiting for a second, injected-behind answer would only delay every probe's target.
     settings = MeasureSettings.with_timeout(
-        step_timeout, use_system_resolver=not resolvers, resolvers=resolvers, ca_bundle=ca_bundle
+        step_timeout, use_system_resolver=not resolvers, resolvers=resolvers, ca_bundle=ca_bundle,
+        dns_linger=0.0,
     )
     server = ControlServer(policy, partial(measure_request, settings=settings))
     bound = await server.start(host, port)

@@ -33,6 +33,9 @@ class MeasureSettings:
     helper refuses private networks this way); None = every resolved address may be dialled.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``connect_retries``: how many more times a connect that timed out is tried (packet loss
+    that a retry survives is not blocking; a blackholed address costs this many more
+    ``connect_timeout``).
     """
 
     use_system_resolver: bool = True
@@ -49,6 +52,7 @@ class MeasureSettings:
     store_bodies: bool = True
     address_filter: Callable[[str], bool] | None = None
     sni_retry: bool = True
+    connect_retries: int = 1
     innocuous_sni: str = "example.org"
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "

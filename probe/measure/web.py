@@ -97,54 +97,61 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-_Retry = tuple[TCPObservation, TLSObservation | None]
-_EndpointResult = tuple[TCPObservation, TLSObservation | None, tcp.Connection | None,
-                        _Retry | None]
+_Observation = TCPObservation | TLSObservation
+_EndpointResult = tuple[list[_Observation], tcp.Connection | None]
 
 
 async def _endpoint(
     ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any,
     next_tx: Callable[[], int],
 ) -> _EndpointResult:
-    """TCP (+TLS for https) to one address; the connection is returned only if usable.
+    """TCP (+TLS for https) to one address: its observations in order, and the connection if
+    it is usable (connected, and for https with a chain that verified).
 
-    When the handshake itself fails (reset, timeout, EOF — not a certificate problem) and
-    ``settings.sni_retry`` is on, the same address is tried once more with an innocuous SNI;
-    that attempt's observations come back as the fourth element (its own ``tx_id``).
+    A connect that times out is tried once more (``settings.connect_retries``): loss that a
+    retry survives is not blocking. When the TLS handshake itself fails (reset, timeout, EOF —
+    not a certificate problem) and ``settings.sni_retry`` is on, the same address is tried
+    once more with an innocuous SNI. Every extra attempt has its own ``tx_id``; the endpoint's
+    ``tx_id`` belongs to the attempt that carries the connection.
     """
+    observations: list[_Observation] = []
     tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
+    for _ in range(settings.connect_retries):
+        if conn is not None or tcp_obs.failure != failures.GENERIC_TIMEOUT:
+            break
+        observations.append(replace(tcp_obs, tx_id=next_tx()))
+        tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
+    observations.append(tcp_obs)
     if conn is None or hop.scheme != "https":
-        return tcp_obs, None, conn, None
+        return observations, conn
     try:
         tls_obs = await tls.handshake(conn, hop.host, ip, hop.port, settings.tls_timeout,
                                       settings.ca_bundle, tx_id, clock)
     except BaseException:
         conn.close()
         raise
-    if tls_obs.failure is not None or not tls_obs.verified:
-        conn.close()
-        retry = None
-        if tls_obs.failure is not None and settings.sni_retry and (
-            hop.host != settings.innocuous_sni
-        ):
-            retry = await _innocuous_sni(ip, hop, settings, next_tx(), clock)
-        return tcp_obs, tls_obs, None, retry
-    return tcp_obs, tls_obs, conn, None
+    observations.append(tls_obs)
+    if tls_obs.failure is None and tls_obs.verified:
+        return observations, conn
+    conn.close()
+    if tls_obs.failure is not None and settings.sni_retry and hop.host != settings.innocuous_sni:
+        observations.extend(await _innocuous_sni(ip, hop, settings, next_tx(), clock))
+    return observations, None
 
 
 async def _innocuous_sni(
     ip: str, hop: _Hop, settings: MeasureSettings, tx_id: int, clock: Any
-) -> _Retry:
+) -> list[_Observation]:
     """Handshake with the same address using an innocuous SNI (is the SNI the trigger?)."""
     tcp_obs, conn = await tcp.connect(ip, hop.port, settings.connect_timeout, tx_id, clock)
     if conn is None:
-        return tcp_obs, None
+        return [tcp_obs]
     try:
         tls_obs = await tls.handshake(conn, settings.innocuous_sni, ip, hop.port,
                                       settings.tls_timeout, settings.ca_bundle, tx_id, clock)
     finally:
         conn.close()
-    return tcp_obs, tls_obs
+    return [tcp_obs, tls_obs]
 
 
 async def _measure_hop(
@@ -188,21 +195,20 @@ async def _measure_hop(
         # Cancelled: close what the finished attempts opened, then propagate.
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is None:
-                conn = task.result()[2]
+                conn = task.result()[1]
                 if conn is not None:
                     conn.close()
         raise
     results = [t.result() for t in tasks]
     chosen: tuple[str, int, tcp.Connection] | None = None
-    for ip, tx, (tcp_obs, tls_obs, conn, retry) in zip(addresses, tx_ids, results, strict=True):
-        rec.tcp.append(tcp_obs)
-        if tls_obs is not None:
-            rec.tls.append(tls_obs)
-        if retry is not None:
-            rec.tcp.append(retry[0])
-            if retry[1] is not None:
-                rec.tls.append(retry[1])
-            info.setdefault("sni_retry_tx_ids", []).append(retry[0].tx_id)
+    for ip, tx, (attempts, conn) in zip(addresses, tx_ids, results, strict=True):
+        for attempt in attempts:
+            if isinstance(attempt, TCPObservation):
+                rec.tcp.append(attempt)
+            else:
+                rec.tls.append(attempt)
+            if attempt.tx_id != tx:
+                info.setdefault("retry_tx_ids", []).append(attempt.tx_id)
         if conn is not None and chosen is None:
             chosen = (ip, tx, conn)
         elif conn is not None:

@@ -202,10 +202,9 @@ def exec_(
     if sim:
         states = [s for s in states if s["prefix"] == sim]
     else:
-        ups = [s for s in states if s.get("mode") == "up"]
-        states = ups or states
+        states = [s for s in states if s.get("mode") == "up"]  # not other people's runs
     if not states:
-        _fail("no simulation is up (probe sim up SCENARIO)")
+        _fail("no simulation is up (probe sim up SCENARIO; or --sim PREFIX of a running one)")
     if len(states) > 1:
         _fail(f"several simulations are up ({', '.join(s['prefix'] for s in states)}); "
               "choose one with --sim", 2)

@@ -234,8 +234,9 @@ def _client_hello(name: str) -> bytes:
 def _after_hello(world: LoopbackWorld, key: str, wait: float) -> bytes:
     """What the server sends within ``wait`` seconds of our ClientHello."""
     deadline = time.monotonic() + wait
-    with socket.create_connection(("127.0.0.1", world.https_port), timeout=wait) as sock:
-        sock.sendall(_client_hello(HOSTILE_SITES[key].hostname))
+    site = HOSTILE_SITES[key]
+    with socket.create_connection((site.ip, world.https_port), timeout=wait) as sock:
+        sock.sendall(_client_hello(site.hostname))
         data = b""
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
@@ -258,6 +259,17 @@ def test_tls_stall_sends_only_the_server_hello(world: LoopbackWorld) -> None:
 def test_tls_garbage_is_not_tls(world: LoopbackWorld) -> None:
     data = _after_hello(world, "tls-garbage", 0.5)
     assert len(data) == 16 * 1024
+
+
+def test_tls_sites_misbehave_whatever_the_sni(world: LoopbackWorld) -> None:
+    site = HOSTILE_SITES["tls-stall"]
+    assert site.ip != "127.0.0.1"
+    with socket.create_connection((site.ip, world.https_port), timeout=0.5) as sock:
+        sock.sendall(_client_hello("example.org"))  # the probe's innocuous SNI
+        first = sock.recv(65536)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # stalled after the ServerHello
+    assert first[5] == 0x02
 
 
 def test_tls_trickle_sends_a_byte_at_a_time(world: LoopbackWorld) -> None:

@@ -8,8 +8,11 @@ within its deadlines, with bounded memory, and give every one a verdict.
 
 Layout: one DNS server on 127.0.0.1 (free port) answers ``*.hostile.test`` with 127.0.0.1; the
 names under ``dns.hostile.test`` carry the DNS behaviours. One web server on 127.0.0.1 (free
-HTTP and HTTPS ports) serves every web site; ``*.dns.hostile.test`` is a healthy site, so a DNS
-answer that does get through leads somewhere. Only loopback addresses appear anywhere, in
+HTTP and HTTPS ports) serves every HTTP-layer site; ``*.dns.hostile.test`` is a healthy site,
+so a DNS answer that does get through leads somewhere. Every TLS- and certificate-layer site
+has an address of its own (127.0.0.20, .21, …; same ports) where it is the default site: it
+misbehaves whatever SNI the client sends, as a broken server does (a server that misbehaved
+only for one SNI would look like SNI filtering). Only loopback addresses appear anywhere, in
 answers included (see :func:`probe.world.dns._loopback_range`).
 
 >>> with LoopbackWorld(hostile_world(tmp)) as world:          # doctest: +SKIP
@@ -46,18 +49,24 @@ class HostileSite:
     layer: str
     behaviour: str
     description: str
+    ip: str = HOSTILE_IP
 
 
 def _web(key: str, behaviour: str, description: str, scheme: str = "https") -> HostileSite:
     return HostileSite(f"{key}.{HOSTILE_DOMAIN}", scheme, "http", behaviour, description)
 
 
+_own_ips = (f"127.0.0.{n}" for n in range(20, 40))  # one per TLS/certificate site
+
+
 def _tls(key: str, behaviour: str, description: str) -> HostileSite:
-    return HostileSite(f"{key}.{HOSTILE_DOMAIN}", "https", "tls", behaviour, description)
+    host = f"{key}.{HOSTILE_DOMAIN}"
+    return HostileSite(host, "https", "tls", behaviour, description, next(_own_ips))
 
 
 def _cert(key: str, kind: str, description: str) -> HostileSite:
-    return HostileSite(f"{key}.{HOSTILE_DOMAIN}", "https", "cert", kind, description)
+    host = f"{key}.{HOSTILE_DOMAIN}"
+    return HostileSite(host, "https", "cert", kind, description, next(_own_ips))
 
 
 def _dns(key: str, behaviour: str, description: str) -> HostileSite:
@@ -152,26 +161,38 @@ def hostile_world(directory: str | Path) -> WorldConfig:
     sites: dict[str, SiteConfig] = {
         f"*.{DNS_DOMAIN}": SiteConfig(title="Reached through a hostile resolver"),
     }
+    alone: list[WebServerConfig] = []  # TLS and certificate sites, one address each
     for key, site in HOSTILE_SITES.items():
         if site.layer == "dns":
             behaviours[site.hostname] = site.behaviour
-        elif site.layer == "cert":
-            sites[site.hostname] = SiteConfig(title=f"Hostile: {key}", cert=site.behaviour)
+            continue
+        if site.layer == "cert":
+            config = SiteConfig(title=f"Hostile: {key}", cert=site.behaviour)
         else:
-            sites[site.hostname] = SiteConfig(title=f"Hostile: {key}", behaviour=site.behaviour)
+            config = SiteConfig(title=f"Hostile: {key}", behaviour=site.behaviour)
+        if site.ip == HOSTILE_IP:
+            sites[site.hostname] = config
+            continue
+        records[site.hostname] = {"A": [site.ip], "ttl": 60}
+        alone.append(_web_server(site.ip, {site.hostname: config}, default=site.hostname))
     return WorldConfig(
         pki_dir=str(Path(directory) / "pki"),
         dns=[DNSServerConfig(listen=[f"{HOSTILE_IP}:0"], records=records, behaviours=behaviours)],
-        web=[
-            WebServerConfig(
-                listen_ips=[HOSTILE_IP],
-                http_port=0,
-                https_port=0,
-                sites=sites,
-                handshake_timeout=10,
-                request_timeout=10,
-            )
-        ],
+        web=[_web_server(HOSTILE_IP, sites), *alone],
+    )
+
+
+def _web_server(
+    ip: str, sites: dict[str, SiteConfig], default: str | None = None
+) -> WebServerConfig:
+    return WebServerConfig(
+        listen_ips=[ip],
+        http_port=0,
+        https_port=0,
+        sites=sites,
+        default_site=default,
+        handshake_timeout=10,
+        request_timeout=10,
     )
 
 

@@ -58,7 +58,8 @@ def _play(behaviour: str, limit: int = 1 << 20) -> tuple[bytes, list[float], boo
 
 
 @pytest.mark.parametrize("text", ["slowloris:0", "drip:-1", "gzip_bomb:x", "many_headers:0",
-                                  "redirect_chain:1.5", "charset:", "tls_trickle:nan"])
+                                  "redirect_chain:1.5", "charset:", "tls_trickle:nan",
+                                  "cookie_bomb:0"])
 def test_bad_hostile_web_arguments_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         parse_web_behaviour(text)
@@ -122,6 +123,13 @@ def test_finite_scripts_say_what_the_readme_says() -> None:
         mojibake.decode("utf-8")
     utf16 = _play("charset:utf-16")[0]
     assert b"charset=utf-16" in utf16 and "Кириллица".encode("utf-16-le") in utf16
+
+
+def test_cookie_bomb_sets_new_cookies_on_every_hop() -> None:
+    exchange = rawhttp.Exchange("http", "h.test", "/p?hop=4", "T")
+    data = b"".join(s.data for s in rawhttp.script(parse_web_behaviour("cookie_bomb:300"),
+                                                    exchange))
+    assert data.count(b"Set-Cookie: h4c") == 300 and b"Location: http://h.test/p?hop=5" in data
 
 
 def test_redirect_chain_ends_after_n_hops() -> None:

@@ -8,9 +8,12 @@ import zlib
 import pytest
 
 from probe.measure.http import (
+    MAX_COOKIE_SIZE,
+    MAX_COOKIES,
     MAX_HEADER_VALUE,
     MAX_HEADERS,
     BoundedDecoder,
+    cap_cookies,
     cap_headers,
     decode_text,
     extract_title,
@@ -170,3 +173,17 @@ def test_headers_are_capped_in_count_and_length() -> None:
 ])
 def test_usable_host(host: str, usable: bool) -> None:
     assert usable_host(host) is usable
+
+
+def test_cookie_jar_is_capped() -> None:
+    import httpx
+
+    cookies = httpx.Cookies()
+    cookies.set("big", "x" * MAX_COOKIE_SIZE, domain="a.test")
+    for i in range(MAX_COOKIES * 3):
+        cookies.set(f"c{i}", "v", domain="a.test")
+    cap_cookies(cookies)
+    names = [c.name for c in cookies.jar]
+    assert len(names) == MAX_COOKIES and "big" not in names
+    cap_cookies(cookies)  # idempotent
+    assert len(list(cookies.jar)) == MAX_COOKIES

@@ -27,6 +27,9 @@ Caps against hostile servers (every one is a constant below):
   ``http_protocol_error``;
 * at most :data:`MAX_HEADERS` headers are recorded, each value cut to :data:`MAX_HEADER_VALUE`
   characters (the redirect target is read before cutting);
+* at most :data:`MAX_COOKIES` cookies of at most :data:`MAX_COOKIE_SIZE` bytes each are
+  kept across the hops of a measurement (a cookie bomb cannot grow every later request), and
+  the request headers are recorded with the same caps as the response's;
 * a ``Location`` longer than :data:`MAX_LOCATION`, or whose host is not a usable DNS name or
   IP address, is ``http_invalid_redirect_location_host``;
 * the ``<title>`` is searched in the first :data:`TITLE_SCAN` bytes and cut to
@@ -64,6 +67,8 @@ HEAD_CAP = 100 * 1024  # bytes of response head (h11 max_incomplete_event_size)
 MAX_HEADERS = 256  # headers recorded per response
 MAX_HEADER_VALUE = 8 * 1024  # characters recorded per header value
 MAX_LOCATION = 8 * 1024  # characters of a usable Location
+MAX_COOKIES = 50  # cookies kept across the hops of one measurement
+MAX_COOKIE_SIZE = 4096  # bytes of name + value of a kept cookie (RFC 6265 §6.1)
 #: Codecs never used to decode a page, whatever it declares: they interpret escapes (and can
 #: produce lone surrogates), or are not meant for whole documents.
 UNSAFE_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "punycode", "idna"})
@@ -430,6 +435,7 @@ async def fetch(
     if cookies is not None and response is not None and client is not None:
         try:
             cookies.update(client.cookies)
+            cap_cookies(cookies)
         except Exception:  # a cookie jar odd enough to refuse the copy: keep ours as it was
             pass
     body_fields: dict[str, Any] = {}
@@ -448,7 +454,7 @@ async def fetch(
         location = resolve_location(url, raw_location)
         if location is None and failure is None:
             failure = failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
-    headers = cap_headers(headers)
+    headers, sent = cap_headers(headers), cap_headers(sent)
     return HTTPObservation(
         tx_id=tx_id, url=url, method="GET", ip=ip, port=port, t0=t0, t=t, failure=failure,
         redirect_index=redirect_index, request_headers=sent, status=status, headers=headers,
@@ -459,6 +465,18 @@ async def fetch(
 def cap_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """The first :data:`MAX_HEADERS` headers, each value cut to :data:`MAX_HEADER_VALUE`."""
     return tuple((k[:MAX_HEADER_VALUE], v[:MAX_HEADER_VALUE]) for k, v in headers[:MAX_HEADERS])
+
+
+def cap_cookies(cookies: httpx.Cookies) -> None:
+    """Drop cookies over :data:`MAX_COOKIE_SIZE` and all but the first :data:`MAX_COOKIES`."""
+    jar = cookies.jar
+    kept = 0
+    for cookie in list(jar):
+        if kept < MAX_COOKIES and len(cookie.name) + len(cookie.value or "") <= MAX_COOKIE_SIZE:
+            kept += 1
+            continue
+        with contextlib.suppress(KeyError):
+            jar.clear(cookie.domain, cookie.path, cookie.name)
 
 
 async def _close(response: httpx.Response | None, client: httpx.AsyncClient | None) -> None:

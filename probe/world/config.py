@@ -150,6 +150,7 @@ WEB_BEHAVIOURS: dict[str, str] = {
     "length_conflict": "two different Content-Length headers",
     "continue_forever": "'100 Continue' interim responses forever, never a final one",
     "close_after_headers": "status line and headers (Content-Length 100000), then close",
+    "cookie_bomb:<n>": "302 to ?hop=N+1 with <n> new Set-Cookie headers, forever",
     "tls_stall": "HTTPS only: the server's first TLS record (ServerHello), then silence",
     "tls_garbage": "HTTPS only: random bytes instead of a ServerHello",
     "tls_trickle:<seconds>": "HTTPS only: the real server handshake, one byte every <seconds>",

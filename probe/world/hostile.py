@@ -117,6 +117,7 @@ HOSTILE_SITES: dict[str, HostileSite] = {
         "302 to a host with a 70-character label",
     ),
     "huge-location": _web("huge-location", "huge_location:90000", "a 90 KB Location"),
+    "cookie-bomb": _web("cookie-bomb", "cookie_bomb:2000", "2000 new cookies per redirect"),
     # -- text ---------------------------------------------------------------------------------
     "mojibake": _web("mojibake", "mojibake", "invalid bytes in status, headers, title, body"),
     "charset-utf16": _web("charset-utf16", "charset:utf-16", "UTF-16 page with invalid tail"),

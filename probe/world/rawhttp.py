@@ -50,6 +50,7 @@ KINDS = frozenset(
         "length_conflict",
         "continue_forever",
         "close_after_headers",
+        "cookie_bomb",
     }
 )
 MOJIBAKE_TITLE = b"\xff\xfe\xc3\x28 \xe2\x82 \xed\xa0\x80 \xc0\xaf Mojibake \x80\x81\x9f"
@@ -229,6 +230,14 @@ def script(behaviour: Behaviour, exchange: Exchange) -> Iterator[Step]:
         interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 256
         while True:
             yield Step(interim)
+    elif kind == "cookie_bomb":
+        assert arg is not None
+        match = re.search(r"[?&]hop=(\d+)", exchange.target)
+        hop = int(match.group(1)) if match else 0
+        path = exchange.target.split("?", 1)[0] or "/"
+        location = f"{exchange.scheme}://{exchange.authority}{path}?hop={hop + 1}"
+        cookies = [("Set-Cookie", f"h{hop}c{i}={'v' * 16}; Path=/") for i in range(int(arg))]
+        yield Step(_head("302 Found", [("Location", location), *cookies, ("Content-Length", "0")]))
     elif kind == "close_after_headers":
         yield Step(_head("200 OK", html + close + [("Content-Length", "100000")]))
     else:

@@ -241,6 +241,7 @@ def parse_web_behaviour(text: str) -> Behaviour:
             "huge_location",
             "gzip_bomb",
             "deflate_bomb",
+            "cookie_bomb",
         ):
             _positive_number(arg, what, integer=True, allow_zero=False)
         elif kind in ("slowloris", "drip", "tls_trickle"):

@@ -28,10 +28,11 @@ placed in its hop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +99,8 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 
 _Observation = TCPObservation | TLSObservation
+#: ``gate(ip)`` → an async context manager held while the probe uses ``ip`` (see measure_target).
+Gate = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 _EndpointResult = tuple[list[_Observation], tcp.Connection | None]
 
 
@@ -164,6 +167,7 @@ async def _measure_hop(
     cookies: httpx.Cookies,
     loopback_ok: bool,
     on_addresses: Callable[[list[str]], None] | None = None,
+    gate: Gate | None = None,
 ) -> HTTPObservation | None:
     info: dict[str, Any] = {"url": hop.url, "redirect_index": index, "dns_tx_ids": [],
                             "addresses": [], "tx_ids": [], "http_tx_id": None}
@@ -186,6 +190,28 @@ async def _measure_hop(
         return None
     tx_ids = [next_tx() for _ in addresses]
     info["tx_ids"] = tx_ids
+    async with _slots(gate, addresses):
+        return await _connect_and_fetch(hop, index, settings, rec, info, addresses, tx_ids,
+                                        next_tx, clock, cookies)
+
+
+@contextlib.asynccontextmanager
+async def _slots(gate: Gate | None, addresses: list[str]) -> AsyncIterator[None]:
+    """Hold ``gate``'s slot for each address while the hop may use it (politeness). Every
+    target takes them in the same (sorted) order, so two targets never wait on each other;
+    the wait comes before any step's clock starts."""
+    async with contextlib.AsyncExitStack() as stack:
+        if gate is not None:
+            for ip in sorted(set(addresses)):
+                await stack.enter_async_context(gate(ip))
+        yield
+
+
+async def _connect_and_fetch(
+    hop: _Hop, index: int, settings: MeasureSettings, rec: _Record, info: dict[str, Any],
+    addresses: list[str], tx_ids: list[int], next_tx: Callable[[], int],
+    clock: Callable[[], float], cookies: httpx.Cookies,
+) -> HTTPObservation | None:
     tasks: list[asyncio.Task[_EndpointResult]] = []
     try:
         async with asyncio.TaskGroup() as tg:
@@ -229,12 +255,17 @@ async def measure_target(
     target: Target,
     settings: MeasureSettings,
     on_addresses: Callable[[list[str]], None] | None = None,
+    gate: Gate | None = None,
 ) -> Measurement:
     """Measure one target end to end (see the module docstring for the flow).
 
     ``on_addresses`` is called once, as soon as the target URL's addresses are known (empty
     when DNS gave none), so a control helper can be asked about the same addresses while the
     probe connects to them.
+
+    ``gate(ip)``: an async context manager held around every use of ``ip`` (connections of a
+    hop, up to its HTTP exchange); the runner uses it to cap connections per server.
+    None = no cap.
 
     Never raises for network trouble; cancellation propagates (connections are closed).
     Raises :class:`~probe.errors.ProbeError` only for a tool error: an unreadable
@@ -266,7 +297,7 @@ async def measure_target(
     index = 0
     while hop is not None:
         obs = await _measure_hop(hop, index, settings, rec, next_tx, clock, cookies,
-                                 loopback_ok, on_addresses if index == 0 else None)
+                                 loopback_ok, on_addresses if index == 0 else None, gate)
         if obs is None or obs.location is None or obs.failure is not None:
             break
         if index >= settings.max_redirects:

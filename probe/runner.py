@@ -4,18 +4,26 @@ The runner is the only place that sees measure, classify and store together. It 
 from an iterator (so lists of any length stream through in constant memory), measures at most
 ``concurrency`` of them at once, classifies each finished measurement (a pure call) and hands it
 to a single writer thread that owns the SQLite connection, so the event loop never blocks on
-disk. Each target is committed in its own transaction as soon as it finishes; on Ctrl-C the
-targets in flight are abandoned, everything finished is kept and the run is marked interrupted.
+disk and a worker never waits for the disk either (a bounded queue sits between them). Each
+target is committed in its own transaction as soon as it finishes; on Ctrl-C the targets in
+flight are abandoned, everything finished is kept and the run is marked interrupted.
+
+Politeness: at most ``per_host`` targets of one hostname (or IP-literal host) are measured at
+once, and at most ``per_host`` of the probe's connections reach one IP address at once (a
+later target of a busy host waits aside, within a bounded look-ahead, while targets of other
+hosts go first); ``rate`` spaces target starts for volunteers on metered links.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ssl
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+import weakref
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,13 +37,15 @@ from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
-from probe.measure.web import measure_target
+from probe.measure.web import Gate, measure_target
 from probe.model import HealthSample, Measurement, Target, Verdict
 from probe.privacy import Scrubber
 from probe.reanalyze import reclassify_run
 from probe.store import Store
 
 DEFAULT_CONCURRENCY = 8
+#: Most targets of one host, and most connections to one IP address, in flight at once.
+DEFAULT_PER_HOST = 2
 
 
 @dataclass(slots=True)
@@ -110,6 +120,10 @@ class RunOptions:
     local interface addresses and the public address the control helpers report.
     ``resume``: an interrupted run to complete: only its targets not stored yet are measured
     and they join that run; None = a new run.
+    ``per_host``: most targets of one host (hostname, or the IP of an IP-literal URL) measured
+    at once, and most probe connections open to one IP address at once.
+    ``rate``: most targets started per second (evenly spaced); None = as fast as
+    ``concurrency`` allows.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -120,6 +134,140 @@ class RunOptions:
     asn_db: str | None = None
     own_addresses: tuple[str, ...] = ()
     resume: str | None = None
+    per_host: int = DEFAULT_PER_HOST
+    rate: float | None = None
+
+
+class KeyedLimiter:
+    """At most ``limit`` holders per key at once (first come, first served).
+
+    Keys with no holder and no waiter are forgotten, so memory follows what is in flight,
+    not how many keys a run has seen.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def in_use(self, key: str) -> int:
+        return self._held[key]
+
+    async def acquire(self, key: str) -> None:
+        if self._held[key] < self.limit and not self._waiting.get(key):
+            self._held[key] += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.setdefault(key, deque())
+        queue.append(waiter)
+        try:
+            await waiter  # release() hands its slot over: _held already counts us
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(key)  # the slot was handed to us as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+                if not queue and self._waiting.get(key) is queue:
+                    del self._waiting[key]
+            raise
+
+    def release(self, key: str) -> None:
+        queue = self._waiting.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                if not queue:
+                    del self._waiting[key]
+                waiter.set_result(None)  # the slot passes on: _held stays the same
+                return
+        self._waiting.pop(key, None)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        await self.acquire(key)
+        try:
+            yield
+        finally:
+            self.release(key)
+
+
+class RateLimiter:
+    """Spaces events at least ``1 / rate`` seconds apart (``rate`` per second; None = no limit).
+
+    Starts are evenly spaced rather than bursty, so a metered link sees a steady trickle.
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next)
+        self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class _Scheduler:
+    """Hands the next target to a worker: in list order, except that a target whose host
+    already has ``per_host`` targets in flight waits aside (up to ``aside`` of them) while
+    later targets of other hosts go first. Pulls from the target iterator lazily, so only
+    the targets in flight and aside are in memory."""
+
+    def __init__(self, targets: Iterator[Target], skip: set[str], per_host: int,
+                 aside: int) -> None:
+        self._targets = targets
+        self._skip = skip
+        self._hosts = KeyedLimiter(per_host)
+        self._aside: list[Target] = []
+        self._aside_max = aside
+        self._exhausted = False
+        self._changed = asyncio.Condition()
+
+    def _free(self, target: Target) -> bool:
+        return self._hosts.in_use(target.hostname) < self._hosts.limit
+
+    async def take(self) -> Target | None:
+        """The next target (its host slot taken), or None when every target was handed out."""
+        async with self._changed:
+            while True:
+                for i, target in enumerate(self._aside):
+                    if self._free(target):
+                        del self._aside[i]
+                        await self._hosts.acquire(target.hostname)  # free: returns at once
+                        return target
+                if self._exhausted or len(self._aside) >= self._aside_max:
+                    if self._exhausted and not self._aside:
+                        return None
+                    await self._changed.wait()
+                    continue
+                following = next(self._targets, None)
+                if following is None:
+                    self._exhausted = True
+                    continue
+                if following.url in self._skip:
+                    continue
+                if self._free(following):
+                    await self._hosts.acquire(following.hostname)
+                    return following
+                self._aside.append(following)
+
+    async def done(self, target: Target) -> None:
+        """``target`` is finished: its host slot frees."""
+        async with self._changed:
+            self._hosts.release(target.hostname)
+            self._changed.notify_all()
 
 
 #: Seconds between heartbeats of a live run, and the silence after which another process may
@@ -144,11 +292,11 @@ class _Judge:
 
 async def _measure_with_controls(
     target: Target, settings: MeasureSettings, options: RunOptions,
-    client: httpx.AsyncClient | None,
+    client: httpx.AsyncClient | None, gate: Gate | None = None,
 ) -> Measurement:
     """The probe's own measurement, with every control asked about the same addresses."""
     if client is None or not options.controls:
-        return await measure_target(target, settings)
+        return await measure_target(target, settings, gate=gate)
     resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
 
     def on_addresses(addresses: list[str]) -> None:
@@ -167,7 +315,7 @@ async def _measure_with_controls(
         )))
 
     async with asyncio.TaskGroup() as tg:
-        measuring = tg.create_task(measure_target(target, settings, on_addresses))
+        measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
         asking = tg.create_task(ask(measuring))
     return replace(measuring.result(), control=asking.result())
 
@@ -193,6 +341,9 @@ async def run_targets(
     concurrency = options.concurrency
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    if options.per_host < 1:
+        raise ValueError("per_host must be at least 1")
+    _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
     writer = _Writer(db_path)
     scrubber = Scrubber.for_this_host(options.own_addresses)  # nothing of theirs is stored
@@ -225,25 +376,43 @@ async def run_targets(
         await health("before")
         if on_progress:
             on_progress(progress, None, None)
-        queue: asyncio.Queue[Target | None] = asyncio.Queue(maxsize=concurrency * 2)
+        scheduler = _Scheduler(iter(targets), done, options.per_host, aside=concurrency * 4)
+        servers = KeyedLimiter(options.per_host)  # connections per IP address, across workers
+        pacer = RateLimiter(options.rate)
+        # Workers hand finished targets to the store task and move on; the queue is bounded
+        # so a slow disk slows the workers down instead of filling memory.
+        finished: asyncio.Queue[tuple[Target, Measurement, Verdict] | None] = asyncio.Queue(
+            maxsize=concurrency * 2)
 
         async def worker() -> None:
-            while (target := await queue.get()) is not None:
-                m = scrubber.measurement(
-                    await _measure_with_controls(target, settings, options, client))
-                verdict = scrubber.verdict(judge(m))
+            while (target := await scheduler.take()) is not None:
+                try:
+                    await pacer.wait()
+                    m = await _measure_with_controls(target, settings, options, client,
+                                                     servers.hold)
+                finally:
+                    await scheduler.done(target)
+                m = scrubber.measurement(m)
+                await finished.put((target, m, scrubber.verdict(judge(m))))
+
+        async def store() -> None:
+            while (item := await finished.get()) is not None:
+                target, m, verdict = item
                 await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
                 progress.done += 1
                 progress.verdicts[verdict.verdict.value] += 1
                 if on_progress:
                     on_progress(progress, target, verdict)
 
-        async def feed() -> None:
-            for target in targets:
-                if target.url not in done:
-                    await queue.put(target)
-            for _ in range(concurrency):
-                await queue.put(None)
+        def store_what_finished() -> None:
+            """On cancellation: what the workers finished but the store task had not written."""
+            while not finished.empty():
+                item = finished.get_nowait()
+                if item is not None:
+                    _, m, verdict = item
+                    writer.call_sync(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
+                    progress.done += 1
+                    progress.verdicts[verdict.verdict.value] += 1
 
         async def watch_health() -> None:
             while True:
@@ -260,10 +429,12 @@ async def run_targets(
                 background = [tg.create_task(heartbeat())]
                 if sampler:
                     background.append(tg.create_task(watch_health()))
+                storing = tg.create_task(store())
                 async with asyncio.TaskGroup() as work:
-                    work.create_task(feed())
                     for _ in range(concurrency):
                         work.create_task(worker())
+                await finished.put(None)
+                await storing
                 for task in background:
                     task.cancel()
             if total:  # a health-only run (no targets) needs no second round
@@ -276,6 +447,7 @@ async def run_targets(
                 progress.verdicts[new] += 1
         except asyncio.CancelledError:
             progress.interrupted = True
+            store_what_finished()
             writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
             raise
         await writer.call(lambda s: s.finish_run(run_id, "completed"))
@@ -284,6 +456,27 @@ async def run_targets(
         if client is not None:
             await client.aclose()
         writer.close()
+
+
+#: Default-executor size set by _size_default_executor, per event loop.
+_EXECUTOR_SIZE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
+    weakref.WeakKeyDictionary())
+
+
+def _size_default_executor(loop: asyncio.AbstractEventLoop, workers: int) -> None:
+    """Give the loop's default executor at least ``workers`` threads.
+
+    The system resolver (``loop.getaddrinfo``) runs there, and its default size is
+    min(32, CPUs + 4): 6 threads on a 2-core machine, fewer than the targets in flight. A
+    lookup that hangs (a resolver that drops queries holds its thread for the resolver's own
+    timeouts, longer than our deadline) then makes the next lookups queue, and the queueing
+    counts against their DNS deadline: false DNS timeouts and a slow run.
+    """
+    if _EXECUTOR_SIZE.get(loop, 0) >= workers:
+        return
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="probe-io"))
+    _EXECUTOR_SIZE[loop] = workers
 
 
 async def _reclassify(writer: _Writer, run_id: str, judge: _Judge) -> list[tuple[str, str]]:

@@ -26,7 +26,13 @@ from probe.errors import ProbeError, TargetListError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import Target, Verdict
 from probe.render import render_results
-from probe.runner import DEFAULT_CONCURRENCY, RunOptions, RunProgress, run_targets
+from probe.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PER_HOST,
+    RunOptions,
+    RunProgress,
+    run_targets,
+)
 from probe.simnet.cli import app as sim_app
 from probe.store import Store, default_db_path
 from probe.watch import WatchPlan, parse_duration
@@ -151,6 +157,14 @@ def run(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=1000, help="Targets measured at once.")
     ] = DEFAULT_CONCURRENCY,
+    per_host: Annotated[
+        int, typer.Option("--per-host", min=1, max=64,
+                          help="Most targets of one host, and connections to one IP, at once.")
+    ] = DEFAULT_PER_HOST,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.0,
+                            help="Most targets started per second (metered links; 0 = no limit).")
+    ] = 0.0,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
@@ -205,8 +219,10 @@ def _run_or_watch(
     control, control_token, canaries, health_interval, asn_db, quiet = (
         eff[k] for k in ("control", "control_token", "canaries", "health_interval", "asn_db",
                          "quiet"))
+    categories = set(category) if category else None
     try:
-        found = target_lists.load_sources(sources, set(category) if category else None)
+        # Read the lists once to validate and count; the run streams them again (flat memory).
+        total = sum(1 for _ in target_lists.iter_sources(sources, categories))
         canary_list = tuple(
             (c.scope, c.url_or_host) for c in target_lists.load_canaries(str(canaries))
         ) if canaries else ()
@@ -225,7 +241,7 @@ def _run_or_watch(
         raise _fail(str(e), 2) from None
     except ValueError as e:
         raise _fail(str(e), 2) from None
-    if not found:
+    if not total:
         raise _fail("no targets to measure", 2)
     try:
         ensure_consent(eff["accept_risk"])
@@ -248,14 +264,16 @@ def _run_or_watch(
         health_interval=health_interval,
         asn_db=str(asn_db) if asn_db else None,
         resume=resume,
+        per_host=eff["per_host"],
+        rate=eff["rate"] or None,
     )
     try:
         if plan is None:
-            asyncio.run(run_targets(found, len(found), settings, db_path, concurrency,
-                                    display, options))
+            asyncio.run(run_targets(target_lists.iter_sources(sources, categories), total,
+                                    settings, db_path, concurrency, display, options))
         else:
             def reload() -> list[Target]:
-                return target_lists.load_sources(sources, set(category) if category else None)
+                return target_lists.load_sources(sources, categories)
 
             def event(text: str) -> None:
                 if not quiet:

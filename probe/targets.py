@@ -37,6 +37,7 @@ __all__ = [
     "CSV_HEADER",
     "Canary",
     "iter_file",
+    "iter_sources",
     "load_canaries",
     "load_file",
     "load_sources",
@@ -437,6 +438,38 @@ def load_sources(sources: list[str], categories: Iterable[str] | None = None) ->
     if problems:
         raise TargetListError(problems)
     return out
+
+
+def iter_sources(sources: list[str], categories: Iterable[str] | None = None
+                 ) -> Iterator[Target]:
+    """The targets of :func:`load_sources`, streamed: memory holds the URLs seen, not the
+    targets. Every good target is yielded first; the problems of every source are raised
+    together at the end as one TargetListError (so count the targets once — which validates —
+    before a run that must not start on a bad list)."""
+    wanted = _category_filter(categories)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for source in sources:
+        found: Iterable[Target]
+        if "://" in source:
+            try:
+                found = [parse_url(source)]
+            except ValueError as e:
+                problems.append(f"{source}: {e}")
+                continue
+        else:
+            found = iter_file(source)
+        try:
+            for target in found:
+                if (wanted is None or "://" in source or target.category in wanted) and (
+                    target.url not in seen
+                ):
+                    seen.add(target.url)
+                    yield target
+        except TargetListError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise TargetListError(problems)
 
 
 def _category_filter(categories: Iterable[str] | None) -> set[str] | None:

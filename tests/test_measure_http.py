@@ -187,3 +187,38 @@ def test_cookie_jar_is_capped() -> None:
     assert len(names) == MAX_COOKIES and "big" not in names
     cap_cookies(cookies)  # idempotent
     assert len(list(cookies.jar)) == MAX_COOKIES
+
+
+def test_junk_after_a_gzip_member_is_counted_never_kept() -> None:
+    decoder = BoundedDecoder("gzip", 64 * 1024)
+    decoder.feed(gzip.compress(b"<title>page</title>"))
+    fed = 0
+    while not decoder.truncated:
+        decoder.feed(b"\x00junk" * 8192)
+        fed += 1
+        assert fed < 10  # ends once more than the cap has come after the stream
+    body, truncated = decoder.finish()
+    assert body == b"<title>page</title>" and truncated
+    assert decoder._zlib is None or len(decoder._zlib.unused_data) < 64 * 1024
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 1000])
+def test_gzip_members_are_all_decoded_however_split(step: int) -> None:
+    wire = b"".join(gzip.compress(b"m%d " % i) for i in range(200))
+    decoder = BoundedDecoder("gzip", 10_000)
+    for i in range(0, len(wire), step):
+        decoder.feed(wire[i:i + step])
+    assert decoder.finish() == (b"".join(b"m%d " % i for i in range(200)), False)
+
+
+def test_a_bomb_split_into_members_is_bounded_too() -> None:
+    member = gzip.compress(bytes(1 << 20))
+    decoder = BoundedDecoder("gzip", 256 * 1024)
+    decoder.feed(member * 100)
+    assert decoder.finish() == (bytes(256 * 1024), True)
+
+
+def test_a_little_junk_after_the_stream_is_harmless() -> None:
+    decoder = BoundedDecoder("deflate", 1000)
+    decoder.feed(zlib.compress(b"zlibbed") + b"\r\n")
+    assert decoder.finish() == (b"zlibbed", False)

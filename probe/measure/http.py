@@ -73,6 +73,7 @@ MAX_COOKIE_SIZE = 4096  # bytes of name + value of a kept cookie (RFC 6265 §6.1
 #: produce lone surrogates), or are not meant for whole documents.
 UNSAFE_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "punycode", "idna"})
 
+GZIP_MAGIC = b"\x1f\x8b"
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
@@ -175,8 +176,10 @@ class OneConnectionTransport(httpx.AsyncBaseTransport):
 class BoundedDecoder:
     """Content-Encoding decoder that never produces more than ``cap`` bytes in total.
 
-    Supports identity, gzip and deflate (zlib-wrapped or raw, as servers send both). Anything
-    else, or a stream that fails to decode, is kept as received (``fell_back`` True).
+    Supports identity, gzip (several members, RFC 1952 §2.2) and deflate (zlib-wrapped or raw,
+    as servers send both). Anything else, or a stream that fails to decode, is kept as received
+    (``fell_back`` True). Bytes after the end of the compressed stream are counted, never kept;
+    more than ``cap`` of them end the body as truncated. Memory stays O(cap) whatever arrives.
     """
 
     def __init__(self, encoding: str | None, cap: int) -> None:
@@ -187,9 +190,14 @@ class BoundedDecoder:
         self._raw = bytearray()  # the first cap+1 raw bytes, for a fallback or a retry
         self._deflate_retry = False
         self._zlib: Any = None
+        self._gzip = False
+        self._ended = False  # the compressed stream is over: the rest is trailing junk
+        self._trailing = 0
+        self._pending = b""
         enc = (encoding or "identity").strip().lower()
         if enc in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._gzip = True
         elif enc == "deflate":
             self._zlib = zlib.decompressobj()
             self._deflate_retry = True
@@ -206,7 +214,7 @@ class BoundedDecoder:
             self._append(chunk)
             return
         try:
-            data = self._zlib.decompress(chunk, self.cap + 1 - len(self.out))
+            self._inflate(chunk)
         except zlib.error:
             if self._deflate_retry and not self.out:
                 # "deflate" is often a raw deflate stream without the zlib header.
@@ -216,11 +224,31 @@ class BoundedDecoder:
                 self.feed(raw)
             else:
                 self._fallback()
-            return
-        self._deflate_retry = False
-        self._append(data)
-        if self._zlib.unconsumed_tail:
-            self.truncated = True
+
+    def _inflate(self, chunk: bytes) -> None:
+        # A finished decompressor would append every later byte to its unused_data: never
+        # feed one. After a gzip member comes another member or trailing junk.
+        chunk, self._pending = self._pending + chunk, b""
+        while chunk and not self.truncated:
+            if self._ended:
+                self._trailing += len(chunk)
+                self.truncated = self._trailing > self.cap
+                return
+            if self._zlib.eof:
+                if self._gzip and len(chunk) < 2 and GZIP_MAGIC.startswith(chunk):
+                    self._pending = chunk  # the next member's magic, split across reads
+                    return
+                if self._gzip and chunk[:2] == GZIP_MAGIC:
+                    self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                else:
+                    self._ended = True
+                    continue
+            data = self._zlib.decompress(chunk, self.cap + 1 - len(self.out))
+            self._deflate_retry = False
+            self._append(data)
+            if self._zlib.unconsumed_tail:
+                self.truncated = True
+            chunk = self._zlib.unused_data if self._zlib.eof else b""
 
     def _fallback(self) -> None:
         self.fell_back = True
@@ -239,7 +267,7 @@ class BoundedDecoder:
 
     def finish(self) -> tuple[bytes, bool]:
         """The kept body and whether it was truncated."""
-        if self._zlib is not None and not self.truncated:
+        if self._zlib is not None and not self.truncated and not self._zlib.eof:
             try:
                 self._append(self._zlib.flush())
             except zlib.error:

@@ -135,6 +135,7 @@ WEB_BEHAVIOURS: dict[str, str] = {
     "drip:<seconds>": "headers at once, then an endless body, one byte every <seconds>",
     "gzip_bomb:<bytes>": "Content-Encoding gzip whose body inflates to <bytes> of zeros",
     "deflate_bomb:<bytes>": "Content-Encoding deflate whose body inflates to <bytes> of zeros",
+    "gzip_junk": "Content-Encoding gzip: a gzip page, then non-gzip bytes forever",
     "redirect_chain:<n>": "302 to ?hop=N+1 until hop <n>, then the page",
     "huge_location:<bytes>": "302 whose Location URL is <bytes> long",
     "bad_status": "a malformed status line",

@@ -84,6 +84,7 @@ HOSTILE_SITES: dict[str, HostileSite] = {
     "huge-body": _web("huge-body", "big:300000000", "a 300 MB body, streamed"),
     "gzip-bomb": _web("gzip-bomb", f"gzip_bomb:{4 * GIB}", "gzip inflating to 4 GiB"),
     "deflate-bomb": _web("deflate-bomb", f"deflate_bomb:{4 * GIB}", "deflate inflating to 4 GiB"),
+    "gzip-junk": _web("gzip-junk", "gzip_junk", "a gzip page, then junk forever"),
     "endless-chunks": _web("endless-chunks", "endless_chunks", "chunked encoding, forever"),
     "bad-chunked": _web("bad-chunked", "bad_chunked", "an invalid chunk-size line"),
     "length-long": _web("length-long", "length_long", "Content-Length > body, then close"),

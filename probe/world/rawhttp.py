@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import gzip
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,7 @@ KINDS = frozenset(
         "continue_forever",
         "close_after_headers",
         "cookie_bomb",
+        "gzip_junk",
     }
 )
 MOJIBAKE_TITLE = b"\xff\xfe\xc3\x28 \xe2\x82 \xed\xa0\x80 \xc0\xaf Mojibake \x80\x81\x9f"
@@ -156,12 +158,18 @@ def script(behaviour: Behaviour, exchange: Exchange) -> Iterator[Step]:
             yield Step(b".", float(arg))
     elif kind in ("gzip_bomb", "deflate_bomb"):
         assert arg is not None
-        gzip = kind == "gzip_bomb"
-        encoding = "gzip" if gzip else "deflate"
-        wbits = 16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS
+        is_gzip = kind == "gzip_bomb"
+        encoding = "gzip" if is_gzip else "deflate"
+        wbits = 16 + zlib.MAX_WBITS if is_gzip else zlib.MAX_WBITS
         compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
         yield Step(_head("200 OK", [("Content-Encoding", encoding)] + html + close))
         yield from _zeros(int(arg), compressor)
+    elif kind == "gzip_junk":
+        yield Step(_head("200 OK", [("Content-Encoding", "gzip")] + html + close))
+        yield Step(gzip.compress(page))
+        junk = b"\x00junk after the gzip member\xff" * (CHUNK // 32)
+        while True:
+            yield Step(junk)
     elif kind == "redirect_chain":
         assert arg is not None
         match = re.search(r"[?&]hop=(\d+)", exchange.target)

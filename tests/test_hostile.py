@@ -7,8 +7,9 @@ The child runs :func:`probe.runner.run_targets` over every hostile URL into a te
 database with 2-second step deadlines, then reads everything back from the store and reports
 JSON on stdout. The test asserts that the run finished within its deadline bound, that every
 observation respected its step's deadline, that every target got a verdict, that every
-failure is a known string, that nothing raised or logged a traceback, and that the peak
-memory stayed within :data:`MEMORY_BOUND_MB` of the baseline. It prints the behaviour →
+failure is a known string, that nothing raised or logged a traceback, that the peak
+memory stayed within :data:`MEMORY_BOUND_MB` of the baseline, and that a second identical run
+raised it by less than :data:`LEAK_BOUND_MB`. It prints the behaviour →
 verdict table and the peak memory (``pytest -s`` shows it).
 """
 
@@ -31,6 +32,7 @@ STEP = 2.0  # seconds: every per-step deadline of the hostile run
 DNS_LINGER = 0.3
 CONCURRENCY = 16
 MEMORY_BOUND_MB = 100  # peak RSS growth of the probe process over its post-import baseline
+LEAK_BOUND_MB = 20  # further peak growth allowed over a second identical run
 SLACK = 1.0  # seconds of scheduling slack on a busy 2-core machine
 
 # A step's observation may take its deadline plus: DNS the linger and the UDP safety second,
@@ -87,6 +89,10 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
                                        concurrency=CONCURRENCY))
     elapsed = time.monotonic() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The same run again: a leak would raise the peak a second time.
+    asyncio.run(run_targets(targets, len(targets), settings, args["db"] + "-again",
+                            concurrency=CONCURRENCY))
+    peak_again = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     store = Store.open(args["db"])
     rows = {r["url"]: r for r in store.results()}
     report: list[dict[str, Any]] = []
@@ -108,7 +114,8 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
             **{step: _failures(step, obs) for step, obs in steps.items()},
         })
     store.close()
-    return {"elapsed": elapsed, "baseline_kb": baseline, "peak_kb": peak, "late": late,
+    return {"elapsed": elapsed, "baseline_kb": baseline, "peak_kb": peak,
+            "peak_again_kb": peak_again, "late": late,
             "unknown": unknown, "done": progress.done, "interrupted": progress.interrupted,
             "rows": len(rows), "report": report}
 
@@ -140,7 +147,7 @@ def test_hostile_world_run_is_harmless(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONWARNINGS": "default"}
         started = time.monotonic()
         proc = subprocess.run([sys.executable, __file__, json.dumps(args)], capture_output=True,
-                              text=True, timeout=bound + 60, env=env)
+                              text=True, timeout=2 * bound + 60, env=env)
         took = time.monotonic() - started
     print(proc.stderr[-4000:])
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -152,7 +159,7 @@ def test_hostile_world_run_is_harmless(tmp_path: Path) -> None:
     print(f"\n{_table(result, layers)}\n\nhostile run: {len(urls)} targets in "
           f"{result['elapsed']:.1f} s (bound {bound:.0f} s, child {took:.1f} s); peak RSS "
           f"{result['peak_kb'] / 1024:.1f} MB = baseline {result['baseline_kb'] / 1024:.1f} MB "
-          f"+ {growth_mb:.1f} MB")
+          f"+ {growth_mb:.1f} MB; after a second run {result['peak_again_kb'] / 1024:.1f} MB")
     assert not result["interrupted"] and result["done"] == result["rows"] == len(urls)
     assert all(r["verdict"] is not None for r in result["report"]), result["report"]
     assert result["elapsed"] <= bound
@@ -160,6 +167,7 @@ def test_hostile_world_run_is_harmless(tmp_path: Path) -> None:
     assert not result["late"], result["late"]
     assert not result["unknown"], result["unknown"]
     assert growth_mb < MEMORY_BOUND_MB
+    assert (result["peak_again_kb"] - result["peak_kb"]) / 1024 < LEAK_BOUND_MB
     by_key = {r["key"]: r for r in result["report"]}
     assert by_key["ok"]["http"] == "ok"  # the control site works through the same world
 

@@ -146,3 +146,17 @@ def test_health_endpoint(world):
             return (await c.get(helper + "/v1/health")).json()
 
     assert asyncio.run(_serve_and(world, Policy(), go)) == {"version": 1, "status": "ok"}
+
+
+def test_a_slow_helper_answer_is_waited_for_until_the_query_deadline(world):
+    """httpx's own 5 s default must not cut an answer that arrives within our deadline."""
+
+    async def slow(req, policy):
+        await asyncio.sleep(6)
+        return {"version": 1, "url": req.url, "failure": None}
+
+    async def go(helper):
+        return await client.query_all([helper], MeasureRequest("https://a.example/"), 10)
+
+    (answer,) = asyncio.run(_serve_and(world, Policy(), go, slow))
+    assert answer["control_failure"] is None

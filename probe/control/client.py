@@ -56,7 +56,7 @@ async def query_all(
     """Query every helper in parallel; one answer (or failure record) per helper, in order."""
     if not helpers:
         return ()
-    async with httpx.AsyncClient(verify=verify, trust_env=False) as client:
+    async with httpx.AsyncClient(verify=verify, trust_env=False, timeout=None) as client:
         answers = await asyncio.gather(
             *(query(client, h, request, deadline, token) for h in helpers)
         )

@@ -38,7 +38,7 @@ from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate, measure_target
-from probe.model import HealthSample, Measurement, Target, Verdict
+from probe.model import HealthSample, Measurement, Target, Verdict, VerdictKind
 from probe.privacy import Scrubber
 from probe.reanalyze import reclassify_run
 from probe.store import Store
@@ -274,6 +274,8 @@ class _Scheduler:
 #: declare the run dead (crash, kill -9, power cut) and mark it interrupted.
 HEARTBEAT = 5.0
 STALE_AFTER = 30.0
+#: Fewest seconds between two health rounds (rounds triggered by failures are rate-limited).
+HEALTH_MIN_GAP = 5.0
 
 
 class _Judge:
@@ -379,6 +381,7 @@ async def run_targets(
         scheduler = _Scheduler(iter(targets), done, options.per_host, aside=concurrency * 4)
         servers = KeyedLimiter(options.per_host)  # connections per IP address, across workers
         pacer = RateLimiter(options.rate)
+        failed_soon = asyncio.Event()  # a failure asks for a health round soon
         # Workers hand finished targets to the store task and move on; the queue is bounded
         # so a slow disk slows the workers down instead of filling memory.
         finished: asyncio.Queue[tuple[Target, Measurement, Verdict] | None] = asyncio.Queue(
@@ -401,6 +404,8 @@ async def run_targets(
                 await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
                 progress.done += 1
                 progress.verdicts[verdict.verdict.value] += 1
+                if verdict.verdict is not VerdictKind.OK:
+                    failed_soon.set()
                 if on_progress:
                     on_progress(progress, target, verdict)
 
@@ -415,9 +420,18 @@ async def run_targets(
                     progress.verdicts[verdict.verdict.value] += 1
 
         async def watch_health() -> None:
+            # Every health_interval, and soon after a failed target (a cut shorter than the
+            # interval must still be seen), but never more often than every min_gap seconds.
+            min_gap = min(HEALTH_MIN_GAP, options.health_interval)
+            last = time.monotonic()
             while True:
-                await asyncio.sleep(options.health_interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(options.health_interval):
+                        await failed_soon.wait()
+                await asyncio.sleep(max(0.0, min_gap - (time.monotonic() - last)))
+                failed_soon.clear()
                 await health("during")
+                last = time.monotonic()
 
         async def heartbeat() -> None:
             while True:
@@ -491,7 +505,9 @@ def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:
     context = ssl.create_default_context()
     if settings.ca_bundle:
         context.load_verify_locations(settings.ca_bundle)
-    return httpx.AsyncClient(verify=context, trust_env=False)
+    # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
+    # timeouts): every query has its own deadline (control.client.query)
+    return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)
 
 
 def _query_name(canaries: tuple[tuple[str, str], ...]) -> str:

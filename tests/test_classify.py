@@ -497,6 +497,11 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("never-down-during-a-cut", tcp_fail(T, (ctl(endpoints=(ep(IP, tcp_failure=T),),
                                                  http_=chttp(None, T, body=None, title=None)),)),
      context(W.SHUTDOWN_FULL), "shutdown", "shutdown.full"),
+    # a refusal comes from the site's own host: the path was up, so the cut did not do it
+    ("down-stands-when-the-site-refused-during-a-cut", tcp_fail(f.CONNECTION_REFUSED, (ctl(
+        endpoints=(ep(IP, tcp_failure=f.CONNECTION_REFUSED),),
+        http_=chttp(None, f.CONNECTION_REFUSED, body=None, title=None)),)),
+     context(W.SHUTDOWN_FULL), "down", "down.tcp"),
     ("local-outage-is-not-a-shutdown", tcp_fail(f.NETWORK_UNREACHABLE, (ctl_failed(),)),
      context(W.LOCAL_OUTAGE), "inconclusive", "local_outage"),
     ("whole-network-blocking-stands", tcp_fail(T), context(W.WHOLE), "blocked", "tcp.timeout"),
@@ -538,7 +543,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.0.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.1.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0
@@ -783,4 +788,8 @@ def test_any_observations_get_a_well_formed_verdict(m: Measurement, ctx: Context
     assert v.evidence and "\n" not in v.evidence
     json.dumps(v.details)
     if ctx is not None and ctx.health and ctx.health[0].state.is_cut:
-        assert v.verdict not in (VerdictKind.BLOCKED, VerdictKind.DOWN)
+        # never blocked during a cut; down only when the site's own host answered
+        site_answered = any(t.failure in (None, "connection_refused") for t in m.tcp) or any(
+            h.status is not None for h in m.http)
+        assert v.verdict is not VerdictKind.BLOCKED
+        assert v.verdict is not VerdictKind.DOWN or site_answered

@@ -211,6 +211,8 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
         return v
     if v.verdict is VerdictKind.INCONCLUSIVE and case.responded:
         return v  # a page arrived (a server-side refusal, say): the cut did not stop it
+    if v.verdict is VerdictKind.DOWN and _site_answered(case):
+        return v  # the site's own host answered (refused, connected): the path was up
     r = case.health_round
     seen = f"the health round at {r.summary()}" if r is not None else "the health rounds"
     symptom = {"symptom": v.method, "symptom_verdict": v.verdict.value,
@@ -229,6 +231,16 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
     return verdict(case, VerdictKind.SHUTDOWN, case.network.value, confidence,
                    f"{first}; {seen}: the network was cut, not this site",
                    **keep, **symptom, **health)
+
+
+def _site_answered(case: Case) -> bool:
+    """Did the site's host itself answer the probe (a connection or a refusal)?
+
+    A shutdown drops traffic (that is what users saw in 2022, and what the simulated one
+    does), so a refused or completed connection proves the path was up at that moment.
+    """
+    return any(t.failure is None or t.failure == f.CONNECTION_REFUSED for t in case.m.tcp) or (
+        case.final is not None and case.final.status is not None)
 
 
 def _checked(case: Case, v: Verdict) -> Verdict:

@@ -361,3 +361,19 @@ def test_bad_ca_bundle_is_a_tool_error(settings: MeasureSettings, tmp_path: Path
     with pytest.raises(ProbeError):
         measure(https("ok.test"), dataclasses.replace(settings,
                                                       ca_bundle=str(tmp_path / "none.pem")))
+
+
+def test_a_whole_target_has_a_deadline_even_when_every_step_is_within_its_own(
+        settings: MeasureSettings) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Tight(MeasureSettings):  # generous step deadlines, a tiny one for the target
+        def target_deadline(self) -> float:
+            return 0.5
+
+    tight = Tight(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                     if f.name not in ("connect_timeout", "tls_timeout", "http_timeout")},
+                  connect_timeout=10.0, tls_timeout=10.0, http_timeout=10.0)
+    m, took = measure(https("hang.test"), tight)
+    assert took < 2.0
+    assert m.extra["deadline_exceeded"] == 0.5
+    assert m.tcp and m.tls and m.tls[0].verified  # what finished before the deadline is kept

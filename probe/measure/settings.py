@@ -59,6 +59,13 @@ class MeasureSettings:
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"
     )
 
+    def target_deadline(self) -> float:
+        """The deadline of one whole target: three times the worst single hop (redirect chains
+        of slow-but-legal hops end here; a normal target never comes near it)."""
+        connects = self.connect_timeout * (1 + self.connect_retries)
+        hop = self.dns_timeout + self.dns_linger + connects + 2 * self.tls_timeout
+        return 3 * (hop + self.http_timeout)
+
     @classmethod
     def with_timeout(cls, timeout: float, **kw: object) -> MeasureSettings:
         """Settings whose every per-step deadline is ``timeout`` seconds (``--timeout``)."""

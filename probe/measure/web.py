@@ -295,19 +295,27 @@ async def measure_target(
         target.url, target.scheme, target.hostname.strip("[]"), target.port
     )
     index = 0
-    while hop is not None:
-        obs = await _measure_hop(hop, index, settings, rec, next_tx, clock, cookies,
-                                 loopback_ok, on_addresses if index == 0 else None, gate)
-        if obs is None or obs.location is None or obs.failure is not None:
-            break
-        if index >= settings.max_redirects:
-            rec.http[-1] = replace(obs, failure=failures.HTTP_TOO_MANY_REDIRECTS)
-            break
-        hop = _hop_of(obs.location)
-        if hop is None:
-            rec.http[-1] = replace(obs, failure=failures.HTTP_INVALID_REDIRECT_LOCATION_HOST)
-            break
-        index += 1
+    extra: dict[str, Any] = {"hops": rec.hops}
+    try:
+        async with asyncio.timeout(settings.target_deadline()):
+            while hop is not None:
+                obs = await _measure_hop(hop, index, settings, rec, next_tx, clock, cookies,
+                                         loopback_ok, on_addresses if index == 0 else None, gate)
+                if obs is None or obs.location is None or obs.failure is not None:
+                    break
+                if index >= settings.max_redirects:
+                    rec.http[-1] = replace(obs, failure=failures.HTTP_TOO_MANY_REDIRECTS)
+                    break
+                hop = _hop_of(obs.location)
+                if hop is None:
+                    rec.http[-1] = replace(
+                        obs, failure=failures.HTTP_INVALID_REDIRECT_LOCATION_HOST)
+                    break
+                index += 1
+    except TimeoutError:
+        # Every step has its own deadline; this one bounds a chain of slow-but-legal hops.
+        # The step in flight is abandoned (no observation), the others are kept.
+        extra["deadline_exceeded"] = settings.target_deadline()
     return Measurement(
         target=target,
         started_at=started_at,
@@ -316,6 +324,6 @@ async def measure_target(
         tcp=tuple(rec.tcp),
         tls=tuple(rec.tls),
         http=tuple(rec.http),
-        extra={"hops": rec.hops},
+        extra=extra,
     )
 

@@ -252,3 +252,84 @@ class HealthSample:
     target: str
     elapsed: float
     failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceHop:
+    """One router on the path: the source of the ICMP time-exceeded for a probe sent with IP
+    TTL ``ttl`` (the router ``ttl`` hops from the volunteer)."""
+
+    ttl: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class TraceProbe:
+    """One TTL-limited probe of a trace and what came back.
+
+    ``variant`` is ``blocked`` (the triggering name or address) or ``innocuous`` (the same
+    exchange with an innocuous name, or another address). ``ttl`` is the IP TTL the triggering
+    packet was sent with. ``outcome``: ``expired`` (ICMP time-exceeded), ``unreachable`` (ICMP
+    destination unreachable), ``reset``, ``eof`` (a FIN and no data), ``answer`` (data, a
+    SYN-ACK, a DNS response), ``silent`` (nothing before the deadline) or ``error`` (the
+    exchange could not be set up; ``note`` says why). ``source``: who answered (the router of
+    an ICMP message, or the address the answer claims to come from); None = nothing came back.
+    ``reply_ttl``: the IP TTL of that answer as received; None = nothing came back.
+    ``note``: a short description of the answer (status line, certificate issuer, forged
+    addresses); None = nothing to add.
+    """
+
+    ttl: int
+    variant: str
+    outcome: str
+    source: str | None = None
+    reply_ttl: int | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceObservation:
+    """Where on the path a censor acts, found with TTL-limited packets (issue 8, docs/trace.md).
+
+    ``kind``: ``dns`` (DNS queries to ``target``, an address that runs no resolver: any answer
+    is injected), ``tls`` (a ClientHello with SNI ``name``), ``http`` (a request with Host
+    ``name``) or ``tcp`` (a SYN to ``target``; the innocuous variant is a SYN to
+    ``innocuous``, another address). ``target``/``port``: where the probes went. ``name``: the
+    triggering name (None for ``tcp``); ``innocuous``: the comparison name or address.
+    ``started_at``: absolute UTC instant; ``elapsed``: seconds the trace took.
+    ``failure``: None = the trace ran; otherwise why it could not (a failure string, e.g. the
+    TCP connection to ``target`` could not be made).
+    ``result``: ``located`` (a censor found at ``hop``), ``injected`` (DNS answers from a
+    silent address; ``hop`` set when the TTL sweep placed the injector), ``not_injected``,
+    ``answering`` (``target`` answers innocuous queries too: it is no silent address),
+    ``not_blocked`` (the blocked exchange got through like the innocuous one) or
+    ``not_located`` (different, but no TTL showed where); None = the trace failed.
+    ``signature``: what the censor does: ``reset``, ``drop``, ``eof``, ``blockpage``, ``cert``
+    (an untrusted certificate), ``unreachable``, ``answer`` (another injected answer) or
+    ``injected`` (DNS); None = nothing seen. ``trigger_ttl``: the first TTL at which it
+    appeared; None = never. ``hop``: the censor's distance in router hops: an in-path device
+    acts on what router ``hop`` forwards (it triggers from TTL ``hop + 1``), a device that
+    terminates the connection (an interception proxy) *is* hop ``hop``; None = not located.
+    ``hop_address``: the router that answered time-exceeded at ``hop``; None = unknown.
+    ``path``: every router seen (time-exceeded sources by TTL); ``probes``: every probe.
+    ``answers``: DNS: the addresses injected; empty = none.
+    ``details``: further JSON-serialisable facts (endpoint distances, reply TTLs).
+    """
+
+    kind: str
+    target: str
+    port: int
+    name: str | None
+    innocuous: str | None
+    started_at: str
+    elapsed: float
+    failure: str | None
+    result: str | None = None
+    signature: str | None = None
+    trigger_ttl: int | None = None
+    hop: int | None = None
+    hop_address: str | None = None
+    path: tuple[TraceHop, ...] = ()
+    probes: tuple[TraceProbe, ...] = ()
+    answers: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)

@@ -31,7 +31,14 @@ import sqlite_utils
 
 from probe import __version__
 from probe.errors import StorageError
-from probe.model import HealthSample, HealthScope, Measurement, Verdict, utcnow_iso
+from probe.model import (
+    HealthSample,
+    HealthScope,
+    Measurement,
+    TraceObservation,
+    Verdict,
+    utcnow_iso,
+)
 from probe.store import rows, schema
 
 #: How long a writer waits for another process's write lock before giving up.
@@ -530,6 +537,62 @@ class Store:
                     [run_id],
                 )
             )
+        traces = self.trace_summaries(run_id)
         for row in out:
             row["details"] = rows.from_json(row["details"], {})
+            if row["measurement_id"] in traces:
+                row["traces"] = traces[row["measurement_id"]]
+        return out
+
+    # --- packet-level traces (issue 8) ---------------------------------------------------
+
+    def save_trace(self, trace: TraceObservation, url: str,
+                   measurement_id: str | None = None) -> int:
+        """Store one trace, linked to a measurement (and its run) when given; returns its id.
+
+        An unknown ``measurement_id`` → StorageError.
+        """
+        with self._write("save a trace") as db:
+            run_id = None
+            if measurement_id is not None:
+                row = next(db.query("SELECT run_id FROM measurements WHERE measurement_id = ?",
+                                    [measurement_id]), None)
+                if row is None:
+                    raise StorageError(f"no measurement {measurement_id!r} in {self.path}")
+                run_id = row["run_id"]
+            table = db.table("traces")
+            table.insert(rows.trace_row(trace, url, measurement_id, run_id))
+            return int(table.last_rowid or 0)
+
+    def latest_measurement_of(self, url: str) -> str | None:
+        """The most recent measurement of ``url`` (a normalised URL); None = never measured."""
+        with self._read() as db:
+            row = next(db.query(
+                "SELECT measurement_id FROM measurements WHERE url = ? "
+                "ORDER BY started_at DESC, rowid DESC LIMIT 1", [url]), None)
+        return None if row is None else str(row["measurement_id"])
+
+    def traces(self, measurement_id: str) -> list[TraceObservation]:
+        """Every trace of a measurement, oldest first."""
+        with self._read() as db:
+            return [rows.trace_from_row(r) for r in db.query(
+                "SELECT * FROM traces WHERE measurement_id = ? ORDER BY trace_id",
+                [measurement_id])]
+
+    def trace_summaries(self, run: str = "latest") -> dict[str, list[dict[str, Any]]]:
+        """The traces of a run's measurements, by measurement id, as the plain fields
+        ``probe results`` shows (kind, result, signature, hop, hop_address, trigger_ttl,
+        target, name, path, answers)."""
+        with self._read() as db:
+            run_id = self._resolve_run(db, run)
+            found = db.query(
+                "SELECT measurement_id, kind, result, signature, hop, hop_address, trigger_ttl, "
+                "target, port, name, path, answers FROM traces WHERE run_id = ? "
+                "ORDER BY trace_id", [run_id])
+            out: dict[str, list[dict[str, Any]]] = {}
+            for r in found:
+                mid = r.pop("measurement_id")
+                r["path"] = rows.from_json(r["path"], [])
+                r["answers"] = rows.from_json(r["answers"], [])
+                out.setdefault(mid, []).append(r)
         return out

@@ -23,6 +23,9 @@ from probe.model import (
     Target,
     TCPObservation,
     TLSObservation,
+    TraceHop,
+    TraceObservation,
+    TraceProbe,
     Verdict,
     VerdictKind,
 )
@@ -327,5 +330,59 @@ def verdict_from_row(r: Mapping[str, Any]) -> Verdict:
         confidence=r["confidence"],
         evidence=r["evidence"],
         analysis_version=r["analysis_version"],
+        details=from_json(r["details"], {}),
+    )
+
+
+# --- traces (issue 8) -------------------------------------------------------------------------
+
+
+def trace_row(t: TraceObservation, url: str, measurement_id: str | None,
+              run_id: str | None) -> Row:
+    """One ``traces`` row; ``measurement_id``/``run_id`` None = not linked to a measurement."""
+    return {
+        "measurement_id": measurement_id,
+        "run_id": run_id,
+        "url": url,
+        "kind": t.kind,
+        "target": t.target,
+        "port": t.port,
+        "name": t.name,
+        "innocuous": t.innocuous,
+        "started_at": t.started_at,
+        "elapsed": t.elapsed,
+        "failure": t.failure,
+        "result": t.result,
+        "signature": t.signature,
+        "trigger_ttl": t.trigger_ttl,
+        "hop": t.hop,
+        "hop_address": t.hop_address,
+        "path": to_json([{"ttl": h.ttl, "address": h.address} for h in t.path]),
+        "probes": to_json([
+            {"ttl": p.ttl, "variant": p.variant, "outcome": p.outcome, "source": p.source,
+             "reply_ttl": p.reply_ttl, "note": p.note} for p in t.probes]),
+        "answers": to_json(list(t.answers)),
+        "details": to_json(t.details),
+    }
+
+
+def trace_from_row(r: Mapping[str, Any]) -> TraceObservation:
+    return TraceObservation(
+        kind=r["kind"],
+        target=r["target"],
+        port=r["port"],
+        name=r["name"],
+        innocuous=r["innocuous"],
+        started_at=r["started_at"],
+        elapsed=r["elapsed"],
+        failure=r["failure"],
+        result=r["result"],
+        signature=r["signature"],
+        trigger_ttl=r["trigger_ttl"],
+        hop=r["hop"],
+        hop_address=r["hop_address"],
+        path=tuple(TraceHop(h["ttl"], h["address"]) for h in from_json(r["path"], [])),
+        probes=tuple(TraceProbe(**p) for p in from_json(r["probes"], [])),
+        answers=tuple(from_json(r["answers"], [])),
         details=from_json(r["details"], {}),
     )

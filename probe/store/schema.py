@@ -236,10 +236,51 @@ def _v2_health(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_V3 = (
+    """
+    CREATE TABLE traces (
+        trace_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        -- the measurement it explains; NULL = a `probe trace` of a URL the database never measured
+        measurement_id TEXT REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        run_id TEXT REFERENCES runs (run_id),  -- the measurement's run; NULL likewise
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('dns', 'tls', 'http', 'tcp')),
+        target TEXT NOT NULL,               -- the address probed (dns: the silent address)
+        port INTEGER NOT NULL,
+        name TEXT,                          -- triggering SNI / Host / query name; NULL for tcp
+        innocuous TEXT,                     -- the comparison name (tcp: another address)
+        started_at TEXT NOT NULL,
+        elapsed REAL NOT NULL,
+        failure TEXT,                       -- NULL = the trace ran
+        result TEXT,                        -- located | injected | not_injected | answering |
+                                            -- not_blocked | not_located; NULL = failed
+        signature TEXT,                     -- reset | drop | eof | blockpage | cert | unreachable
+                                            -- | answer | injected; NULL = none seen
+        trigger_ttl INTEGER,                -- first TTL showing it; NULL = never
+        hop INTEGER,                        -- the censor's hop from the probe; NULL = not located
+        hop_address TEXT,                   -- the router at that hop; NULL = unknown
+        path TEXT NOT NULL DEFAULT '[]',    -- JSON [{"ttl", "address"}] time-exceeded sources
+        probes TEXT NOT NULL DEFAULT '[]',  -- JSON [{"ttl", "variant", "outcome", "source",
+                                            --         "reply_ttl", "note"}]
+        answers TEXT NOT NULL DEFAULT '[]', -- JSON list of injected addresses (dns)
+        details TEXT NOT NULL DEFAULT '{}'  -- JSON object
+    )
+    """,
+    "CREATE INDEX traces_measurement_id ON traces (measurement_id)",
+    "CREATE INDEX traces_run_id ON traces (run_id)",
+)
+
+
+def _v3_traces(db: sqlite_utils.Database) -> None:
+    for statement in _V3:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "network health samples, report indexes", _v2_health),
+    Migration(3, "packet-level traces (censor localisation, DNS injection)", _v3_traces),
 )
 
 #: The schema version this code writes.

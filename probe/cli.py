@@ -192,6 +192,10 @@ def run(
     no_bodies: Annotated[
         bool, typer.Option("--no-bodies", help="Store body hashes and lengths only.")
     ] = False,
+    trace_blocked: Annotated[
+        bool, typer.Option("--trace-blocked", help="Then locate the censor of every blocked "
+                           "target with TTL-limited packets (needs root or CAP_NET_RAW).")
+    ] = False,
     config_file: ConfigOption = None,
     resume: Annotated[
         str | None,
@@ -292,6 +296,36 @@ def _run_or_watch(
     except ProbeError as e:
         raise _fail(str(e)) from None
     display.finish()
+    if plan is None and eff["trace_blocked"] and display.progress is not None:
+        _trace_blocked(display.progress.run_id, db_path, settings, options, quiet)
+
+
+def _trace_blocked(run_id: str, db_path: str, settings: MeasureSettings, options: RunOptions,
+                   quiet: bool) -> None:
+    """``--trace-blocked``: locate the censor of every blocked target of the run just made."""
+    from probe import trace as tracing
+
+    reason = tracing.raw_unavailable()
+    if reason:
+        typer.echo(f"probe: {reason}", err=True)
+        return
+
+    def say(text: str) -> None:
+        if not quiet:
+            typer.echo(f"trace: {text}", err=True)
+
+    trace_settings = tracing.TraceSettings(timeout=min(settings.connect_timeout, 2.0),
+                                           ca_bundle=settings.ca_bundle,
+                                           innocuous_name=settings.innocuous_sni)
+    try:
+        found = asyncio.run(tracing.trace_blocked(db_path, run_id, trace_settings,
+                                                  options.controls, say=say))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except ProbeError as e:
+        raise _fail(str(e)) from None
+    for url, obs in found:
+        say(f"{url}: {tracing.summary(obs)}")
 
 
 def _run_until_signalled(coro: Coroutine[Any, Any, Any]) -> None:
@@ -338,7 +372,7 @@ def _watch_signature() -> inspect.Signature:
     own = [p for name, p in inspect.signature(_watch_command, eval_str=True).parameters.items()
            if name not in ("_",)]
     shared = [p for name, p in inspect.signature(run, eval_str=True).parameters.items()
-              if name not in ("ctx", "sources", "resume")]
+              if name not in ("ctx", "sources", "resume", "trace_blocked")]
     return inspect.Signature(own + shared)
 
 

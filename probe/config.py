@@ -191,6 +191,8 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("quiet", "bool", False, "no progress output"),
     Setting("accept_risk", "bool", False, "accept the informed-consent notice (unattended use)"),
     Setting("no_bodies", "bool", False, "store body hashes and lengths only"),
+    Setting("trace_blocked", "bool", False,
+            "then locate the censor of every blocked target (root or CAP_NET_RAW)"),
 )
 
 _BY_NAME = {s.name: s for s in RUN_SETTINGS}

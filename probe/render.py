@@ -106,6 +106,19 @@ def _fit(text: str, width: int) -> str:
     return text[: width - len(_ELLIPSIS)] + _ELLIPSIS
 
 
+def trace_note(traces: Any) -> str:
+    """What a row's packet-level traces found, in a few words (``censor at hop 3: reset``);
+    empty when there are none or they located nothing."""
+    notes: list[str] = []
+    for t in traces or ():
+        if t.get("hop") is not None:
+            who = "injector" if t.get("kind") == "dns" else "censor"
+            notes.append(f"{who} at hop {t['hop']}: {t.get('signature')}")
+        elif t.get("result") == "injected":
+            notes.append("DNS injected")
+    return "; ".join(dict.fromkeys(notes))
+
+
 def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) -> str:
     """Aligned plain-text columns; long urls and evidence are cut with ``...`` to fit ``width``.
 
@@ -113,6 +126,9 @@ def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) 
     (at least 20 characters, so very narrow terminals wrap rather than lose everything).
     """
     cells = [[_one_line(row.get(c)) for c in TABLE_COLUMNS] for row in rows]
+    for cell, row in zip(cells, rows, strict=True):
+        if note := trace_note(row.get("traces")):
+            cell[-1] = f"[{note}] {cell[-1]}"  # first: long evidence is cut at the end
     header = [c.upper() if c != "confidence" else "CONF" for c in TABLE_COLUMNS]
     natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     url_w, verdict_w, method_w, conf_w, _ = natural

@@ -36,6 +36,7 @@ __all__ = [
     "TracePlan",
     "TraceSettings",
     "plan_for_result",
+    "raw_unavailable",
     "plan_for_url",
     "reference_address",
     "render_text",
@@ -57,8 +58,8 @@ class TracePlan:
 
     ``kind``: dns | tls | http | tcp. ``name``: the triggering name (SNI, Host, DNS query
     name; for tcp only what to resolve); None = unknown. ``ip``: the address to probe; None =
-    resolve ``name`` with the system resolver (dns plans never need one). ``measurement_id``: the stored measurement the result
-    explains; None = none.
+    resolve ``name`` with the system resolver (dns plans never need one). ``measurement_id``:
+    the stored measurement the result explains; None = none.
     """
 
     kind: str

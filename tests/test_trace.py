@@ -334,3 +334,21 @@ def test_trace_url_refuses_a_bad_via_before_any_packet() -> None:
                     path="/")
     with pytest.raises(UsageError):
         tracing.trace_url(target, T.TraceSettings(), via="b.example")
+
+
+def test_reports_note_where_the_censor_is(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from probe.model import Verdict, VerdictKind
+    from probe.report import ReportOptions, build_report
+
+    db = tmp_path / "p.db"
+    with Store.open(db) as store:
+        run = store.start_run({}, 1)
+        verdict = Verdict(VerdictKind.BLOCKED, "tls.reset", 0.9, "TLS reset", "test")
+        mid = store.save_measurement(run, _measurement("https://blocked.example/"), verdict)
+        store.save_trace(TRACE, "https://blocked.example/", mid)
+        store.finish_run(run, "completed")
+    report = build_report(ReportOptions((db,), dt.UTC, now=dt.datetime(2026, 1, 6, tzinfo=dt.UTC)))
+    (row,) = [t for t in report.targets if t.url == "https://blocked.example/"]
+    assert row.evidence == "TLS reset [censor at hop 3: reset]"

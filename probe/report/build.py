@@ -229,7 +229,8 @@ class _Builder:
                     verdict=p.verdict,
                     method=p.method,
                     confidence=round(d.confidence, 3) if d else 0.0,
-                    evidence=clean_text(d.evidence if d else "", allowed),
+                    evidence=clean_text(d.evidence if d else "", allowed)
+                    + (f" [{d.censor}]" if d and d.censor else ""),
                     measured_at=d.measured_at if d else self.start_of[p.run_idx],
                     first_blocked=self._start(s.first_blocked_run),
                     last_blocked=self._start(s.last_blocked_run),

@@ -146,6 +146,7 @@ class VerdictDetail:
     title: str | None
     server: str | None
     addresses: frozenset[str]
+    censor: str | None = None  # what packet-level traces located (issue 8); None = no trace
 
 
 def network_label(asn: int | None, cc: str | None, name: str | None) -> str:
@@ -522,6 +523,7 @@ class Workspace:
                 self.conn.execute("DROP TABLE temp.wanted")
                 self.conn.execute("COMMIT")
                 pages, addrs = self._observations(alias, tables, [b[6] for b in base])
+                censors = self._traces(alias, tables, [b[6] for b in base])
             for ri, ti, verdict, method, conf, evidence, mid, started in base:
                 title, server = pages.get(mid, (None, None))
                 out[(ri, ti)] = VerdictDetail(
@@ -533,8 +535,27 @@ class Workspace:
                     title=title,
                     server=server,
                     addresses=normalise_addresses(addrs.get(mid, ())),
+                    censor=censors.get(mid),
                 )
         return out
+
+    def _traces(self, alias: str, tables: set[str], mids: Sequence[str]) -> dict[str, str]:
+        """Per measurement, a note of where its packet-level traces located the censor."""
+        from probe.render import trace_note
+
+        if "traces" not in tables:  # databases from before schema 3
+            return {}
+        found: dict[str, list[dict[str, object]]] = {}
+        for chunk in _chunks(list(mids), 500):
+            marks = ",".join("?" * len(chunk))
+            for mid, kind, result, signature, hop in self.conn.execute(
+                f"SELECT measurement_id, kind, result, signature, hop FROM {alias}.traces "
+                f"WHERE measurement_id IN ({marks}) ORDER BY trace_id",
+                chunk,
+            ):
+                found.setdefault(mid, []).append(
+                    {"kind": kind, "result": result, "signature": signature, "hop": hop})
+        return {mid: note for mid, ts in found.items() if (note := trace_note(ts))}
 
     def _observations(
         self, alias: str, tables: set[str], mids: Sequence[str]

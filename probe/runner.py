@@ -38,7 +38,7 @@ from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate, measure_target
-from probe.model import HealthSample, Measurement, Target, Verdict, VerdictKind
+from probe.model import HealthSample, Measurement, Target, Verdict
 from probe.privacy import Scrubber
 from probe.reanalyze import reclassify_run
 from probe.store import Store
@@ -292,20 +292,28 @@ class _Judge:
         return classify(m, context or self.context())
 
 
+_Answers = tuple[dict[str, Any], ...]
+
+
 async def _measure_with_controls(
     target: Target, settings: MeasureSettings, options: RunOptions,
-    client: httpx.AsyncClient | None, gate: Gate | None = None,
-) -> Measurement:
-    """The probe's own measurement, with every control asked about the same addresses."""
+    client: httpx.AsyncClient | None, tg: asyncio.TaskGroup, gate: Gate | None = None,
+) -> tuple[Measurement, asyncio.Task[_Answers] | None]:
+    """The probe's own measurement, with every control asked about the same addresses.
+
+    Returns as soon as the probe's own measurement is done, with the task that gathers the
+    controls' answers (None = no controls): a control waiting out a dead site or a cut
+    network must not hold the probe's measurement slot (the task runs in ``tg``).
+    """
     if client is None or not options.controls:
-        return await measure_target(target, settings, gate=gate)
+        return await measure_target(target, settings, gate=gate), None
     resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
 
     def on_addresses(addresses: list[str]) -> None:
         if not resolved.done():
             resolved.set_result(addresses)
 
-    async def ask(measuring: asyncio.Task[Measurement]) -> tuple[dict[str, Any], ...]:
+    async def ask(measuring: asyncio.Task[Measurement]) -> _Answers:
         waiting: set[asyncio.Future[Any]] = {resolved, measuring}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         addresses = resolved.result() if resolved.done() else []
@@ -316,10 +324,9 @@ async def _measure_with_controls(
             for h in options.controls
         )))
 
-    async with asyncio.TaskGroup() as tg:
-        measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
-        asking = tg.create_task(ask(measuring))
-    return replace(measuring.result(), control=asking.result())
+    measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
+    asking = tg.create_task(ask(measuring))
+    return await measuring, asking
 
 
 async def run_targets(
@@ -387,16 +394,40 @@ async def run_targets(
         finished: asyncio.Queue[tuple[Target, Measurement, Verdict] | None] = asyncio.Queue(
             maxsize=concurrency * 2)
 
-        async def worker() -> None:
+        # Measurements waiting for their control answers (bounded: backpressure on workers).
+        answering = asyncio.Semaphore(concurrency * 4)
+
+        async def judge_and_hand_over(target: Target, m: Measurement,
+                                      asking: asyncio.Task[_Answers] | None) -> None:
+            try:
+                if asking is not None:
+                    m = replace(m, control=await asking)
+                m = scrubber.measurement(m)
+                await finished.put((target, m, scrubber.verdict(judge(m))))
+            finally:
+                if asking is not None:
+                    answering.release()
+
+        async def worker(work: asyncio.TaskGroup) -> None:
             while (target := await scheduler.take()) is not None:
                 try:
                     await pacer.wait()
-                    m = await _measure_with_controls(target, settings, options, client,
-                                                     servers.hold)
+                    await answering.acquire()
+                    try:
+                        m, asking = await _measure_with_controls(
+                            target, settings, options, client, work, servers.hold)
+                    except BaseException:
+                        answering.release()
+                        raise
                 finally:
                     await scheduler.done(target)
-                m = scrubber.measurement(m)
-                await finished.put((target, m, scrubber.verdict(judge(m))))
+                if not _response_arrived(m):
+                    failed_soon.set()  # was it the site, or the network? ask the canaries now
+                if asking is None:
+                    answering.release()
+                    await judge_and_hand_over(target, m, None)
+                else:
+                    work.create_task(judge_and_hand_over(target, m, asking))
 
         async def store() -> None:
             while (item := await finished.get()) is not None:
@@ -404,8 +435,6 @@ async def run_targets(
                 await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
                 progress.done += 1
                 progress.verdicts[verdict.verdict.value] += 1
-                if verdict.verdict is not VerdictKind.OK:
-                    failed_soon.set()
                 if on_progress:
                     on_progress(progress, target, verdict)
 
@@ -446,7 +475,7 @@ async def run_targets(
                 storing = tg.create_task(store())
                 async with asyncio.TaskGroup() as work:
                     for _ in range(concurrency):
-                        work.create_task(worker())
+                        work.create_task(worker(work))
                 await finished.put(None)
                 await storing
                 for task in background:
@@ -499,6 +528,11 @@ async def _reclassify(writer: _Writer, run_id: str, judge: _Judge) -> list[tuple
     return await writer.call(  # type: ignore[no-any-return]
         lambda store: reclassify_run(store, run_id, context)
     )
+
+
+def _response_arrived(m: Measurement) -> bool:
+    """Did the last HTTP exchange get a response? (IO-level fact, no judgement.)"""
+    return bool(m.http) and m.http[-1].status is not None and m.http[-1].failure is None
 
 
 def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:

@@ -9,6 +9,8 @@ the network is torn down before it returns.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +31,7 @@ def simnet_demo(directory: Path) -> int:
     """Run the demo scenario; the probe's database lands in ``directory``. Exit status."""
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    db = directory / "demo-simnet.db"
-    db.unlink(missing_ok=True)
+    db = directory / "demo-simnet.db"  # kept across demos: the second one shows a comparison
     sc = S.load(S.find(DEMO_SCENARIO))
     print(f"probe demo: {sc.description}")
     print("bringing up the simulated network, self-checking it, running the probe inside it…",
@@ -42,14 +43,22 @@ def simnet_demo(directory: Path) -> int:
     table = _probe(["results", "--db", str(db), "--format", "table"])
     print("\nthe probe's results:")
     print(table.stdout or table.stderr, end="")
-    if "report" in _probe(["--help"]).stdout:
-        out = directory / "demo-simnet-report.html"
-        rep = _probe(["report", "--db", str(db), "--format", "html", "--out", str(out)])
-        if rep.returncode == 0:
-            print(f"report: {out}")
-        else:
-            print(f"(report not written: {rep.stderr.strip()[-200:]})")
+    out = directory / "demo-simnet-report.html"
+    rep = _probe(["report", "--db", str(db), "--format", "html", "--out", str(out),
+                  "--tz", "Asia/Almaty"])
+    if rep.returncode != 0:
+        print(f"report not written: {rep.stderr.strip()[-300:]}")
+        return 1
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    if runs >= 2:
+        cmp = _probe(["compare", "--db", str(db), "--tz", "Asia/Almaty"])
+        print("\nwhat changed since the previous demo run (probe compare previous latest):")
+        print(cmp.stdout or cmp.stderr, end="")
+    else:
+        print("\n(run `make demo` again: the second run ends with `probe compare` of the two)")
     print(f"stored in {db}")
+    print(f"report: {out}")
     return 0
 
 

@@ -283,7 +283,8 @@ class _Judge:
 
     def __init__(self, asn_db: str | None) -> None:
         self.samples: list[HealthSample] = []
-        self.asn_of = asn.load(asn_db).asn if asn_db else None
+        self.table = asn.load(asn_db) if asn_db else None
+        self.asn_of = self.table.asn if self.table else None
 
     def context(self) -> Context:
         return Context(health=tuple(health_rounds(self.samples)), asn_of=self.asn_of)
@@ -397,11 +398,29 @@ async def run_targets(
         # Measurements waiting for their control answers (bounded: backpressure on workers).
         answering = asyncio.Semaphore(concurrency * 4)
 
+        network_known = False
+
+        async def record_network(answers: _Answers) -> None:
+            """The run's network (AS number, country, name), from the public address the
+            control saw, looked up in the ASN table; the address itself is never stored."""
+            nonlocal network_known
+            if network_known or judge.table is None:
+                return
+            for answer in answers:
+                info = judge.table.lookup(str(answer.get("client_address") or ""))
+                if info is not None:
+                    network_known = True
+                    await writer.call(lambda s, i=info: s.set_run_network(
+                        run_id, probe_asn=i.asn, probe_cc=i.country or None,
+                        network_name=i.name or None))
+                    return
+
         async def judge_and_hand_over(target: Target, m: Measurement,
                                       asking: asyncio.Task[_Answers] | None) -> None:
             try:
                 if asking is not None:
                     m = replace(m, control=await asking)
+                    await record_network(m.control)
                 m = scrubber.measurement(m)
                 await finished.put((target, m, scrubber.verdict(judge(m))))
             finally:

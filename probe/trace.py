@@ -189,13 +189,19 @@ async def run_plans(plans: Sequence[TracePlan], settings: TraceSettings,
                     reference: str | None, say: Say = _quiet,
                     skip_after_injection: bool = True
                     ) -> list[tuple[TracePlan, TraceObservation]]:
-    """Run the plans in order in one packet session; results with their plans.
+    """Run the plans in order in one packet session; results with their plans. Raises
+    PrivilegeError when the session's raw sockets cannot be opened.
 
     With ``skip_after_injection`` an exchange trace of a name whose DNS answers were just found
     injected, and that has no address of its own (``ip`` None), is skipped: the system
     resolver's address for it may well be the forged one.
     """
-    io = await in_thread(PacketIO)
+    try:
+        io = await in_thread(PacketIO)
+    except PermissionError:
+        raise PrivilegeError(NEED_RAW) from None
+    except OSError as e:
+        raise PrivilegeError(f"packet-level checks are not possible here ({e}); skipped") from None
     out: list[tuple[TracePlan, TraceObservation]] = []
     injected: set[str] = set()
     try:
@@ -272,7 +278,11 @@ async def trace_blocked(db_path: str, run_id: str, settings: TraceSettings,
     if not plans:
         return []
     ref = await resolve_reference(reference, controls)
-    done = await run_plans(plans, settings, ref, say, skip_after_injection=False)
+    try:
+        done = await run_plans(plans, settings, ref, say, skip_after_injection=False)
+    except PrivilegeError as e:
+        say(str(e))
+        return []
 
     def save() -> list[tuple[str, TraceObservation]]:
         out = []

@@ -352,3 +352,128 @@ def test_reports_note_where_the_censor_is(tmp_path: Path) -> None:
     report = build_report(ReportOptions((db,), dt.UTC, now=dt.datetime(2026, 1, 6, tzinfo=dt.UTC)))
     (row,) = [t for t in report.targets if t.url == "https://blocked.example/"]
     assert row.evidence == "TLS reset [censor at hop 3: reset]"
+
+
+# --- the tests' orchestration, on a scripted path ---------------------------------------------
+
+
+class ScriptedPath:
+    """A fake packet session: routers at hops 1..``dest - 1``, the destination at ``dest``, a
+    censor acting on what hop ``censor`` forwards (``terminating``: it *is* hop ``censor``)
+    with ``action``; ``quiet`` routers send no time-exceeded."""
+
+    def __init__(self, dest: int, censor: int, action: str, blocked: str = "blocked.example",
+                 terminating: bool = False, quiet: frozenset[int] = frozenset()) -> None:
+        self.dest, self.censor, self.action, self.blocked = dest, censor, action, blocked
+        self.terminating, self.quiet = terminating, quiet
+
+    def _hop(self, ttl: int) -> Reply:
+        if ttl in self.quiet:
+            return Reply(ttl, "silent")
+        return Reply(ttl, "expired", f"10.0.{ttl}.1", 65 - ttl, router=f"10.0.{ttl}.1")
+
+    def syn_sweep(self, ip: str, port: int, ttls: list[int], *_: Any) -> dict[int, Reply]:
+        end = self.censor if self.terminating else self.dest
+        return {t: self._hop(t) if t < end else Reply(t, "answer", ip, 65 - end) for t in ttls}
+
+    def echo_sweep(self, ip: str, ttls: list[int], *_: Any) -> dict[int, Reply]:
+        return {t: self._hop(t) if t < self.dest else Reply(t, "answer", ip, 65 - self.dest)
+                for t in ttls}
+
+    def stream_probe(self, ip: str, port: int, ttl: int, *, request: bytes | None = None,
+                     tls_name: str | None = None, **_: Any) -> Reply:
+        name = tls_name if tls_name is not None else (request or b"").split(b"Host: ")[1] \
+            .split(b"\r\n")[0].decode()
+        reaches = ttl >= self.censor if self.terminating else ttl > self.censor
+        if name == self.blocked and reaches:
+            if self.action == "drop":
+                return Reply(ttl, "silent")
+            if self.action == "page":
+                return Reply(ttl, "answer", ip, 65 - self.censor, data=b"HTTP/1.0 200 OK\r\n")
+            return Reply(ttl, self.action, ip, 65 - self.censor)
+        if ttl < self.dest and not (self.terminating and ttl >= self.censor):
+            return self._hop(ttl)
+        return Reply(ttl, "answer", ip, 65 - self.dest, data=b"HTTP/1.1 200 OK\r\n")
+
+    def dns_sweep(self, server: str, queries: list[tuple[str, int]], *_: Any,
+                  **__: Any) -> dict[tuple[str, int], Reply]:
+        out = {}
+        for name, ttl in queries:
+            if name == self.blocked and ttl > self.censor:
+                out[(name, ttl)] = Reply(ttl, "answer", server, 65 - self.censor,
+                                         rcode="NOERROR", answers=("10.10.34.35",))
+            elif ttl < self.dest:
+                out[(name, ttl)] = self._hop(ttl)
+            else:
+                out[(name, ttl)] = Reply(ttl, "unreachable", server, 60, icmp_code=3)
+        return out
+
+
+SETTINGS = T.TraceSettings(max_ttl=10)
+
+
+@pytest.mark.parametrize("kind,dest,censor,action,terminating,hop,sig", [
+    ("tls", 5, 1, "reset", False, 1, "reset"),
+    ("tls", 5, 3, "reset", False, 3, "reset"),  # national gateway
+    ("tls", 5, 4, "reset", False, 4, "reset"),  # the last router before the server
+    ("tls", 5, 2, "drop", False, 2, "drop"),
+    ("tls", 6, 1, "eof", False, 1, "eof"),
+    ("http", 5, 1, "page", False, 1, "blockpage"),
+    ("http", 4, 3, "page", False, 3, "blockpage"),  # injected from nearer than the server
+])
+def test_locate_stream_on_a_scripted_path(kind: str, dest: int, censor: int, action: str,
+                                          terminating: bool, hop: int, sig: str) -> None:
+    io: Any = ScriptedPath(dest, censor, action, terminating=terminating)
+    obs = asyncio.run(T.locate_stream(io, kind, "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS))
+    assert (obs.result, obs.signature, obs.hop, obs.trigger_ttl) == ("located", sig, hop,
+                                                                      censor + 1)
+    assert obs.hop_address == f"10.0.{hop}.1"
+    assert [h.ttl for h in obs.path][:hop] == list(range(1, hop + 1))
+
+
+def test_locate_stream_puts_a_terminating_proxy_at_its_own_hop() -> None:
+    io: Any = ScriptedPath(5, 2, "reset", terminating=True)
+    obs = asyncio.run(T.locate_stream(io, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS))
+    assert (obs.hop, obs.trigger_ttl, obs.details["endpoint"]) == (2, 2, "middlebox")
+    assert obs.details["terminates"] is True
+
+
+def test_locate_stream_not_blocked_and_drop_ranges() -> None:
+    clean: Any = ScriptedPath(4, 1, "reset", blocked="other.example")
+    obs = asyncio.run(T.locate_stream(clean, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS))
+    assert (obs.result, obs.hop, len(obs.probes)) == ("not_blocked", None, 8)
+    # a router that says nothing right before the drop: the hop could be 2 or 3
+    quiet: Any = ScriptedPath(6, 3, "drop", quiet=frozenset({3}))
+    obs = asyncio.run(T.locate_stream(quiet, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS))
+    assert (obs.signature, obs.hop, obs.details["hop_range"]) == ("drop", 3, [2, 3])
+
+
+def test_dns_injection_on_a_scripted_path() -> None:
+    io: Any = ScriptedPath(6, 2, "inject")
+    obs = asyncio.run(T.dns_injection(io, "192.0.2.53", "blocked.example", SETTINGS))
+    assert (obs.result, obs.hop, obs.trigger_ttl, obs.answers) == ("injected", 2, 3,
+                                                                   ("10.10.34.35",))
+    assert obs.hop_address == "10.0.2.1"
+    clean: Any = ScriptedPath(6, 2, "inject", blocked="other.example")
+    obs = asyncio.run(T.dns_injection(clean, "192.0.2.53", "blocked.example", SETTINGS))
+    assert (obs.result, obs.hop, obs.details["destination_ttl"]) == ("not_injected", None, 6)
+
+
+def test_locate_address_on_a_scripted_path() -> None:
+    class Blocked(ScriptedPath):
+        def syn_sweep(self, ip: str, port: int, ttls: list[int], *_: Any) -> dict[int, Reply]:
+            if ip == "192.0.2.9":  # the reference: a clean path
+                return ScriptedPath(7, 1, "none").syn_sweep(ip, port, ttls)
+            return {t: self._hop(t) if t <= self.censor else Reply(t, "silent") for t in ttls}
+
+        def echo_sweep(self, ip: str, ttls: list[int], *_: Any) -> dict[int, Reply]:
+            return self.syn_sweep(ip, 0, ttls)
+
+    blocked: Any = Blocked(6, 2, "drop")
+    obs = asyncio.run(T.locate_address(blocked, "192.0.2.1", 443,
+                                       "192.0.2.9", SETTINGS))
+    assert (obs.kind, obs.result, obs.signature, obs.hop) == ("tcp", "located", "drop", 2)

@@ -294,6 +294,9 @@ async def locate_stream(io: PacketIO, kind: str, ip: str, port: int, name: str,
         if sig is not None:
             trigger, result = ttl, "located"
             details["reply_ttl"] = blk.reply_ttl
+            if sig == "drop":
+                # TTLs where neither trigger brought anything back hide where the drop starts
+                _drop_range(details, probes, ttl)
             break
         if inn.outcome == "answer" and blk.outcome == "answer":
             result = "not_blocked"
@@ -352,6 +355,8 @@ async def locate_address(io: PacketIO, ip: str, port: int, innocuous_ip: str,
             break
         if i.outcome in ("answer", "reset") and b.outcome == i.outcome:
             break
+    if sig == "drop" and trigger is not None:
+        _drop_range(details, probes, trigger)
     route = path_of([*blocked.values(), *other.values(), *echo.values()])
     hop = censor_hop(trigger, terminating=False) if trigger is not None else None
     return TraceObservation(
@@ -368,6 +373,16 @@ async def locate_address(io: PacketIO, ip: str, port: int, innocuous_ip: str,
 def _probe(kind: str, r: Reply, variant: str, cert_error: str | None = None) -> TraceProbe:
     return TraceProbe(ttl=r.ttl, variant=variant, outcome=r.outcome, source=r.source,
                       reply_ttl=r.reply_ttl, note=note_of(kind, r, cert_error))
+
+
+def _drop_range(details: dict[str, Any], probes: list[TraceProbe], trigger: int) -> None:
+    """A drop first seen at TTL ``trigger`` lies after the last router the blocked trigger
+    still expired on; when silent TTLs sit in between, record every hop it may be at
+    (``details["hop_range"]``; the reported hop, ``trigger - 1``, is the farthest)."""
+    last = max((p.ttl for p in probes if p.variant == BLOCKED and p.ttl < trigger
+                and p.outcome != "silent"), default=0)
+    if last < trigger - 1:
+        details["hop_range"] = [max(last, 1), censor_hop(trigger, terminating=False)]
 
 
 def _address(path: tuple[TraceHop, ...], ttl: int) -> str | None:

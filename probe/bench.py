@@ -291,9 +291,16 @@ def measured_costs(serial: list[ProbeRun]) -> dict[str, float]:
             for k in {k for m in per_repeat for k in m}}
 
 
+def page_mbps(run: ProbeRun) -> float:
+    """Page bytes the run downloaded per second of wall time, in Mbit/s (by design sizes)."""
+    counts = Counter(t.klass for t in run.timed)
+    size = {"healthy": W.PAGE_SIZE, "throttled": W.THROTTLED_SIZE, "fast": W.FAST_SIZE}
+    return sum(n * size.get(k, 0) for k, n in counts.items()) * 8 / run.wall / 1e6
+
+
 def shared_bottlenecks(counts: Counter[str]) -> list[float]:
     """Seconds the throttled pages need through their one shaped class."""
-    return [counts.get("throttled", 0) * W.PAGE_SIZE * 8 / W.THROTTLE_BPS]
+    return [counts.get("throttled", 0) * W.THROTTLED_SIZE * 8 / W.THROTTLE_BPS]
 
 
 def run_bench(args: argparse.Namespace) -> Results:
@@ -385,8 +392,8 @@ def render(res: Results, args: argparse.Namespace) -> str:
         serial_healthy = [t.end - t.start for t in serial.timed if t.klass == "healthy"]
         rows = [["1 (subset)", str(n_serial), _f(wall_serial), _f(B.rate(n_serial, wall_serial),
                  2), _f(B.ratio(wall_serial, lb_serial), 2), "1.00",
-                 _f(serial.cpu / serial.wall * 100, 0), _f(B.median(serial_healthy) * 1000, 0),
-                 "-"]]
+                 _f(serial.cpu / serial.wall * 100, 0), _f(page_mbps(serial), 1),
+                 _f(B.median(serial_healthy) * 1000, 0), "-"]]
         for r in res.sweep:
             lb = B.lower_bound(sweep_counts, costs, r.concurrency,
                                shared_bottlenecks(sweep_counts))
@@ -396,11 +403,11 @@ def render(res: Results, args: argparse.Namespace) -> str:
                         if key.startswith("healthy ") and key != "healthy ok")
             rows.append([str(r.concurrency), str(r.targets), _f(r.wall), _f(B.rate(r.targets,
                          r.wall), 2), _f(B.ratio(r.wall, lb), 2), _f(sp, 2),
-                         _f(r.cpu / r.wall * 100, 0), _f(B.median(healthy) * 1000, 0),
-                         str(wrong)])
+                         _f(r.cpu / r.wall * 100, 0), _f(page_mbps(r), 1),
+                         _f(B.median(healthy) * 1000, 0), str(wrong)])
         out.append(B.render_table(
             ["concurrency", "targets", "wall s", "targets/s", "wall/bound", "speed-up",
-             "probe CPU %", "healthy median ms", "healthy not ok"], rows))
+             "probe CPU %", "pages Mbit/s", "healthy median ms", "healthy not ok"], rows))
         out.append("")
     out.append("Memory and CPU (peak RSS of the `probe run` process)")
     rows = []

@@ -38,6 +38,9 @@ PAGE_SIZE = 32_000
 #: healthy page arrives (32 kB in 0.2 s), as the classifier's throttling rule requires.
 THROTTLE_RATE = "100kbit"
 THROTTLE_BPS = 100_000.0
+#: Body size of a throttled page: big enough to measure a rate (the classifier wants 16 KiB),
+#: small enough to arrive before the step timeout (1.6 s at 100 kbit/s, under 2 s).
+THROTTLED_SIZE = 20_000
 #: Body size of a fast page (memory runs), bytes.
 FAST_SIZE = 4_000
 #: Pages per fast site: the 10,000-target list is 1,000 sites × 10 paths.
@@ -95,9 +98,9 @@ MIXED: tuple[Klass, ...] = (
           "the censor answers the SYN with a TCP reset",
           censor=(("technique", "ip_block"), ("action", "reset"))),
     Klass("throttled", "thr", 20, "throttled/throttle",
-          f"{PAGE_SIZE // 1000} kB shaped to {THROTTLE_RATE} (one shared class)",
-          transfer=PAGE_SIZE * 8 / THROTTLE_BPS,
-          site=(("size", PAGE_SIZE),),
+          f"{THROTTLED_SIZE // 1000} kB shaped to {THROTTLE_RATE} (one shared class)",
+          transfer=THROTTLED_SIZE * 8 / THROTTLE_BPS,
+          site=(("size", THROTTLED_SIZE),),
           censor=(("technique", "throttle"), ("rate", THROTTLE_RATE))),
     Klass("down-timeout", "dead", 40, "down/down.tcp",
           f"the server answers nobody: {CONNECT_ATTEMPTS} connects time out",

@@ -98,7 +98,9 @@ def test_design_costs_follow_the_timeout_and_the_connect_retries() -> None:
     assert k["healthy"].design(2.0) is None  # measured
     assert k["blackholed"].design(2.0) == pytest.approx(2.0 * W.CONNECT_ATTEMPTS)
     assert k["down-timeout"].design(3.0) == pytest.approx(3.0 * W.CONNECT_ATTEMPTS)
-    assert k["throttled"].design(2.0) == pytest.approx(W.PAGE_SIZE * 8 / W.THROTTLE_BPS)
+    throttled = k["throttled"].design(2.0)
+    assert throttled == pytest.approx(W.THROTTLED_SIZE * 8 / W.THROTTLE_BPS)
+    assert throttled < W.TIMEOUT  # the page arrives before the HTTP step's deadline
 
 
 def test_the_world_is_a_valid_simnet_scenario() -> None:

@@ -185,4 +185,7 @@ def _copy(conn: sqlite3.Connection, path: Path) -> InputReport:
         else:
             copy(table, in_measurements, "rowid")
     copy("health_samples", in_runs, "rowid")
+    # traces of measured targets travel with their run (a trace of a URL never measured has no
+    # run and stays with the volunteer's own database)
+    copy("traces", in_runs, "trace_id", exclude=("trace_id",))
     return InputReport(str(path), added, skipped, differing, tuple(counts))

@@ -208,3 +208,25 @@ def test_cli_merge(tmp_path: Path, inputs: tuple[Built, Built]) -> None:
         f"probe: error: cannot open database {tmp_path / 'nope.db'}: no such file"]
     res = CliRunner().invoke(app, ["db", "merge", str(out)])
     assert res.exit_code == 2
+
+
+def test_merge_carries_the_traces_of_measured_targets(
+        tmp_path: Path, inputs: tuple[Built, Built]) -> None:
+    alice, _ = inputs
+    con = sqlite3.connect(alice.path)
+    con.execute(
+        "INSERT INTO traces (measurement_id, run_id, url, kind, target, port, name, started_at,"
+        " elapsed, result, signature, trigger_ttl, hop) VALUES (?, ?, 'https://ok.example/',"
+        " 'tls', '203.0.113.5', 443, 'ok.example', '2026-11-21T10:00:00.000000Z', 1.5,"
+        " 'located', 'reset', 2, 1)", [alice.ids["ok"], alice.runs["A"]])
+    con.execute(  # a trace of a URL never measured: no run, stays behind
+        "INSERT INTO traces (url, kind, target, port, started_at, elapsed)"
+        " VALUES ('https://x.example/', 'tcp', '203.0.113.6', 443, '2026-11-21T10:00:00Z', 1)")
+    con.commit()
+    con.close()
+    out = tmp_path / "all.db"
+    merge(out, [alice.path])
+    merge(out, [alice.path])  # idempotent for traces too
+    rows = sqlite3.connect(out).execute(
+        "SELECT measurement_id, hop, signature FROM traces").fetchall()
+    assert rows == [(alice.ids["ok"], 1, "reset")]

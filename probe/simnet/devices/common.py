@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,26 @@ def stop_event() -> threading.Event:
 
 def log(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr, flush=True)
+
+
+async def until_signalled() -> None:
+    """Return when SIGTERM or SIGINT arrives (for asyncio devices)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_async_device(
+    prog: str,
+    main_async: Callable[[dict[str, Any], Path | None], Coroutine[Any, Any, None]],
+) -> int:
+    """The ``main`` of an asyncio device: parse arguments, run until signalled, exit status."""
+    config, ready_file = parse_args(prog)
+    try:
+        asyncio.run(main_async(config, ready_file))
+    except OSError as exc:
+        log(prog, f"cannot start: {exc}")
+        return 1
+    return 0

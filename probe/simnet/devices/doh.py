@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import signal
 import ssl
 import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from probe.simnet.devices.common import log, parse_args, ready
+from probe.simnet.devices.common import ready, run_async_device, until_signalled
 
 PROG = "probe.simnet.devices.doh"
 MAX_BODY = 65535
@@ -100,22 +99,12 @@ async def main_async(config: dict[str, Any], ready_file: Any) -> None:
     server = await asyncio.start_server(handler((up_host, int(up_port))), host, int(port),
                                         ssl=ctx, reuse_address=True)
     ready(ready_file, {"listen": config["listen"]})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     server.close()
 
 
 def main() -> int:
-    config, ready_file = parse_args(PROG)
-    try:
-        asyncio.run(main_async(config, ready_file))
-    except OSError as exc:
-        log(PROG, f"cannot start: {exc}")
-        return 1
-    return 0
+    return run_async_device(PROG, main_async)
 
 
 if __name__ == "__main__":

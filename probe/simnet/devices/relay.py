@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 from typing import Any
 
-from probe.simnet.devices.common import log, parse_args, ready
+from probe.simnet.devices.common import ready, run_async_device, until_signalled
 
 PROG = "probe.simnet.devices.relay"
 
@@ -54,23 +53,13 @@ async def main_async(config: dict[str, Any], ready_file: Any) -> None:
         servers.append(await asyncio.start_server(_handler(route["upstream"]), host, int(port),
                                                   reuse_address=True))
     ready(ready_file, {"routes": config["routes"]})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     for s in servers:
         s.close()
 
 
 def main() -> int:
-    config, ready_file = parse_args(PROG)
-    try:
-        asyncio.run(main_async(config, ready_file))
-    except OSError as exc:
-        log(PROG, f"cannot start: {exc}")
-        return 1
-    return 0
+    return run_async_device(PROG, main_async)
 
 
 if __name__ == "__main__":

@@ -513,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("probe bench: interrupted (the simulated network was removed)", file=sys.stderr)
         return 130
+    except SystemExit as e:  # SIGTERM/SIGHUP (see _terminating_cleanly)
+        print("probe bench: stopped (the simulated network was removed)", file=sys.stderr)
+        return int(e.code) if isinstance(e.code, int) else 1
     print(render(res, args), flush=True)
     if args.json:
         data = {"results": {k: [r.summary() for r in getattr(res, k)]

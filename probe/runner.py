@@ -295,10 +295,15 @@ class _Judge:
 
 _Answers = tuple[dict[str, Any], ...]
 
+#: Requests the probe keeps open to one control helper at once: the helper's own default
+#: (``probe helper serve --max-concurrent``), so a busy run queues instead of getting 503s.
+HELPER_SLOTS = 8
+
 
 async def _measure_with_controls(
     target: Target, settings: MeasureSettings, options: RunOptions,
     client: httpx.AsyncClient | None, tg: asyncio.TaskGroup, gate: Gate | None = None,
+    helper_slots: dict[str, asyncio.Semaphore] | None = None,
 ) -> tuple[Measurement, asyncio.Task[_Answers] | None]:
     """The probe's own measurement, with every control asked about the same addresses.
 
@@ -308,6 +313,8 @@ async def _measure_with_controls(
     """
     if client is None or not options.controls:
         return await measure_target(target, settings, gate=gate), None
+    if helper_slots is None:
+        helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
     resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
 
     def on_addresses(addresses: list[str]) -> None:
@@ -320,10 +327,13 @@ async def _measure_with_controls(
         addresses = resolved.result() if resolved.done() else []
         request = MeasureRequest(target.url, tuple(addresses[:MAX_ADDRESSES]), throughput=True)
         deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
-        return tuple(await asyncio.gather(*(
-            control_client.query(client, h, request, deadline, options.control_token)
-            for h in options.controls
-        )))
+        async def one(helper: str) -> dict[str, Any]:
+            # Queue for the helper rather than make it answer 503 (it serves a few at once).
+            async with helper_slots[helper]:
+                return await control_client.query(client, helper, request, deadline,
+                                                  options.control_token)
+
+        return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
 
     measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
     asking = tg.create_task(ask(measuring))
@@ -397,6 +407,7 @@ async def run_targets(
 
         # Measurements waiting for their control answers (bounded: backpressure on workers).
         answering = asyncio.Semaphore(concurrency * 4)
+        helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
 
         network_known = False
 
@@ -434,7 +445,8 @@ async def run_targets(
                     await answering.acquire()
                     try:
                         m, asking = await _measure_with_controls(
-                            target, settings, options, client, work, servers.hold)
+                            target, settings, options, client, work, servers.hold,
+                            helper_slots)
                     except BaseException:
                         answering.release()
                         raise

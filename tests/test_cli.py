@@ -30,7 +30,7 @@ def world(tmp_path_factory):
 def _run_args(world, db: Path) -> list[str]:
     host, port = world.dns_address
     return ["--db", str(db), "--no-system-resolver", "--resolver", f"{host}:{port}",
-            "--ca-bundle", world.ca_pem, "--timeout", "1.5", "--quiet"]
+            "--ca-bundle", world.ca_pem, "--timeout", "3", "--quiet"]
 
 
 def test_run_then_results_json_follows_the_contract(world, tmp_path):

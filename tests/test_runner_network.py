@@ -44,3 +44,36 @@ def test_run_records_its_network_but_never_the_address(tmp_path):
         64501, "KZ", "SIMTELECOM-KZ Test ISP")
     (data,) = con.execute("select data from controls").fetchone()
     assert "client_address" not in data
+
+
+def test_a_busy_run_queues_for_the_helper_instead_of_getting_503(tmp_path, monkeypatch):
+    import probe.runner
+
+    monkeypatch.setattr(probe.runner, "HELPER_SLOTS", 2)
+    db = tmp_path / "p.db"
+    with LoopbackWorld(demo_world(tmp_path / "world")) as world:
+        host, port = world.dns_address
+        settings = MeasureSettings.with_timeout(1.0, use_system_resolver=False,
+                                                resolvers=(Resolver(host, port),),
+                                                ca_bundle=world.ca_pem)
+
+        async def slow(req, policy):  # a helper that serves two requests at once, slowly
+            await asyncio.sleep(1.5)
+            return {"version": 1, "url": req.url, "failure": None}
+
+        async def go():
+            server = ControlServer(Policy(max_concurrent=2), slow)
+            h, p = await server.start("127.0.0.1", 0)
+            try:
+                options = RunOptions(concurrency=8, controls=(f"http://{h}:{p}",))
+                urls = [f"{demo_urls(world)['ok']}?page={i}" for i in range(8)]
+                targets = [parse_url(u) for u in urls]
+                return await run_targets(targets, 8, settings, str(db), 8, None, options)
+            finally:
+                await server.close()
+
+        asyncio.run(go())
+    con = sqlite3.connect(db)
+    failures = [r[0] for r in con.execute("select data from controls")]
+    assert len(failures) == 8 and all('"control_failure":null' in d.replace(" ", "")
+                                      for d in failures), failures

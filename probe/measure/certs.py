@@ -37,6 +37,7 @@ import ipaddress
 import os
 import re
 import ssl
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -62,6 +63,11 @@ _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s.+?-----END CERTIFICATE-----", re.DOTALL
 )
 
+#: warnings.catch_warnings() swaps process-wide state: two threads parsing certificates at once
+#: could restore each other's filters mid-parse (and a test's "error" filter then turns
+#: cryptography's deprecation notice about a system root into an exception). One at a time.
+_QUIET = threading.RLock()
+
 
 def _iso(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -70,7 +76,7 @@ def _iso(instant: dt.datetime) -> str:
 def _load_der(der: bytes) -> x509.Certificate | None:
     # cryptography warns (and will one day refuse) on certificates with e.g. negative serials;
     # the probe records whatever it is shown, so silence that here.
-    with warnings.catch_warnings():
+    with _QUIET, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             return x509.load_der_x509_certificate(der)
@@ -98,7 +104,7 @@ def _parse_certificate(der: bytes, digest: str, bare: Certificate) -> Certificat
     cert = _load_der(der)
     if cert is None:
         return bare
-    with warnings.catch_warnings():
+    with _QUIET, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         spki = spki_der(cert.tbs_certificate_bytes)
         if spki is None:
@@ -171,7 +177,7 @@ def _pem_certificates(data: bytes) -> list[x509.Certificate]:
     """Every parseable certificate of a PEM bundle (unparseable ones are skipped)."""
     certs = []
     for block in _PEM_BLOCK.findall(data):
-        with warnings.catch_warnings():
+        with _QUIET, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 certs.append(x509.load_pem_x509_certificate(block))
@@ -262,7 +268,7 @@ def _verifies(
                                 ee_policy=_ee_policy())
             .build_server_verifier(_subject(name))
         )
-        with warnings.catch_warnings():
+        with _QUIET, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             verifier.verify(leaf, intermediates)
     except (xv.VerificationError, ValueError, TypeError, UnsupportedAlgorithm):

@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml deps/apt.txt
 	@touch $(STAMP)
 
 demo: install
-	@$(PY) -m probe.demo
+	@$(PY) -m probe.lab.demo
 
 test: install
 	$(PY) -m pytest -q
@@ -42,7 +42,7 @@ typecheck: install
 check: lint typecheck test
 
 bench: install
-	$(PY) -m probe.bench
+	$(PY) -m probe.lab.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,5 +1,5 @@
 """`python -m probe` runs the command line (used inside simulated-network namespaces)."""
 
-from probe.cli import main
+from probe.cli.root import main
 
 main()

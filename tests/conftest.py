@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 
-from probe.config import CONFIG_ENV, RUN_SETTINGS
+from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 
 for _setting in RUN_SETTINGS:
     os.environ.pop(_setting.env, None)

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from probe import config as C
 from probe import targets as T
-from probe.cli import app
+from probe.cli import config as C
+from probe.cli.root import app
 from probe.errors import TargetListError
 
 FUZZ = settings(max_examples=120, deadline=None, database=None,

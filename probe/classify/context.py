@@ -3,7 +3,7 @@
 Responsibility: the :class:`Context` record the runner (or ``reanalyze``) hands to
 :func:`probe.classify.classify`, and the shape of the per-run throttling baseline. The
 classifier stays pure: ASN data arrives as a function (``asn_of``), never as the
-:mod:`probe.asn` table itself, and everything here is plain data.
+:mod:`probe.run.asn` table itself, and everything here is plain data.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ answers::
 
 ``client_address`` is the address the helper saw the request come from: the probe's public
 address. The probe keeps it in memory only, to scrub it from what it stores
-(:mod:`probe.privacy`), and drops it from the stored answer.
+(:mod:`probe.store.privacy`), and drops it from the stored answer.
 
 ``GET /v1/health`` answers ``{"version": 1, "status": "ok"}``. Errors: 400 bad request,
 401 bad token, 403 refused target (private address or port), 503 busy.

@@ -27,7 +27,7 @@ from typing import Any
 
 from probe.errors import UsageError
 from probe.export import csv_format, jsonl, ooni
-from probe.export.output import (
+from probe.export.sink import (
     STDOUT,
     ExportError,
     default_path,
@@ -74,7 +74,7 @@ def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
            selection: Selection | None = None) -> ExportSummary:
     """Export the selected measurements of ``db_path`` as ``fmt`` to ``out``.
 
-    ``out`` None = :func:`~probe.export.output.default_path`; ``-`` = stdout (not parquet).
+    ``out`` None = :func:`~probe.export.sink.default_path`; ``-`` = stdout (not parquet).
     Raises UsageError (bad format / selection), StorageError (unreadable or foreign
     database), ExportError (destination). The source is never written to.
     """

@@ -1,7 +1,8 @@
 """The ``csv`` export: one row per measurement with the results contract fields.
 
 Responsibility: the column list and the spelling of one row. Columns are DESIGN.md's
-``probe results`` contract, in contract order (:data:`probe.render.CONTRACT_FIELDS`), then
+``probe results`` contract, in contract order
+(:data:`probe.report.run_results.CONTRACT_FIELDS`), then
 ``measurement_id``. ``None`` is an empty cell; the verdict is the measurement's current one
 (empty cells for a measurement stored without a verdict). Values are written as stored:
 spreadsheet users should import the file as text (evidence may quote a censor's page title).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe.export.source import Row
-from probe.render import CONTRACT_FIELDS
+from probe.report.run_results import CONTRACT_FIELDS
 
 COLUMNS: tuple[str, ...] = (*CONTRACT_FIELDS, "measurement_id")
 

@@ -1,6 +1,6 @@
 """Reachability reports: aggregations over probe databases and their renderers (read-only).
 
-Public API, used by ``probe report`` / ``probe compare`` (:mod:`probe.cli_report`) and the
+Public API, used by ``probe report`` / ``probe compare`` (:mod:`probe.cli.report_cmd`) and the
 benchmark: :func:`build_report` with :class:`ReportOptions` → :class:`Report`;
 :func:`write_report`; :func:`compare` → :class:`Comparison`; :func:`write_comparison`.
 Reports never touch the network and never write to the databases they read.

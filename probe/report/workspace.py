@@ -541,7 +541,7 @@ class Workspace:
 
     def _traces(self, alias: str, tables: set[str], mids: Sequence[str]) -> dict[str, str]:
         """Per measurement, a note of where its packet-level traces located the censor."""
-        from probe.render import trace_note
+        from probe.report.run_results import trace_note
 
         if "traces" not in tables:  # databases from before schema 3
             return {}

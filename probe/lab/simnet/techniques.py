@@ -1,0 +1,986 @@
+"""Censor techniques (and network-quality behaviours), named and parameterised.
+
+Each technique is a class registered in :data:`TECHNIQUES` under its scenario name. It knows
+how to validate its parameters, what it adds to the ISP resolver, which shell commands apply
+(and, for timed events, remove) it inside the router's namespace, which helper processes it
+needs there (an NFQUEUE injector, a TLS interception proxy, a relay), and which self-checks
+prove it works: the blocked thing really fails from the client, an innocuous variant through the
+same path succeeds, and the control host sees a clean network.
+
+Rules live only inside the simulator's namespaces (iptables chains named ``C_<id>``, nft tables
+named ``c_<id>``, tc qdiscs on the router's client-facing interface), so deleting the
+namespaces removes them.
+
+Which kernel features are used is dictated by what this kernel has (reference/simnet-recipes.md):
+iptables' NFQUEUE and string match (nft has no queue here), nft sets and reject, htb + u32.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from probe.lab.simnet import addressing as A
+from probe.lab.simnet.scenario import CensorSpec
+from probe.lab.simnet.site_plan import DOMESTIC_INNOCUOUS_HOST, INNOCUOUS_HOST, World
+from probe.lab.simnet.topology import Topology
+
+Check = dict[str, Any]
+REQUIRED = object()
+
+ROGUE_ISSUER = "Probe Test National CA"
+WORLD_ISSUER = "Probe Test World"
+
+
+@dataclass
+class Ctx:
+    """What a technique needs to know about the running simulation."""
+
+    topo: Topology
+    world: World
+    rundir: Path
+    pki_dir: Path
+    ca_pem: str
+
+    def lan_if(self, router: str) -> str:
+        """The router's interface toward the client."""
+        return "lan0" if router == "isp" else "dn0"
+
+    def wan_if(self, router: str) -> str:
+        return "wan0" if router == "isp" else "up0"
+
+
+@dataclass
+class Device:
+    """A helper process in a namespace: ``python -m MODULE --config CFG --ready-file R``."""
+
+    name: str
+    role: str
+    module: str
+    config: dict[str, Any]
+
+    def argv(self, config_path: Path, ready_path: Path) -> list[str]:
+        return [sys.executable, "-m", self.module, "--config", str(config_path),
+                "--ready-file", str(ready_path)]
+
+
+def _nft(script: str) -> str:
+    return f"nft -f - <<'NFT'\n{script}NFT\n"
+
+
+def _check(cid: str, ns: str, kind: str, why: str, expect: dict[str, Any], **params: Any) -> Check:
+    return {"id": cid, "ns": ns, "kind": kind, "why": why, "expect": expect, **params}
+
+
+class Technique:
+    """Base class: a technique applied on a router (``self.router``) of the simulation."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    #: param -> (type name, default or REQUIRED, help)
+    PARAMS: ClassVar[dict[str, tuple[str, Any, str]]] = {}
+    movable: ClassVar[bool] = False  # may run on a transit router
+    removable: ClassVar[bool] = False  # may be toggled by timed events
+    global_effect: ClassVar[bool] = False  # affects every destination (shutdowns, link down)
+    censorship: ClassVar[bool] = True  # False for network-quality behaviours
+    default_router: ClassVar[str] = "isp"
+
+    def __init__(self, spec: CensorSpec, ctx: Ctx) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.p = spec.params
+        self.router = spec.router if spec.router != "isp" else self.default_router
+
+    # --- parameters --------------------------------------------------------------------
+    @classmethod
+    def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(cls.PARAMS))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(cls.PARAMS) or 'none'}")
+        out: dict[str, Any] = {}
+        for key, (kind, default, _help) in cls.PARAMS.items():
+            if key not in params:
+                if default is REQUIRED:
+                    raise ValueError(f"missing parameter {key!r}")
+                out[key] = default
+                continue
+            out[key] = _coerce(key, kind, params[key])
+        cls.check_params(out)
+        return out
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Cross-parameter validation (override)."""
+
+    # --- helpers -----------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def ns(self) -> str:
+        return self.ctx.topo.ns(self.router)
+
+    @property
+    def lan(self) -> str:
+        return self.ctx.lan_if(self.router)
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.p.get("hosts") or [])
+
+    def ips(self) -> list[str]:
+        out: list[str] = []
+        for h in self.hosts:
+            out.extend(ip for ip in self.ctx.world.ips_of(h) if ip not in out)
+        for ip in self.p.get("ips") or []:
+            if ip not in out:
+                out.append(ip)
+        return out
+
+    def innocuous(self, exclude: list[str]) -> str:
+        for h in (INNOCUOUS_HOST, DOMESTIC_INNOCUOUS_HOST, "www.debian.org", "kaspi.kz"):
+            if h not in exclude:
+                return h
+        raise ValueError("no innocuous host left")
+
+    def cid(self, what: str) -> str:
+        return f"{self.id}:{what}"
+
+    # --- hooks (override) --------------------------------------------------------------
+    def resolver_behaviours(self) -> dict[str, str]:
+        return {}
+
+    def resolver_records(self) -> dict[str, Any]:
+        return {}
+
+    def setup(self) -> str:
+        """Shell run once in the router namespace at bring-up (active or not)."""
+        return ""
+
+    def apply(self) -> str:
+        """Shell that switches the technique on (router namespace)."""
+        return ""
+
+    def remove(self) -> str:
+        """Shell that switches it off again (timed events)."""
+        return ""
+
+    def reset(self) -> str:
+        """Shell run after the self-checks to restore state they consumed."""
+        return ""
+
+    def devices(self) -> list[Device]:
+        return []
+
+    def checks(self) -> list[Check]:
+        """Self-checks that hold while the technique is applied."""
+        return []
+
+    def checks_removed(self) -> list[Check]:
+        """Self-checks that hold after it is removed again (timed techniques)."""
+        return []
+
+    def touched_hosts(self) -> list[str]:
+        """Hosts whose client-side behaviour this technique changes."""
+        return self.hosts
+
+
+def _coerce(key: str, kind: str, value: Any) -> Any:
+    if kind == "hosts":
+        from probe.lab.world.spec import normalize_hostname
+
+        vals = [value] if isinstance(value, str) else value
+        if not isinstance(vals, list) or not all(isinstance(v, str) for v in vals):
+            raise ValueError(f"{key}: expected a list of hostnames")
+        return [normalize_hostname(v) for v in vals]
+    if kind == "ips":
+        vals = [value] if isinstance(value, str) else value
+        if not isinstance(vals, list):
+            raise ValueError(f"{key}: expected a list of IPv4 addresses")
+        try:
+            return [str(ipaddress.IPv4Address(v)) for v in vals]
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    if kind == "ip":
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{key}: expected an integer")
+        return value
+    if kind == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"{key}: expected a number")
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string")
+        return value
+    if kind.startswith("choice:"):
+        choices = kind.split(":", 1)[1].split("|")
+        if value not in choices:
+            raise ValueError(f"{key}: {value!r} not one of {', '.join(choices)}")
+        return value
+    raise AssertionError(kind)
+
+
+# ============================================================================ DNS
+class DnsLie(Technique):
+    name = "dns_lie"
+    summary = "the ISP resolver lies: NXDOMAIN, REFUSED, SERVFAIL, silence, bogon or block-page IP"
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "names the resolver lies about"),
+        "answer": ("choice:nxdomain|refused|servfail|silent|bogon|blockpage|localhost|ip",
+                   REQUIRED, "what it answers instead"),
+        "ip": ("ip", None, "the address for answer = ip"),
+    }
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if (params["answer"] == "ip") != (params["ip"] is not None):
+            raise ValueError("'ip' is required with answer = 'ip' and only then")
+
+    def lie_ip(self) -> str | None:
+        return {"bogon": A.BOGON_IP, "blockpage": A.BLOCKPAGE_IP, "localhost": "127.0.0.1",
+                "ip": self.p["ip"]}.get(self.p["answer"])
+
+    def resolver_behaviours(self) -> dict[str, str]:
+        ip = self.lie_ip()
+        behaviour = f"bogon:{ip}" if ip else self.p["answer"]
+        return {h: behaviour for h in self.hosts}
+
+    def checks(self) -> list[Check]:
+        out = []
+        ip = self.lie_ip()
+        rcode = {"nxdomain": "NXDOMAIN", "refused": "REFUSED", "servfail": "SERVFAIL"}
+        for h in self.hosts:
+            genuine = self.ctx.world.site(h)
+            if self.p["answer"] == "silent":
+                expect: dict[str, Any] = {"outcome": "timeout"}
+            elif ip:
+                expect = {"rcode": "NOERROR", "first_addr": ip}
+            else:
+                expect = {"rcode": rcode[self.p["answer"]]}
+            out.append(_check(self.cid(f"isp-resolver-lies:{h}"), "cli", "dns",
+                              f"the ISP resolver answers {self.p['answer']} for {h}",
+                              expect, server=A.ISP_RESOLVER_IP, name=h, timeout=2.0))
+            if genuine.spec.dns == "answer":
+                want = list(genuine.spec.a or genuine.ips)
+                out.append(_check(self.cid(f"public-resolver-honest:{h}"), "cli", "dns",
+                                  f"the public resolver gives the genuine answer for {h}",
+                                  {"rcode": "NOERROR", "addrs_any": want},
+                                  server=A.PUBLIC_RESOLVER_IP, name=h, timeout=2.0))
+            elif genuine.spec.dns == "nxdomain":
+                out.append(_check(self.cid(f"auth-nxdomain:{h}"), "ctl", "dns",
+                                  f"{h} does not exist at the authoritative (ghost domain)",
+                                  {"rcode": "NXDOMAIN"}, server=A.PUBLIC_RESOLVER_IP, name=h))
+        other = self.innocuous(self.hosts)
+        out.append(_check(self.cid("isp-resolver-innocuous"), "cli", "dns",
+                          f"the ISP resolver answers {other} honestly",
+                          {"rcode": "NOERROR", "addrs_any": self.ctx.world.ips_of(other)},
+                          server=A.ISP_RESOLVER_IP, name=other))
+        return out
+
+
+class DnsProxy(Technique):
+    name = "dns_proxy"
+    summary = "the ISP resolver answers a transparent proxy of its own that serves the real site"
+    PARAMS = {"hosts": ("hosts", REQUIRED, "names redirected to the proxy")}
+    PROXY_BASE = "37.150.0.80"
+
+    def proxy_ip(self, index: int) -> str:
+        return str(ipaddress.IPv4Address(self.PROXY_BASE) + index)
+
+    def resolver_behaviours(self) -> dict[str, str]:
+        return {h: f"bogon:{self.proxy_ip(i)}" for i, h in enumerate(self.hosts)}
+
+    def setup(self) -> str:
+        return "".join(f"ip addr add {self.proxy_ip(i)}/32 dev lo\n"
+                       for i in range(len(self.hosts)))
+
+    def devices(self) -> list[Device]:
+        routes = []
+        for i, h in enumerate(self.hosts):
+            real = self.ctx.world.ip_of(h)
+            for port in (80, 443):
+                routes.append({"listen": f"{self.proxy_ip(i)}:{port}",
+                               "upstream": f"{real}:{port}"})
+        return [Device(f"relay-{self.id}", self.router, "probe.lab.simnet.devices.relay",
+                       {"routes": routes})]
+
+    def checks(self) -> list[Check]:
+        out = []
+        for i, h in enumerate(self.hosts):
+            pip = self.proxy_ip(i)
+            out.append(_check(self.cid(f"resolver-proxy:{h}"), "cli", "dns",
+                              f"the ISP resolver sends {h} to its proxy {pip}",
+                              {"rcode": "NOERROR", "first_addr": pip},
+                              server=A.ISP_RESOLVER_IP, name=h))
+            out.append(_check(self.cid(f"proxy-serves:{h}"), "cli", "tls",
+                              f"the proxy relays a valid TLS session for {h}",
+                              {"outcome": "ok", "issuer_contains": WORLD_ISSUER},
+                              ip=pip, sni=h, verify=True, cafile=self.ctx.ca_pem))
+        return out
+
+
+class DnsInject(Technique):
+    name = "dns_inject"
+    summary = "on-path DNS injection (NFQUEUE): a forged answer first, the genuine one second; " \
+              "hits every resolver, foreign ones too"
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "query names that trigger the injector"),
+        "answer": ("choice:bogon|blockpage|localhost|ip", "bogon", "the forged address"),
+        "ip": ("ip", None, "the address for answer = ip"),
+        "drop_query": ("bool", False, "drop the query: only the forgery arrives"),
+        "queue": ("int", 11, "NFQUEUE number"),
+    }
+    movable = True
+
+    def forged_ip(self) -> str:
+        return {"bogon": A.BOGON_IP, "blockpage": A.BLOCKPAGE_IP, "localhost": "127.0.0.1",
+                "ip": self.p["ip"]}[self.p["answer"]]
+
+    # Queries the router forwards (to any resolver beyond it) and queries to the router's own
+    # resolver: like every technique here, the injector acts on packets the router forwards,
+    # so a query needs a TTL of at least hop+1 to reach it on its way elsewhere.
+    def apply(self) -> str:
+        q = self.p["queue"]
+        chain = f"C_{self.id}"
+        return (
+            f"iptables -t mangle -N {chain}\n"
+            f"iptables -t mangle -A {chain} -p udp --dport 53 -j NFQUEUE --queue-num {q} "
+            "--queue-bypass\n"
+            f"iptables -t mangle -A FORWARD -i {self.lan} -j {chain}\n"
+            f"iptables -t mangle -A INPUT -i {self.lan} -j {chain}\n"
+        )
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -t mangle -D FORWARD -i {self.lan} -j {chain}\n"
+                f"iptables -t mangle -D INPUT -i {self.lan} -j {chain}\n"
+                f"iptables -t mangle -F {chain}\niptables -t mangle -X {chain}\n")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"inject-{self.id}", self.router, "probe.lab.simnet.devices.injector", {
+            "rules": [{"queue": self.p["queue"], "kind": "dns", "hosts": self.hosts,
+                       "answer": self.forged_ip(), "drop_query": self.p["drop_query"]}],
+        })]
+
+    def checks(self) -> list[Check]:
+        out = []
+        ip = self.forged_ip()
+        for h in self.hosts:
+            genuine = self.ctx.world.ips_of(h)
+            for server, label in ((A.PUBLIC_RESOLVER_IP, "public"), (A.ISP_RESOLVER_IP, "isp")):
+                expect: dict[str, Any] = {"first_addr": ip}
+                if not self.p["drop_query"]:
+                    expect.update({"min_responses": 2, "later_addr": genuine[0]})
+                out.append(_check(self.cid(f"injected-{label}:{h}"), "cli", "dns",
+                                  f"a query for {h} to the {label} resolver gets the forged "
+                                  f"{ip} first" + ("" if self.p["drop_query"] else
+                                                   ", the genuine answer second"),
+                                  expect, server=server, name=h, timeout=2.0, linger=0.8))
+            out.append(_check(self.cid(f"no-resolver-answers:{h}"), "cli", "dns",
+                              f"a query for {h} to an address that runs no resolver (the "
+                              "control host) is answered anyway: only an injector can",
+                              {"first_addr": ip}, server=A.CONTROL_IP, name=h, timeout=2.0,
+                              linger=0.3))
+            out.append(_check(self.cid(f"control-clean:{h}"), "ctl", "dns",
+                              f"the control resolves {h} without injection",
+                              {"addrs_any": genuine, "addrs_none": [ip]},
+                              server=A.PUBLIC_RESOLVER_IP, name=h, linger=0.5))
+        other = self.innocuous(self.hosts)
+        out.append(_check(self.cid("innocuous"), "cli", "dns",
+                          f"{other} is not injected", {"addrs_none": [ip], "rcode": "NOERROR"},
+                          server=A.PUBLIC_RESOLVER_IP, name=other, linger=0.5))
+        return out
+
+
+# ============================================================================ TCP/IP
+class IpBlock(Technique):
+    name = "ip_block"
+    summary = "IP blocking: drop (timeout), TCP reset, ICMP port/host/net unreachable"
+    PARAMS = {
+        "hosts": ("hosts", [], "sites whose addresses are blocked"),
+        "ips": ("ips", [], "extra addresses"),
+        "action": ("choice:drop|reset|refuse|host_unreachable|net_unreachable", "drop",
+                   "what the router does with the packets"),
+        "port": ("int", 0, "only this TCP port (0 = every protocol and port)"),
+    }
+    movable = True
+    removable = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if not params["hosts"] and not params["ips"]:
+            raise ValueError("give 'hosts' or 'ips'")
+
+    def apply(self) -> str:
+        verdict = {
+            "drop": "drop",
+            "reset": "reject with tcp reset",
+            "refuse": "reject with icmp type port-unreachable",
+            "host_unreachable": "reject with icmp type host-unreachable",
+            "net_unreachable": "reject with icmp type net-unreachable",
+        }[self.p["action"]]
+        match = f"tcp dport {self.p['port']} " if self.p["port"] else ""
+        if self.p["action"] == "reset" and not self.p["port"]:
+            match = "meta l4proto tcp "
+        elems = ", ".join(self.ips())
+        extra = ""
+        if self.p["action"] == "reset" and not self.p["port"]:
+            extra = f'    iifname "{self.lan}" ip daddr @blocked drop\n'
+        return _nft(
+            f"table inet c_{self.id} {{\n"
+            f"  set blocked {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
+            f'    iifname "{self.lan}" ip daddr @blocked {match}{verdict}\n{extra}'
+            "  }\n}\n"
+        )
+
+    def remove(self) -> str:
+        return f"nft delete table inet c_{self.id}\n"
+
+    def checks(self) -> list[Check]:
+        want = {"drop": "timeout", "reset": "refused", "refuse": "refused",
+                "host_unreachable": "unreachable", "net_unreachable": "unreachable"}
+        port = self.p["port"] or 443
+        out = []
+        for ip in self.ips():
+            out.append(_check(self.cid(f"blocked:{ip}"), "cli", "tcp",
+                              f"TCP to {ip}:{port} fails ({self.p['action']})",
+                              {"outcome": want[self.p["action"]]}, ip=ip, port=port, timeout=2.0))
+            if self.ctx.world.role_of(ip) in ("dom", "intl"):
+                out.append(_check(self.cid(f"control-connects:{ip}"), "ctl", "tcp",
+                                  f"the control connects to {ip}:{port}", {"outcome": "ok"},
+                                  ip=ip, port=port))
+        other = self.ctx.world.ip_of(self.innocuous(self.hosts))
+        out.append(_check(self.cid("innocuous"), "cli", "tcp", f"TCP to {other}:{port} works",
+                          {"outcome": "ok"}, ip=other, port=port))
+        return out
+
+    def checks_removed(self) -> list[Check]:
+        port = self.p["port"] or 443
+        return [_check(self.cid(f"restored:{ip}"), "cli", "tcp", f"TCP to {ip} works again",
+                       {"outcome": "ok"}, ip=ip, port=port) for ip in self.ips()[:2]]
+
+
+class _StringMatch(Technique):
+    """iptables string match on the client's packets to a port: REJECT with RST, or DROP."""
+
+    PARAMS = {"hosts": ("hosts", REQUIRED, "names that trigger the censor (SNI / Host)")}
+    movable = True
+    removable = True
+    port: ClassVar[int] = 443
+    target: ClassVar[str] = "REJECT --reject-with tcp-reset"
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}"]
+        for h in self.hosts:
+            lines.append(f"iptables -A {chain} -p tcp -m string --string '{h}' --algo bm --icase "
+                         f"-j {self.target}")
+        lines.append(f"iptables -A FORWARD -i {self.lan} -p tcp --dport {self.port} -j {chain}")
+        return "\n".join(lines) + "\n"
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -D FORWARD -i {self.lan} -p tcp --dport {self.port} -j {chain}\n"
+                f"iptables -F {chain}\niptables -X {chain}\n")
+
+
+class SniReset(_StringMatch):
+    name = "sni_reset"
+    summary = "SNI-triggered TCP reset (iptables string match + REJECT tcp-reset)"
+
+    def checks(self) -> list[Check]:
+        return _sni_checks(self, "reset")
+
+
+class SniDrop(_StringMatch):
+    name = "sni_drop"
+    summary = "SNI-triggered drop after the ClientHello: the handshake times out (KZ 2023-24)"
+    target = "DROP"
+
+    def checks(self) -> list[Check]:
+        return _sni_checks(self, "timeout")
+
+
+def _sni_checks(t: Technique, outcome: str) -> list[Check]:
+    out = []
+    for h in t.hosts:
+        ip = t.ctx.world.ip_of(h)
+        other = t.innocuous(t.hosts)
+        out.append(_check(t.cid(f"sni:{h}"), "cli", "tls",
+                          f"a ClientHello with SNI {h} to {ip} gets: {outcome}",
+                          {"outcome": outcome}, ip=ip, sni=h, timeout=2.0))
+        out.append(_check(t.cid(f"innocuous-sni:{h}"), "cli", "tls",
+                          f"SNI {other} to the same address {ip} completes the handshake",
+                          {"outcome": "ok"}, ip=ip, sni=other, timeout=2.0))
+        out.append(_check(t.cid(f"control:{h}"), "ctl", "tls",
+                          f"the control completes a valid handshake with {h}",
+                          {"outcome": "ok"}, ip=ip, sni=h, verify=True, cafile=t.ctx.ca_pem))
+    return out
+
+
+class HttpReset(_StringMatch):
+    name = "http_reset"
+    summary = "HTTP Host-triggered TCP reset (string match on the Host header, port 80)"
+    port = 80
+
+    def apply(self) -> str:
+        # match the Host header itself, not the name anywhere in the payload (which would also
+        # hit e.g. a request to the control helper that carries the URL in its body)
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}"]
+        for h in self.hosts:
+            lines.append(f"iptables -A {chain} -p tcp -m string --string 'host: {h}' --algo bm "
+                         "--icase -j REJECT --reject-with tcp-reset")
+        lines.append(f"iptables -A FORWARD -i {self.lan} -p tcp --dport {self.port} -j {chain}")
+        return "\n".join(lines) + "\n"
+
+    def checks(self) -> list[Check]:
+        out = []
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            other = self.innocuous(self.hosts)
+            out.append(_check(self.cid(f"host:{h}"), "cli", "http",
+                              f"GET with Host: {h} to {ip} is reset", {"outcome": "reset"},
+                              ip=ip, host=h, timeout=2.0))
+            out.append(_check(self.cid(f"innocuous-host:{h}"), "cli", "http",
+                              f"GET with Host: {other} to {ip} gets a response",
+                              {"outcome": "ok"}, ip=ip, host=other, timeout=2.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "http",
+                              f"the control fetches http://{h}/", {"outcome": "ok", "status": 200},
+                              ip=ip, host=h))
+        return out
+
+
+class TcpInject(Technique):
+    """Userspace on-path injection (NFQUEUE + scapy) triggered by the HTTP Host or TLS SNI."""
+
+    name = "tcp_inject"
+    summary = "on-path injection (NFQUEUE + scapy) on Host/SNI: RST both ways, FIN, a block page " \
+              "or a redirect to the block page"
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "names that trigger the injector"),
+        "port": ("int", 80, "80 (Host header) or 443 (TLS SNI)"),
+        "action": ("choice:rst|fin|page|redirect", "page", "what is injected"),
+        "location": ("str", f"http://{A.BLOCKPAGE_NAME}/", "redirect target (action=redirect)"),
+        "queue": ("int", 21, "NFQUEUE number"),
+    }
+    movable = True
+    removable = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params["port"] not in (80, 443):
+            raise ValueError("port must be 80 or 443")
+        if params["port"] == 443 and params["action"] in ("page", "redirect"):
+            raise ValueError("block pages and redirects can only be injected into plain HTTP")
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}"]
+        for h in self.hosts:
+            lines.append(f"iptables -A {chain} -p tcp -m string --string '{h}' --algo bm --icase "
+                         f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass")
+        lines.append(f"iptables -A FORWARD -i {self.lan} -p tcp --dport {self.p['port']} "
+                     f"-j {chain}")
+        return "\n".join(lines) + "\n"
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -D FORWARD -i {self.lan} -p tcp --dport {self.p['port']} -j {chain}\n"
+                f"iptables -F {chain}\niptables -X {chain}\n")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"inject-{self.id}", self.router, "probe.lab.simnet.devices.injector", {
+            "rules": [{"queue": self.p["queue"], "kind": "tcp", "hosts": self.hosts,
+                       "port": self.p["port"], "action": self.p["action"],
+                       "location": self.p["location"]}],
+        })]
+
+    def checks(self) -> list[Check]:
+        out = []
+        other = self.innocuous(self.hosts)
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            if self.p["port"] == 443:
+                want = {"rst": "reset", "fin": "eof"}[self.p["action"]]
+                out.append(_check(self.cid(f"sni:{h}"), "cli", "tls",
+                                  f"ClientHello with SNI {h} gets an injected {self.p['action']}",
+                                  {"outcome": want}, ip=ip, sni=h, timeout=2.0))
+                out.append(_check(self.cid(f"innocuous:{h}"), "cli", "tls",
+                                  f"SNI {other} to {ip} completes", {"outcome": "ok"},
+                                  ip=ip, sni=other, timeout=2.0))
+                out.append(_check(self.cid(f"control:{h}"), "ctl", "tls",
+                                  f"the control completes a handshake with {h}",
+                                  {"outcome": "ok"}, ip=ip, sni=h, verify=True,
+                                  cafile=self.ctx.ca_pem))
+                continue
+            if self.p["action"] == "page":
+                expect: dict[str, Any] = {"outcome": "ok", "status": 200,
+                                          "body_contains": "probe-simnet-blockpage"}
+            elif self.p["action"] == "redirect":
+                expect = {"outcome": "ok", "status": 302,
+                          "location_contains": self.p["location"]}
+            else:
+                expect = {"outcome": {"rst": "reset", "fin": "eof"}[self.p["action"]]}
+            out.append(_check(self.cid(f"host:{h}"), "cli", "http",
+                              f"GET with Host: {h} gets an injected {self.p['action']}",
+                              expect, ip=ip, host=h, timeout=2.0))
+            out.append(_check(self.cid(f"innocuous:{h}"), "cli", "http",
+                              f"GET with Host: {other} to {ip} reaches the server",
+                              {"outcome": "ok", "body_not_contains": "probe-simnet-blockpage"},
+                              ip=ip, host=other, timeout=2.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "http",
+                              f"the control fetches the real http://{h}/",
+                              {"outcome": "ok", "body_not_contains": "probe-simnet-blockpage"},
+                              ip=ip, host=h))
+        return out
+
+
+class HttpBlockpage(TcpInject):
+    name = "http_blockpage"
+    summary = "an injected block page (small HTTP/1.0 200 + FIN) in answer to a Host header"
+    PARAMS = {**TcpInject.PARAMS, "action": ("choice:page", "page", "a block page")}
+
+
+class HttpRedirect(TcpInject):
+    name = "http_redirect"
+    summary = "an injected 302 redirect to the block-page server in answer to a Host header"
+    PARAMS = {**TcpInject.PARAMS, "action": ("choice:redirect", "redirect", "a redirect")}
+
+
+class SniFin(TcpInject):
+    name = "sni_fin"
+    summary = "an injected FIN after a ClientHello with the blocked SNI (EOF)"
+    PARAMS = {**TcpInject.PARAMS, "port": ("int", 443, "443"), "action": ("choice:fin", "fin", "")}
+
+
+# ============================================================================ TLS
+class TlsMitm(Technique):
+    name = "tls_mitm"
+    summary = ("TLS interception: a transparent proxy forges the real leaf's subject/SAN "
+               "under the rogue national CA")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "SNIs that are intercepted (others are relayed untouched)"),
+        "all_sni": ("bool", False, "intercept every SNI to the hosts' addresses"),
+        "port": ("int", 8443, "the proxy's local port"),
+    }
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        lines = [f"iptables -t nat -N {chain}"]
+        for ip in self.ips():
+            lines.append(f"iptables -t nat -A {chain} -d {ip} -p tcp --dport 443 "
+                         f"-j REDIRECT --to-ports {self.p['port']}")
+        lines.append(f"iptables -t nat -A PREROUTING -i {self.lan} -j {chain}")
+        return "\n".join(lines) + "\n"
+
+    def devices(self) -> list[Device]:
+        return [Device(f"mitm-{self.id}", self.router, "probe.lab.simnet.devices.mitm", {
+            "listen": f"0.0.0.0:{self.p['port']}",
+            "pki_dir": str(self.ctx.pki_dir),
+            "intercept": [] if self.p["all_sni"] else self.hosts,
+            "upstream_ca": self.ctx.ca_pem,
+        })]
+
+    def checks(self) -> list[Check]:
+        out = []
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            other = self.innocuous(self.hosts)
+            out.append(_check(self.cid(f"forged:{h}"), "cli", "tls",
+                              f"the client gets a certificate for {h} from the rogue CA",
+                              {"outcome": "ok", "issuer_contains": ROGUE_ISSUER},
+                              ip=ip, sni=h, timeout=3.0))
+            out.append(_check(self.cid(f"forged-untrusted:{h}"), "cli", "tls",
+                              "the forged chain does not validate against the world CA",
+                              {"outcome": "cert"}, ip=ip, sni=h, timeout=3.0, verify=True,
+                              cafile=self.ctx.ca_pem))
+            if not self.p["all_sni"]:
+                out.append(_check(self.cid(f"innocuous-sni:{h}"), "cli", "tls",
+                                  f"SNI {other} to {ip} is relayed untouched",
+                                  {"outcome": "ok", "issuer_not_contains": ROGUE_ISSUER},
+                                  ip=ip, sni=other, timeout=3.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "tls",
+                              f"the control sees the genuine certificate of {h}",
+                              {"outcome": "ok", "issuer_contains": WORLD_ISSUER}, ip=ip, sni=h,
+                              verify=True, cafile=self.ctx.ca_pem))
+        return out
+
+
+# ============================================================================ throttling
+class Throttle(Technique):
+    name = "throttle"
+    summary = "throttling of chosen destinations (htb class + u32 match on the source address)"
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "sites whose traffic to the client is shaped"),
+        "rate": ("str", "150kbit", "tc rate, e.g. 150kbit"),
+    }
+    movable = True
+
+    def apply(self) -> str:
+        lines = [
+            f"tc qdisc add dev {self.lan} root handle 1: htb default 10",
+            f"tc class add dev {self.lan} parent 1: classid 1:10 htb rate 10gbit",
+            f"tc class add dev {self.lan} parent 1: classid 1:20 htb rate {self.p['rate']} "
+            f"ceil {self.p['rate']}",
+        ]
+        for ip in self.ips():
+            lines.append(f"tc filter add dev {self.lan} parent 1: protocol ip prio 1 u32 "
+                         f"match ip src {ip}/32 flowid 1:20")
+        return "\n".join(lines) + "\n"
+
+    def rate_bps(self) -> float:
+        text = self.p["rate"].lower()
+        for suffix, mult in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)):
+            if text.endswith(suffix):
+                return float(text[: -len(suffix)]) * mult
+        return float(text)
+
+    def checks(self) -> list[Check]:
+        out = []
+        for h in self.hosts:
+            site = self.ctx.world.site(h)
+            size = site.spec.site.get("size") or 0
+            beh = site.spec.site.get("behaviour", "ok")
+            if beh.startswith("big:"):
+                size = int(beh.split(":", 1)[1])
+            if size < 20000:
+                continue
+            expected = size * 8 / self.rate_bps()
+            ip = site.ips[0]
+            out.append(_check(self.cid(f"slow:{h}"), "cli", "http",
+                              f"{size} bytes from {h} take about {expected:.1f}s at "
+                              f"{self.p['rate']}",
+                              {"outcome": "ok", "min_seconds": round(expected * 0.6, 2),
+                               "min_length": size},
+                              ip=ip, host=h, tls=True, timeout=expected * 3 + 3,
+                              total_timeout=expected * 3 + 5))
+            out.append(_check(self.cid(f"control-fast:{h}"), "ctl", "http",
+                              f"the control fetches {h} fast",
+                              {"outcome": "ok", "max_seconds": round(expected * 0.2, 2)},
+                              ip=ip, host=h, tls=True))
+        return out
+
+
+# ============================================================================ shutdowns
+class Shutdown(Technique):
+    name = "shutdown"
+    summary = "network shutdown: full, international-only (domestic reachable) or allow-list"
+    PARAMS = {
+        "mode": ("choice:full|international|allowlist", "full", "what stays reachable"),
+        "allow": ("hosts", [], "allow-list mode: the domestic sites that stay reachable"),
+    }
+    removable = True
+    global_effect = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if (params["mode"] == "allowlist") != bool(params["allow"]):
+            raise ValueError("'allow' is required with mode = 'allowlist' and only then")
+
+    def touched_hosts(self) -> list[str]:
+        return list(self.ctx.world.sites)
+
+    def apply(self) -> str:
+        lan = self.lan
+        mode = self.p["mode"]
+        if mode == "full":
+            fwd = f'    iifname "{lan}" drop\n    oifname "{lan}" drop\n'
+            inp = f'    iifname != "{lan}" iifname != "lo" drop\n'
+            sets = ""
+        elif mode == "international":
+            elems = ", ".join(A.domestic_cidrs())
+            sets = f"  set home {{ type ipv4_addr; flags interval; elements = {{ {elems} }} }}\n"
+            fwd = (f'    iifname "{lan}" ip daddr != @home drop\n'
+                   f'    oifname "{lan}" ip saddr != @home drop\n')
+            inp = f'    iifname != "{lan}" iifname != "lo" ip saddr != @home drop\n'
+        else:
+            allowed = [ip for h in self.p["allow"] for ip in self.ctx.world.ips_of(h)]
+            elems = ", ".join(allowed)
+            sets = f"  set allowed {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
+            fwd = (f'    iifname "{lan}" ip daddr != @allowed drop\n'
+                   f'    oifname "{lan}" ip saddr != @allowed drop\n')
+            # the ISP resolver keeps its domestic upstream so allowed names still resolve
+            inp = (f'    iifname != "{lan}" iifname != "lo" ip saddr != '
+                   f'{A.AUTH_DNS_DOMESTIC_IP} drop\n')
+        return _nft(
+            f"table inet c_{self.id} {{\n{sets}"
+            "  chain cforward { type filter hook forward priority -10; policy accept;\n"
+            f"{fwd}  }}\n"
+            f"  chain cinput {{ type filter hook input priority -10; policy accept;\n{inp}  }}\n"
+            "}\n"
+        )
+
+    def remove(self) -> str:
+        return f"nft delete table inet c_{self.id}\n"
+
+    def checks(self) -> list[Check]:
+        w = self.ctx.world
+        mode = self.p["mode"]
+        intl = w.ip_of(INNOCUOUS_HOST)
+        dom = w.ip_of(DOMESTIC_INNOCUOUS_HOST)
+        out = [
+            _check(self.cid("gateway-up"), "cli", "tcp", "the gateway still answers (RST on a "
+                   "closed port): the client's own link is fine", {"outcome": "refused"},
+                   ip=A.GATEWAY_IP, port=9, timeout=2.0),
+            _check(self.cid("international-cut"), "cli", "tcp",
+                   f"an international host ({INNOCUOUS_HOST}) times out", {"outcome": "timeout"},
+                   ip=intl, port=443, timeout=1.5),
+            _check(self.cid("control-fine"), "ctl", "tcp", "the control still reaches the host",
+                   {"outcome": "ok"}, ip=intl, port=443),
+        ]
+        if mode == "full":
+            out.append(_check(self.cid("domestic-cut"), "cli", "tcp",
+                              "a domestic host times out too", {"outcome": "timeout"},
+                              ip=dom, port=443, timeout=1.5))
+        elif mode == "international":
+            out.append(_check(self.cid("domestic-up"), "cli", "tcp",
+                              "a domestic host is still reachable", {"outcome": "ok"},
+                              ip=dom, port=443))
+        else:
+            allow = self.p["allow"]
+            out.append(_check(self.cid("allowed-up"), "cli", "tcp",
+                              f"allow-listed {allow[0]} is reachable", {"outcome": "ok"},
+                              ip=w.ip_of(allow[0]), port=443))
+            other = next(h for h in ("www.gov.kz", "tengrinews.kz", "kaspi.kz", "halykbank.kz")
+                         if h not in allow)
+            out.append(_check(self.cid("not-allowed-cut"), "cli", "tcp",
+                              f"domestic {other}, not on the list, times out",
+                              {"outcome": "timeout"}, ip=w.ip_of(other), port=443, timeout=1.5))
+        return out
+
+    def checks_removed(self) -> list[Check]:
+        return [_check(self.cid("restored"), "cli", "tcp",
+                       "after the shutdown the international host is reachable again",
+                       {"outcome": "ok"}, ip=self.ctx.world.ip_of(INNOCUOUS_HOST), port=443)]
+
+
+class LocalLinkDown(Technique):
+    name = "local_link_down"
+    summary = "not censorship: the volunteer's own access link is down (no carrier)"
+    PARAMS: ClassVar[dict[str, tuple[str, Any, str]]] = {}
+    removable = True
+    global_effect = True
+    censorship = False
+
+    def touched_hosts(self) -> list[str]:
+        return list(self.ctx.world.sites)
+
+    def apply(self) -> str:
+        return f"ip link set {self.lan} down\n"
+
+    def remove(self) -> str:
+        return f"ip link set {self.lan} up\n"
+
+    def checks(self) -> list[Check]:
+        return [
+            _check(self.cid("gateway-down"), "cli", "tcp", "the gateway does not answer",
+                   {"outcome": ["timeout", "unreachable"]}, ip=A.GATEWAY_IP, port=9, timeout=1.5),
+            _check(self.cid("resolver-down"), "cli", "dns", "the ISP resolver does not answer",
+                   {"outcome": ["timeout", "unreachable"]}, server=A.ISP_RESOLVER_IP,
+                   name=INNOCUOUS_HOST, timeout=1.5),
+            _check(self.cid("control-fine"), "ctl", "tcp", "the world is fine",
+                   {"outcome": "ok"}, ip=self.ctx.world.ip_of(INNOCUOUS_HOST), port=443),
+        ]
+
+    def checks_removed(self) -> list[Check]:
+        return [_check(self.cid("restored"), "cli", "tcp", "the link is back",
+                       {"outcome": "ok"}, ip=self.ctx.world.ip_of(INNOCUOUS_HOST), port=443,
+                       timeout=3.0)]
+
+
+class Flaky(Technique):
+    name = "flaky"
+    summary = "not censorship: packet loss on a transit link that a retry survives " \
+              "(the first SYNs to the hosts are lost)"
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "destinations whose first SYNs are lost"),
+        "syns": ("int", 3, "how many SYNs are lost (per destination set, then none)"),
+    }
+    movable = True
+    censorship = False
+    default_router = "t1"
+    SYN_BYTES = 74  # as nft counts it here: Ethernet 14 + IPv4 20 + TCP 20 + SYN options 20
+
+    def apply(self) -> str:
+        elems = ", ".join(self.ips())
+        quota = self.p["syns"] * self.SYN_BYTES + self.SYN_BYTES // 2  # N SYNs fit, N+1 do not
+        return _nft(
+            f"table inet c_{self.id} {{\n"
+            f"  quota lossy {{ until {quota} bytes }}\n"
+            f"  set dests {{ type ipv4_addr; elements = {{ {elems} }} }}\n"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
+            '    ip daddr @dests tcp flags & (syn | ack) == syn quota name "lossy" drop\n'
+            "  }\n}\n"
+        )
+
+    def reset(self) -> str:
+        return f"nft reset quota inet c_{self.id} lossy >/dev/null\n"
+
+    def checks(self) -> list[Check]:
+        out = []
+        h = self.hosts[0]
+        ip = self.ctx.world.ip_of(h)
+        connect_for = 0.5 + sum(2**k for k in range(self.p["syns"] - 1))  # SYN retries 1s, 2s…
+        out.append(_check(self.cid(f"lossy-then-fine:{h}"), "cli", "sequence",
+                          f"the first connect to {h} loses its {self.p['syns']} SYNs, "
+                          "a retry gets through", {},
+                          steps=[
+                              {"kind": "tcp", "ip": ip, "port": 443, "timeout": connect_for,
+                               "expect": {"outcome": "timeout"}},
+                              {"kind": "tcp", "ip": ip, "port": 443, "timeout": 2.0,
+                               "expect": {"outcome": "ok"}},
+                          ]))
+        return out
+
+
+TECHNIQUES: dict[str, type[Technique]] = {
+    cls.name: cls
+    for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
+                HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
+                Flaky)
+}
+
+
+def instantiate(spec: CensorSpec, ctx: Ctx) -> Technique:
+    return TECHNIQUES[spec.technique](spec, ctx)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every technique with its parameters (for docs and `probe sim list --techniques`)."""
+    out = []
+    for cls in TECHNIQUES.values():
+        out.append({
+            "name": cls.name,
+            "summary": cls.summary,
+            "censorship": cls.censorship,
+            "timed": cls.removable,
+            "params": {k: {"type": v[0], "default": None if v[1] is REQUIRED else v[1],
+                           "required": v[1] is REQUIRED, "help": v[2]}
+                       for k, v in cls.PARAMS.items()},
+        })
+    return out
+
+
+def dump_json(checks: list[Check]) -> str:
+    return json.dumps(checks, indent=1)
+
+
+__all__ = ["TECHNIQUES", "Technique", "Ctx", "Device", "instantiate", "describe", "field"]

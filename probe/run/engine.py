@@ -1,0 +1,586 @@
+"""One measurement run: bounded concurrency, streaming results to the store, clean interruption.
+
+The runner is the only place that sees measure, classify and store together. It pulls targets
+from an iterator (so lists of any length stream through in constant memory), measures at most
+``concurrency`` of them at once, classifies each finished measurement (a pure call) and hands it
+to a single writer thread that owns the SQLite connection, so the event loop never blocks on
+disk and a worker never waits for the disk either (a bounded queue sits between them). Each
+target is committed in its own transaction as soon as it finishes; on Ctrl-C the targets in
+flight are abandoned, everything finished is kept and the run is marked interrupted.
+
+Politeness: at most ``per_host`` targets of one hostname (or IP-literal host) are measured at
+once, and at most ``per_host`` of the probe's connections reach one IP address at once (a
+later target of a busy host waits aside, within a bounded look-ahead, while targets of other
+hosts go first); ``rate`` spaces target starts for volunteers on metered links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ssl
+import time
+import weakref
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from probe import __version__
+from probe.classify import Context, classify
+from probe.classify.health import rounds as health_rounds
+from probe.control import client as control_client
+from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
+from probe.measure.health import HealthSampler
+from probe.measure.settings import MeasureSettings
+from probe.measure.web import Gate, measure_target
+from probe.model import HealthSample, Measurement, Target, Verdict
+from probe.run import asn
+from probe.run.reanalyze import reclassify_run
+from probe.store import Store
+from probe.store.privacy import Scrubber
+
+DEFAULT_CONCURRENCY = 8
+#: Most targets of one host, and most connections to one IP address, in flight at once.
+DEFAULT_PER_HOST = 2
+
+
+@dataclass(slots=True)
+class RunProgress:
+    """Live counters of a run, passed to the progress callback after every target."""
+
+    run_id: str
+    total: int
+    done: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    interrupted: bool = False
+    network: str | None = None  # state shown by the last health round; None = no canaries
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+#: Called with the progress, the finished target and its verdict (None before the first target).
+ProgressCallback = Callable[[RunProgress, Target | None, Verdict | None], None]
+
+
+def settings_record(settings: MeasureSettings, concurrency: int) -> dict[str, Any]:
+    """The run settings as stored in the database (no paths that could identify the volunteer)."""
+    record = asdict(settings)
+    record["resolvers"] = [str(r) for r in settings.resolvers]
+    record["ca_bundle"] = bool(settings.ca_bundle)
+    record.pop("address_filter", None)
+    record["concurrency"] = concurrency
+    return record
+
+
+class _Writer:
+    """Owns the store on one dedicated thread; every call is awaited off the event loop."""
+
+    def __init__(self, db_path: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="probe-store")
+        self._store: Store | None = None
+        self._db_path = db_path
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._get(), *args))
+
+    def call_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._pool.submit(lambda: fn(self._get(), *args)).result()
+
+    def _get(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self._db_path)
+        return self._store
+
+    def close(self) -> None:
+        def _close() -> None:
+            if self._store is not None:
+                self._store.close()
+
+        self._pool.submit(_close).result()
+        self._pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run, besides the per-step measurement settings.
+
+    ``controls``: control helper base URLs queried for every target; empty = none.
+    ``canaries``: (scope, target) pairs sampled before, every ``health_interval`` seconds
+    during, and after the run; empty = no health sampling.
+    ``asn_db``: an iptoasn TSV for the classifier; None = no ASN comparisons.
+    ``own_addresses``: more addresses of the volunteer to scrub before storage, besides the
+    local interface addresses and the public address the control helpers report.
+    ``resume``: an interrupted run to complete: only its targets not stored yet are measured
+    and they join that run; None = a new run.
+    ``per_host``: most targets of one host (hostname, or the IP of an IP-literal URL) measured
+    at once, and most probe connections open to one IP address at once.
+    ``rate``: most targets started per second (evenly spaced); None = as fast as
+    ``concurrency`` allows.
+    """
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    controls: tuple[str, ...] = ()
+    control_token: str | None = None
+    canaries: tuple[tuple[str, str], ...] = ()
+    health_interval: float = 60.0
+    asn_db: str | None = None
+    own_addresses: tuple[str, ...] = ()
+    resume: str | None = None
+    per_host: int = DEFAULT_PER_HOST
+    rate: float | None = None
+
+
+class KeyedLimiter:
+    """At most ``limit`` holders per key at once (first come, first served).
+
+    Keys with no holder and no waiter are forgotten, so memory follows what is in flight,
+    not how many keys a run has seen.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def in_use(self, key: str) -> int:
+        return self._held[key]
+
+    async def acquire(self, key: str) -> None:
+        if self._held[key] < self.limit and not self._waiting.get(key):
+            self._held[key] += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.setdefault(key, deque())
+        queue.append(waiter)
+        try:
+            await waiter  # release() hands its slot over: _held already counts us
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(key)  # the slot was handed to us as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+                if not queue and self._waiting.get(key) is queue:
+                    del self._waiting[key]
+            raise
+
+    def release(self, key: str) -> None:
+        queue = self._waiting.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                if not queue:
+                    del self._waiting[key]
+                waiter.set_result(None)  # the slot passes on: _held stays the same
+                return
+        self._waiting.pop(key, None)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        await self.acquire(key)
+        try:
+            yield
+        finally:
+            self.release(key)
+
+
+class RateLimiter:
+    """Spaces events at least ``1 / rate`` seconds apart (``rate`` per second; None = no limit).
+
+    Starts are evenly spaced rather than bursty, so a metered link sees a steady trickle.
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next)
+        self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class _Scheduler:
+    """Hands the next target to a worker: in list order, except that a target whose host
+    already has ``per_host`` targets in flight waits aside (up to ``aside`` of them) while
+    later targets of other hosts go first. Pulls from the target iterator lazily, so only
+    the targets in flight and aside are in memory."""
+
+    def __init__(self, targets: Iterator[Target], skip: set[str], per_host: int,
+                 aside: int) -> None:
+        self._targets = targets
+        self._skip = skip
+        self._hosts = KeyedLimiter(per_host)
+        self._aside: list[Target] = []
+        self._aside_max = aside
+        self._exhausted = False
+        self._changed = asyncio.Condition()
+
+    def _free(self, target: Target) -> bool:
+        return self._hosts.in_use(target.hostname) < self._hosts.limit
+
+    async def take(self) -> Target | None:
+        """The next target (its host slot taken), or None when every target was handed out."""
+        async with self._changed:
+            while True:
+                for i, target in enumerate(self._aside):
+                    if self._free(target):
+                        del self._aside[i]
+                        await self._hosts.acquire(target.hostname)  # free: returns at once
+                        return target
+                if self._exhausted or len(self._aside) >= self._aside_max:
+                    if self._exhausted and not self._aside:
+                        return None
+                    await self._changed.wait()
+                    continue
+                following = next(self._targets, None)
+                if following is None:
+                    self._exhausted = True
+                    continue
+                if following.url in self._skip:
+                    continue
+                if self._free(following):
+                    await self._hosts.acquire(following.hostname)
+                    return following
+                self._aside.append(following)
+
+    async def done(self, target: Target) -> None:
+        """``target`` is finished: its host slot frees."""
+        async with self._changed:
+            self._hosts.release(target.hostname)
+            self._changed.notify_all()
+
+
+#: Seconds between heartbeats of a live run, and the silence after which another process may
+#: declare the run dead (crash, kill -9, power cut) and mark it interrupted.
+HEARTBEAT = 5.0
+STALE_AFTER = 30.0
+#: Fewest seconds between two health rounds (rounds triggered by failures are rate-limited).
+HEALTH_MIN_GAP = 5.0
+
+
+class _Judge:
+    """Builds the classifier's context from what the run knows so far, and classifies."""
+
+    def __init__(self, asn_db: str | None) -> None:
+        self.samples: list[HealthSample] = []
+        self.table = asn.load(asn_db) if asn_db else None
+        self.asn_of = self.table.asn if self.table else None
+
+    def context(self) -> Context:
+        return Context(health=tuple(health_rounds(self.samples)), asn_of=self.asn_of)
+
+    def __call__(self, m: Measurement, context: Context | None = None) -> Verdict:
+        return classify(m, context or self.context())
+
+
+_Answers = tuple[dict[str, Any], ...]
+
+#: Requests the probe keeps open to one control helper at once: the helper's own default
+#: (``probe helper serve --max-concurrent``), so a busy run queues instead of getting 503s.
+HELPER_SLOTS = 8
+
+
+async def _measure_with_controls(
+    target: Target, settings: MeasureSettings, options: RunOptions,
+    client: httpx.AsyncClient | None, tg: asyncio.TaskGroup, gate: Gate | None = None,
+    helper_slots: dict[str, asyncio.Semaphore] | None = None,
+) -> tuple[Measurement, asyncio.Task[_Answers] | None]:
+    """The probe's own measurement, with every control asked about the same addresses.
+
+    Returns as soon as the probe's own measurement is done, with the task that gathers the
+    controls' answers (None = no controls): a control waiting out a dead site or a cut
+    network must not hold the probe's measurement slot (the task runs in ``tg``).
+    """
+    if client is None or not options.controls:
+        return await measure_target(target, settings, gate=gate), None
+    if helper_slots is None:
+        helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
+    resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+
+    def on_addresses(addresses: list[str]) -> None:
+        if not resolved.done():
+            resolved.set_result(addresses)
+
+    async def ask(measuring: asyncio.Task[Measurement]) -> _Answers:
+        waiting: set[asyncio.Future[Any]] = {resolved, measuring}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        addresses = resolved.result() if resolved.done() else []
+        request = MeasureRequest(target.url, tuple(addresses[:MAX_ADDRESSES]), throughput=True)
+        deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+        async def one(helper: str) -> dict[str, Any]:
+            # Queue for the helper rather than make it answer 503 (it serves a few at once).
+            async with helper_slots[helper]:
+                return await control_client.query(client, helper, request, deadline,
+                                                  options.control_token)
+
+        return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
+
+    measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
+    asking = tg.create_task(ask(measuring))
+    return await measuring, asking
+
+
+async def run_targets(
+    targets: Iterable[Target],
+    total: int,
+    settings: MeasureSettings,
+    db_path: str,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+    options: RunOptions | None = None,
+) -> RunProgress:
+    """Measure every target, store observations and verdicts, return the final counters.
+
+    Health rounds are taken before, during and after; every target is stored with a verdict
+    as soon as it finishes, and once the run is over every verdict is recomputed with the whole
+    run's health (a later round may show that a failure fell inside a cut); changed verdicts
+    are stored as new current ones. Cancellation (Ctrl-C) stops the run: finished targets stay
+    stored, the run is marked ``interrupted`` and the returned progress says so.
+    """
+    options = options or RunOptions(concurrency=concurrency)
+    concurrency = options.concurrency
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if options.per_host < 1:
+        raise ValueError("per_host must be at least 1")
+    _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
+    judge = _Judge(options.asn_db)
+    writer = _Writer(db_path)
+    scrubber = Scrubber.for_this_host(options.own_addresses)  # nothing of theirs is stored
+    sampler = HealthSampler(options.canaries, min(settings.connect_timeout, 3.0),
+                            query_name=_query_name(options.canaries)) if options.canaries else None
+    client = _control_client(settings) if options.controls else None
+    try:
+        await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
+        done: set[str] = set()
+        if options.resume:
+            resume = options.resume
+            run_id: str = await writer.call(lambda s: s.resume_run(resume))
+            done = await writer.call(lambda s: s.measured_urls(run_id))
+            judge.samples.extend(await writer.call(lambda s: s.health_samples(run_id)))
+        else:
+            record = settings_record(settings, concurrency)
+            record["controls"] = len(options.controls)
+            record["canaries"] = len(options.canaries)
+            record = scrubber.value(record)
+            run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
+        progress = RunProgress(run_id=run_id, total=total, done=len(done))
+
+        async def health(phase: str) -> None:
+            if sampler is None:
+                return
+            samples = scrubber.health(await sampler.round(phase))
+            judge.samples.extend(samples)
+            await writer.call(lambda s: s.save_health(run_id, samples))
+
+        await health("before")
+        if on_progress:
+            on_progress(progress, None, None)
+        scheduler = _Scheduler(iter(targets), done, options.per_host, aside=concurrency * 4)
+        servers = KeyedLimiter(options.per_host)  # connections per IP address, across workers
+        pacer = RateLimiter(options.rate)
+        failed_soon = asyncio.Event()  # a failure asks for a health round soon
+        # Workers hand finished targets to the store task and move on; the queue is bounded
+        # so a slow disk slows the workers down instead of filling memory.
+        finished: asyncio.Queue[tuple[Target, Measurement, Verdict] | None] = asyncio.Queue(
+            maxsize=concurrency * 2)
+
+        # Measurements waiting for their control answers (bounded: backpressure on workers).
+        answering = asyncio.Semaphore(concurrency * 4)
+        helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
+
+        network_known = False
+
+        async def record_network(answers: _Answers) -> None:
+            """The run's network (AS number, country, name), from the public address the
+            control saw, looked up in the ASN table; the address itself is never stored."""
+            nonlocal network_known
+            if network_known or judge.table is None:
+                return
+            for answer in answers:
+                info = judge.table.lookup(str(answer.get("client_address") or ""))
+                if info is not None:
+                    network_known = True
+                    await writer.call(lambda s, i=info: s.set_run_network(
+                        run_id, probe_asn=i.asn, probe_cc=i.country or None,
+                        network_name=i.name or None))
+                    return
+
+        async def judge_and_hand_over(target: Target, m: Measurement,
+                                      asking: asyncio.Task[_Answers] | None) -> None:
+            try:
+                if asking is not None:
+                    m = replace(m, control=await asking)
+                    await record_network(m.control)
+                m = scrubber.measurement(m)
+                await finished.put((target, m, scrubber.verdict(judge(m))))
+            finally:
+                if asking is not None:
+                    answering.release()
+
+        async def worker(work: asyncio.TaskGroup) -> None:
+            while (target := await scheduler.take()) is not None:
+                try:
+                    await pacer.wait()
+                    await answering.acquire()
+                    try:
+                        m, asking = await _measure_with_controls(
+                            target, settings, options, client, work, servers.hold,
+                            helper_slots)
+                    except BaseException:
+                        answering.release()
+                        raise
+                finally:
+                    await scheduler.done(target)
+                if not _response_arrived(m):
+                    failed_soon.set()  # was it the site, or the network? ask the canaries now
+                if asking is None:
+                    answering.release()
+                    await judge_and_hand_over(target, m, None)
+                else:
+                    work.create_task(judge_and_hand_over(target, m, asking))
+
+        async def store() -> None:
+            while (item := await finished.get()) is not None:
+                target, m, verdict = item
+                await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
+                progress.done += 1
+                progress.verdicts[verdict.verdict.value] += 1
+                if on_progress:
+                    on_progress(progress, target, verdict)
+
+        def store_what_finished() -> None:
+            """On cancellation: what the workers finished but the store task had not written."""
+            while not finished.empty():
+                item = finished.get_nowait()
+                if item is not None:
+                    _, m, verdict = item
+                    writer.call_sync(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
+                    progress.done += 1
+                    progress.verdicts[verdict.verdict.value] += 1
+
+        async def watch_health() -> None:
+            # Every health_interval, and soon after a failed target (a cut shorter than the
+            # interval must still be seen), but never more often than every min_gap seconds.
+            min_gap = min(HEALTH_MIN_GAP, options.health_interval)
+            last = time.monotonic()
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(options.health_interval):
+                        await failed_soon.wait()
+                await asyncio.sleep(max(0.0, min_gap - (time.monotonic() - last)))
+                failed_soon.clear()
+                await health("during")
+                last = time.monotonic()
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT)
+                await writer.call(lambda s: s.touch_run(run_id))
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                background = [tg.create_task(heartbeat())]
+                if sampler:
+                    background.append(tg.create_task(watch_health()))
+                storing = tg.create_task(store())
+                async with asyncio.TaskGroup() as work:
+                    for _ in range(concurrency):
+                        work.create_task(worker(work))
+                await finished.put(None)
+                await storing
+                for task in background:
+                    task.cancel()
+            if total:  # a health-only run (no targets) needs no second round
+                await health("after")
+            if judge.samples:
+                progress.network = health_rounds(judge.samples)[-1].state.value
+            changed = await _reclassify(writer, run_id, judge)
+            for old, new in changed:
+                progress.verdicts[old] -= 1
+                progress.verdicts[new] += 1
+        except asyncio.CancelledError:
+            progress.interrupted = True
+            store_what_finished()
+            writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
+            raise
+        await writer.call(lambda s: s.finish_run(run_id, "completed"))
+        return progress
+    finally:
+        if client is not None:
+            await client.aclose()
+        writer.close()
+
+
+#: Default-executor size set by _size_default_executor, per event loop.
+_EXECUTOR_SIZE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
+    weakref.WeakKeyDictionary())
+
+
+def _size_default_executor(loop: asyncio.AbstractEventLoop, workers: int) -> None:
+    """Give the loop's default executor at least ``workers`` threads.
+
+    The system resolver (``loop.getaddrinfo``) runs there, and its default size is
+    min(32, CPUs + 4): 6 threads on a 2-core machine, fewer than the targets in flight. A
+    lookup that hangs (a resolver that drops queries holds its thread for the resolver's own
+    timeouts, longer than our deadline) then makes the next lookups queue, and the queueing
+    counts against their DNS deadline: false DNS timeouts and a slow run.
+    """
+    if _EXECUTOR_SIZE.get(loop, 0) >= workers:
+        return
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="probe-io"))
+    _EXECUTOR_SIZE[loop] = workers
+
+
+async def _reclassify(writer: _Writer, run_id: str, judge: _Judge) -> list[tuple[str, str]]:
+    """Recompute the run's verdicts with the whole run's context; store those that changed."""
+    context = judge.context()
+    return await writer.call(  # type: ignore[no-any-return]
+        lambda store: reclassify_run(store, run_id, context)
+    )
+
+
+def _response_arrived(m: Measurement) -> bool:
+    """Did the last HTTP exchange get a response? (IO-level fact, no judgement.)"""
+    return bool(m.http) and m.http[-1].status is not None and m.http[-1].failure is None
+
+
+def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:
+    context = ssl.create_default_context()
+    if settings.ca_bundle:
+        context.load_verify_locations(settings.ca_bundle)
+    # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
+    # timeouts): every query has its own deadline (control.client.query)
+    return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)
+
+
+def _query_name(canaries: tuple[tuple[str, str], ...]) -> str:
+    """The resolver canary asks for the first domestic canary's name (a name it must know)."""
+    for scope, target in canaries:
+        if scope == "domestic" and "://" in target:
+            host = urlsplit(target).hostname
+            if host:
+                return host
+    return "example.com"

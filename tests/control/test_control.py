@@ -1,0 +1,162 @@
+"""The control helper on loopback: real server, real measurements of the loopback world."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from functools import partial
+
+import httpx
+import pytest
+
+from probe.control import client
+from probe.control.measure import measure_request
+from probe.control.protocol import MeasureRequest
+from probe.control.server import ControlServer, Policy
+from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
+from probe.measure.settings import MeasureSettings, Resolver
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with LoopbackWorld(demo_world(tmp_path_factory.mktemp("world"))) as w:
+        yield w
+
+
+def _settings(world) -> MeasureSettings:
+    host, port = world.dns_address
+    return MeasureSettings.with_timeout(
+        1.0, use_system_resolver=False, resolvers=(Resolver(host, port),), ca_bundle=world.ca_pem
+    )
+
+
+def _policy(world, **kw) -> Policy:
+    ports = frozenset({80, 443, world.http_port, world.https_port})
+    return Policy(**{"allow": LOOPBACK, "ports": ports, **kw})
+
+
+async def _serve_and(world, policy, fn, measurer=None):
+    server = ControlServer(policy, measurer or partial(measure_request, settings=_settings(world)))
+    host, port = await server.start("127.0.0.1", 0)
+    try:
+        return await fn(f"http://{host}:{port}")
+    finally:
+        await server.close()
+
+
+def test_helper_measures_from_its_side(world):
+    urls = demo_urls(world)
+
+    async def go(helper):
+        return await client.query_all(
+            [helper], MeasureRequest(urls["ok"], ("127.0.0.1",), throughput=True), 10
+        )
+
+    (answer,) = asyncio.run(_serve_and(world, _policy(world), go))
+    assert answer["control_failure"] is None
+    assert answer["dns"]["addrs"] == ["127.0.0.1"]
+    (endpoint,) = answer["endpoints"].values()
+    assert endpoint["origin"] == "both" and endpoint["verified"] is True
+    assert endpoint["chain_sha256"] and endpoint["issuers"]
+    assert answer["http"]["status"] == 200 and answer["http"]["title"]
+    assert answer["http"]["throughput_bps"] > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "dns_failure", "http_failure"),
+    [("nxdomain", "dns_nxdomain_error", None), ("refused", None, "connection_refused")],
+)
+def test_helper_sees_failures_too(world, name, dns_failure, http_failure):
+    async def go(helper):
+        return await client.query_all([helper], MeasureRequest(demo_urls(world)[name]), 10)
+
+    (answer,) = asyncio.run(_serve_and(world, _policy(world), go))
+    assert answer["control_failure"] is None
+    assert answer["dns"]["failure"] == dns_failure
+    assert answer["http"]["failure"] == http_failure
+
+
+def test_private_targets_are_refused_without_an_allow_list(world):
+    async def go(helper):
+        async with httpx.AsyncClient() as c:
+            r = await c.post(
+                helper + "/v1/measure",
+                json={"url": demo_urls(world)["ok"], "addresses": ["127.0.0.1"]},
+            )
+            return r.status_code, r.json()
+
+    status, body = asyncio.run(_serve_and(world, Policy(ports=_policy(world).ports), go))
+    # the name resolves to loopback: nothing is dialled, no endpoint, no HTTP
+    assert status == 200 and body["endpoints"] == {} and body["http"]["status"] is None
+    assert body["refused_addresses"] == 1
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "policy_kw", "status"),
+    [
+        ({"json": {"url": "https://x.example:22/"}}, {}, 403),
+        ({"content": b"{not json"}, {}, 400),
+        ({"json": {"url": 5}}, {}, 400),
+        ({"json": {"url": "https://x.example/", "addresses": ["nope"]}}, {}, 400),
+        ({"json": {"url": "https://x.example/"}}, {"token": "s3cret"}, 401),
+    ],
+    ids=["port", "json", "url", "addresses", "token"],
+)
+def test_bad_requests_are_answered_with_a_status(world, request_kw, policy_kw, status):
+    async def go(helper):
+        async with httpx.AsyncClient() as c:
+            return (await c.post(helper + "/v1/measure", **request_kw)).status_code
+
+    assert asyncio.run(_serve_and(world, Policy(**policy_kw), go)) == status
+
+
+def test_busy_helper_answers_503_and_the_client_records_it(world):
+    gate = asyncio.Event()
+
+    async def slow(req, policy):
+        await gate.wait()
+        return {"version": 1, "url": req.url, "failure": None}
+
+    async def go(helper):
+        first = asyncio.create_task(
+            client.query_all([helper], MeasureRequest("https://a.example/"), 5)
+        )
+        await asyncio.sleep(0.2)
+        second = await client.query_all([helper], MeasureRequest("https://b.example/"), 5)
+        gate.set()
+        return (await first)[0], second[0]
+
+    first, second = asyncio.run(_serve_and(world, Policy(max_concurrent=1), go, slow))
+    assert first["control_failure"] is None
+    assert second["control_failure"] == "unknown_failure: http status 503"
+
+
+def test_unreachable_helper_is_recorded_not_raised():
+    answers = asyncio.run(
+        client.query_all(["http://127.0.0.1:9"], MeasureRequest("https://a.example/"), 2)
+    )
+    assert answers[0]["control_failure"] == "connection_refused"
+
+
+def test_health_endpoint(world):
+    async def go(helper):
+        async with httpx.AsyncClient() as c:
+            return (await c.get(helper + "/v1/health")).json()
+
+    assert asyncio.run(_serve_and(world, Policy(), go)) == {"version": 1, "status": "ok"}
+
+
+def test_a_slow_helper_answer_is_waited_for_until_the_query_deadline(world):
+    """httpx's own 5 s default must not cut an answer that arrives within our deadline."""
+
+    async def slow(req, policy):
+        await asyncio.sleep(6)
+        return {"version": 1, "url": req.url, "failure": None}
+
+    async def go(helper):
+        return await client.query_all([helper], MeasureRequest("https://a.example/"), 10)
+
+    (answer,) = asyncio.run(_serve_and(world, Policy(), go, slow))
+    assert answer["control_failure"] is None

@@ -1,0 +1,112 @@
+"""The benchmark's arithmetic and world design (fast, no network: `make bench` itself is not a
+test)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from probe.lab.bench import sites as W
+from probe.lab.bench import stats as B
+
+
+def test_cycles_are_gaps_to_the_next_start_and_the_last_target_has_none() -> None:
+    timed = [B.Timed("b", 10.0, 12.0), B.Timed("a", 0.0, 0.2), B.Timed("a", 0.3, 0.5)]
+    assert B.cycles(timed) == [("a", pytest.approx(0.3)), ("a", pytest.approx(9.7))]
+    assert B.cycles([B.Timed("a", 0.0, 1.0)]) == []
+
+
+def test_class_minima_keep_the_fastest_of_each_class() -> None:
+    assert B.class_minima([("a", 0.3), ("b", 2.0), ("a", 0.2), ("b", 2.5)]) == {
+        "a": 0.2, "b": 2.0}
+
+
+def test_unavoidable_prefers_the_design_cost_and_needs_a_measure_otherwise() -> None:
+    design = {"healthy": None, "blackholed": 4.0}
+    assert B.unavoidable(design, {"healthy": 0.22, "blackholed": 4.1}) == {
+        "healthy": 0.22, "blackholed": 4.0}
+    with pytest.raises(KeyError, match="healthy"):
+        B.unavoidable(design, {"blackholed": 4.1})
+
+
+def test_lower_bound_is_the_largest_of_share_longest_and_shared_bottleneck() -> None:
+    costs = {"ok": 0.2, "bh": 4.0}
+    # sum / concurrency: (10 * 0.2 + 2 * 4) / 2 = 5
+    assert B.lower_bound({"ok": 10, "bh": 2}, costs, 2) == pytest.approx(5.0)
+    # the longest target: one blackholed target cannot be split across workers
+    assert B.lower_bound({"ok": 1, "bh": 1}, costs, 8) == pytest.approx(4.0)
+    # a shared bottleneck (one shaped class) that needs longer on its own
+    assert B.lower_bound({"ok": 10}, costs, 8, shared=[3.0]) == pytest.approx(3.0)
+    # classes with no target in the run do not count
+    assert B.lower_bound({"ok": 8, "bh": 0}, costs, 8) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        B.lower_bound({"ok": 1}, costs, 0)
+
+
+def test_speedup_is_normalised_per_target() -> None:
+    # 50 targets in 20 s alone; 1000 in 50 s at concurrency 8: 0.4 s vs 0.05 s per target
+    assert B.speedup(20.0, 50, 50.0, 1000) == pytest.approx(8.0)
+    with pytest.raises(ValueError):
+        B.speedup(0.0, 50, 50.0, 1000)
+
+
+def test_ratio_rate_and_goals() -> None:
+    assert B.ratio(52.0, 40.0) == pytest.approx(1.3)
+    assert B.ratio(1.0, 0.0) == float("inf")
+    assert B.rate(1000, 50.0) == pytest.approx(20.0)
+    assert B.within(1.29, 1.3) == "ok" and B.within(1.31, 1.3) == "MISSED"
+    assert B.median([3.0, 1.0, 2.0]) == 2.0
+    with pytest.raises(ValueError):
+        B.median([])
+
+
+def test_table_aligns_its_columns() -> None:
+    text = B.render_table(["run", "s"], [["a", "1.0"], ["longer", "10.5"]])
+    lines = text.splitlines()
+    assert lines[0] == "run        s"
+    assert lines[2] == "a        1.0"
+    assert lines[3] == "longer  10.5"
+
+
+def test_mixed_list_has_the_designed_mix_and_subsets_keep_it() -> None:
+    full = W.mixed_urls()
+    assert len(full) == W.MIXED_TOTAL == 1000 and len(set(full)) == 1000
+    counts = Counter(W.klass_of(u.split("/")[2]) for u in full)
+    assert counts == {k.name: k.count for k in W.MIXED}
+    for divisor in (W.SUBSET_DIVISOR, 5):
+        sub = Counter(W.klass_of(u.split("/")[2]) for u in W.mixed_urls(divisor))
+        assert sub == {k.name: k.count // divisor for k in W.MIXED}
+    # interleaved, not sorted by outcome: the first 100 targets already mix the classes
+    assert len({W.klass_of(u.split("/")[2]) for u in full[:100]}) >= 4
+    with pytest.raises(ValueError):
+        W.mixed_urls(7)
+
+
+def test_fast_list_spreads_pages_over_sites() -> None:
+    urls = list(W.fast_urls(W.FAST_SITES + 2))
+    assert len(set(urls)) == len(urls)
+    assert urls[0] == "https://f0000.bench-fast.net/page/0"
+    assert urls[W.FAST_SITES] == "https://f0000.bench-fast.net/page/1"
+    assert W.klass_of("f0001.bench-fast.net") == "fast"
+    with pytest.raises(ValueError):
+        list(W.fast_urls(W.FAST_SITES * W.FAST_PATHS + 1))
+
+
+def test_design_costs_follow_the_timeout_and_the_connect_retries() -> None:
+    k = W.KLASS_BY_NAME
+    assert k["healthy"].design(2.0) is None  # measured
+    assert k["blackholed"].design(2.0) == pytest.approx(2.0 * W.CONNECT_ATTEMPTS)
+    assert k["down-timeout"].design(3.0) == pytest.approx(3.0 * W.CONNECT_ATTEMPTS)
+    throttled = k["throttled"].design(2.0)
+    assert throttled == pytest.approx(W.THROTTLED_SIZE * 8 / W.THROTTLE_BPS)
+    assert throttled < W.TIMEOUT  # the page arrives before the HTTP step's deadline
+
+
+def test_the_world_is_a_valid_simnet_scenario() -> None:
+    sc = W.scenario()
+    hosts = {s.host for s in sc.sites}
+    assert len(sc.targets) == 1000
+    assert {t.hostname for t in sc.targets} <= hosts
+    assert W.fast_hostname(W.FAST_SITES - 1) in hosts
+    assert {c.technique for c in sc.censors} == {"ip_block", "throttle"}

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from probe.lab.simnet.kazakhstan_demo import simnet_demo
+from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.report.run_results import render_results
 from probe.run.engine import run_targets
@@ -26,7 +28,6 @@ DEMO_DIR = Path("reports")
 
 def loopback_demo(db_path: Path) -> str:
     """Measure the loopback demo world; returns the rendered results table."""
-    from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
 
     with tempfile.TemporaryDirectory(prefix="probe-demo-") as tmp:
         with LoopbackWorld(demo_world(tmp)) as world:
@@ -52,8 +53,6 @@ def loopback_demo(db_path: Path) -> str:
 def main() -> int:
     DEMO_DIR.mkdir(exist_ok=True)
     if os.geteuid() == 0 and "--loopback" not in sys.argv:
-        from probe.lab.simnet.kazakhstan_demo import simnet_demo
-
         return simnet_demo(DEMO_DIR)
     db_path = DEMO_DIR / "demo-loopback.db"
     print("probe demo: loopback world (no root, so no simulated censoring network)")

@@ -26,7 +26,9 @@ Rules for this module:
 * The capture keeps only what a probe can ask about — ICMP, and TCP/UDP from the addresses a
   probe registered — and drops the rest after reading four bytes of it, so a busy machine's
   other traffic costs little.
-* Nothing here decides what a reply *means*: that is :mod:`probe.measure.trace`.
+* Nothing here decides what a reply *means*: that is :mod:`probe.classify.traces`.
+* scapy is imported inside the functions that use it, on purpose: importing it costs about a
+  second and reads the routing table, and most commands never send a packet.
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
 from probe import failures
+from probe.measure.tls import client_context, presented_chain
 
 #: What the probe prints (once) when it may not open raw sockets.
 NEED_RAW = "packet-level checks need root or CAP_NET_RAW; skipped"
@@ -496,7 +504,6 @@ class PacketIO:
         (``attempts``). An ``answer`` reply carries the first response's rcode and addresses,
         ``answers`` those of every response.
         """
-        import dns.message
         from scapy.layers.inet import IP, UDP
 
         base = _port_base(len(queries))
@@ -521,8 +528,6 @@ class PacketIO:
                 elif icmp is None and p.quotes(PROTO_UDP, server, base + index[q], port):
                     icmp = p
             if responses:
-                import dns.rcode
-
                 first, msg = responses[0]
                 addresses = tuple(dict.fromkeys(a for _, m in responses for a in _addresses(m)))
                 router = icmp.src if icmp is not None and icmp.icmp_type == \
@@ -585,8 +590,6 @@ class _TLSClient:
     """A TLS client over memory BIOs: the ClientHello up front, then bytes in, bytes out."""
 
     def __init__(self, server_name: str) -> None:
-        from probe.measure.tls import client_context
-
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         sni = server_name or None
@@ -600,7 +603,6 @@ class _TLSClient:
 
     def feed(self, data: bytes) -> bytes:
         """Give the peer's bytes to the handshake; returns what to send back."""
-        from probe.measure.tls import presented_chain
 
         self._in.write(data)
         try:
@@ -639,9 +641,6 @@ def _port_base(count: int) -> int:
 
 
 def _dns_response(payload: bytes, qid: int) -> Any:
-    import dns.exception
-    import dns.message
-
     try:
         msg = dns.message.from_wire(payload[:4096])
     except (dns.exception.DNSException, ValueError):
@@ -650,8 +649,6 @@ def _dns_response(payload: bytes, qid: int) -> Any:
 
 
 def _addresses(msg: Any) -> Iterable[str]:
-    import dns.rdatatype
-
     for rrset in msg.answer:
         if rrset.rdtype == dns.rdatatype.A:
             for rr in rrset:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from probe.report.vocab import CUT_STATES
+
 
 @dataclass(frozen=True, slots=True)
 class Meta:
@@ -206,8 +208,6 @@ class Report:
 
     @property
     def cuts(self) -> list[HealthSegment]:
-        from probe.report.vocab import CUT_STATES
-
         return [h for h in self.health if h.state in CUT_STATES]
 
 

@@ -24,6 +24,7 @@ from probe.report.tables import (
     cuts_table,
     methods_table,
     networks_table,
+    targets_table,
     verdicts_table,
 )
 from probe.report.times import fmt_duration, fmt_local, resolve_tz
@@ -158,8 +159,6 @@ def render_md(report: Report) -> str:
 
 
 def _targets(report: Report, tz: dt.tzinfo) -> str:
-    from probe.report.tables import targets_table
-
     table = targets_table(report)
     for row in table.rows:
         row["verdict"] = f"{row['verdict']}"

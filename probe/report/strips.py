@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from probe.report.records import HealthSegment, Report
-from probe.report.vocab import SEVERITY, STATES, state_look, verdict_look
+from probe.report.vocab import SEVERITY, STATES, VERDICTS, state_look, verdict_look
 
 #: Health states from most to least alarming (the worst state overlapping a cell wins).
 _STATE_RANK = {
@@ -89,8 +89,6 @@ def health_strip(report: Report, network: str) -> str:
 
 
 def verdict_legend() -> str:
-    from probe.report.vocab import VERDICTS
-
     return "  ".join(f"{verdict_look(v).symbol} {verdict_look(v).label}" for v in VERDICTS)
 
 

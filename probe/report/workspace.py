@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from probe.errors import StorageError
+from probe.report.run_results import trace_note
 from probe.report.scrub import normalise_addresses
 from probe.report.times import UTC, parse_utc
 from probe.report.vocab import VERDICT_CODE
@@ -541,7 +542,6 @@ class Workspace:
 
     def _traces(self, alias: str, tables: set[str], mids: Sequence[str]) -> dict[str, str]:
         """Per measurement, a note of where its packet-level traces located the censor."""
-        from probe.report.run_results import trace_note
 
         if "traces" not in tables:  # databases from before schema 3
             return {}

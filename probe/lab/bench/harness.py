@@ -44,8 +44,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 from probe.lab.bench import sites as W
 from probe.lab.bench import stats as B
+from probe.lab.bench.report_case import bench_report
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.netns import have_root
 from probe.lab.simnet.sim import Sim, child_env
@@ -162,7 +164,6 @@ def _start_helper(sim: Sim, timeout: float) -> tuple[subprocess.Popen[bytes], st
 def _probe_env(config_home: Path) -> dict[str, str]:
     """The probe's environment: this checkout, consent given (the world is simulated), and no
     developer configuration (PROBE_* run settings, ~/.config/probe) leaking in."""
-    from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 
     env = child_env(probe=True)
     for s in RUN_SETTINGS:
@@ -332,8 +333,6 @@ def run_bench(args: argparse.Namespace) -> Results:
                     res.memory.append(runner.run("fast list", W.fast_urls(n), args.concurrency,
                                                  budget=1800))
     if args.report:
-        from probe.lab.bench.report_case import bench_report
-
         say("report over ~1M verdicts (the database is generated once and cached)…")
         res.report = bench_report(args.report_dir)
     res.elapsed = time.monotonic() - started

@@ -11,6 +11,7 @@ the way the scenario claims.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from typing import Any
 
 import dns.message
@@ -65,8 +66,6 @@ def _region_of(ns: str) -> str:
 
 
 def _in(cidr_list: list[str], cidr: str) -> bool:
-    import ipaddress
-
     net = ipaddress.IPv4Network(cidr)
     return any(net.subnet_of(ipaddress.IPv4Network(c)) for c in cidr_list)
 

@@ -23,9 +23,19 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from probe.lab.simnet.scenario import Scenario
-from probe.lab.simnet.scenario_run import FAIL, PASS, XFAIL, XPASS, TargetResult, judge
+from probe.lab.simnet.scenario_run import (
+    FAIL,
+    PASS,
+    XFAIL,
+    XPASS,
+    TargetResult,
+    judge,
+    normalise_url,
+)
 from probe.lab.simnet.sim import child_env, probe_capabilities
 from probe.lab.simnet.site_plan import BuiltSite, World
+from probe.lab.world.loopback import LoopbackWorld
+from probe.lab.world.spec import DNSServerConfig, SiteConfig, WebServerConfig, WorldConfig
 
 DNS_IP = "127.0.0.2"
 HELPER_IP = "127.0.0.3"
@@ -50,8 +60,6 @@ def skip_reason(scenario: Scenario, site: BuiltSite) -> str | None:
 
 
 def _config(world: World, sites: list[BuiltSite], pki_dir: str) -> tuple[Any, dict[str, str]]:
-    from probe.lab.world.spec import DNSServerConfig, SiteConfig, WebServerConfig, WorldConfig
-
     ip_of: dict[str, str] = {}
     records: dict[str, Any] = {}
     behaviours: dict[str, str] = {}
@@ -109,9 +117,6 @@ def _start_helper(lw: Any, resolver: str, timeout: float,
 
 
 def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
-    from probe.lab.simnet.scenario_run import normalise_url
-    from probe.lab.world.loopback import LoopbackWorld
-
     world = World.build(scenario)
     runnable: list[tuple[Any, str | None]] = []
     skipped: list[tuple[Any, str | None]] = []

@@ -43,148 +43,44 @@ scenarios)::
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe.lab.simnet import addressing as A
+from probe.lab.simnet.scenario_records import (
+    CLOCKS,
+    METHODS,
+    REGION_ALIASES,
+    SCENARIO_DIR,
+    SIM_SITE_KEYS,
+    SITE_DNS,
+    SITE_DOWN,
+    TOP_KEYS,
+    VERDICTS,
+    WORLD_SITE_KEYS,
+    CensorSpec,
+    EventSpec,
+    Expect,
+    Scenario,
+    ScenarioError,
+    SiteSpec,
+    TargetSpec,
+    check_keys,
+    host_name,
+    parse_site,
+    str_list,
+)
+from probe.lab.simnet.site_plan import base_sites
+from probe.lab.simnet.techniques import TECHNIQUES
 
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
-
-VERDICTS = ("ok", "blocked", "intercepted", "throttled", "down", "shutdown", "inconclusive")
-#: Methods per verdict (DESIGN.md). ``inconclusive`` accepts any method word.
-METHODS: dict[str, frozenset[str]] = {
-    "ok": frozenset(),
-    "blocked": frozenset(
-        "dns.nxdomain dns.refused dns.servfail dns.timeout dns.bogon dns.blockpage "
-        "dns.inconsistent dns.injected tcp.timeout tcp.reset tcp.unreachable tls.reset "
-        "tls.timeout tls.eof http.blockpage http.redirect http.reset http.timeout http.eof "
-        "http.status http.diff".split()
-    ),
-    "intercepted": frozenset({"tls.mitm"}),
-    "throttled": frozenset({"throttle"}),
-    "down": frozenset({"down.dns", "down.tcp", "down.tls", "down.http"}),
-    "shutdown": frozenset({"shutdown.full", "shutdown.international", "shutdown.allowlist"}),
-    "inconclusive": frozenset(),
-}
-
-#: Keys of a [[sites]] entry that belong to the simulator (the rest go to the world's
-#: SiteConfig).
-SIM_SITE_KEYS = ("host", "net", "ips", "geo_net", "geo_behaviour", "dns", "a", "down")
-#: probe.lab.world SiteConfig keys a site may set.
-WORLD_SITE_KEYS = ("behaviour", "title", "body", "cert", "status", "headers", "content_type",
-                   "aliases", "size", "delay", "region_block", "region_content")
-SITE_DNS = ("answer", "nxdomain", "cname_only", "servfail", "refused", "silent")
-SITE_DOWN = ("refused", "timeout")
-#: Names usable instead of CIDRs in region_block / region_content.
-REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_NAME["isp"].cidr,
-                  "control": A.NETWORK_BY_NAME["mlab"].cidr}
-
-TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
-            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks")
-#: What event offsets count from: the probe's start, or its first connection to a target.
-CLOCKS = ("first_target", "start")
-
-
-class ScenarioError(ValueError):
-    """A scenario file is malformed; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class SiteSpec:
-    """One site of the world. ``ips``: explicit addresses, or () = allocate ``count``."""
-
-    host: str
-    net: str
-    count: int = 1
-    ips: tuple[str, ...] = ()
-    geo_net: str | None = None  # also served from this network; the ISP resolver answers it
-    geo_behaviour: str | None = None  # the behaviour of the copy in geo_net (default: the same)
-    dns: str = "answer"  # what the authoritative does for the name
-    a: tuple[str, ...] = ()  # explicit A record at the authoritative (overrides ips in DNS)
-    down: str | None = None  # refused | timeout: the server is down for everyone
-    site: dict[str, Any] = field(default_factory=dict)  # probe.lab.world SiteConfig keys
-
-
-@dataclass(frozen=True)
-class CensorSpec:
-    id: str
-    technique: str
-    params: dict[str, Any]
-    active: bool = True
-    router: str = "isp"
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    at: float
-    action: str  # apply | remove
-    censor: str
-
-
-@dataclass(frozen=True)
-class Expect:
-    verdict: str
-    method: str | None = None
-
-    def __str__(self) -> str:
-        return self.verdict if self.method is None else f"{self.verdict}/{self.method}"
-
-    def matches(self, verdict: str | None, method: str | None) -> bool:
-        return verdict == self.verdict and (self.method is None or method == self.method)
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    url: str
-    hostname: str
-    expect: tuple[Expect, ...]
-    xfail: str | None = None
-    note: str = ""
-
-    @property
-    def expect_text(self) -> str:
-        return " | ".join(map(str, self.expect))
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    path: str
-    description: str
-    notes: str = ""
-    tags: tuple[str, ...] = ()
-    transit: int = 2
-    timeout: float = 3.0
-    concurrency: int = 8
-    resolvers: tuple[str, ...] = ()
-    require: tuple[Expect, ...] = ()
-    sites: tuple[SiteSpec, ...] = ()
-    censors: tuple[CensorSpec, ...] = ()
-    events: tuple[EventSpec, ...] = ()
-    clock: str = "first_target"
-    targets: tuple[TargetSpec, ...] = ()
-    selfchecks: tuple[dict[str, Any], ...] = ()
-    demo: bool = False
-
-    @property
-    def techniques(self) -> list[str]:
-        seen: list[str] = []
-        for c in self.censors:
-            if c.technique not in seen:
-                seen.append(c.technique)
-        return seen
-
-    def censor(self, cid: str) -> CensorSpec:
-        for c in self.censors:
-            if c.id == cid:
-                return c
-        raise KeyError(cid)
+__all__ = [
+    "CLOCKS", "METHODS", "REGION_ALIASES", "SCENARIO_DIR", "SIM_SITE_KEYS", "SITE_DNS",
+    "SITE_DOWN", "TOP_KEYS", "VERDICTS", "WORLD_SITE_KEYS", "CensorSpec", "EventSpec", "Expect",
+    "Scenario", "ScenarioError", "SiteSpec", "TargetSpec", "find", "load", "load_all", "names",
+    "parse", "parse_expect", "replace", "scenario_paths",
+]
 
 
 def parse_expect(value: Any, where: str) -> tuple[Expect, ...]:
@@ -213,119 +109,7 @@ def parse_expect(value: Any, where: str) -> tuple[Expect, ...]:
     return tuple(out)
 
 
-def _keys(data: Any, allowed: Iterable[str], where: str, required: Iterable[str] = ()) -> dict:
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{where}: expected a table")
-    allowed = tuple(allowed)
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ScenarioError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(allowed)}"
-        )
-    for key in required:
-        if key not in data:
-            raise ScenarioError(f"{where}: missing {key!r}")
-    return data
-
-
-def _str_list(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ScenarioError(f"{where}: expected a list of strings")
-    return tuple(value)
-
-
-def _region(value: str, where: str) -> str:
-    text = REGION_ALIASES.get(value, value)
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        raise ScenarioError(
-            f"{where}: {value!r} is not a CIDR or one of {list(REGION_ALIASES)}"
-        ) from None
-
-
-def _host(text: str, where: str) -> str:
-    from probe.lab.world.spec import normalize_hostname
-
-    try:
-        return normalize_hostname(text)
-    except ValueError as exc:
-        raise ScenarioError(f"{where}: {exc}") from None
-
-
-def _site(data: Any, where: str) -> SiteSpec:
-    d = _keys(data, SIM_SITE_KEYS + WORLD_SITE_KEYS, where, required=("host",))
-    host = _host(d["host"], f"{where}.host")
-    default_net = "kz-host" if host.endswith(".kz") else "eu-host"
-    net = d.get("net", default_net)
-    if net not in A.NETWORK_BY_NAME or net in ("isp", "transit"):
-        raise ScenarioError(f"{where}.net: unknown network {net!r}")
-    ips: tuple[str, ...] = ()
-    count = 1
-    raw_ips = d.get("ips", 1)
-    if isinstance(raw_ips, int) and not isinstance(raw_ips, bool):
-        if not 1 <= raw_ips <= 16:
-            raise ScenarioError(f"{where}.ips: count out of range 1..16")
-        count = raw_ips
-    else:
-        ips = _str_list(raw_ips, f"{where}.ips")
-        for ip in ips:
-            n = A.network_of(ip)
-            if n is None or n.name in ("isp", "transit"):
-                raise ScenarioError(f"{where}.ips: {ip} is not in a world network")
-        count = len(ips)
-    geo_net = d.get("geo_net")
-    if geo_net is not None and geo_net not in A.NETWORK_BY_NAME:
-        raise ScenarioError(f"{where}.geo_net: unknown network {geo_net!r}")
-    geo_behaviour = d.get("geo_behaviour")
-    if geo_behaviour is not None:
-        from probe.lab.world.spec import parse_web_behaviour
-
-        if geo_net is None:
-            raise ScenarioError(f"{where}.geo_behaviour: needs geo_net")
-        if A.NETWORK_BY_NAME[geo_net].host == A.NETWORK_BY_NAME[net].host:
-            raise ScenarioError(f"{where}.geo_behaviour: geo_net must be hosted apart from net")
-        try:
-            parse_web_behaviour(geo_behaviour)
-        except ValueError as exc:
-            raise ScenarioError(f"{where}.geo_behaviour: {exc}") from None
-    dns = d.get("dns", "answer")
-    if dns not in SITE_DNS:
-        raise ScenarioError(f"{where}.dns: {dns!r} not one of {', '.join(SITE_DNS)}")
-    a = _str_list(d.get("a", []), f"{where}.a")
-    for ip in a:
-        try:
-            ipaddress.IPv4Address(ip)
-        except ValueError:
-            raise ScenarioError(f"{where}.a: {ip!r} is not an IPv4 address") from None
-    down = d.get("down")
-    if down is not None and down not in SITE_DOWN:
-        raise ScenarioError(f"{where}.down: {down!r} not one of {', '.join(SITE_DOWN)}")
-    site = {k: d[k] for k in WORLD_SITE_KEYS if k in d}
-    if "region_block" in site:
-        site["region_block"] = [_region(c, f"{where}.region_block")
-                                for c in _str_list(site["region_block"], f"{where}.region_block")]
-    if "region_content" in site:
-        rc = site["region_content"]
-        if not isinstance(rc, dict):
-            raise ScenarioError(f"{where}.region_content: expected a table")
-        site["region_content"] = {_region(k, f"{where}.region_content"): v for k, v in rc.items()}
-    from probe.lab.world.spec import SiteConfig
-
-    try:
-        SiteConfig.from_dict(site)
-    except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"{where}: {exc}") from None
-    return SiteSpec(host=host, net=net, count=count, ips=ips, geo_net=geo_net,
-                    geo_behaviour=geo_behaviour, dns=dns, a=a,
-                    down=down, site=site)
-
-
 def _censor(data: Any, where: str, index: int) -> CensorSpec:
-    from probe.lab.simnet.techniques import TECHNIQUES
-
     if not isinstance(data, dict) or "technique" not in data:
         raise ScenarioError(f"{where}: missing 'technique'")
     name = data["technique"]
@@ -353,7 +137,7 @@ def _censor(data: Any, where: str, index: int) -> CensorSpec:
 
 
 def _event(data: Any, where: str) -> EventSpec:
-    d = _keys(data, ("at", "apply", "remove"), where, required=("at",))
+    d = check_keys(data, ("at", "apply", "remove"), where, required=("at",))
     at = d["at"]
     if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= at <= 600:
         raise ScenarioError(f"{where}.at: expected seconds 0..600")
@@ -364,7 +148,7 @@ def _event(data: Any, where: str) -> EventSpec:
 
 
 def _target(data: Any, where: str) -> TargetSpec:
-    d = _keys(data, ("url", "expect", "xfail", "note"), where, required=("url", "expect"))
+    d = check_keys(data, ("url", "expect", "xfail", "note"), where, required=("url", "expect"))
     url = d["url"]
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
@@ -374,7 +158,7 @@ def _target(data: Any, where: str) -> TargetSpec:
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
-    return TargetSpec(url=url, hostname=_host(parts.hostname, f"{where}.url"),
+    return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
                       note=str(d.get("note", "")))
 
@@ -382,10 +166,10 @@ def _target(data: Any, where: str) -> TargetSpec:
 def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     """Validate a parsed TOML document into a :class:`Scenario` (raises ScenarioError)."""
     where = path
-    d = _keys(data, TOP_KEYS, where, required=("description", "targets"))
+    d = check_keys(data, TOP_KEYS, where, required=("description", "targets"))
     if not isinstance(d["description"], str) or not d["description"].strip():
         raise ScenarioError(f"{where}.description: expected text")
-    sites = tuple(_site(s, f"{where}: sites[{i}]") for i, s in enumerate(d.get("sites", [])))
+    sites = tuple(parse_site(s, f"{where}: sites[{i}]") for i, s in enumerate(d.get("sites", [])))
     hosts = [s.host for s in sites]
     dup = {h for h in hosts if hosts.count(h) > 1}
     if dup:
@@ -397,8 +181,6 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     if len(set(ids)) != len(ids):
         raise ScenarioError(f"{where}: censor ids must be unique")
     events = tuple(_event(e, f"{where}: events[{i}]") for i, e in enumerate(d.get("events", [])))
-    from probe.lab.simnet.techniques import TECHNIQUES
-
     for i, ev in enumerate(events):
         if ev.censor not in ids:
             raise ScenarioError(f"{where}: events[{i}]: no censor with id {ev.censor!r}")
@@ -408,8 +190,6 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     targets = tuple(_target(t, f"{where}: targets[{i}]") for i, t in enumerate(d["targets"]))
     if not targets:
         raise ScenarioError(f"{where}: at least one target")
-    from probe.lab.simnet.site_plan import base_sites
-
     known = set(hosts) | {s.host for s in base_sites()}
     aliases = {a for s in sites for a in s.site.get("aliases", [])}
     for i, t in enumerate(targets):
@@ -428,8 +208,8 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     concurrency = d.get("concurrency", 8)
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise ScenarioError(f"{where}.concurrency: expected 1..64")
-    resolvers = _str_list(d.get("resolvers", []), f"{where}.resolvers")
-    require = tuple(e for r in _str_list(d.get("require", []), f"{where}.require")
+    resolvers = str_list(d.get("resolvers", []), f"{where}.resolvers")
+    require = tuple(e for r in str_list(d.get("require", []), f"{where}.require")
                     for e in parse_expect(r, f"{where}.require"))
     clock = d.get("clock", "first_target")
     if clock not in CLOCKS:
@@ -442,7 +222,7 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         path=path,
         description=d["description"].strip(),
         notes=str(d.get("notes", "")).strip(),
-        tags=_str_list(d.get("tags", []), f"{where}.tags"),
+        tags=str_list(d.get("tags", []), f"{where}.tags"),
         transit=transit,
         timeout=float(timeout),
         concurrency=concurrency,

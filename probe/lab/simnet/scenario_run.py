@@ -29,6 +29,7 @@ from typing import Any
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.scenario import Expect, Scenario
 from probe.lab.simnet.sim import EventTimer, Sim, SimError, child_env, probe_capabilities
+from probe.targets import parse_url
 
 Say = Callable[[str], None]
 
@@ -88,8 +89,6 @@ class RunOptions:
 
 def normalise_url(url: str) -> str:
     try:
-        from probe.targets import parse_url
-
         return parse_url(url).url
     except Exception:  # noqa: BLE001 - compare raw when the probe's normaliser is unavailable
         return url

@@ -36,6 +36,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import dns.message
+import dns.rcode
+import dns.rdatatype
+from cryptography import x509
+
 Check = dict[str, Any]
 Result = dict[str, Any]
 
@@ -97,7 +102,6 @@ def _peer_names(tls: ssl.SSLSocket) -> dict[str, Any]:
     der = tls.getpeercert(binary_form=True)
     if not der:
         return {}
-    from cryptography import x509
 
     cert = x509.load_der_x509_certificate(der)
     try:
@@ -193,10 +197,6 @@ def check_http(c: Check) -> dict[str, Any]:
 
 
 def check_dns(c: Check) -> dict[str, Any]:
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-
     timeout = c.get("timeout", 2.0)
     linger = c.get("linger", 0.6)
     query = dns.message.make_query(c["name"], c.get("qtype", "A"))

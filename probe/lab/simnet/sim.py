@@ -35,6 +35,7 @@ from probe.lab.simnet.scenario import Scenario
 from probe.lab.simnet.site_plan import World, write_probe_files
 from probe.lab.simnet.techniques import Ctx, Device, Technique, instantiate
 from probe.lab.simnet.topology import Topology, bring_up, plan, resolv_conf
+from probe.lab.world.pki import WorldPKI
 
 Say = Callable[[str], None]
 READY_TIMEOUT = 20.0
@@ -156,8 +157,6 @@ class Sim:
         return sim
 
     def _bring_up(self, control: bool) -> None:
-        from probe.lab.world.pki import WorldPKI
-
         t0 = time.monotonic()
         bring_up(self.topo)
         self._safety_check()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.lab.simnet import addressing as A
-from probe.lab.simnet.scenario import SCENARIO_DIR, Scenario, SiteSpec, _site
+from probe.lab.simnet.scenario_records import SCENARIO_DIR, Scenario, SiteSpec, parse_site
 
 BASE_WORLD = SCENARIO_DIR / "_base.toml"
 
@@ -34,7 +34,7 @@ DOMESTIC_INNOCUOUS_HOST = "www.gov.kz"
 def base_sites() -> tuple[SiteSpec, ...]:
     """Sites present in every scenario (canaries, block page, resolver and control names)."""
     data = tomllib.loads(BASE_WORLD.read_text(encoding="utf-8"))
-    return tuple(_site(s, f"{BASE_WORLD}: sites[{i}]") for i, s in enumerate(data["sites"]))
+    return tuple(parse_site(s, f"{BASE_WORLD}: sites[{i}]") for i, s in enumerate(data["sites"]))
 
 
 @dataclass(frozen=True)

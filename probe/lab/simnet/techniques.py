@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from probe.lab.simnet import addressing as A
-from probe.lab.simnet.scenario import CensorSpec
+from probe.lab.simnet.scenario_records import CensorSpec
 from probe.lab.simnet.site_plan import DOMESTIC_INNOCUOUS_HOST, INNOCUOUS_HOST, World
 from probe.lab.simnet.topology import Topology
+from probe.lab.world.spec import normalize_hostname
 
 Check = dict[str, Any]
 REQUIRED = object()
@@ -193,8 +194,6 @@ class Technique:
 
 def _coerce(key: str, kind: str, value: Any) -> Any:
     if kind == "hosts":
-        from probe.lab.world.spec import normalize_hostname
-
         vals = [value] if isinstance(value, str) else value
         if not isinstance(vals, list) or not all(isinstance(v, str) for v in vals):
             raise ValueError(f"{key}: expected a list of hostnames")

@@ -19,16 +19,17 @@ import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import dns.asyncquery
+import dns.message
+
 from probe.lab.simnet.devices.common import ready, run_async_device, until_signalled
+from probe.lab.world.pki import WorldPKI
 
 PROG = "probe.lab.simnet.devices.doh"
 MAX_BODY = 65535
 
 
 async def _answer(wire: bytes, upstream: tuple[str, int]) -> bytes:
-    import dns.asyncquery
-    import dns.message
-
     query = dns.message.from_wire(wire)
     response = await dns.asyncquery.udp(query, upstream[0], port=upstream[1], timeout=3.0)
     return response.to_wire()
@@ -88,8 +89,6 @@ def handler(upstream: tuple[str, int]) -> Any:
 
 
 async def main_async(config: dict[str, Any], ready_file: Any) -> None:
-    from probe.lab.world.pki import WorldPKI
-
     pki = WorldPKI.create(config["pki_dir"])
     chain, key = pki.issue(config["names"], "valid")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

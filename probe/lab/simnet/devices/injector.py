@@ -30,7 +30,13 @@ import sys
 import time
 from typing import Any
 
+import dns.flags
+import dns.message
+import dns.rdatatype
+import dns.rrset
+
 from probe.lab.simnet.devices.common import log, parse_args, ready, stop_event
+from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.injector"
 
@@ -84,6 +90,7 @@ def http_host(payload: bytes) -> str | None:
 
 class Injector:
     def __init__(self, rules: list[dict[str, Any]]) -> None:
+        # scapy is imported where used, on purpose: its import costs about a second
         from scapy.config import conf
         from scapy.supersocket import L3RawSocket
 
@@ -108,10 +115,6 @@ class Injector:
                 pkt.accept()
 
     def _dns(self, rule: dict[str, Any], data: bytes) -> str:
-        import dns.flags
-        import dns.message
-        import dns.rdatatype
-        import dns.rrset
         from scapy.layers.inet import IP, UDP
 
         ip = IP(data)
@@ -139,8 +142,6 @@ class Injector:
 
     def _tcp(self, rule: dict[str, Any], data: bytes) -> str:
         from scapy.layers.inet import IP, TCP
-
-        from probe.lab.world.web_server import parse_sni
 
         ip = IP(data)
         if not ip.haslayer(TCP):
@@ -176,6 +177,7 @@ class Injector:
 
 def main() -> int:
     config, ready_file = parse_args(PROG)
+    # deferred on purpose: netfilterqueue is the optional `sim` extra (`--help` works without)
     from netfilterqueue import NetfilterQueue
 
     stop = stop_event()

@@ -24,6 +24,8 @@ import time
 from typing import Any
 
 from probe.lab.simnet.devices.common import log, parse_args, ready, stop_event
+from probe.lab.world.pki import WorldPKI
+from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.mitm"
 SO_ORIGINAL_DST = 80
@@ -82,8 +84,6 @@ def relay(a: socket.socket, b: socket.socket) -> None:
 
 class Proxy:
     def __init__(self, config: dict[str, Any]) -> None:
-        from probe.lab.world.pki import WorldPKI
-
         self.pki = WorldPKI.create(config["pki_dir"])
         self.intercept = [h.lower() for h in config.get("intercept", [])]
         self.upstream_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -108,8 +108,6 @@ class Proxy:
         return ctx
 
     def handle(self, client: socket.socket) -> None:
-        from probe.lab.world.web_server import parse_sni
-
         upstream: socket.socket | None = None
         try:
             dst = original_dst(client)

@@ -1,36 +1,29 @@
-"""A minimal HTML/SVG builder that escapes by construction.
+"""A minimal HTML/SVG element builder on markupsafe, which escapes by construction.
 
-:class:`Markup` marks text that is already safe; :func:`el` builds an element, escaping every
-attribute value and every child that is not Markup. Renderers never paste untrusted text into
-markup with f-strings: everything from the network goes through :func:`esc` or :func:`el`.
-Attribute *names* and element names are always literals in our code.
+Responsibility: turning element names, attributes and children into markup. Escaping itself
+is markupsafe's (the library Jinja2 is built on): :class:`~markupsafe.Markup` marks text that
+is already safe (``Markup + str`` escapes the plain operand) and :func:`esc` escapes everything
+else. :func:`el` builds an element, escaping every attribute value and every child that is not
+Markup. Renderers never paste untrusted text into markup with f-strings: everything from the
+network goes through :func:`esc` or :func:`el`. Attribute *names* and element names are always
+literals in our code.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
+
+from markupsafe import Markup, escape
+
+__all__ = ["Markup", "el", "esc", "join"]
 
 _VOID = frozenset({"br", "hr", "img", "input", "link", "meta", "col"})
 
 
-class Markup(str):
-    """A string of trusted, already-escaped markup (``+`` escapes a plain-text operand)."""
-
-    __slots__ = ()
-
-    def __add__(self, other: str) -> Markup:
-        return Markup(str.__add__(self, esc(other)))
-
-    def __radd__(self, other: str) -> Markup:
-        return Markup(str.__add__(esc(other), self))
-
-
 def esc(value: object) -> Markup:
-    """Escape text for element content or a quoted attribute (Markup passes through)."""
-    if isinstance(value, Markup):
-        return value
-    return Markup(html.escape("" if value is None else str(value), quote=True))
+    """Escape text for element content or a quoted attribute (Markup passes through; None is
+    the empty string)."""
+    return escape("" if value is None else value)
 
 
 def _children(children: Iterable[object]) -> Iterable[str]:
@@ -55,7 +48,7 @@ def el(name: str, attrs: Mapping[str, object] | None = None, *children: object) 
             parts.append(f" {key}")
         else:
             text = f"{value:.1f}" if isinstance(value, float) else str(value)
-            parts.append(f' {key}="{html.escape(text, quote=True)}"')
+            parts.append(f' {key}="{escape(text)}"')
     parts.append(">")
     if name in _VOID:
         return Markup("".join(parts))
@@ -65,4 +58,5 @@ def el(name: str, attrs: Mapping[str, object] | None = None, *children: object) 
 
 
 def join(items: Iterable[object]) -> Markup:
+    """The items one after the other, each escaped unless it is Markup."""
     return Markup("".join(_children(items)))

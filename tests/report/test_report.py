@@ -178,7 +178,7 @@ def test_hostile_content_is_inert_in_every_format(full_report: Report) -> None:
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
     assert re.search(
         r"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
-        r"&#x27;none&#x27;",
+        r"&#39;none&#39;",
         page,
     )
     assert '<a href="http' not in page  # URLs are text, never links

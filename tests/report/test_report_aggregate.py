@@ -9,6 +9,7 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+import markupsafe
 import pytest
 
 from probe.classify.health import infer_state
@@ -418,14 +419,18 @@ def test_resolve_tz() -> None:
 
 def test_markup_escapes_by_construction() -> None:
     hostile = '"><script>alert(1)</script>'
-    assert esc(hostile) == "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+    # markupsafe's entities: &#34; for a double quote, &#39; for a single one
+    assert esc(hostile) == "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert esc("it's") == "it&#39;s" and esc(None) == "" and esc(3) == "3"
     html = el(
         "td", {"data-sort": hostile, "class": None, "hidden": True}, hostile, el("b", None, "ok")
     )
     assert html == (
-        '<td data-sort="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" hidden>'
-        "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;<b>ok</b></td>"
+        '<td data-sort="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" hidden>'
+        "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;<b>ok</b></td>"
     )
     assert Markup("<br>") + "<i>" == "<br>&lt;i&gt;"
     assert "<i>" + Markup("<br>") == "&lt;i&gt;<br>"
+    assert join(["<i>", Markup("<br>"), None, ["&"]]) == "&lt;i&gt;<br>&amp;"
+    assert isinstance(el("p"), markupsafe.Markup)  # the trusted library's type, not our own
     assert join(["<", Markup("<hr>")]) == "&lt;<hr>"

@@ -276,7 +276,9 @@ class TraceProbe:
     an ICMP message, or the address the answer claims to come from); None = nothing came back.
     ``reply_ttl``: the IP TTL of that answer as received; None = nothing came back.
     ``note``: a short description of the answer (status line, certificate issuer, forged
-    addresses); None = nothing to add.
+    addresses); None = nothing to add. ``cert_error``: why the certificate chain of a TLS
+    answer does not validate for the probe's name (a failure string); None = it validates, or
+    no chain came back.
     """
 
     ttl: int
@@ -285,6 +287,7 @@ class TraceProbe:
     source: str | None = None
     reply_ttl: int | None = None
     note: str | None = None
+    cert_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

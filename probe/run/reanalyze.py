@@ -3,6 +3,8 @@
 Each run is classified with its own health samples (and an optional ASN table); a verdict is
 stored only when it differs from the current one (verdict, method or analysis version), so the
 previous verdicts and their versions stay as history and ``probe results`` shows the newest.
+The run's packet-level traces are re-judged too (:func:`probe.classify.traces.judge`: where the
+censor is); a trace's judgement is replaced where it changed, its probes stay as measured.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import replace
 
 from probe.classify import ANALYSIS_VERSION, Context, classify, throttle_baseline
 from probe.classify.health import rounds
+from probe.classify.traces import judge
 from probe.model import VerdictKind
 from probe.run import asn
 from probe.store import Store
@@ -41,6 +44,18 @@ def reclassify_run(store: Store, run_id: str, context: Context) -> list[tuple[st
     return changed
 
 
+def rejudge_traces(store: Store, run_id: str) -> int:
+    """Judge every stored trace of a run again; store the judgements that changed. Returns
+    how many changed."""
+    changed = 0
+    for trace_id, old in store.run_traces(run_id):
+        new = judge(old)
+        if new != old:
+            store.update_trace_judgement(trace_id, new)
+            changed += 1
+    return changed
+
+
 def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None) -> str:
     """Reclassify one run or every run; returns a one-line summary."""
     asn_of = asn.load(asn_db).asn if asn_db else None
@@ -51,5 +66,7 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
             context = Context(health=tuple(rounds(store.health_samples(run))), asn_of=asn_of)
             counts["measurements"] += store.get_run(run)["measured"]
             counts["changed"] += len(reclassify_run(store, run, context))
+            counts["traces"] += rejudge_traces(store, run)
+    traces = f", {counts['traces']} traces re-judged" if counts["traces"] else ""
     return (f"reanalyzed {counts['measurements']} measurements in {len(runs)} runs with "
-            f"classifier {ANALYSIS_VERSION}: {counts['changed']} verdicts changed")
+            f"classifier {ANALYSIS_VERSION}: {counts['changed']} verdicts changed{traces}")

@@ -3,9 +3,10 @@
 
 Responsibility: decide which test explains a URL or a stored blocked measurement
 (:func:`plan_for_url`, :func:`plan_for_result`, both pure), run the tests in one packet session
-(:mod:`probe.measure.raw`, every blocking call off the event loop), store each result as a
-trace linked to its measurement, and render results as text. The tests themselves are
-:mod:`probe.measure.trace`; docs/trace.md explains how hops are read.
+(:mod:`probe.measure.raw`, every blocking call off the event loop), judge each one
+(:mod:`probe.classify.traces`: where the censor is), store it as a trace linked to its
+measurement, and render results as text. The tests themselves are :mod:`probe.measure.trace`;
+docs/trace.md explains how hops are read.
 
 Without raw sockets (not root, no ``CAP_NET_RAW``) nothing is sent: the caller gets
 :data:`~probe.measure.raw.NEED_RAW` once, as one line, and the steps are skipped.
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from probe import failures
+from probe.classify import traces
 from probe.errors import PrivilegeError, UsageError
 from probe.measure import trace as tests
 from probe.measure.raw import NEED_RAW, PacketIO, in_thread, raw_unavailable
@@ -168,7 +170,7 @@ async def _run_one(io: PacketIO, plan: TracePlan, settings: TraceSettings,
             say(f"{plan.url}: DNS injection test skipped: no address beyond the censor "
                 "(give --reference IP or --control URL)")
             return None
-        return await tests.dns_injection(io, reference, plan.name or "", settings)
+        return traces.judge(await tests.dns_injection(io, reference, plan.name or "", settings))
     ip = plan.ip
     if ip is None:
         ip = await _resolve(plan.name or "")
@@ -180,9 +182,11 @@ async def _run_one(io: PacketIO, plan: TracePlan, settings: TraceSettings,
             say(f"{plan.url}: IP-blocking trace skipped: no other address to compare with "
                 "(give --reference IP or --control URL)")
             return None
-        return await tests.locate_address(io, ip, plan.port, reference, settings)
-    return await tests.locate_stream(io, plan.kind, ip, plan.port, plan.name or "",
-                                     settings, plan.path)
+        return traces.judge(await tests.locate_address(io, ip, plan.port, reference, settings,
+                                                       signature=traces.signature))
+    return traces.judge(await tests.locate_stream(io, plan.kind, ip, plan.port, plan.name or "",
+                                                  settings, plan.path,
+                                                  signature=traces.signature))
 
 
 async def run_plans(plans: Sequence[TracePlan], settings: TraceSettings,

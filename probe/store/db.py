@@ -579,6 +579,20 @@ class Store:
                 "SELECT * FROM traces WHERE measurement_id = ? ORDER BY trace_id",
                 [measurement_id])]
 
+    def run_traces(self, run_id: str) -> list[tuple[int, TraceObservation]]:
+        """Every trace of a run's measurements with its id, oldest first (for re-analysis)."""
+        with self._read() as db:
+            return [(int(r["trace_id"]), rows.trace_from_row(r)) for r in db.query(
+                "SELECT * FROM traces WHERE run_id = ? ORDER BY trace_id", [run_id])]
+
+    def update_trace_judgement(self, trace_id: int, trace: TraceObservation) -> None:
+        """Replace what a trace's judgement wrote (result, signature, trigger TTL, hop, hop
+        address, details); what was measured stays as it was."""
+        row = rows.trace_row(trace, "", None, None)
+        judged = ("result", "signature", "trigger_ttl", "hop", "hop_address", "details")
+        with self._write("re-judge a trace") as db:
+            db.table("traces").update(trace_id, {k: row[k] for k in judged})
+
     def trace_summaries(self, run: str = "latest") -> dict[str, list[dict[str, Any]]]:
         """The traces of a run's measurements, by measurement id, as the plain fields
         ``probe results`` shows (kind, result, signature, hop, hop_address, trigger_ttl,

@@ -360,7 +360,8 @@ def trace_row(t: TraceObservation, url: str, measurement_id: str | None,
         "path": to_json([{"ttl": h.ttl, "address": h.address} for h in t.path]),
         "probes": to_json([
             {"ttl": p.ttl, "variant": p.variant, "outcome": p.outcome, "source": p.source,
-             "reply_ttl": p.reply_ttl, "note": p.note} for p in t.probes]),
+             "reply_ttl": p.reply_ttl, "note": p.note, "cert_error": p.cert_error}
+            for p in t.probes]),
         "answers": to_json(list(t.answers)),
         "details": to_json(t.details),
     }

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from probe.classify import traces
 from probe.cli.root import app
 from probe.errors import StorageError, UsageError
 from probe.measure import raw
@@ -25,6 +26,20 @@ from probe.targets import parse_url
 
 def r(outcome: str, ttl: int = 2, **kw: Any) -> Reply:
     return Reply(ttl, outcome, **kw)
+
+
+def as_probe(reply: Reply, variant: str, cert_bad: bool = False) -> TraceProbe:
+    """What the measurement records of a reply (a chain that does not validate: cert_error)."""
+    bad = "ssl_unknown_authority" if cert_bad and reply.chain else None
+    return TraceProbe(ttl=reply.ttl, variant=variant, outcome=reply.outcome,
+                      source=reply.source, reply_ttl=reply.reply_ttl, cert_error=bad)
+
+
+def locate_stream(io: Any, kind: str, ip: str, port: int, name: str,
+                  settings: T.TraceSettings) -> TraceObservation:
+    """Measure, then judge: what `probe trace` does."""
+    return traces.judge(asyncio.run(T.locate_stream(io, kind, ip, port, name, settings,
+                                                    signature=traces.signature)))
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -54,7 +69,8 @@ SIGNATURE_CASES = [
 @pytest.mark.parametrize("kind,blocked,innocuous,cert_bad,expected", SIGNATURE_CASES)
 def test_signature(kind: str, blocked: Reply, innocuous: Reply, cert_bad: bool,
                    expected: str | None) -> None:
-    assert T.signature(kind, blocked, innocuous, cert_bad) == expected
+    assert traces.signature(kind, as_probe(blocked, "blocked", cert_bad),
+                            as_probe(innocuous, "innocuous")) == expected
 
 
 @pytest.mark.parametrize("trigger,terminating,hop", [
@@ -65,7 +81,7 @@ def test_signature(kind: str, blocked: Reply, innocuous: Reply, cert_bad: bool,
     (3, True, 3),
 ])
 def test_censor_hop(trigger: int, terminating: bool, hop: int) -> None:
-    assert T.censor_hop(trigger, terminating) == hop
+    assert traces.censor_hop(trigger, terminating) == hop
 
 
 def test_path_takes_the_first_router_per_ttl_also_behind_an_answer() -> None:
@@ -336,6 +352,30 @@ def test_trace_url_refuses_a_bad_via_before_any_packet() -> None:
         tracing.trace_url(target, T.TraceSettings(), via="b.example")
 
 
+def test_judging_the_stored_trace_gives_it_back() -> None:
+    assert traces.judge(TRACE) == TRACE
+    failed = dataclasses.replace(TRACE, failure="connection_refused")
+    assert (traces.judge(failed).result, traces.judge(failed).hop) == (None, None)
+
+
+def test_reanalyze_rejudges_stored_traces(tmp_path: Path) -> None:
+    from probe.run.reanalyze import reanalyze
+
+    db = tmp_path / "p.db"
+    stale = dataclasses.replace(TRACE, result="not_located", signature=None, trigger_ttl=None,
+                                hop=None, hop_address=None,
+                                details={"tcp_endpoint_ttl": 5, "destination_ttl": 5})
+    with Store.open(db) as store:
+        run = store.start_run({}, 1)
+        mid = store.save_measurement(run, _measurement("https://blocked.example/"), None)
+        store.save_trace(stale, "https://blocked.example/", mid)
+        store.finish_run(run, "completed")
+    assert "1 traces re-judged" in reanalyze(str(db))
+    with Store.open(db) as store:
+        assert store.traces(mid) == [TRACE]  # same probes, the current rules' judgement
+    assert "re-judged" not in reanalyze(str(db))  # nothing left to change
+
+
 def test_reports_note_where_the_censor_is(tmp_path: Path) -> None:
     import datetime as dt
 
@@ -424,8 +464,8 @@ SETTINGS = T.TraceSettings(max_ttl=10)
 def test_locate_stream_on_a_scripted_path(kind: str, dest: int, censor: int, action: str,
                                           terminating: bool, hop: int, sig: str) -> None:
     io: Any = ScriptedPath(dest, censor, action, terminating=terminating)
-    obs = asyncio.run(T.locate_stream(io, kind, "192.0.2.1", 443, "blocked.example",
-                                      SETTINGS))
+    obs = locate_stream(io, kind, "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS)
     assert (obs.result, obs.signature, obs.hop, obs.trigger_ttl) == ("located", sig, hop,
                                                                       censor + 1)
     assert obs.hop_address == f"10.0.{hop}.1"
@@ -434,32 +474,46 @@ def test_locate_stream_on_a_scripted_path(kind: str, dest: int, censor: int, act
 
 def test_locate_stream_puts_a_terminating_proxy_at_its_own_hop() -> None:
     io: Any = ScriptedPath(5, 2, "reset", terminating=True)
-    obs = asyncio.run(T.locate_stream(io, "tls", "192.0.2.1", 443, "blocked.example",
-                                      SETTINGS))
+    obs = locate_stream(io, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS)
     assert (obs.hop, obs.trigger_ttl, obs.details["endpoint"]) == (2, 2, "middlebox")
     assert obs.details["terminates"] is True
 
 
+def test_the_measurement_records_and_leaves_judging_to_classify() -> None:
+    io: Any = ScriptedPath(5, 3, "reset")
+    raw_obs = asyncio.run(T.locate_stream(io, "tls", "192.0.2.1", 443, "blocked.example",
+                                          SETTINGS, signature=traces.signature))
+    assert (raw_obs.result, raw_obs.signature, raw_obs.hop, raw_obs.trigger_ttl) == (
+        None, None, None, None)
+    assert "reply_ttl" not in raw_obs.details and raw_obs.probes
+    judged = traces.judge(raw_obs)
+    assert (judged.result, judged.hop) == ("located", 3)
+    assert traces.judge(judged) == judged  # judging again changes nothing
+
+
 def test_locate_stream_not_blocked_and_drop_ranges() -> None:
     clean: Any = ScriptedPath(4, 1, "reset", blocked="other.example")
-    obs = asyncio.run(T.locate_stream(clean, "tls", "192.0.2.1", 443, "blocked.example",
-                                      SETTINGS))
+    obs = locate_stream(clean, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS)
     assert (obs.result, obs.hop, len(obs.probes)) == ("not_blocked", None, 8)
     # a router that says nothing right before the drop: the hop could be 2 or 3
     quiet: Any = ScriptedPath(6, 3, "drop", quiet=frozenset({3}))
-    obs = asyncio.run(T.locate_stream(quiet, "tls", "192.0.2.1", 443, "blocked.example",
-                                      SETTINGS))
+    obs = locate_stream(quiet, "tls", "192.0.2.1", 443, "blocked.example",
+                                      SETTINGS)
     assert (obs.signature, obs.hop, obs.details["hop_range"]) == ("drop", 3, [2, 3])
 
 
 def test_dns_injection_on_a_scripted_path() -> None:
     io: Any = ScriptedPath(6, 2, "inject")
-    obs = asyncio.run(T.dns_injection(io, "192.0.2.53", "blocked.example", SETTINGS))
+    obs = traces.judge(asyncio.run(T.dns_injection(io, "192.0.2.53", "blocked.example",
+                                                    SETTINGS)))
     assert (obs.result, obs.hop, obs.trigger_ttl, obs.answers) == ("injected", 2, 3,
                                                                    ("10.10.34.35",))
     assert obs.hop_address == "10.0.2.1"
     clean: Any = ScriptedPath(6, 2, "inject", blocked="other.example")
-    obs = asyncio.run(T.dns_injection(clean, "192.0.2.53", "blocked.example", SETTINGS))
+    obs = traces.judge(asyncio.run(T.dns_injection(clean, "192.0.2.53", "blocked.example",
+                                                    SETTINGS)))
     assert (obs.result, obs.hop, obs.details["destination_ttl"]) == ("not_injected", None, 6)
 
 
@@ -474,6 +528,6 @@ def test_locate_address_on_a_scripted_path() -> None:
             return self.syn_sweep(ip, 0, ttls)
 
     blocked: Any = Blocked(6, 2, "drop")
-    obs = asyncio.run(T.locate_address(blocked, "192.0.2.1", 443,
-                                       "192.0.2.9", SETTINGS))
+    obs = traces.judge(asyncio.run(T.locate_address(blocked, "192.0.2.1", 443, "192.0.2.9",
+                                                    SETTINGS, signature=traces.signature)))
     assert (obs.kind, obs.result, obs.signature, obs.hop) == ("tcp", "located", "drop", 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from probe.model import (
     Target,
     TCPObservation,
     TLSObservation,
+    TraceHop,
+    TraceObservation,
+    TraceProbe,
     Verdict,
     VerdictKind,
 )
@@ -576,3 +580,60 @@ def tiny_spec(health: bool = True) -> SynthSpec:
         observations=True,
         history=True,
     )
+
+
+# --- records naming the volunteer's own address (privacy tests) -------------------------------
+
+def cert_naming(ip: str) -> Certificate:
+    """A certificate naming ``ip`` in its subject, SANs and DER (a home router's)."""
+    der = b"0\x82..." + ipaddress.ip_address(ip).packed + b"...rest"
+    return Certificate(der=der, sha256="a" * 64, spki_sha256="b" * 64,
+                       subject=f"CN={ip}", issuer="CN=Router CA", not_before="2024-01-01T00:00Z",
+                       not_after="2030-01-01T00:00Z", san=(ip, "router.lan"))
+
+
+def measurement_naming(me: str, site: str = "203.0.113.5") -> Measurement:
+    """A measurement whose every field can hold the volunteer's address ``me`` (DNS answer,
+    failure, certificate, URL, headers, body, title, redirect, control answer with the
+    helper's ``client_address``, extra); ``site`` is the measured site's address."""
+    body = f"<html><title>Hello {me}</title>Your IP address is {me}</html>".encode()
+    target = Target(url="https://site.example/", hostname="site.example", scheme="https",
+                    port=443, path="/")
+    return Measurement(
+        target=target, started_at="2024-01-01T00:00:00.000000Z",
+        finished_at="2024-01-01T00:00:01.000000Z",
+        dns=(DNSObservation(1, "site.example", "A", "udp", f"{site}:53", 0.0, 0.1, None,
+                            "NOERROR", (DNSAnswer("A", site), DNSAnswer("A", me))),),
+        tcp=(TCPObservation(2, site, 443, 0.1, 0.2, None),
+             TCPObservation(3, site, 443, 0.1, 0.2, f"unknown_failure: bind {me} failed")),
+        tls=(TLSObservation(2, site, 443, "site.example", 0.2, 0.3, None,
+                            certificates=(cert_naming(me), cert_naming(site))),),
+        http=(HTTPObservation(
+            2, f"https://site.example/echo?ip={me}", "GET", site, 443, 0.3, 0.4, None,
+            request_headers=(("Host", "site.example"),), status=200,
+            headers=(("X-Client-IP", me), (f"X-{me}", "v")), body=body,
+            body_length=len(body), body_sha256=hashlib.sha256(body).hexdigest(),
+            title=f"Hello {me}", location=f"https://site.example/?from={me}"),),
+        control=({"control": "https://helper.example", "client_address": me,
+                  "http": {"headers": [["X-Client-IP", me]]}},),
+        extra={"note": [me, 1, None, True]},
+    )
+
+
+def verdict_naming(me: str, site: str = "203.0.113.5") -> Verdict:
+    """A verdict whose evidence and details hold the volunteer's address ``me``."""
+    return Verdict(VerdictKind.BLOCKED, "tcp.reset", 0.9,
+                   f"connection from {me} to {site}:443 reset", "0.1.0",
+                   details={"client": me, me: [me]})
+
+
+def trace_naming(me: str, site: str = "203.0.113.5") -> TraceObservation:
+    """A trace whose hops, probes, answers, failure and details hold ``me``."""
+    return TraceObservation(
+        kind="tcp", target=site, port=443, name=None, innocuous=me,
+        started_at="2024-01-01T00:00:00.000000Z", elapsed=1.0,
+        failure=f"unknown_failure: bind {me}", result="located", signature="reset",
+        trigger_ttl=3, hop=3, hop_address=me, path=(TraceHop(1, me), TraceHop(2, site)),
+        probes=(TraceProbe(ttl=1, variant="trigger", outcome="time_exceeded", source=me,
+                           reply_ttl=64, note=f"from {me}"),),
+        answers=(me,), details={"source": me})

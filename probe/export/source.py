@@ -3,10 +3,10 @@
 Responsibility: everything an exporter (or ``probe db merge``) needs to *read* from a probe
 database, and nothing else. Rules for this module:
 
-* Databases are opened read-only through a ``file:…?mode=ro`` URI, with a busy timeout, and
-  are checked first: a file that is missing, is not SQLite, is not a probe database or was
-  written by a newer probe is refused with a one-line :class:`~probe.errors.StorageError`
-  naming the file. Nothing is ever written to a source (no migration, no WAL switch).
+* Databases are opened with the store's read-only opener (:meth:`probe.store.Store.open_readonly`:
+  ``mode=ro``, busy timeout, checked first; a file that is missing, is not SQLite, is not a
+  probe database or was written by a newer probe is refused with a one-line
+  :class:`~probe.errors.StorageError` naming the file). Nothing is ever written to a source.
 * One export reads one snapshot: :meth:`Source.snapshot` holds a read transaction, so a probe
   writing the same file meanwhile (WAL mode) neither blocks nor changes what is exported.
 * Measurements stream in pages of :data:`PAGE_SIZE`, ordered by ``(started_at,
@@ -23,25 +23,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
-
-import sqlite_utils
 
 from probe.errors import StorageError, UsageError
 from probe.model import Measurement, Verdict
-from probe.store import Store, rows, schema
+from probe.store import Store, rows
+from probe.store.readonly import reading
 
 Row = dict[str, Any]
 
 #: Measurements per page (each page also loads every observation of its measurements).
 PAGE_SIZE = 500
-#: How long to wait for a writer holding the database lock (a live probe holds it briefly).
-BUSY_TIMEOUT_MS = 10_000
 #: Observation tables keyed by ``(measurement_id, idx)``, in record order.
 OBSERVATION_TABLES: tuple[str, ...] = (
     "dns_queries", "tcp_connects", "tls_handshakes", "http_requests", "controls",
@@ -127,49 +122,20 @@ class Record:
     verdict_row: Row | None
 
 
-def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to a probe database, checked; StorageError naming the file."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise StorageError(f"cannot open database {p}: no such file")
-    uri = f"file:{quote(str(p.resolve()))}?mode=ro"
-    conn: sqlite3.Connection | None = None
-    try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db = sqlite_utils.Database(conn, execute_plugins=False)
-        version = schema.current_version(db)
-        if version == 0:
-            raise StorageError("not a probe database (it is empty)")
-        schema.check_supported(version, schema.MIGRATIONS)
-    except StorageError as e:
-        if conn is not None:
-            conn.close()
-        raise StorageError(f"cannot read database {p}: {e}") from e
-    except sqlite3.Error as e:
-        if conn is not None:
-            conn.close()
-        raise StorageError(f"cannot read database {p}: {_one_line(e)}") from e
-    return conn
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 class Source:
     """A probe database opened read-only for export. Use as a context manager."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.conn = open_readonly(self.path)
+        self.store = Store.open_readonly(self.path)
+        self.conn = self.store.db.conn
         self.tables = {
-            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            r["name"] for r in self._execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         self._runs: dict[str, Row] = {}
 
     def close(self) -> None:
-        self.conn.close()
+        self.store.close()
 
     def __enter__(self) -> Source:
         return self
@@ -184,25 +150,22 @@ class Source:
         try:
             yield
         finally:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("COMMIT")
+            with contextlib.suppress(StorageError):
+                self._execute("COMMIT")
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        try:
+        with reading(self.path):
             cursor = self.conn.execute(sql, params)
             if cursor.description is None:  # BEGIN, COMMIT…
                 return []
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, r, strict=True)) for r in cursor]
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot read database {self.path}: {_one_line(e)}") from e
 
     # --- runs -----------------------------------------------------------------------------
 
     def resolve_run(self, run: str) -> str:
         """A full run id from ``latest``, a full id or a unique prefix; else StorageError."""
-        store = Store(sqlite_utils.Database(self.conn, execute_plugins=False), self.path)
-        return str(store.get_run(run)["run_id"])
+        return str(self.store.get_run(run)["run_id"])
 
     def run(self, run_id: str) -> Row:
         """The ``runs`` row of ``run_id`` (``settings`` parsed), cached."""
@@ -337,7 +300,7 @@ class Source:
         if "health_samples" not in self.tables:
             return
         extra, params = self._filters(sel, "at", "h")
-        try:
+        with reading(self.path):
             cursor = self.conn.execute(
                 "SELECT h.* FROM health_samples h"
                 + (f" WHERE {extra}" if extra else "")
@@ -350,5 +313,3 @@ class Source:
                 if not chunk:
                     return
                 yield [dict(zip(names, r, strict=True)) for r in chunk]
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot read database {self.path}: {_one_line(e)}") from e

@@ -42,11 +42,8 @@ def loopback_demo(db_path: Path) -> str:
             progress = asyncio.run(
                 run_targets(targets, len(targets), settings, str(db_path), concurrency=4)
             )
-    store = Store.open(str(db_path))
-    try:
+    with Store.open_readonly(db_path) as store:
         rows = store.results(progress.run_id)
-    finally:
-        store.close()
     return render_results(rows, "table", width=120)
 
 

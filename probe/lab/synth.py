@@ -4,7 +4,8 @@ beyond the file written).
 A :class:`SynthSpec` describes networks, targets whose verdicts follow *episodes* (blocked by
 one method from a date, intercepted on one network, down for a day…), network-wide cuts in the
 health timeline, and noise. :func:`generate` writes it with the store's own schema
-(``Store.open`` creates and migrates the file) and bulk inserts; same spec and seed → the same
+(``Store.open`` creates and migrates the file, :mod:`probe.store.rows` builds every row and
+:meth:`Store.insert_rows` writes them in bulk); same spec and seed → the same
 rows. ``health=False`` drops the ``health_samples`` table, like a database from before it.
 
 Two presets: :func:`january_2022_spec` (small, the Kazakhstan January 2022 pattern, with
@@ -19,17 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from probe.store import Store
+from probe.store import Store, rows
 
 UTC = dt.UTC
-Rows = list[tuple[Any, ...]]
+Rows = list[rows.Row]
 ANALYSIS_VERSION = "synth-1"
 
 #: Canaries: (scope, target). Domestic hosts flagged True are on the 2022-01-08 allow-list.
@@ -180,226 +179,114 @@ def generate(spec: SynthSpec, path: str | Path) -> dict[str, int]:
     path = Path(path)
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    Store.open(path).close()  # the store's schema and migrations
-    rng = random.Random(spec.seed)
-    conn = sqlite3.connect(str(path))
-    counts = {"runs": 0, "measurements": 0, "verdicts": 0, "health_samples": 0}
-    try:
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA cache_size = -200000")
+    current = 0
+
+    def counted() -> Iterator[dict[str, Rows]]:
+        nonlocal current
+        for batch in _batches(spec, random.Random(spec.seed)):
+            current += sum(1 for v in batch["verdicts"] if v["is_current"])
+            yield batch
+
+    with Store.open(path) as store:  # the store's schema, migrations and row builders
         if not spec.health:  # an older database, from before health samples were stored
-            conn.execute("DROP TABLE IF EXISTS health_samples")
-        conn.commit()
-        schedule = sorted(
-            (spec.start + net.offset + i * spec.interval, n)
-            for n, net in enumerate(spec.networks)
-            for i in range(spec.runs_per_network)
-        )
-        conn.execute("BEGIN")
-        runs: Rows = []
-        meas: Rows = []
-        verdicts: Rows = []
-        health: Rows = []
-        dns: Rows = []
-        tcp: Rows = []
-        http: Rows = []
-        for k, (run_start, n) in enumerate(schedule):
-            net = spec.networks[n]
-            run_id = f"{_compact(run_start)}-{rng.getrandbits(32):08x}"
-            state = _state_at(spec, n, run_start)
-            duration = dt.timedelta(seconds=30 + len(spec.targets))
-            running = spec.last_run_running and k == len(schedule) - 1
-            status = "running" if running else "completed"
-            finished = None if running else _iso(run_start + duration)
-            runs.append(
-                (
-                    run_id,
-                    _iso(run_start),
-                    finished,
-                    _iso(run_start + duration),
-                    "synth",
-                    "{}",
-                    status,
-                    len(spec.targets),
-                    net.asn,
-                    net.cc,
-                    net.name,
-                )
-            )
-            if spec.health:
-                phases = (("before", 0), ("during", 15), ("after", 30 + len(spec.targets)))
-                for phase, delay in phases:
-                    at = run_start + dt.timedelta(seconds=delay)
-                    for scope, target, allow in spec.canaries:
-                        failure = _canary_failure(state, scope, allow, rng)
-                        health.append(
-                            (
-                                run_id,
-                                _iso(at),
-                                phase,
-                                scope,
-                                target,
-                                0.05 if failure is None else 5.0,
-                                failure,
-                            )
-                        )
-            for i, t in enumerate(spec.targets):
-                m_start = run_start + dt.timedelta(seconds=20 + i * 0.25, microseconds=k % 1000)
-                mid = f"{_compact(m_start)}-{rng.getrandbits(64):016x}"
-                host = t.url.split("/")[2].split(":")[0]
-                scheme = t.url.split(":")[0]
-                port = 443 if scheme == "https" else 80
-                meas.append(
-                    (
-                        mid,
-                        run_id,
-                        t.url,
-                        host,
-                        scheme,
-                        port,
-                        "/",
-                        t.category,
-                        f"synth.csv:{i + 2}",
-                        _iso(m_start),
-                        _iso(m_start + dt.timedelta(seconds=1.5)),
-                        "{}",
-                    )
-                )
-                verdict, method, conf, evidence = _verdict(spec, t, n, run_start, state, rng)
-                created = _iso(m_start + dt.timedelta(seconds=2))
-                if spec.history and i % 3 == 0:
-                    verdicts.append(
-                        (
-                            mid,
-                            "inconclusive",
-                            "no_control",
-                            0.2,
-                            "superseded",
-                            "{}",
-                            "synth-0",
-                            created,
-                            0,
-                        )
-                    )
-                verdicts.append(
-                    (mid, verdict, method, conf, evidence, "{}", ANALYSIS_VERSION, created, 1)
-                )
-                if spec.observations:
-                    dns.append(
-                        (
-                            mid,
-                            0,
-                            1,
-                            host,
-                            "A",
-                            "udp",
-                            "198.51.100.53:53",
-                            0.0,
-                            0.02,
-                            None,
-                            "NOERROR",
-                            json.dumps([{"rtype": "A", "value": t.address, "ttl": 300}]),
-                            0,
-                        )
-                    )
-                    tcp.append((mid, 0, 2, t.address, port, 0.03, 0.05, None))
-                    got_page = verdict in ("ok", "throttled") or (method or "").startswith(
-                        "http.blockpage"
-                    )
-                    http.append(
-                        (
-                            mid,
-                            0,
-                            2,
-                            t.url,
-                            "GET",
-                            t.address,
-                            port,
-                            0.1,
-                            0.4,
-                            None if got_page else "generic_timeout_error",
-                            0,
-                            "[]",
-                            200 if got_page else None,
-                            json.dumps([["Server", t.server], ["Content-Type", "text/html"]])
-                            if got_page
-                            else "[]",
-                            None,
-                            0 if not got_page else 5120,
-                            None,
-                            0,
-                            t.title if got_page else None,
-                            None,
-                        )
-                    )
-            if len(meas) >= 50_000 or k == len(schedule) - 1:
-                _flush(conn, runs, meas, verdicts, health, dns, tcp, http, counts)
-        conn.commit()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    return counts
+            store.drop_table("health_samples")
+        written = store.insert_rows(counted(), durable=False)
+        store.checkpoint()
+    return {
+        "runs": written.get("runs", 0),
+        "measurements": written.get("measurements", 0),
+        "verdicts": current,
+        "health_samples": written.get("health_samples", 0),
+    }
 
 
-def _flush(
-    conn: sqlite3.Connection,
-    runs: Rows,
-    meas: Rows,
-    verdicts: Rows,
-    health: Rows,
-    dns: Rows,
-    tcp: Rows,
-    http: Rows,
-    counts: dict[str, int],
-) -> None:
-    conn.executemany(
-        "INSERT INTO runs (run_id, started_at, finished_at, last_seen_at, "
-        "probe_version, settings, status, targets_total, probe_asn, probe_cc, "
-        "network_name) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        runs,
+def _batches(spec: SynthSpec, rng: random.Random) -> Iterator[dict[str, Rows]]:
+    """The rows of ``spec``, parents before children, in batches of about 50,000
+    measurements."""
+    schedule = sorted(
+        (spec.start + net.offset + i * spec.interval, n)
+        for n, net in enumerate(spec.networks)
+        for i in range(spec.runs_per_network)
     )
-    conn.executemany(
-        "INSERT INTO measurements (measurement_id, run_id, url, hostname, scheme, "
-        "port, path, category, source, started_at, finished_at, extra) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        meas,
-    )
-    conn.executemany(
-        "INSERT INTO verdicts (measurement_id, verdict, method, confidence, "
-        "evidence, details, analysis_version, created_at, is_current) "
-        "VALUES (?,?,?,?,?,?,?,?,?)",
-        verdicts,
-    )
-    if health:
-        conn.executemany(
-            "INSERT INTO health_samples (run_id, at, phase, scope, target, elapsed, "
-            "failure) VALUES (?,?,?,?,?,?,?)",
-            health,
-        )
-    conn.executemany(
-        "INSERT INTO dns_queries (measurement_id, idx, tx_id, hostname, query_type, "
-        "engine, resolver, t0, t, failure, rcode, answers, response_index) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        dns,
-    )
-    conn.executemany(
-        "INSERT INTO tcp_connects (measurement_id, idx, tx_id, ip, port, t0, t, "
-        "failure) VALUES (?,?,?,?,?,?,?,?)",
-        tcp,
-    )
-    conn.executemany(
-        "INSERT INTO http_requests (measurement_id, idx, tx_id, url, method, ip, "
-        "port, t0, t, failure, redirect_index, request_headers, status, headers, "
-        "body, body_length, body_sha256, body_truncated, title, location) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        http,
-    )
-    counts["runs"] += len(runs)
-    counts["measurements"] += len(meas)
-    counts["verdicts"] += sum(1 for v in verdicts if v[-1] == 1)
-    counts["health_samples"] += len(health)
-    for rows in (runs, meas, verdicts, health, dns, tcp, http):
-        rows.clear()
+    batch = _empty_batch()
+    for k, (run_start, n) in enumerate(schedule):
+        net = spec.networks[n]
+        run_id = f"{_compact(run_start)}-{rng.getrandbits(32):08x}"
+        state = _state_at(spec, n, run_start)
+        duration = dt.timedelta(seconds=30 + len(spec.targets))
+        running = spec.last_run_running and k == len(schedule) - 1
+        batch["runs"].append(rows.run_row(
+            run_id, _iso(run_start), "synth", {}, len(spec.targets),
+            status="running" if running else "completed",
+            finished_at=None if running else _iso(run_start + duration),
+            last_seen_at=_iso(run_start + duration),
+            probe_asn=net.asn, probe_cc=net.cc, network_name=net.name))
+        if spec.health:
+            phases = (("before", 0), ("during", 15), ("after", 30 + len(spec.targets)))
+            for phase, delay in phases:
+                at = run_start + dt.timedelta(seconds=delay)
+                for scope, target, allow in spec.canaries:
+                    failure = _canary_failure(state, scope, allow, rng)
+                    batch["health_samples"].append(rows.new_row(
+                        "health_samples", run_id=run_id, at=_iso(at), phase=phase, scope=scope,
+                        target=target, elapsed=0.05 if failure is None else 5.0,
+                        failure=failure))
+        for i, t in enumerate(spec.targets):
+            m_start = run_start + dt.timedelta(seconds=20 + i * 0.25, microseconds=k % 1000)
+            mid = f"{_compact(m_start)}-{rng.getrandbits(64):016x}"
+            host = t.url.split("/")[2].split(":")[0]
+            scheme = t.url.split(":")[0]
+            port = 443 if scheme == "https" else 80
+            batch["measurements"].append(rows.new_row(
+                "measurements", measurement_id=mid, run_id=run_id, url=t.url, hostname=host,
+                scheme=scheme, port=port, path="/", category=t.category,
+                source=f"synth.csv:{i + 2}", started_at=_iso(m_start),
+                finished_at=_iso(m_start + dt.timedelta(seconds=1.5)), extra="{}"))
+            verdict, method, conf, evidence = _verdict(spec, t, n, run_start, state, rng)
+            created = _iso(m_start + dt.timedelta(seconds=2))
+            if spec.history and i % 3 == 0:
+                batch["verdicts"].append(rows.new_row(
+                    "verdicts", measurement_id=mid, verdict="inconclusive", method="no_control",
+                    confidence=0.2, evidence="superseded", analysis_version="synth-0",
+                    created_at=created, is_current=0))
+            batch["verdicts"].append(rows.new_row(
+                "verdicts", measurement_id=mid, verdict=verdict, method=method, confidence=conf,
+                evidence=evidence, analysis_version=ANALYSIS_VERSION, created_at=created,
+                is_current=1))
+            if spec.observations:
+                _observations(batch, mid, t, host, port, verdict, method)
+        if len(batch["measurements"]) >= 50_000 or k == len(schedule) - 1:
+            yield batch
+            batch = _empty_batch()
+
+
+def _empty_batch() -> dict[str, Rows]:
+    return {table: [] for table in ("runs", "measurements", "verdicts", "health_samples",
+                                    "dns_queries", "tcp_connects", "http_requests")}
+
+
+def _observations(batch: dict[str, Rows], mid: str, t: SynthTarget, host: str, port: int,
+                  verdict: str, method: str | None) -> None:
+    """One DNS query, one connect and one HTTP exchange of a synthetic measurement."""
+    batch["dns_queries"].append(rows.new_row(
+        "dns_queries", measurement_id=mid, idx=0, tx_id=1, hostname=host, query_type="A",
+        engine="udp", resolver="198.51.100.53:53", t0=0.0, t=0.02, failure=None,
+        rcode="NOERROR",
+        answers=json.dumps([{"rtype": "A", "value": t.address, "ttl": 300}]),
+        response_index=0))
+    batch["tcp_connects"].append(rows.new_row(
+        "tcp_connects", measurement_id=mid, idx=0, tx_id=2, ip=t.address, port=port, t0=0.03,
+        t=0.05, failure=None))
+    got_page = verdict in ("ok", "throttled") or (method or "").startswith("http.blockpage")
+    batch["http_requests"].append(rows.new_row(
+        "http_requests", measurement_id=mid, idx=0, tx_id=2, url=t.url, method="GET",
+        ip=t.address, port=port, t0=0.1, t=0.4,
+        failure=None if got_page else "generic_timeout_error", redirect_index=0,
+        request_headers="[]", status=200 if got_page else None,
+        headers=json.dumps([["Server", t.server], ["Content-Type", "text/html"]])
+        if got_page else "[]",
+        body=None, body_length=0 if not got_page else 5120, body_sha256=None,
+        body_truncated=0, title=t.title if got_page else None, location=None))
 
 
 # --- presets ---------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Rules for this module:
 
-* Source databases are opened read-only (``file:…?mode=ro`` URIs, attached one at a time to
-  an in-memory SQLite) with a busy timeout, so a report can be made while ``probe run`` or
-  ``probe watch`` is writing the same file in WAL mode. Nothing is ever written to a source.
+* Source databases are opened with the store's read-only opener (:mod:`probe.store.readonly`:
+  ``mode=ro``, attached one at a time to the store's in-memory scratch database, with a busy
+  timeout), so a report can be made while ``probe run`` or ``probe watch`` is writing the same
+  file in WAL mode. Nothing is ever written to a source.
 * Everything is copied once into compact in-memory tables (integer keys, verdict codes); all
   aggregations then run as SQL over those tables (:mod:`probe.report.aggregate`).
 * Runs are de-duplicated across files by ``run_id`` (ids are globally unique): the copy with
@@ -46,11 +47,10 @@ from probe.report.run_results import trace_note
 from probe.report.scrub import normalise_addresses
 from probe.report.times import UTC, parse_utc
 from probe.report.vocab import VERDICT_CODE
+from probe.store import readonly
 
 _T = TypeVar("_T")
 
-#: How long to wait for a writer's lock before giving up (a live probe holds it briefly).
-BUSY_TIMEOUT_MS = 10_000
 _REQUIRED_TABLES = ("runs", "measurements", "verdicts")
 #: Page cache of the in-memory workspace (KiB) and memory-mapped reads of sources (bytes).
 CACHE_KIB = 262_144
@@ -161,17 +161,12 @@ def network_label(asn: int | None, cc: str | None, name: str | None) -> str:
     return f"{label} ({cc})" if cc else label
 
 
-def _uri(path: Path) -> str:
-    return path.resolve().as_uri() + "?mode=ro"
-
-
 class Workspace:
     """The in-memory copy a report is computed from. Use :meth:`open`, then the loaders."""
 
     def __init__(self, paths: Sequence[str | Path]) -> None:
         self.paths = [Path(p).expanduser() for p in paths]
-        self.conn = sqlite3.connect("file:probe-report?mode=memory", uri=True, isolation_level=None)
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn = readonly.scratch_database("probe-report")
         # GROUP BY over ~1M joined rows sorts in memory instead of spilling to temp files.
         self.conn.execute("PRAGMA temp_store = MEMORY")
         self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -232,22 +227,9 @@ class Workspace:
     @contextlib.contextmanager
     def attached(self, src: int) -> Iterator[str]:
         """Attach source ``src`` read-only as ``s<src>`` for the block; errors → StorageError."""
-        alias = f"s{src}"
-        path = self.paths[src]
-        try:
-            self.conn.execute("ATTACH DATABASE ? AS " + alias, (_uri(path),))
+        with readonly.attached(self.conn, self.paths[src], f"s{src}") as alias:
             self.conn.execute(f"PRAGMA {alias}.mmap_size = {MMAP_BYTES}")
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot open database {path} read-only: {e}") from e
-        try:
             yield alias
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot read database {path}: {e}") from e
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                if self.conn.in_transaction:
-                    self.conn.commit()
-                self.conn.execute("DETACH DATABASE " + alias)
 
     # --- loading ---------------------------------------------------------------------------
 

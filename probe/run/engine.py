@@ -42,7 +42,6 @@ from probe.model import HealthSample, Measurement, Target, Verdict
 from probe.run import asn
 from probe.run.reanalyze import reclassify_run
 from probe.store import Store
-from probe.store.privacy import Scrubber
 
 DEFAULT_CONCURRENCY = 8
 #: Most targets of one host, and most connections to one IP address, in flight at once.
@@ -83,10 +82,11 @@ def settings_record(settings: MeasureSettings, concurrency: int) -> dict[str, An
 class _Writer:
     """Owns the store on one dedicated thread; every call is awaited off the event loop."""
 
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, own_addresses: tuple[str, ...] = ()) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="probe-store")
         self._store: Store | None = None
         self._db_path = db_path
+        self._own_addresses = own_addresses
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -97,7 +97,7 @@ class _Writer:
 
     def _get(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self._db_path)
+            self._store = Store.open(self._db_path, own_addresses=self._own_addresses)
         return self._store
 
     def close(self) -> None:
@@ -366,8 +366,7 @@ async def run_targets(
         raise ValueError("per_host must be at least 1")
     _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
-    writer = _Writer(db_path)
-    scrubber = Scrubber.for_this_host(options.own_addresses)  # nothing of theirs is stored
+    writer = _Writer(db_path, options.own_addresses)  # the store scrubs what it writes
     sampler = HealthSampler(options.canaries, min(settings.connect_timeout, 3.0),
                             query_name=_query_name(options.canaries)) if options.canaries else None
     client = _control_client(settings) if options.controls else None
@@ -383,14 +382,13 @@ async def run_targets(
             record = settings_record(settings, concurrency)
             record["controls"] = len(options.controls)
             record["canaries"] = len(options.canaries)
-            record = scrubber.value(record)
             run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
         progress = RunProgress(run_id=run_id, total=total, done=len(done))
 
         async def health(phase: str) -> None:
             if sampler is None:
                 return
-            samples = scrubber.health(await sampler.round(phase))
+            samples = await sampler.round(phase)
             judge.samples.extend(samples)
             await writer.call(lambda s: s.save_health(run_id, samples))
 
@@ -433,8 +431,7 @@ async def run_targets(
                 if asking is not None:
                     m = replace(m, control=await asking)
                     await record_network(m.control)
-                m = scrubber.measurement(m)
-                await finished.put((target, m, scrubber.verdict(judge(m))))
+                await finished.put((target, m, judge(m)))
             finally:
                 if asking is not None:
                     answering.release()

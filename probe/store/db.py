@@ -5,8 +5,14 @@ Rules for this module:
 * Every write is one ``BEGIN IMMEDIATE`` transaction: a measurement, all its observations and
   its verdict land together or not at all, so a crash or a full disk loses at most the target
   being written and never leaves half a measurement behind.
+* The volunteer's own addresses never reach the file: every write method passes what it writes
+  through the store's :class:`~probe.store.privacy.Scrubber` (the host's interface addresses,
+  the ``own_addresses`` given to :meth:`Store.open`, and the public address learnt from control
+  answers' ``client_address``, which is itself dropped). A library caller cannot skip it.
 * Every ``sqlite3`` (or OS) error becomes :class:`~probe.errors.StorageError` with a one-line
   message naming the database path; callers never see ``sqlite3`` exceptions.
+* :meth:`Store.open` creates and migrates; :meth:`Store.open_readonly` only reads (the
+  checked ``mode=ro`` opener of :mod:`probe.store.readonly`) and refuses every write.
 * One connection per Store, usable from any thread (the runner writes from a worker thread to
   keep SQLite off the event loop); a lock serialises access.
 * Ids are globally unique text so databases from many volunteers merge without clashes:
@@ -22,7 +28,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +46,10 @@ from probe.model import (
     utcnow_iso,
 )
 from probe.store import rows, schema
+from probe.store.privacy import Scrubber
+from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly
+from probe.store.readonly import one_line as _one_line
 
-#: How long a writer waits for another process's write lock before giving up.
-BUSY_TIMEOUT_S = 10.0
 #: Run statuses (the ``runs.status`` CHECK constraint).
 RUN_STATUSES = ("running", "completed", "interrupted")
 #: Measurements loaded per query batch by :meth:`Store.iter_measurements`.
@@ -55,11 +62,6 @@ def default_db_path() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("probe")) / "probe.db"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def _compact_time(iso: str | None = None) -> str:
@@ -85,18 +87,24 @@ def new_measurement_id(started_at: str | None = None) -> str:
 class Store:
     """A probe database. Create with :meth:`Store.open`; close with :meth:`close` (or ``with``)."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, *,
+                 own_addresses: Iterable[str] = (), readonly: bool = False) -> None:
         self.db = db  # the sqlite-utils handle, for read-only queries by report code
         self.path = path
+        self.readonly = readonly
+        self._own = tuple(own_addresses)
+        self._scrubber: Scrubber | None = None  # built at the first write
         self._lock = threading.RLock()
         self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
+    def open(cls, path: str | os.PathLike[str], own_addresses: Iterable[str] = ()) -> Store:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
+        ``own_addresses``: addresses of the volunteer to scrub from everything written, besides
+        this host's interface addresses and those learnt from control answers.
         Raises StorageError when the file cannot be created or read, is not a probe database,
         or was written by a newer probe; the file is left untouched in those cases.
         """
@@ -124,7 +132,25 @@ class Store:
             if conn is not None:
                 conn.close()
             raise StorageError(f"cannot open database {p}: {_one_line(e)}") from e
-        return cls(db, p)
+        return cls(db, p, own_addresses=own_addresses)
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike[str]) -> Store:
+        """Open an existing probe database to read it only (``mode=ro``, nothing migrated);
+        every write method raises StorageError. StorageError when the file is missing, not a
+        probe database or newer than this probe."""
+        p = Path(path).expanduser()
+        conn = connect_readonly(p)
+        return cls(sqlite_utils.Database(conn, execute_plugins=False), p, readonly=True)
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """What every write passes through: this host's addresses, the ``own_addresses``
+        given to :meth:`open` and those learnt from control answers."""
+        with self._lock:
+            if self._scrubber is None:
+                self._scrubber = Scrubber.for_this_host(self._own)
+            return self._scrubber
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -150,6 +176,8 @@ class Store:
         """One write transaction; any failure rolls back and becomes StorageError."""
         with self._lock:
             self._check_open()
+            if self.readonly:
+                raise StorageError(f"cannot {action}: database {self.path} is open read-only")
             try:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
@@ -219,21 +247,8 @@ class Store:
         run_id = new_run_id()
         now = utcnow_iso()
         with self._write("start a run") as db:
-            db.table("runs").insert(
-                {
-                    "run_id": run_id,
-                    "started_at": now,
-                    "finished_at": None,
-                    "last_seen_at": now,
-                    "probe_version": version,
-                    "settings": rows.to_json(settings),
-                    "status": "running",
-                    "targets_total": int(total),
-                    "probe_asn": None,
-                    "probe_cc": None,
-                    "network_name": None,
-                }
-            )
+            settings = self.scrubber.value(dict(settings))
+            db.table("runs").insert(rows.run_row(run_id, now, version, settings, total))
         return run_id
 
     def set_run_network(
@@ -249,7 +264,8 @@ class Store:
             run_id = self._resolve_run(db, run_id)
             db.execute(
                 "UPDATE runs SET probe_asn = ?, probe_cc = ?, network_name = ? WHERE run_id = ?",
-                [probe_asn, probe_cc, network_name, run_id],
+                [probe_asn, self.scrubber.value(probe_cc), self.scrubber.value(network_name),
+                 run_id],
             )
 
     def finish_run(self, run_id: str, status: str) -> None:
@@ -349,10 +365,15 @@ class Store:
     def save_measurement(self, run_id: str, m: Measurement, verdict: Verdict | None) -> str:
         """Write one measurement, every observation and (if given) its verdict atomically.
 
-        Returns the new measurement id. Unknown ``run_id`` → StorageError.
+        The volunteer's addresses are scrubbed first: the public address a control helper
+        reports (``client_address``) is learnt, dropped from the answer and scrubbed from this
+        and every later write. Returns the new measurement id. Unknown ``run_id`` →
+        StorageError.
         """
         mid = new_measurement_id(m.started_at)
         with self._write("save a measurement") as db:
+            m = self.scrubber.measurement(m)
+            verdict = None if verdict is None else self.scrubber.verdict(verdict)
             if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None) is None:
                 raise StorageError(f"no run {run_id!r} in {self.path}")
             db.table("measurements").insert(rows.measurement_row(mid, run_id, m))
@@ -375,14 +396,11 @@ class Store:
 
     def save_health(self, run_id: str, samples: Iterable[HealthSample]) -> None:
         """Store one round (or more) of canary samples for a run, atomically."""
-        records = [
-            {"run_id": run_id, "at": s.at, "phase": s.phase, "scope": s.scope.value,
-             "target": s.target, "elapsed": s.elapsed, "failure": s.failure}
-            for s in samples
-        ]
-        if not records:
+        samples = list(samples)
+        if not samples:
             return
         with self._write("save health samples") as db:
+            records = [rows.health_row(run_id, s) for s in self.scrubber.health(samples)]
             db.table("health_samples").insert_all(records)
 
     def health_samples(self, run_id: str) -> list[HealthSample]:
@@ -400,6 +418,7 @@ class Store:
     def save_verdict(self, measurement_id: str, verdict: Verdict) -> None:
         """Store a new current verdict for a measurement; earlier ones stay, not current."""
         with self._write("save a verdict") as db:
+            verdict = self.scrubber.verdict(verdict)
             if (
                 next(
                     db.query(
@@ -553,6 +572,8 @@ class Store:
         An unknown ``measurement_id`` → StorageError.
         """
         with self._write("save a trace") as db:
+            trace = self.scrubber.value(trace)
+            url = self.scrubber.value(url)
             run_id = None
             if measurement_id is not None:
                 row = next(db.query("SELECT run_id FROM measurements WHERE measurement_id = ?",
@@ -610,3 +631,56 @@ class Store:
                 r["answers"] = rows.from_json(r["answers"], [])
                 out.setdefault(mid, []).append(r)
         return out
+
+    # --- bulk rows (synthetic data, imports) ------------------------------------------------
+
+    def insert_rows(self, batches: Iterable[Mapping[str, Sequence[rows.Row]]], *,
+                    durable: bool = True) -> dict[str, int]:
+        """Bulk-insert ready-made rows (from :func:`probe.store.rows.new_row` and the other
+        builders), all in one transaction; returns the rows written per table.
+
+        Each batch maps table names to rows; tables are written in the batch's order (parents
+        first). Text and bytes are scrubbed like every write (a batch without any of the
+        volunteer's addresses is checked in one pass). ``durable`` False skips the fsyncs
+        (synthetic data that can be made again). A failure rolls everything back.
+        """
+        counts: dict[str, int] = {}
+        if not durable:
+            self._pragma("synchronous = OFF")
+        try:
+            with self._write("insert rows") as db:
+                for batch in batches:
+                    for table, found in batch.items():
+                        if not found:
+                            continue
+                        names = [c.name for c in schema.columns(table) if c.name in found[0]]
+                        sql = (f"INSERT INTO {table} ({', '.join(names)}) "
+                               f"VALUES ({', '.join(':' + n for n in names)})")
+                        db.conn.executemany(sql, self.scrubber.rows(found))
+                        counts[table] = counts.get(table, 0) + len(found)
+        finally:
+            if not durable:
+                self._pragma("synchronous = NORMAL")
+        return counts
+
+    def checkpoint(self) -> None:
+        """Move everything from the write-ahead log into the database file and empty the log
+        (a file that is then copied or moved alone holds every row)."""
+        self._pragma("wal_checkpoint(TRUNCATE)")
+
+    def _pragma(self, pragma: str) -> None:
+        with self._lock:
+            self._check_open()
+            try:
+                self.db.execute(f"PRAGMA {pragma}").fetchall()
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot set {pragma} on database {self.path}: "
+                                   f"{_one_line(e)}") from e
+
+    def drop_table(self, table: str) -> None:
+        """Drop one table of the schema (a database as an older probe wrote it: e.g. without
+        ``health_samples``, for tests and synthetic data)."""
+        if table not in schema.tables():
+            raise StorageError(f"no table {table!r} in the probe schema")
+        with self._write(f"drop table {table}") as db:
+            db.execute(f"DROP TABLE IF EXISTS {table}")

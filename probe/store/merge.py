@@ -28,11 +28,10 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from probe.errors import StorageError
-from probe.export.source import BUSY_TIMEOUT_MS, open_readonly
-from probe.store import Store
+from probe.store.db import Store
+from probe.store.readonly import BUSY_TIMEOUT_MS, connect_readonly, one_line, uri
 
 #: Tables copied per measurement, parents before children (foreign keys are enforced).
 MEASUREMENT_CHILDREN: tuple[str, ...] = (
@@ -61,18 +60,10 @@ class InputReport:
         return dict(self.rows).get(table, 0)
 
 
-def _uri(path: Path, mode: str | None = None) -> str:
-    return f"file:{quote(str(path.resolve()))}" + (f"?mode={mode}" if mode else "")
-
-
 def _same_file(a: Path, b: Path) -> bool:
     with contextlib.suppress(OSError):
         return os.path.samefile(a, b)
     return False
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def merge(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> list[
@@ -86,12 +77,12 @@ def merge(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]])
     out_path = Path(out).expanduser()
     in_paths = [Path(p).expanduser() for p in inputs]
     for p in in_paths:  # check every input before touching OUT
-        open_readonly(p).close()
+        connect_readonly(p).close()
     Store.open(out_path).close()  # create / migrate OUT to the current schema
     try:
-        conn = sqlite3.connect(_uri(out_path), uri=True, isolation_level=None)
+        conn = sqlite3.connect(uri(out_path), uri=True, isolation_level=None)
     except sqlite3.Error as e:
-        raise StorageError(f"cannot open database {out_path}: {_one_line(e)}") from e
+        raise StorageError(f"cannot open database {out_path}: {one_line(e)}") from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -112,9 +103,9 @@ def _columns(conn: sqlite3.Connection, schema_name: str, table: str) -> list[str
 
 def _merge_one(conn: sqlite3.Connection, path: Path) -> InputReport:
     try:
-        conn.execute("ATTACH DATABASE ? AS src", (_uri(path, "ro"),))
+        conn.execute("ATTACH DATABASE ? AS src", (uri(path, "ro"),))
     except sqlite3.Error as e:
-        raise StorageError(f"cannot read database {path}: {_one_line(e)}") from e
+        raise StorageError(f"cannot read database {path}: {one_line(e)}") from e
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -126,7 +117,7 @@ def _merge_one(conn: sqlite3.Connection, path: Path) -> InputReport:
             raise
     except sqlite3.Error as e:
         raise StorageError(
-            f"cannot merge {path}: {_one_line(e)} (nothing of it was merged)"
+            f"cannot merge {path}: {one_line(e)} (nothing of it was merged)"
         ) from e
     finally:
         with contextlib.suppress(sqlite3.Error):

@@ -30,7 +30,7 @@ import hashlib
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from probe.model import Certificate, HealthSample, HTTPObservation, Measurement, Verdict
@@ -209,6 +209,21 @@ class Scrubber:
     def health(self, samples: Iterable[HealthSample]) -> list[HealthSample]:
         """Health samples with the addresses scrubbed (targets, failure strings)."""
         return [self.value(s) for s in samples]
+
+    def rows(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        """Database rows (column → value) with the addresses scrubbed from text and bytes.
+
+        A batch that holds none of them (the usual case) is checked in one pass over all its
+        text and returned as it is; otherwise each row is scrubbed as a plain value.
+        """
+        if self._text is None or not rows:
+            return rows
+        texts = [v.decode("latin-1") if isinstance(v, bytes) else v
+                 for r in rows for v in r.values() if isinstance(v, str | bytes)]
+        joined = "\x00".join(texts)
+        if self.scrub_text(joined) == joined:
+            return rows
+        return [self.value(r) for r in rows]
 
 
 def _literal_pattern(ips: set[_IPAddress]) -> re.Pattern[str]:

@@ -4,12 +4,17 @@ Everything that decides how a record field is spelled in a column lives here, in
 directions, so that a measurement read back is *equal* to the one written: bytes stay bytes,
 tuples stay tuples, ``None`` stays distinct from ``b""``/``()``/``False``. No IO here.
 
+Rows are dicts keyed by column name. :func:`new_row` builds a complete row of any table from
+the column list of :mod:`probe.store.schema` (defaults filled in, unknown names refused), so
+no caller repeats the order or the defaults of a table's columns.
+
 ``Measurement.extra`` and ``Measurement.control`` are stored as JSON and must therefore hold
 JSON-native values (dict, list, str, int, float, bool, None) to round-trip exactly.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -18,6 +23,7 @@ from probe.model import (
     Certificate,
     DNSAnswer,
     DNSObservation,
+    HealthSample,
     HTTPObservation,
     Measurement,
     Target,
@@ -29,6 +35,7 @@ from probe.model import (
     Verdict,
     VerdictKind,
 )
+from probe.store import schema
 
 Row = dict[str, Any]
 
@@ -55,12 +62,65 @@ def _pairs(value: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in value)
 
 
+@functools.cache
+def _names(table: str) -> frozenset[str]:
+    return frozenset(c.name for c in schema.columns(table))
+
+
+# --- any table ------------------------------------------------------------------------------
+
+
+def new_row(table: str, **values: Any) -> Row:
+    """A complete row of ``table``: every column of the current schema, in schema order, from
+    ``values``; a missing column gets its schema default (NULL when it has none) and an
+    ``INTEGER PRIMARY KEY`` left out is left for SQLite to assign.
+
+    Raises ValueError for a column the table does not have, or a missing ``NOT NULL`` column
+    without a default (a programming error, not a tool error).
+    """
+    cols = schema.columns(table)
+    unknown = values.keys() - _names(table)
+    if unknown:
+        raise ValueError(f"table {table} has no column {', '.join(sorted(unknown))}")
+    row: Row = {}
+    for c in cols:
+        if c.name in values:
+            row[c.name] = values[c.name]
+        elif c.assigned:
+            continue
+        elif c.not_null and c.default is None:
+            raise ValueError(f"table {table}: column {c.name} is required")
+        else:
+            row[c.name] = c.default
+    return row
+
+
 # --- records → rows -------------------------------------------------------------------------
+
+
+def run_row(run_id: str, started_at: str, probe_version: str, settings: Mapping[str, Any],
+            total: int, *, status: str = "running", finished_at: str | None = None,
+            last_seen_at: str | None = None, probe_asn: int | None = None,
+            probe_cc: str | None = None, network_name: str | None = None) -> Row:
+    """One ``runs`` row; ``last_seen_at`` None = the start."""
+    return new_row(
+        "runs", run_id=run_id, started_at=started_at, finished_at=finished_at,
+        last_seen_at=started_at if last_seen_at is None else last_seen_at,
+        probe_version=probe_version, settings=to_json(settings), status=status,
+        targets_total=int(total), probe_asn=probe_asn, probe_cc=probe_cc,
+        network_name=network_name)
+
+
+def health_row(run_id: str, s: HealthSample) -> Row:
+    """One ``health_samples`` row."""
+    return new_row("health_samples", run_id=run_id, at=s.at, phase=s.phase,
+                   scope=s.scope.value, target=s.target, elapsed=s.elapsed, failure=s.failure)
+
 
 
 def measurement_row(measurement_id: str, run_id: str, m: Measurement) -> Row:
     t = m.target
-    return {
+    return new_row("measurements", **{
         "measurement_id": measurement_id,
         "run_id": run_id,
         "url": t.url,
@@ -73,12 +133,12 @@ def measurement_row(measurement_id: str, run_id: str, m: Measurement) -> Row:
         "started_at": m.started_at,
         "finished_at": m.finished_at,
         "extra": to_json(m.extra),
-    }
+    })
 
 
 def dns_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {
+        new_row("dns_queries", **{
             "measurement_id": measurement_id,
             "idx": i,
             "tx_id": d.tx_id,
@@ -94,14 +154,14 @@ def dns_rows(measurement_id: str, m: Measurement) -> list[Row]:
                 [{"rtype": a.rtype, "value": a.value, "ttl": a.ttl} for a in d.answers]
             ),
             "response_index": d.response_index,
-        }
+        })
         for i, d in enumerate(m.dns)
     ]
 
 
 def tcp_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {
+        new_row("tcp_connects", **{
             "measurement_id": measurement_id,
             "idx": i,
             "tx_id": c.tx_id,
@@ -110,14 +170,14 @@ def tcp_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "t0": c.t0,
             "t": c.t,
             "failure": c.failure,
-        }
+        })
         for i, c in enumerate(m.tcp)
     ]
 
 
 def tls_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {
+        new_row("tls_handshakes", **{
             "measurement_id": measurement_id,
             "idx": i,
             "tx_id": h.tx_id,
@@ -132,14 +192,14 @@ def tls_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "alpn": h.alpn,
             "verified": _bool(h.verified),
             "verify_error": h.verify_error,
-        }
+        })
         for i, h in enumerate(m.tls)
     ]
 
 
 def certificate_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {
+        new_row("certificates", **{
             "measurement_id": measurement_id,
             "tls_idx": i,
             "tx_id": h.tx_id,
@@ -152,7 +212,7 @@ def certificate_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "not_before": c.not_before,
             "not_after": c.not_after,
             "san": to_json(list(c.san)),
-        }
+        })
         for i, h in enumerate(m.tls)
         for position, c in enumerate(h.certificates)
     ]
@@ -160,7 +220,7 @@ def certificate_rows(measurement_id: str, m: Measurement) -> list[Row]:
 
 def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {
+        new_row("http_requests", **{
             "measurement_id": measurement_id,
             "idx": i,
             "tx_id": h.tx_id,
@@ -181,20 +241,20 @@ def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "body_truncated": int(h.body_truncated),
             "title": h.title,
             "location": h.location,
-        }
+        })
         for i, h in enumerate(m.http)
     ]
 
 
 def control_rows(measurement_id: str, m: Measurement) -> list[Row]:
     return [
-        {"measurement_id": measurement_id, "idx": i, "data": to_json(c)}
+        new_row("controls", measurement_id=measurement_id, idx=i, data=to_json(c))
         for i, c in enumerate(m.control)
     ]
 
 
 def verdict_row(measurement_id: str, v: Verdict, created_at: str) -> Row:
-    return {
+    return new_row("verdicts", **{
         "measurement_id": measurement_id,
         "verdict": v.verdict.value,
         "method": v.method,
@@ -204,7 +264,7 @@ def verdict_row(measurement_id: str, v: Verdict, created_at: str) -> Row:
         "analysis_version": v.analysis_version,
         "created_at": created_at,
         "is_current": 1,
-    }
+    })
 
 
 # --- rows → records -------------------------------------------------------------------------
@@ -340,7 +400,7 @@ def verdict_from_row(r: Mapping[str, Any]) -> Verdict:
 def trace_row(t: TraceObservation, url: str, measurement_id: str | None,
               run_id: str | None) -> Row:
     """One ``traces`` row; ``measurement_id``/``run_id`` None = not linked to a measurement."""
-    return {
+    return new_row("traces", **{
         "measurement_id": measurement_id,
         "run_id": run_id,
         "url": url,
@@ -364,7 +424,7 @@ def trace_row(t: TraceObservation, url: str, measurement_id: str | None,
             for p in t.probes]),
         "answers": to_json(list(t.answers)),
         "details": to_json(t.details),
-    }
+    })
 
 
 def trace_from_row(r: Mapping[str, Any]) -> TraceObservation:

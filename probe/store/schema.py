@@ -17,6 +17,8 @@ Rules for this module:
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -350,3 +352,62 @@ def migrate(
         db.rollback()
         raise
     return before, len(migrations)
+
+
+# --- the shape of the current schema, for the row builders -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of the current schema: its name, whether it may be NULL, its default
+    (``None`` = NULL or none) and whether SQLite assigns it (an ``INTEGER PRIMARY KEY``)."""
+
+    name: str
+    not_null: bool
+    default: object
+    assigned: bool
+
+
+def _default(sql: str | None) -> object:
+    """A column's ``DEFAULT`` clause (SQL text) as a Python value."""
+    if sql is None or sql.upper() == "NULL":
+        return None
+    if sql.startswith("'") and sql.endswith("'"):
+        return sql[1:-1].replace("''", "'")
+    try:
+        return int(sql)
+    except ValueError:
+        return float(sql)
+
+
+@functools.cache
+def _shape() -> dict[str, tuple[Column, ...]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        migrate(db)
+        shape = {}
+        for (table,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
+            info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+            single_pk = sum(1 for r in info if r[5]) == 1
+            shape[table] = tuple(
+                Column(name=r[1], not_null=bool(r[3]), default=_default(r[4]),
+                       assigned=single_pk and bool(r[5]) and r[2].upper() == "INTEGER")
+                for r in info)
+        return shape
+    finally:
+        conn.close()
+
+
+def tables() -> tuple[str, ...]:
+    """Every table of the current schema, by name."""
+    return tuple(sorted(_shape()))
+
+
+def columns(table: str) -> tuple[Column, ...]:
+    """The columns of ``table`` in the current schema, in order (read once from the migrations
+    applied to an in-memory database: the schema above is the only place they are spelled).
+    An unknown table → KeyError."""
+    return _shape()[table]

@@ -28,22 +28,15 @@ from probe.control.server import ControlServer, Policy
 from probe.lab.world.loopback import LoopbackWorld, simple_world
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import (
-    Certificate,
-    DNSAnswer,
-    DNSObservation,
     HealthSample,
     HealthScope,
-    HTTPObservation,
-    Measurement,
-    Target,
-    TCPObservation,
-    TLSObservation,
     Verdict,
     VerdictKind,
 )
 from probe.run.engine import RunOptions, run_targets
 from probe.store.privacy import PLACEHOLDER, Scrubber, _fib_trie, _if_inet6, local_addresses
 from probe.targets import parse_url
+from tests.factories import measurement_naming
 
 ME = "127.0.0.1"  # the probe's "public" address in these tests
 SITE_IP = "127.0.0.2"  # where the world's DNS and web servers listen
@@ -87,7 +80,7 @@ def test_bytes_stay_bytes_and_undecodable_bytes_survive():
 
 def test_an_empty_scrubber_changes_nothing_and_add_learns():
     s = Scrubber()
-    m = dataclasses.replace(_measurement("192.0.2.7"), control=())
+    m = dataclasses.replace(measurement_naming("192.0.2.7"), control=())
     assert s.measurement(m) is m
     assert s.add("::ffff:192.0.2.7") and not s.add("192.0.2.7") and not s.add("0.0.0.0")
     assert not s.add(None) and not s.add("nope")
@@ -98,41 +91,9 @@ def test_an_empty_scrubber_changes_nothing_and_add_learns():
 # --- records ----------------------------------------------------------------------------------
 
 
-def _cert(ip: str) -> Certificate:
-    der = b"0\x82..." + ipaddress.ip_address(ip).packed + b"...rest"
-    return Certificate(der=der, sha256="a" * 64, spki_sha256="b" * 64,
-                       subject=f"CN={ip}", issuer="CN=Router CA", not_before="2024-01-01T00:00Z",
-                       not_after="2030-01-01T00:00Z", san=(ip, "router.lan"))
-
-
-def _measurement(me: str, site: str = "203.0.113.5") -> Measurement:
-    body = f"<html><title>Hello {me}</title>Your IP address is {me}</html>".encode()
-    target = Target(url="https://site.example/", hostname="site.example", scheme="https",
-                    port=443, path="/")
-    return Measurement(
-        target=target, started_at="2024-01-01T00:00:00.000000Z",
-        finished_at="2024-01-01T00:00:01.000000Z",
-        dns=(DNSObservation(1, "site.example", "A", "udp", f"{site}:53", 0.0, 0.1, None,
-                            "NOERROR", (DNSAnswer("A", site), DNSAnswer("A", me))),),
-        tcp=(TCPObservation(2, site, 443, 0.1, 0.2, None),
-             TCPObservation(3, site, 443, 0.1, 0.2, f"unknown_failure: bind {me} failed")),
-        tls=(TLSObservation(2, site, 443, "site.example", 0.2, 0.3, None,
-                            certificates=(_cert(me), _cert(site))),),
-        http=(HTTPObservation(
-            2, f"https://site.example/echo?ip={me}", "GET", site, 443, 0.3, 0.4, None,
-            request_headers=(("Host", "site.example"),), status=200,
-            headers=(("X-Client-IP", me), (f"X-{me}", "v")), body=body,
-            body_length=len(body), body_sha256=hashlib.sha256(body).hexdigest(),
-            title=f"Hello {me}", location=f"https://site.example/?from={me}"),),
-        control=({"control": "https://helper.example", "client_address": me,
-                  "http": {"headers": [["X-Client-IP", me]]}},),
-        extra={"note": [me, 1, None, True]},
-    )
-
-
 def test_measurement_is_scrubbed_everywhere_but_site_addresses_stay():
     s = Scrubber(["192.0.2.7"])
-    m = _measurement("192.0.2.7")
+    m = measurement_naming("192.0.2.7")
     out = s.measurement(m)
     assert "192.0.2.7" not in repr(out)
     assert out.dns[0].addresses == ("203.0.113.5", PLACEHOLDER)
@@ -154,7 +115,7 @@ def test_measurement_is_scrubbed_everywhere_but_site_addresses_stay():
 
 def test_control_client_address_is_learnt_then_dropped():
     s = Scrubber()
-    out = s.measurement(_measurement("198.51.100.9"))
+    out = s.measurement(measurement_naming("198.51.100.9"))
     assert s.addresses == {"198.51.100.9"}
     assert "client_address" not in out.control[0]
     assert "198.51.100.9" not in repr(out)

@@ -32,7 +32,6 @@ import platform
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from probe.lab.simnet import addressing as A
 from probe.lab.simnet.netns import have_root
 from probe.lab.simnet.sim import Sim, child_env
 from probe.run.engine import DEFAULT_CONCURRENCY
+from probe.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 #: Concurrencies of the sweep (besides 1, measured on the concurrency-1 subset).
@@ -243,18 +243,13 @@ def _kill_group(pid: int) -> None:
 
 def _read_back(db: Path, run: ProbeRun) -> None:
     """Per-target times and verdicts of the (only) run stored in ``db``."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT m.hostname, m.started_at, m.finished_at, v.verdict, v.method "
-            "FROM measurements m LEFT JOIN verdicts v "
-            "ON v.measurement_id = m.measurement_id AND v.is_current = 1").fetchall()
-    finally:
-        con.close()
-    for host, started, finished, verdict, method in rows:
-        klass = W.klass_of(host)
-        run.timed.append(B.Timed(klass, _iso(started), _iso(finished)))
-        run.verdicts[f"{klass} {verdict}{'/' + method if method else ''}"] += 1
+    with Store.open_readonly(db) as store:
+        rows = [] if store.latest_run_id() is None else store.results("latest")
+    for r in rows:
+        klass = W.klass_of(r["hostname"])
+        run.timed.append(B.Timed(klass, _iso(r["started_at"]), _iso(r["finished_at"])))
+        method = r["method"]
+        run.verdicts[f"{klass} {r['verdict']}{'/' + method if method else ''}"] += 1
     if run.timed:
         run.span = max(t.end for t in run.timed) - min(t.start for t in run.timed)
 

@@ -9,8 +9,6 @@ the network is torn down before it returns.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +22,7 @@ from probe.lab.simnet.scenario_run import (
     run_scenario,
 )
 from probe.lab.simnet.sim import child_env
+from probe.store import Store
 
 DEMO_SCENARIO = "kazakhstan"
 
@@ -55,8 +54,8 @@ def simnet_demo(directory: Path) -> int:
     if rep.returncode != 0:
         print(f"report not written: {rep.stderr.strip()[-300:]}")
         return 1
-    with contextlib.closing(sqlite3.connect(db)) as con:
-        runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    with Store.open_readonly(db) as store:
+        runs = len(store.run_ids())
     if runs >= 2:
         cmp = _probe(["compare", "--db", str(db), "--tz", "Asia/Almaty"])
         print("\nwhat changed since the previous demo run (probe compare previous latest):")

@@ -47,8 +47,12 @@ def connected(case: Case) -> Verdict | None:
         if reached:
             return ok(case, 0.95, f"{base}; the control connected to "
                       f"{fmt_endpoint(reached[0].ip, reached[0].port)} too", **details)
-        why = cv.endpoints[0].tcp_failure if cv.endpoints else cv.dns_failure
-        return ok(case, 0.8, f"{base}; the control could not connect ({why})", **details)
+        failed = [e for e in cv.endpoints if e.tcp_done and e.tcp_failure]
+        why = failed[0].tcp_failure if failed else cv.dns_failure
+        if why:
+            return ok(case, 0.8, f"{base}; the control could not connect ({why})", **details)
+        return ok(case, 0.85, f"{base}; the control answered with no connect to compare",
+                  **details)
     if cv.failed and not cv.available:
         helper, why = cv.failed[0]
         return ok(case, 0.85, f"{base}; the control helper {helper} did not answer ({why})",

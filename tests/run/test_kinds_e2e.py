@@ -160,3 +160,26 @@ def test_a_tcp_input_without_a_control_is_never_blocked(world, tmp_path: Path) -
     assert (row["verdict"], row["method"]) == ("inconclusive", "no_control")
     assert row["test_name"] == "tcp_connect"
 
+
+
+def test_the_helper_applies_its_port_and_address_policy_to_tcp_inputs(world) -> None:
+    from probe.control import client
+    from probe.control.protocol import MeasureRequest
+
+    ok = f"tcp://{_host('ok')}:{world.https_port}"
+    with HelperThread(world) as helper:
+        async def ask(url: str, addresses: tuple[str, ...] = ()) -> dict:
+            (answer,) = await client.query_all([helper.url], MeasureRequest(url, addresses), 10)
+            return answer
+
+        answer = asyncio.run(ask(ok, ("127.0.0.1",)))
+        closed_port = asyncio.run(ask(f"tcp://{_host('ok')}:25"))
+        private = asyncio.run(ask(f"tcp://10.0.0.1:{world.https_port}"))
+        bad = asyncio.run(ask("tcp://no-port.test"))
+    assert answer["control_failure"] is None and answer["http"] is None
+    assert answer["test_name"] == "tcp_connect" and answer["dns"]["addrs"] == ["127.0.0.1"]
+    (endpoint,) = answer["endpoints"].values()
+    assert endpoint["origin"] == "both" and endpoint["tcp_failure"] is None
+    # refusals come back as a failed control (403): the verdict can only be inconclusive
+    for refused in (closed_port, private, bad):
+        assert refused["control_failure"] == "unknown_failure: http status 403"

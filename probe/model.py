@@ -25,13 +25,29 @@ def utcnow_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: The web test (OONI's name): DNS, TCP, TLS and HTTP of a URL, redirects followed.
+WEB_CONNECTIVITY = "web_connectivity"
+#: TCP reachability of ``host:port`` (OONI's name), written ``tcp://host:port``.
+TCP_CONNECT = "tcp_connect"
+#: The input schemes of each kind of test (docs/kinds.md): how a list line or a command-line
+#: argument says which test measures it.
+INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
+    WEB_CONNECTIVITY: ("http", "https"),
+    TCP_CONNECT: ("tcp",),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One URL to measure, normalised.
+    """One input to measure, normalised: a URL for the web test, ``tcp://host:port`` for
+    ``tcp_connect`` (docs/kinds.md).
 
-    ``url`` is the normalised URL (IDNA host, lower-case scheme/host, default path ``/``).
+    ``url`` is the normalised input (IDNA host, lower-case scheme/host, default path ``/``
+    for web URLs). ``path`` is empty for inputs that have none (``tcp://``).
     ``category`` is a Citizen Lab category code; None = not given (plain list / CLI URL).
     ``source`` is ``FILE:LINE`` where the target came from; None = command line.
+    ``test_name`` is the kind of test that measures it (OONI's names: ``web_connectivity``,
+    ``tcp_connect``).
     """
 
     url: str
@@ -41,10 +57,11 @@ class Target:
     path: str
     category: str | None = None
     source: str | None = None
+    test_name: str = WEB_CONNECTIVITY
 
     def __post_init__(self) -> None:
-        if self.scheme not in ("http", "https"):
-            raise ValueError(f"unsupported scheme {self.scheme!r}")
+        if self.scheme not in INPUT_SCHEMES.get(self.test_name, ()):
+            raise ValueError(f"unsupported scheme {self.scheme!r} for {self.test_name}")
         if not self.hostname:
             raise ValueError("empty hostname")
         if not 0 < self.port < 65536:
@@ -192,6 +209,11 @@ class Measurement:
     http: tuple[HTTPObservation, ...] = ()
     control: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def test_name(self) -> str:
+        """The kind of test that produced this measurement (its target's)."""
+        return self.target.test_name
 
 
 class VerdictKind(enum.StrEnum):

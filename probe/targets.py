@@ -23,7 +23,7 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from probe.errors import TargetListError
-from probe.model import Target
+from probe.model import INPUT_SCHEMES, WEB_CONNECTIVITY, Target
 
 try:  # a dependency of httpx; IDNA 2008 + UTS 46, unlike the stdlib's IDNA 2003 codec
     import idna as _idna
@@ -41,6 +41,8 @@ __all__ = [
     "load_canaries",
     "load_file",
     "load_sources",
+    "parse_endpoint",
+    "parse_input",
     "parse_url",
     "validate_file",
 ]
@@ -160,6 +162,62 @@ def parse_url(text: str, category: str | None = None, source: str | None = None)
         path=path,
         category=_category(category) if category is not None else None,
         source=source,
+    )
+
+
+#: Input schemes of kinds whose input is an endpoint ``scheme://host:port`` → test name.
+_ENDPOINT_KINDS: dict[str, str] = {
+    scheme: name for name, schemes in INPUT_SCHEMES.items() if name != WEB_CONNECTIVITY
+    for scheme in schemes
+}
+
+
+def parse_input(text: str, category: str | None = None, source: str | None = None) -> Target:
+    """Normalise one input of any kind of test (docs/kinds.md); raise ValueError with a short
+    reason. ``tcp://host:port`` is a ``tcp_connect`` input (:func:`parse_endpoint`); anything
+    else is a web URL (:func:`parse_url`, with its reasons for what is not)."""
+    scheme = text.strip().partition("://")[0].lower()
+    if "://" in text and scheme in _ENDPOINT_KINDS:
+        return parse_endpoint(text, category, source)
+    return parse_url(text, category, source)
+
+
+def parse_endpoint(text: str, category: str | None = None,
+                   source: str | None = None) -> Target:
+    """Normalise an endpoint input ``scheme://host:port`` (``tcp://example.org:443``).
+
+    The port is required; a trailing ``/`` is dropped; no path, query, fragment or userinfo.
+    The host is normalised as in :func:`parse_url` (IDNA, lower case, IPv6 in brackets).
+    """
+    url = text.strip()
+    if not url or any(c.isspace() for c in url):
+        raise ValueError("bad input: empty or whitespace inside")
+    if any(ord(c) < 32 or ord(c) == 127 for c in url) or _undecodable(url):
+        raise ValueError("bad input: control character or invalid text inside")
+    prefix, _, rest = url.partition("://")
+    scheme = prefix.lower()
+    test_name = _ENDPOINT_KINDS.get(scheme)
+    if test_name is None:
+        raise ValueError(f"unknown scheme {scheme!r}")
+    netloc = rest[:-1] if rest.endswith("/") else rest
+    if not netloc or any(c in netloc for c in "/?#"):
+        raise ValueError(f"bad input: want {scheme}://host:port")
+    if "@" in netloc:
+        raise ValueError("bad input: userinfo (user@) not allowed")
+    bare = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
+    if ":" not in bare:
+        raise ValueError(f"bad input: missing port (want {scheme}://host:port)")
+    host, port = _host_port(netloc, 0)
+    shown = f"[{host}]" if ":" in host else host
+    return Target(
+        url=f"{scheme}://{shown}:{port}",
+        hostname=host,
+        scheme=scheme,
+        port=port,
+        path="",
+        category=_category(category) if category is not None else None,
+        source=source,
+        test_name=test_name,
     )
 
 
@@ -331,7 +389,7 @@ def _csv_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Target | s
 
 def _target_or_reason(url: str, category: str | None, source: str) -> Target | str:
     try:
-        return parse_url(url, category, source)
+        return parse_input(url, category, source)
     except ValueError as e:
         return str(e)
 
@@ -419,7 +477,7 @@ def load_sources(sources: list[str], categories: Iterable[str] | None = None) ->
     for source in sources:
         if "://" in source:
             try:
-                found = [parse_url(source)]
+                found = [parse_input(source)]
             except ValueError as e:
                 problems.append(f"{source}: {e}")
                 continue
@@ -453,7 +511,7 @@ def iter_sources(sources: list[str], categories: Iterable[str] | None = None
         found: Iterable[Target]
         if "://" in source:
             try:
-                found = [parse_url(source)]
+                found = [parse_input(source)]
             except ValueError as e:
                 problems.append(f"{source}: {e}")
                 continue

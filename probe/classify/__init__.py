@@ -6,7 +6,8 @@ Public API:
   ``(measurements, context=None) -> list[Verdict]`` (computes per-run aggregates once);
 * :class:`Context` (health rounds, ``asn_of``, fingerprints, throttling baseline) and
   :func:`throttle_baseline`;
-* :data:`ANALYSIS_VERSION`, :data:`METHODS`;
+* :data:`ANALYSIS_VERSION`, :data:`METHODS`, :data:`TEST_NAMES` (the kinds of test judged;
+  rules are looked up by ``Measurement.test_name``, see docs/kinds.md);
 * :func:`load_fingerprints` / :func:`default_fingerprints` and :class:`Fingerprints`.
 
 Imports only :mod:`probe.model`, :mod:`probe.failures` and this package's own data. The rules
@@ -21,11 +22,12 @@ from probe.classify.fingerprints import (
 )
 from probe.classify.fingerprints import load as load_fingerprints
 from probe.classify.throttling import throttle_baseline
-from probe.classify.verdict import ANALYSIS_VERSION, METHODS, classify, classify_run
+from probe.classify.verdict import ANALYSIS_VERSION, METHODS, TEST_NAMES, classify, classify_run
 
 __all__ = [
     "ANALYSIS_VERSION",
     "METHODS",
+    "TEST_NAMES",
     "BaselineSample",
     "Context",
     "FingerprintError",

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, throttling
+from probe.classify import dns, endpoint, http, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -56,6 +56,8 @@ from probe.classify.context import Context
 from probe.classify.health import NetworkState
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
+    TCP_CONNECT,
+    WEB_CONNECTIVITY,
     DNSObservation,
     HTTPObservation,
     Measurement,
@@ -197,6 +199,17 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
 )
 
 
+#: The rules of each kind of test, by test name (docs/kinds.md): :data:`RULES` for the web
+#: test, :data:`probe.classify.tcp_connect.RULES` for ``tcp_connect``. A kind's rules may end
+#: without a verdict; :func:`unexplained` then has the last word.
+RULES_BY_TEST: dict[str, tuple[Callable[[Case], Verdict | None], ...]] = {
+    WEB_CONNECTIVITY: RULES,
+    TCP_CONNECT: tcp_connect.RULES,
+}
+#: Every test name this version can judge.
+TEST_NAMES: frozenset[str] = frozenset(RULES_BY_TEST)
+
+
 def network_cut(case: Case, v: Verdict) -> Verdict:
     """Replace a failure verdict when the health rounds around the measurement show a cut.
 
@@ -256,8 +269,14 @@ def _checked(case: Case, v: Verdict) -> Verdict:
 
 
 def judge(case: Case) -> Verdict:
-    """The first rule's verdict (before the network state is applied)."""
-    for rule in RULES:
+    """The first verdict of the rules of the measurement's kind of test (before the network
+    state is applied). A kind this version has no rules for is ``inconclusive``."""
+    rules = RULES_BY_TEST.get(case.m.test_name)
+    if rules is None:
+        return inconclusive(case, "unexplained",
+                            f"no rules for the test {case.m.test_name!r} in analysis "
+                            f"{ANALYSIS_VERSION}", test_name=case.m.test_name)
+    for rule in rules:
         v = rule(case)
         if v is not None:
             return _checked(case, v)
@@ -286,4 +305,5 @@ def classify_run(measurements: Iterable[Measurement],
     return [classify(m, ctx) for m in ms]
 
 
-__all__ = ["ANALYSIS_VERSION", "METHODS", "RULES", "classify", "classify_run", "judge"]
+__all__ = ["ANALYSIS_VERSION", "METHODS", "RULES", "RULES_BY_TEST", "TEST_NAMES", "classify",
+           "classify_run", "judge"]

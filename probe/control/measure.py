@@ -19,9 +19,10 @@ from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
 from probe.control.server import Policy
 from probe.measure import tcp, tls
 from probe.measure.settings import MeasureSettings
+from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import measure_target
-from probe.model import Measurement, TCPObservation, TLSObservation
-from probe.targets import parse_url
+from probe.model import TCP_CONNECT, Measurement, TCPObservation, TLSObservation
+from probe.targets import parse_input
 
 
 def summarise(
@@ -100,10 +101,15 @@ def summarise(
 async def measure_request(
     req: MeasureRequest, policy: Policy, settings: MeasureSettings
 ) -> dict[str, Any]:
-    """Measure one request under ``policy``; refusals come back with ``refused: true``."""
+    """Measure one request under ``policy``; refusals come back with ``refused: true``.
+
+    A ``tcp://host:port`` input is a TCP reachability request (the ``tcp_connect`` test):
+    the same port and address policy, the helper's own DNS and connects plus connects to the
+    probe's addresses, and an answer without ``http`` (None: no fetch was made).
+    """
     started = time.monotonic()
     try:
-        target = parse_url(req.url)
+        target = parse_input(req.url)
     except ValueError as e:
         return _refusal(req.url, f"bad url: {e}")
     if not policy.port_allowed(target.port):
@@ -112,11 +118,15 @@ async def measure_request(
         return _refusal(req.url, "address not allowed")
     own_settings = replace(settings, address_filter=policy.address_allowed)
     probe_addrs = [a for a in req.addresses if policy.address_allowed(a)]
+    tcp_only = target.test_name == TCP_CONNECT
     m, extra = await asyncio.gather(
-        measure_target(target, own_settings),
+        measure_tcp_connect(target, own_settings) if tcp_only
+        else measure_target(target, own_settings),
         _endpoints(probe_addrs, target.hostname, target.port, target.scheme, settings),
     )
     body = summarise(m, extra, req.throughput)
+    if tcp_only:
+        body.update(test_name=TCP_CONNECT, http=None)
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body

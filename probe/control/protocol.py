@@ -21,6 +21,12 @@ answers::
 address. The probe keeps it in memory only, to scrub it from what it stores
 (:mod:`probe.store.privacy`), and drops it from the stored answer.
 
+A ``tcp://host:port`` ``url`` (backward-compatible extension) asks for TCP reachability
+only (the ``tcp_connect`` test): the answer has the same ``dns`` and ``endpoints`` (no TLS
+fields filled), ``"test_name": "tcp_connect"`` and ``"http": null``. The same address and
+port policy applies. A helper that predates it refuses the scheme (403), which the probe
+records as a failed control, so the verdict is inconclusive, never blocked.
+
 ``GET /v1/health`` answers ``{"version": 1, "status": "ok"}``. Errors: 400 bad request,
 401 bad token, 403 refused target (private address or port), 503 busy.
 """

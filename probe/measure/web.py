@@ -190,13 +190,13 @@ async def _measure_hop(
         return None
     tx_ids = [next_tx() for _ in addresses]
     info["tx_ids"] = tx_ids
-    async with _slots(gate, addresses):
+    async with hold_addresses(gate, addresses):
         return await _connect_and_fetch(hop, index, settings, rec, info, addresses, tx_ids,
                                         next_tx, clock, cookies)
 
 
 @contextlib.asynccontextmanager
-async def _slots(gate: Gate | None, addresses: list[str]) -> AsyncIterator[None]:
+async def hold_addresses(gate: Gate | None, addresses: list[str]) -> AsyncIterator[None]:
     """Hold ``gate``'s slot for each address while the hop may use it (politeness). Every
     target takes them in the same (sorted) order, so two targets never wait on each other;
     the wait comes before any step's clock starts."""

@@ -37,9 +37,10 @@ from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
-from probe.measure.web import Gate, measure_target
+from probe.measure.web import Gate
 from probe.model import HealthSample, Measurement, Target, Verdict
 from probe.run import asn
+from probe.run.kinds import kind_of
 from probe.run.reanalyze import reclassify_run
 from probe.store import Store
 
@@ -306,14 +307,16 @@ async def _measure_with_controls(
     client: httpx.AsyncClient | None, tg: asyncio.TaskGroup, gate: Gate | None = None,
     helper_slots: dict[str, asyncio.Semaphore] | None = None,
 ) -> tuple[Measurement, asyncio.Task[_Answers] | None]:
-    """The probe's own measurement, with every control asked about the same addresses.
+    """The probe's own measurement, by the target's kind of test (:mod:`probe.run.kinds`),
+    with every control asked about the same input and addresses.
 
     Returns as soon as the probe's own measurement is done, with the task that gathers the
     controls' answers (None = no controls): a control waiting out a dead site or a cut
     network must not hold the probe's measurement slot (the task runs in ``tg``).
     """
+    measure = kind_of(target.test_name).measure
     if client is None or not options.controls:
-        return await measure_target(target, settings, gate=gate), None
+        return await measure(target, settings, None, gate), None
     if helper_slots is None:
         helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
     resolved: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
@@ -336,7 +339,7 @@ async def _measure_with_controls(
 
         return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
 
-    measuring = tg.create_task(measure_target(target, settings, on_addresses, gate))
+    measuring = tg.create_task(measure(target, settings, on_addresses, gate))
     asking = tg.create_task(ask(measuring))
     return await measuring, asking
 
@@ -560,8 +563,8 @@ async def _reclassify(writer: _Writer, run_id: str, judge: _Judge) -> list[tuple
 
 
 def _response_arrived(m: Measurement) -> bool:
-    """Did the last HTTP exchange get a response? (IO-level fact, no judgement.)"""
-    return bool(m.http) and m.http[-1].status is not None and m.http[-1].failure is None
+    """Did the input answer? (IO-level fact of its kind of test, no judgement.)"""
+    return kind_of(m.test_name).reached(m)
 
 
 def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:

@@ -534,7 +534,8 @@ class Store:
     def results(self, run: str = "latest") -> list[dict[str, Any]]:
         """One dict per measured target of a run, with its current verdict (DESIGN contract).
 
-        Keys: ``run_id, measurement_id, url, hostname, category, started_at, finished_at,
+        Keys: ``run_id, measurement_id, url, hostname, category, test_name, started_at,
+        finished_at,
         verdict, method, confidence, evidence, analysis_version, details`` (verdict fields are
         None for a measurement stored without a verdict). ``run`` is ``latest``, a full run
         id or a unique prefix; an unknown run → StorageError.
@@ -545,8 +546,8 @@ class Store:
                 db.query(
                     """
                     SELECT m.run_id, m.measurement_id, m.url, m.hostname, m.category,
-                           m.started_at, m.finished_at, v.verdict, v.method, v.confidence,
-                           v.evidence, v.analysis_version, v.details
+                           m.test_name, m.started_at, m.finished_at, v.verdict, v.method,
+                           v.confidence, v.evidence, v.analysis_version, v.details
                     FROM measurements m
                     LEFT JOIN verdicts v
                            ON v.measurement_id = m.measurement_id AND v.is_current = 1

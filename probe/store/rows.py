@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from probe.model import (
+    WEB_CONNECTIVITY,
     Certificate,
     DNSAnswer,
     DNSObservation,
@@ -130,6 +131,7 @@ def measurement_row(measurement_id: str, run_id: str, m: Measurement) -> Row:
         "path": t.path,
         "category": t.category,
         "source": t.source,
+        "test_name": t.test_name,
         "started_at": m.started_at,
         "finished_at": m.finished_at,
         "extra": to_json(m.extra),
@@ -371,6 +373,7 @@ def measurement_from_rows(
             path=m["path"],
             category=m["category"],
             source=m["source"],
+            test_name=m.get("test_name") or WEB_CONNECTIVITY,
         ),
         started_at=m["started_at"],
         finished_at=m["finished_at"],

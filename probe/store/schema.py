@@ -278,11 +278,19 @@ def _v3_traces(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v4_test_name(db: sqlite_utils.Database) -> None:
+    # The kind of test that measured the input (docs/kinds.md); every row before this
+    # migration was a web test.
+    db.execute("ALTER TABLE measurements ADD COLUMN test_name TEXT NOT NULL "
+               "DEFAULT 'web_connectivity'")
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "network health samples, report indexes", _v2_health),
     Migration(3, "packet-level traces (censor localisation, DNS injection)", _v3_traces),
+    Migration(4, "kinds of test: measurements.test_name", _v4_test_name),
 )
 
 #: The schema version this code writes.

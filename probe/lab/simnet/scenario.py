@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe.errors import UsageError
 from probe.lab.simnet import addressing as A
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -91,7 +92,7 @@ TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency",
 CLOCKS = ("first_target", "start")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UsageError, ValueError):
     """A scenario file is malformed; the message names the file and the key."""
 
 

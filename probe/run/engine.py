@@ -35,6 +35,7 @@ from probe.classify import Context, classify
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
+from probe.errors import InvalidValue
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate, measure_target
@@ -361,9 +362,9 @@ async def run_targets(
     options = options or RunOptions(concurrency=concurrency)
     concurrency = options.concurrency
     if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+        raise InvalidValue("concurrency must be at least 1")
     if options.per_host < 1:
-        raise ValueError("per_host must be at least 1")
+        raise InvalidValue("per_host must be at least 1")
     _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
     writer = _Writer(db_path)
@@ -525,6 +526,10 @@ async def run_targets(
             store_what_finished()
             writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
             raise
+        except Exception:  # a tool error (disk full, a corrupted file, a bad CA bundle) or a bug
+            progress.interrupted = True
+            _mark_interrupted_after_failure(writer, run_id)
+            raise
         await writer.call(lambda s: s.finish_run(run_id, "completed"))
         return progress
     finally:
@@ -536,6 +541,20 @@ async def run_targets(
 #: Default-executor size set by _size_default_executor, per event loop.
 _EXECUTOR_SIZE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
     weakref.WeakKeyDictionary())
+
+
+def _mark_interrupted_after_failure(writer: _Writer, run_id: str) -> None:
+    """After a failure during the run, mark it ``interrupted``; everything stored stays.
+
+    Best effort, on the writer's own connection: the one-row update usually fits where the
+    failed write did not (after a disk-full error the write-ahead log already owns the space
+    of the rolled-back frames, and a corrupted page elsewhere in the file does not touch the
+    ``runs`` row). When even this fails, the run keeps ``running`` with its last heartbeat, and
+    the next run on the database marks it interrupted once it is ``STALE_AFTER`` seconds
+    old (:meth:`~probe.store.Store.mark_stale_runs_interrupted`), as after a power cut.
+    """
+    with contextlib.suppress(Exception):
+        writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
 
 
 def _size_default_executor(loop: asyncio.AbstractEventLoop, workers: int) -> None:

@@ -31,7 +31,7 @@ demo: install
 	@$(PY) -m probe.lab.demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check probe tests

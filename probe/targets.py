@@ -22,7 +22,7 @@ from itertools import chain
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
-from probe.errors import TargetListError
+from probe.errors import InvalidValue, TargetListError
 from probe.model import INPUT_SCHEMES, WEB_CONNECTIVITY, Target
 
 try:  # a dependency of httpx; IDNA 2008 + UTS 46, unlike the stdlib's IDNA 2003 codec
@@ -113,11 +113,11 @@ class Canary:
 
     def __post_init__(self) -> None:
         if self.scope not in CANARY_SCOPES:
-            raise ValueError(f"unknown scope {self.scope!r}")
+            raise InvalidValue(f"unknown scope {self.scope!r}")
 
 
 def parse_url(text: str, category: str | None = None, source: str | None = None) -> Target:
-    """Normalise one URL into a :class:`Target`; raise ValueError with a short reason.
+    """Normalise one URL into a :class:`Target`; raise InvalidValue with a short reason.
 
     Strips surrounding whitespace, lower-cases scheme and host, IDNA-encodes a non-ASCII
     host, drops a trailing dot, a default port (80/443) and the fragment, keeps an explicit
@@ -127,25 +127,25 @@ def parse_url(text: str, category: str | None = None, source: str | None = None)
     """
     url = text.strip()
     if not url:
-        raise ValueError("bad URL: empty")
+        raise InvalidValue("bad URL: empty")
     if any(c.isspace() for c in url):
-        raise ValueError("bad URL: whitespace inside")
+        raise InvalidValue("bad URL: whitespace inside")
     if any(ord(c) < 32 or ord(c) == 127 for c in url) or _undecodable(url):
-        raise ValueError("bad URL: control character or invalid text inside")
+        raise InvalidValue("bad URL: control character or invalid text inside")
     prefix, sep, _ = url.partition("://")
     if not sep or not _SCHEME.match(prefix):
-        raise ValueError("bad URL: missing scheme (want http:// or https://)")
+        raise InvalidValue("bad URL: missing scheme (want http:// or https://)")
     scheme = prefix.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"unknown scheme {scheme!r}")
+        raise InvalidValue(f"unknown scheme {scheme!r}")
     try:
         parts = urlsplit(url)
     except ValueError as e:  # urlsplit checks bracketed (IPv6) hosts itself
         authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
         reason = "invalid IPv6 address" if "[" in authority else str(e)
-        raise ValueError(f"bad URL: {reason}") from None
+        raise InvalidValue(f"bad URL: {reason}") from None
     if "@" in parts.netloc:
-        raise ValueError("bad URL: userinfo (user@) not allowed")
+        raise InvalidValue("bad URL: userinfo (user@) not allowed")
     host, port = _host_port(parts.netloc, _DEFAULT_PORTS[scheme])
 
     netloc = f"[{host}]" if ":" in host else host
@@ -173,7 +173,7 @@ _ENDPOINT_KINDS: dict[str, str] = {
 
 
 def parse_input(text: str, category: str | None = None, source: str | None = None) -> Target:
-    """Normalise one input of any kind of test (docs/kinds.md); raise ValueError with a short
+    """Normalise one input of any kind of test (docs/kinds.md); raise InvalidValue with a short
     reason. ``tcp://host:port`` is a ``tcp_connect`` input (:func:`parse_endpoint`); anything
     else is a web URL (:func:`parse_url`, with its reasons for what is not)."""
     scheme = text.strip().partition("://")[0].lower()
@@ -191,22 +191,22 @@ def parse_endpoint(text: str, category: str | None = None,
     """
     url = text.strip()
     if not url or any(c.isspace() for c in url):
-        raise ValueError("bad input: empty or whitespace inside")
+        raise InvalidValue("bad input: empty or whitespace inside")
     if any(ord(c) < 32 or ord(c) == 127 for c in url) or _undecodable(url):
-        raise ValueError("bad input: control character or invalid text inside")
+        raise InvalidValue("bad input: control character or invalid text inside")
     prefix, _, rest = url.partition("://")
     scheme = prefix.lower()
     test_name = _ENDPOINT_KINDS.get(scheme)
     if test_name is None:
-        raise ValueError(f"unknown scheme {scheme!r}")
+        raise InvalidValue(f"unknown scheme {scheme!r}")
     netloc = rest[:-1] if rest.endswith("/") else rest
     if not netloc or any(c in netloc for c in "/?#"):
-        raise ValueError(f"bad input: want {scheme}://host:port")
+        raise InvalidValue(f"bad input: want {scheme}://host:port")
     if "@" in netloc:
-        raise ValueError("bad input: userinfo (user@) not allowed")
+        raise InvalidValue("bad input: userinfo (user@) not allowed")
     bare = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
     if ":" not in bare:
-        raise ValueError(f"bad input: missing port (want {scheme}://host:port)")
+        raise InvalidValue(f"bad input: missing port (want {scheme}://host:port)")
     host, port = _host_port(netloc, 0)
     shown = f"[{host}]" if ":" in host else host
     return Target(
@@ -224,9 +224,9 @@ def parse_endpoint(text: str, category: str | None = None,
 def _category(code: str) -> str:
     norm = code.strip().upper()
     if not norm:
-        raise ValueError("missing category code")
+        raise InvalidValue("missing category code")
     if norm not in CATEGORIES:
-        raise ValueError(f"unknown category {code.strip()!r}")
+        raise InvalidValue(f"unknown category {code.strip()!r}")
     return norm
 
 
@@ -235,13 +235,13 @@ def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
     if netloc.startswith("["):
         inside, bracket, after = netloc[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
-            raise ValueError("bad URL: invalid IPv6 address")
+            raise InvalidValue("bad URL: invalid IPv6 address")
         try:
             host = str(ipaddress.IPv6Address(inside)) if "%" not in inside else ""
         except ValueError:
             host = ""
         if not host:
-            raise ValueError("bad URL: invalid IPv6 address")
+            raise InvalidValue("bad URL: invalid IPv6 address")
         port_text = after[1:] if after else ""
     else:
         host, _, port_text = netloc.partition(":")
@@ -251,14 +251,14 @@ def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
         return host, default_port
     port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
     if not 0 < port < 65536:
-        raise ValueError(f"bad URL: bad port {port_text!r}")
+        raise InvalidValue(f"bad URL: bad port {port_text!r}")
     return host, port
 
 
 def _hostname(raw: str) -> str:
     host = raw[:-1] if raw.endswith(".") else raw
     if not host:
-        raise ValueError("bad URL: missing host")
+        raise InvalidValue("bad URL: missing host")
     if not host.isascii():
         try:
             if _idna is not None:
@@ -266,16 +266,16 @@ def _hostname(raw: str) -> str:
             else:  # pragma: no cover
                 host = host.encode("idna").decode("ascii")
         except UnicodeError:  # idna.IDNAError is a UnicodeError
-            raise ValueError(f"bad URL: invalid host {raw!r}") from None
+            raise InvalidValue(f"bad URL: invalid host {raw!r}") from None
     host = host.lower()
     labels = host.split(".")
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise ValueError(f"bad URL: invalid host {raw!r}")
+        raise InvalidValue(f"bad URL: invalid host {raw!r}")
     if all(label.isdigit() for label in labels):
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            raise ValueError(f"bad URL: invalid host {raw!r}") from None
+            raise InvalidValue(f"bad URL: invalid host {raw!r}") from None
     return host
 
 
@@ -455,7 +455,7 @@ def load_file(
 ) -> list[Target]:
     """All targets of one list, optionally only those in ``categories`` (codes, any case).
 
-    Raises TargetListError with every problem if any row is bad, ValueError for an unknown
+    Raises TargetListError with every problem if any row is bad, InvalidValue for an unknown
     code in ``categories``.
     """
     wanted = _category_filter(categories)
@@ -468,7 +468,7 @@ def load_sources(sources: list[str], categories: Iterable[str] | None = None) ->
     A URL met again in a later source (or a later URL argument) is dropped, keeping the first.
     ``categories`` filters the rows of list files; URLs given directly are always kept. Every
     problem of every source is collected and raised as one TargetListError; an unknown code
-    in ``categories`` raises ValueError before anything is read.
+    in ``categories`` raises InvalidValue before anything is read.
     """
     wanted = _category_filter(categories)
     problems: list[str] = []
@@ -538,7 +538,7 @@ def _category_filter(categories: Iterable[str] | None) -> set[str] | None:
     wanted = {c.strip().upper() for c in categories}
     unknown = sorted(wanted - CATEGORIES.keys())
     if unknown:
-        raise ValueError(f"unknown category code in filter: {', '.join(unknown)}")
+        raise InvalidValue(f"unknown category code in filter: {', '.join(unknown)}")
     return wanted
 
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from probe import targets as T
 from probe.cli import config as C
 from probe.cli.root import app
 from probe.errors import TargetListError
+from tests.clirunner import CliRunner
 
 FUZZ = settings(max_examples=120, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

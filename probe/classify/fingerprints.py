@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from probe.errors import ProbeError
 from probe.model import Certificate
 
 #: The format version this loader understands (``format`` at the top of the file).
@@ -31,7 +32,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOCATION_MATCH = "Location contains"
 
 
-class FingerprintError(ValueError):
+class FingerprintError(ProbeError, ValueError):
     """Raised when a fingerprint file is malformed; the message names the entry and the key."""
 
 

@@ -1,9 +1,9 @@
 """The ``probe export`` command and the ``probe db`` sub-app (``probe db merge``).
 
 Thin wrappers: parse the options, call :func:`probe.export.export` or
-:func:`probe.store.merge.merge`, print a one-line summary on stderr. Exit status 0 = done, 1 = a
-tool error (one line, ``probe: error: …``), 2 = bad usage. :func:`register` adds both to the
-root typer app.
+:func:`probe.store.merge.merge`, print a one-line summary on stderr. Errors reach the CLI's
+one boundary (:func:`probe.cli.main`): 1 = a tool error (one line, ``probe: error: …``),
+2 = bad usage. :func:`register` adds both to the root typer app.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from probe.errors import ProbeError, UsageError
 from probe.export import Selection, export, parse_bound
 from probe.store import default_db_path
 from probe.store.merge import merge
@@ -32,11 +31,6 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", envvar="PROBE_DB", help="SQLite database (default: user data dir)."),
 ]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"probe: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def export_command(
@@ -67,17 +61,12 @@ def export_command(
     ] = None,
 ) -> None:
     """Export measurements, observations and verdicts for other tools."""
-    try:
-        selection = Selection(
-            run=run,
-            since=parse_bound(since) if since else None,
-            until=parse_bound(until, end=True) if until else None,
-        )
-        summary = export(db or default_db_path(), fmt.value, out, selection)
-    except UsageError as e:
-        raise _fail(str(e), 2) from None
-    except ProbeError as e:
-        raise _fail(str(e)) from None
+    selection = Selection(
+        run=run,
+        since=parse_bound(since) if since else None,
+        until=parse_bound(until, end=True) if until else None,
+    )
+    summary = export(db or default_db_path(), fmt.value, out, selection)
     if fmt is ExportFormat.PARQUET:
         detail = ", ".join(f"{n} {table}" for table, n in summary.rows.items())
         typer.echo(f"exported {detail} to {summary.out}", err=True)
@@ -90,10 +79,7 @@ def merge_command(
     inputs: Annotated[list[Path], typer.Argument(help="Volunteers' databases (read-only).")],
 ) -> None:
     """Merge databases into OUT: every run not already there, with all its data."""
-    try:
-        reports = merge(out, inputs)
-    except ProbeError as e:
-        raise _fail(str(e)) from None
+    reports = merge(out, inputs)
     for r in reports:
         if r.is_output:
             typer.echo(f"{r.path}: is the output database, nothing to do", err=True)

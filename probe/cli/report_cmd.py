@@ -1,7 +1,8 @@
 """``probe report`` and ``probe compare``: parse arguments, call :mod:`probe.report`, print.
 
-No aggregation here. Exit status: 0 = done, 1 = runtime error (one line on stderr, e.g. an
-unreadable database), 2 = bad usage (bad time, zone, format or argument combination).
+No aggregation here and no error handling: errors reach the CLI's one boundary
+(:func:`probe.cli.main`): 1 = runtime error (one line on stderr, e.g. an unreadable
+database), 2 = bad usage (bad time, zone, format or argument combination).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from probe.errors import ProbeError, UsageError
+from probe.errors import UsageError
 from probe.report import ReportOptions, Window, build_report, compare, write_comparison
 from probe.report import write_report as write_report_files
 from probe.report.output import COMPARE_FORMATS, REPORT_FORMATS, check_format
@@ -40,11 +41,6 @@ CategoryOption = Annotated[
         "--category", metavar="CODE", help="Only targets of this category code (repeatable)."
     ),
 ]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"probe: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _databases(db: list[Path] | None) -> tuple[Path, ...]:
@@ -79,23 +75,16 @@ def report(
     ] = None,
 ) -> None:
     """Write a reachability report: summary, targets, timelines, network health, changes."""
-    try:
-        zone = resolve_tz(tz)
-        check_format(fmt, REPORT_FORMATS)
-        now = dt.datetime.now(dt.UTC)
-        start = parse_time(since, zone, now=now) if since else None
-        end = parse_time(until, zone, end=True, now=now) if until else None
-        if start and end and start >= end:
-            raise UsageError("--since must be before --until")
-    except UsageError as e:
-        raise _fail(str(e), 2) from None
-    try:
-        built = build_report(
-            ReportOptions(_databases(db), zone, start, end, tuple(category or ()), now)
-        )
-        paths = write_report_files(built, fmt, out)
-    except ProbeError as e:
-        raise _fail(str(e)) from None
+    zone = resolve_tz(tz)
+    check_format(fmt, REPORT_FORMATS)
+    now = dt.datetime.now(dt.UTC)
+    start = parse_time(since, zone, now=now) if since else None
+    end = parse_time(until, zone, end=True, now=now) if until else None
+    if start and end and start >= end:
+        raise UsageError("--since must be before --until")
+    options = ReportOptions(_databases(db), zone, start, end, tuple(category or ()), now)
+    built = build_report(options)
+    paths = write_report_files(built, fmt, out)
     if len(paths) == 1:
         typer.echo(str(paths[0]))
     elif paths:
@@ -132,19 +121,13 @@ def compare_cmd(
 ) -> None:
     """What changed between two runs or two periods: newly blocked, unblocked, method
     changed, still blocked. Without arguments: the previous run vs the latest."""
-    try:
-        zone = resolve_tz(tz)
-        check_format(fmt, COMPARE_FORMATS)
-        pair, periods = _compare_args(runs or [], since or [], until or [], zone)
-    except UsageError as e:
-        raise _fail(str(e), 2) from None
-    try:
-        result = compare(
-            _databases(db), zone, runs=pair, periods=periods, categories=tuple(category or ())
-        )
-        paths = write_comparison(result, fmt, out)
-    except ProbeError as e:
-        raise _fail(str(e)) from None
+    zone = resolve_tz(tz)
+    check_format(fmt, COMPARE_FORMATS)
+    pair, periods = _compare_args(runs or [], since or [], until or [], zone)
+    result = compare(
+        _databases(db), zone, runs=pair, periods=periods, categories=tuple(category or ())
+    )
+    paths = write_comparison(result, fmt, out)
     for path in paths:
         typer.echo(str(path))
 

@@ -37,11 +37,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from probe.errors import ProbeError
+
 PROTOCOL_VERSION = 1
 MAX_ADDRESSES = 8
 
 
-class BadRequest(ValueError):
+class BadRequest(ProbeError, ValueError):
     """Raised when a request body is not a valid v1 measure request."""
 
 

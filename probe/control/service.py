@@ -10,7 +10,7 @@ from functools import partial
 
 from probe.control.measure import measure_request
 from probe.control.server import ControlServer, Policy
-from probe.errors import UsageError
+from probe.errors import ProbeError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
 
 
@@ -37,7 +37,10 @@ async def serve(host: str, port: int, allow: list[str], allow_ports: list[int],
         dns_linger=0.0,
     )
     server = ControlServer(policy, partial(measure_request, settings=settings))
-    bound = await server.start(host, port)
+    try:
+        bound = await server.start(host, port)
+    except OSError as e:  # address in use, not ours: a tool error, one line
+        raise ProbeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     print(f"probe helper listening on {bound[0]}:{bound[1]}", flush=True, file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

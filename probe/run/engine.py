@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import ssl
 import time
 import weakref
@@ -35,6 +36,7 @@ from probe.classify import Context, classify
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
+from probe.errors import InvalidValue
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate
@@ -364,9 +366,9 @@ async def run_targets(
     options = options or RunOptions(concurrency=concurrency)
     concurrency = options.concurrency
     if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+        raise InvalidValue("concurrency must be at least 1")
     if options.per_host < 1:
-        raise ValueError("per_host must be at least 1")
+        raise InvalidValue("per_host must be at least 1")
     _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
     writer = _Writer(db_path, options.own_addresses)  # the store scrubs what it writes
@@ -387,6 +389,7 @@ async def run_targets(
             record["canaries"] = len(options.canaries)
             run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
         progress = RunProgress(run_id=run_id, total=total, done=len(done))
+        reserve = _Reserve.take(db_path)
 
         async def health(phase: str) -> None:
             if sampler is None:
@@ -525,6 +528,13 @@ async def run_targets(
             store_what_finished()
             writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
             raise
+        except Exception:  # a tool error (disk full, a corrupted file, a bad CA bundle) or a bug
+            progress.interrupted = True
+            reserve.release()  # room for the one-row update, even on a full disk
+            _mark_interrupted_after_failure(writer, run_id)
+            raise
+        finally:
+            reserve.release()
         await writer.call(lambda s: s.finish_run(run_id, "completed"))
         return progress
     finally:
@@ -536,6 +546,55 @@ async def run_targets(
 #: Default-executor size set by _size_default_executor, per event loop.
 _EXECUTOR_SIZE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
     weakref.WeakKeyDictionary())
+
+
+class _Reserve:
+    """Disk space held for marking the run interrupted after a failure (a full disk).
+
+    ``<db>-reserve``, a small file written when the run starts and deleted when it ends; on a
+    failure it is deleted first, so the one-row ``runs`` update finds room even when the
+    failure was the disk filling up. Best effort: no reserve (e.g. a read-only directory)
+    only means the fallback of :func:`_mark_interrupted_after_failure`.
+    """
+
+    SIZE = 256 * 1024
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    @classmethod
+    def take(cls, db_path: str) -> _Reserve:
+        path = db_path + "-reserve"
+        try:
+            with open(path, "wb") as f:
+                f.write(b"\0" * cls.SIZE)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return cls(None)
+        return cls(path)
+
+    def release(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.path = None
+
+
+def _mark_interrupted_after_failure(writer: _Writer, run_id: str) -> None:
+    """After a failure during the run, mark it ``interrupted``; everything stored stays.
+
+    Best effort, on the writer's own connection, after :class:`_Reserve` gave its space back:
+    the one-row update fits where the failed write did not, and a corrupted page elsewhere in
+    the file does not touch the ``runs`` row. When even this fails, the run keeps ``running``
+    with its last heartbeat, and the next run on the database marks it interrupted once it is
+    ``STALE_AFTER`` seconds old (:meth:`~probe.store.Store.mark_stale_runs_interrupted`), as
+    after a power cut.
+    """
+    with contextlib.suppress(Exception):
+        writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
 
 
 def _size_default_executor(loop: asyncio.AbstractEventLoop, workers: int) -> None:

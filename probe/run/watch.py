@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from probe.errors import InvalidValue
 from probe.measure.settings import MeasureSettings
 from probe.model import Target
 from probe.run.engine import ProgressCallback, RunOptions, RunProgress, run_targets
@@ -29,10 +30,10 @@ OFFLINE_STATES = frozenset({"shutdown.full", "local_outage"})
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``1.5h``, ``1d`` → seconds; ValueError otherwise."""
+    """``90``, ``90s``, ``15m``, ``1.5h``, ``1d`` → seconds; InvalidValue otherwise."""
     match = _DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"bad duration {text!r} (examples: 90s, 15m, 1h)")
+        raise InvalidValue(f"bad duration {text!r} (examples: 90s, 15m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli.root import app
 from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
+from tests.clirunner import CliRunner
 
 CONTRACT = {"run_id", "url", "hostname", "category", "started_at", "verdict", "method",
             "confidence", "evidence", "analysis_version"}

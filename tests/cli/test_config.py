@@ -8,10 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli import config as C
 from probe.cli.root import app
+from tests.clirunner import CliRunner
 
 
 def _file(tmp_path: Path, text: str, name: str = "config.toml") -> C.ConfigFile:

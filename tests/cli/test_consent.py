@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli import consent
 from probe.cli.root import app
+from tests.clirunner import CliRunner
 
 
 @pytest.fixture()

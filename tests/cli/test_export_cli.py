@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from probe.cli.export_cmd import ExportFormat, register
 from probe.export import FORMATS
+from tests.clirunner import CliRunner
 from tests.factories import Built, build_db
 
 

@@ -212,9 +212,8 @@ def test_selfcheck_judge(expect: dict, got: dict, ok: bool) -> None:
 
 
 def test_cli_help_and_list() -> None:
-    from typer.testing import CliRunner
-
     from probe.cli.sim_cmd import app
+    from tests.clirunner import CliRunner
 
     runner = CliRunner()
     for cmd in ("list", "up", "status", "exec", "down", "run"):
@@ -227,9 +226,8 @@ def test_cli_help_and_list() -> None:
 
 
 def test_without_root_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
-
     from probe.cli.sim_cmd import app
+    from tests.clirunner import CliRunner
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     ok, reason = netns.have_root()

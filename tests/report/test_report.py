@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from probe.cli.report_cmd import register
 from probe.lab.synth import generate as generate_synth
@@ -31,6 +30,7 @@ from probe.report.render_html import render_html
 from probe.report.render_json import render_json
 from probe.report.render_md import md_escape, render_md
 from probe.report.times import resolve_tz
+from tests.clirunner import CliRunner
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
 UTC = dt.UTC

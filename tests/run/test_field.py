@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli.root import app
 from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
@@ -27,6 +26,7 @@ from probe.measure.settings import MeasureSettings, Resolver
 from probe.run.engine import RunOptions
 from probe.run.watch import WatchPlan, next_pause, parse_duration, watch
 from probe.targets import parse_url
+from tests.clirunner import CliRunner
 
 
 @pytest.fixture(scope="module")

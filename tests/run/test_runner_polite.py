@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli.root import app
 from probe.lab.world.loopback import LoopbackWorld, simple_world
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.run.engine import KeyedLimiter, RateLimiter, RunOptions, run_targets
 from probe.targets import parse_url
+from tests.clirunner import CliRunner
 
 PAGE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.classify import traces
 from probe.cli.root import app
@@ -22,6 +21,7 @@ from probe.report.run_results import render_table, trace_note
 from probe.run import tracing
 from probe.store import Store
 from probe.targets import parse_url
+from tests.clirunner import CliRunner
 
 
 def r(outcome: str, ttl: int = 2, **kw: Any) -> Reply:
@@ -284,16 +284,16 @@ def test_trace_blocked_without_raw_sockets_says_so_once(monkeypatch: pytest.Monk
     assert got == [] and said == [raw.NEED_RAW]
 
 
-def test_run_trace_blocked_step_without_raw_sockets(monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from probe.cli import root as cli
+def test_run_trace_blocked_step_without_raw_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     from probe.measure.settings import MeasureSettings
+    from probe.run import session
     from probe.run.engine import RunOptions
 
     monkeypatch.setattr(tracing, "raw_unavailable", lambda: raw.NEED_RAW)
-    cli._trace_blocked("run", "/nonexistent.db", MeasureSettings(), RunOptions(), quiet=True)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"probe: {raw.NEED_RAW}"]
+    events: list[tuple[str, str]] = []
+    plan = session._Plan(1, MeasureSettings(), RunOptions(), "/nonexistent.db")
+    assert session._trace_blocked("run", plan, lambda t, x: events.append((t, x))) == ()
+    assert events == [("notice", raw.NEED_RAW)]  # `probe run` prints it as "probe: …"
 
 
 def test_raw_unavailable_names_the_missing_privilege(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from probe.cli.export_cmd import register
 from probe.errors import StorageError
 from probe.store import Store
 from probe.store.merge import merge
+from tests.clirunner import CliRunner
 from tests.factories import Built, build_db, full_measurement
 
 TABLES = ("runs", "measurements", "dns_queries", "tcp_connects", "tls_handshakes",

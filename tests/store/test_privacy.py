@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from probe.cli.root import app
 from probe.control import client
@@ -36,6 +35,7 @@ from probe.model import (
 from probe.run.engine import RunOptions, run_targets
 from probe.store.privacy import PLACEHOLDER, Scrubber, _fib_trie, _if_inet6, local_addresses
 from probe.targets import parse_url
+from tests.clirunner import CliRunner
 from tests.factories import measurement_naming
 
 ME = "127.0.0.1"  # the probe's "public" address in these tests

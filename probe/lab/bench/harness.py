@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
+from probe.errors import ProbeError
 from probe.lab.bench import sites as W
 from probe.lab.bench import stats as B
 from probe.lab.bench.report_case import bench_report
@@ -73,7 +74,7 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class BenchError(RuntimeError):
+class BenchError(ProbeError, RuntimeError):
     """The benchmark could not run (no root, the world did not come up, a probe run failed)."""
 
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from probe.errors import ProbeError
+
 #: Every namespace / state dir the simulator creates starts with this.
 GLOBAL_PREFIX = "psim"
 #: Where running simulations keep their state, logs, configs and certificates.
@@ -30,7 +32,7 @@ ETC_NETNS = Path("/etc/netns")
 _PREFIX_RE = re.compile(rf"^{GLOBAL_PREFIX}[0-9a-f]{{4}}$")
 
 
-class NetnsError(RuntimeError):
+class NetnsError(ProbeError, RuntimeError):
     """A command that builds or tears down the simulated network failed."""
 
 

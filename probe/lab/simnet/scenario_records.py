@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.errors import UsageError
 from probe.lab.simnet import addressing as A
 from probe.lab.world.spec import SiteConfig, normalize_hostname, parse_web_behaviour
 
@@ -55,7 +56,7 @@ TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency",
 CLOCKS = ("first_target", "start")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UsageError, ValueError):
     """A scenario file is malformed; the message names the file and the key."""
 
 

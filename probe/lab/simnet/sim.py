@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.errors import ProbeError
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet import netns
 from probe.lab.simnet.checks import world_checks
@@ -45,7 +46,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-class SimError(RuntimeError):
+class SimError(ProbeError, RuntimeError):
     """The simulation could not be brought up or used (not a probe or scenario failure)."""
 
 

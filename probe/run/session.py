@@ -1,0 +1,264 @@
+"""Assemble and execute one `probe run` or `probe watch` from a plain request record.
+
+Everything between "the user asked for this" and "the engine runs": validate the target lists,
+canaries, resolvers and files; build the measurement settings and run options; run once or
+watch; then, when asked, trace every blocked target. The command line builds a
+:class:`RunRequest` (after settings precedence) and renders what :func:`execute` reports
+through its callbacks; a library user calls the same function. Tool errors are
+:class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`); nothing here
+prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probe import targets as target_lists
+from probe.errors import TargetListError, UsageError
+from probe.measure import certs
+from probe.measure.settings import MeasureSettings, Resolver
+from probe.model import Target, TraceObservation
+from probe.run import tracing
+from probe.run.engine import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PER_HOST,
+    ProgressCallback,
+    RunOptions,
+    RunProgress,
+    run_targets,
+)
+from probe.run.watch import WatchPlan
+from probe.run.watch import watch as watch_runs
+from probe.store import default_db_path
+
+__all__ = ["EventCallback", "RunOutcome", "RunRequest", "execute", "parse_resolver"]
+
+#: Called with a topic and one line of text: ``finished`` (a run ended or was interrupted;
+#: text empty), ``watch`` (a watch event), ``trace`` (a --trace-blocked step), ``notice``
+#: (something the user must see even when quiet, e.g. why tracing was skipped).
+EventCallback = Callable[[str, str], None]
+
+
+def _ignore(topic: str, text: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """One `probe run` (or, with ``watch``, `probe watch`), as plain values.
+
+    ``sources``: URLs and/or target list files. ``db``: None = the user data dir's database.
+    ``resolvers``: extra UDP resolvers as ``IP[:PORT]`` text. ``categories``: only list rows of
+    these category codes; empty = all. ``canaries``/``asn_db``/``ca_bundle``: files; None =
+    none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
+    to complete; None = a new run. ``watch``: None = run once; else measure periodically.
+    ``trace_blocked``: after a single run, locate the censor of every blocked target.
+    """
+
+    sources: tuple[str, ...]
+    db: Path | None = None
+    resolvers: tuple[str, ...] = ()
+    use_system_resolver: bool = True
+    ca_bundle: Path | None = None
+    categories: tuple[str, ...] = ()
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = DEFAULT_PER_HOST
+    rate: float = 0.0
+    timeout: float = 10.0
+    controls: tuple[str, ...] = ()
+    control_token: str | None = None
+    canaries: Path | None = None
+    health_interval: float = 60.0
+    asn_db: Path | None = None
+    store_bodies: bool = True
+    trace_blocked: bool = False
+    resume: str | None = None
+    watch: WatchPlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What :func:`execute` did. ``progress``: the (last) run's counters; None when watch
+    made no full run. ``traces``: (url, trace) pairs of ``--trace-blocked``; empty when not
+    asked or not possible."""
+
+    db_path: str
+    progress: RunProgress | None
+    traces: tuple[tuple[str, TraceObservation], ...] = ()
+
+
+def parse_resolver(text: str) -> Resolver:
+    """``IP``, ``IP:PORT`` or ``[IPv6]:PORT`` → Resolver; raises UsageError on bad input."""
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        if not p.isdigit():
+            raise UsageError(f"--resolver {text!r}: port must be a number")
+        port = int(p)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"--resolver {text!r}: not an IP address") from None
+    if not 0 < port < 65536:
+        raise UsageError(f"--resolver {text!r}: bad port")
+    return Resolver(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A validated request: what the engine needs."""
+
+    total: int
+    settings: MeasureSettings
+    options: RunOptions
+    db_path: str
+
+
+def _prepare(request: RunRequest) -> _Plan:
+    """Validate every input before anything is measured or stored."""
+    categories = set(request.categories) if request.categories else None
+    sources = list(request.sources)
+    try:
+        # Read the lists once to validate and count; the run streams them again (flat memory).
+        total = sum(1 for _ in target_lists.iter_sources(sources, categories))
+        canary_list = tuple(
+            (c.scope, c.url_or_host) for c in target_lists.load_canaries(str(request.canaries))
+        ) if request.canaries else ()
+    except TargetListError as e:
+        raise TargetListError(
+            e.problems, summary=f"bad target list ({len(e.problems)} problems); nothing measured"
+        ) from None
+    if request.asn_db is not None and not request.asn_db.is_file():
+        raise UsageError(f"--asn-db {request.asn_db}: no such file")
+    resolvers = tuple(parse_resolver(r) for r in request.resolvers)
+    if request.ca_bundle is not None and not request.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {request.ca_bundle}: no such file")
+    if request.ca_bundle is not None:  # unusable: fail before a run is created
+        certs.trust_anchors(str(request.ca_bundle))
+    if not request.use_system_resolver and not resolvers:
+        raise UsageError("--no-system-resolver needs at least one --resolver")
+    if not total:
+        raise UsageError("no targets to measure")
+    settings = MeasureSettings.with_timeout(
+        request.timeout,
+        use_system_resolver=request.use_system_resolver,
+        resolvers=resolvers,
+        ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
+        store_bodies=request.store_bodies,
+    )
+    options = RunOptions(
+        concurrency=request.concurrency,
+        controls=request.controls,
+        control_token=request.control_token,
+        canaries=canary_list,
+        health_interval=request.health_interval,
+        asn_db=str(request.asn_db) if request.asn_db else None,
+        resume=request.resume,
+        per_host=request.per_host,
+        rate=request.rate or None,
+    )
+    return _Plan(total, settings, options, str(request.db or default_db_path()))
+
+
+def execute(
+    request: RunRequest,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_event: EventCallback = _ignore,
+    confirm: Callable[[], object] | None = None,
+) -> RunOutcome:
+    """Validate ``request``, call ``confirm`` (e.g. the consent notice; it raises to stop),
+    then run once (or watch until stopped, SIGTERM stopping like Ctrl-C) and, when asked,
+    trace the blocked targets.
+
+    A run that fails midway (disk full, a corrupted database, an unusable CA bundle) is left
+    ``interrupted`` with every finished target stored, and its error is raised. Ctrl-C raises
+    KeyboardInterrupt after the ``finished`` event.
+    """
+    plan = _prepare(request)
+    if confirm is not None:
+        confirm()
+    if request.watch is not None:
+        return _watch(request, request.watch, plan, on_progress, on_event)
+    last: list[RunProgress] = []
+
+    def progress(p: RunProgress, target: Target | None, verdict: Any) -> None:
+        if not last:
+            last.append(p)
+        if on_progress is not None:
+            on_progress(p, target, verdict)
+
+    categories = set(request.categories) if request.categories else None
+    targets = target_lists.iter_sources(list(request.sources), categories)
+    try:
+        done = asyncio.run(run_targets(targets, plan.total, plan.settings, plan.db_path,
+                                       plan.options.concurrency, progress, plan.options))
+    except KeyboardInterrupt:
+        on_event("finished", "")
+        raise
+    on_event("finished", "")
+    traces: tuple[tuple[str, TraceObservation], ...] = ()
+    if request.trace_blocked:
+        traces = _trace_blocked(done.run_id, plan, on_event)
+    return RunOutcome(plan.db_path, done, traces)
+
+
+def _watch(request: RunRequest, watch_plan: WatchPlan, plan: _Plan,
+           on_progress: ProgressCallback | None, on_event: EventCallback) -> RunOutcome:
+    categories = set(request.categories) if request.categories else None
+
+    def reload() -> list[Target]:
+        return target_lists.load_sources(list(request.sources), categories)
+
+    log = _run_until_signalled(watch_runs(
+        reload, plan.settings, plan.db_path, plan.options, watch_plan, on_progress,
+        lambda text: on_event("watch", text)), on_event)
+    return RunOutcome(plan.db_path, log.full_runs[-1] if log.full_runs else None)
+
+
+def _trace_blocked(run_id: str, plan: _Plan,
+                   on_event: EventCallback) -> tuple[tuple[str, TraceObservation], ...]:
+    """``--trace-blocked``: locate the censor of every blocked target of the run just made."""
+    reason = tracing.raw_unavailable()
+    if reason:
+        on_event("notice", reason)
+        return ()
+    settings = tracing.TraceSettings(timeout=min(plan.settings.connect_timeout, 2.0),
+                                     ca_bundle=plan.settings.ca_bundle,
+                                     innocuous_name=plan.settings.innocuous_sni)
+    found = asyncio.run(tracing.trace_blocked(plan.db_path, run_id, settings,
+                                              plan.options.controls,
+                                              say=lambda text: on_event("trace", text)))
+    for url, obs in found:
+        on_event("trace", f"{url}: {tracing.summary(obs)}")
+    return tuple(found)
+
+
+def _run_until_signalled(coro: Coroutine[Any, Any, Any], on_event: EventCallback) -> Any:
+    """Run ``coro``; SIGTERM stops it like Ctrl-C (the run in progress is interrupted)."""
+
+    async def main() -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        on_event("finished", "")
+        raise
+

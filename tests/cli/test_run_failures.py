@@ -1,16 +1,22 @@
 """A database that fails midway through a run: one line, exit 1, run ``interrupted``.
 
-(The file-corrupted-midway case is not here yet: garbage written under a live WAL-mode
-connection is hidden by its page cache, so it needs a corruption SQLite is sure to read.)
+Two ways a volunteer's disk fails: it fills up, or the file is corrupted under the running
+probe. Garbage written under a live WAL-mode connection is hidden by its page cache, so the
+corruption test does what a failing disk plus another writer would: it checkpoints, overwrites
+the root page of an index of ``measurements`` in the file (the rows themselves stay readable),
+then commits an unrelated change, which makes the probe's connection drop its cache and read
+the damaged page on its next write.
 
-Root only: each test mounts a small tmpfs for the database (always unmounted). The failure is
-injected just before the third target is stored, so two finished targets must survive.
+Root only: the disk-full test mounts a small tmpfs for the database (always unmounted). The
+failure is injected just before the third target is stored, so two finished targets must
+survive.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +100,39 @@ def test_disk_full_midway(world: LoopbackWorld, small_disk: Path,
     with Store.open(db) as store:
         assert store.get_run()["status"] == "interrupted"
         assert len(store.results()) == 2
+
+
+def _corrupt_url_index(db: Path) -> None:
+    """Overwrite the root page of the ``measurements_url`` index in the file and make every
+    connection re-read it (another connection's commit invalidates their page caches)."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        root = con.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'measurements_url'").fetchone()[0]
+        with open(db, "r+b") as f:
+            f.seek((root - 1) * page_size)
+            f.write(b"\xa5" * page_size)
+        con.execute("PRAGMA user_version = 7")  # a commit: other connections drop their cache
+    finally:
+        con.close()
+
+
+def test_file_corrupted_midway(world: LoopbackWorld, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "p.db"
+    _before_third_save(monkeypatch, lambda _: _corrupt_url_index(db))
+    res = _run(world, db)
+    assert res.exit_code == 1, res.output
+    assert "malformed" in _one_error_line(res)
+    con = sqlite3.connect(db)  # read around the damaged index: the rows are intact
+    try:
+        status = con.execute("SELECT status FROM runs").fetchall()
+        kept = con.execute("SELECT count(*) FROM measurements NOT INDEXED").fetchone()[0]
+        judged = con.execute("SELECT count(*) FROM verdicts NOT INDEXED "
+                             "WHERE is_current = 1").fetchone()[0]
+    finally:
+        con.close()
+    assert status == [("interrupted",)]
+    assert kept == judged == 2

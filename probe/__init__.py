@@ -5,9 +5,10 @@ Run a list of targets (with control helpers and canaries) into a database::
     import probe
     outcome = probe.execute(probe.RunRequest(sources=("https://example.org/",), db=path))
 
-Measure one target (no storage): ``await probe.measure_target(probe.parse_url(url),
-probe.MeasureSettings())`` (judge it with ``probe.classify.classify``). Re-judge stored
-measurements with the current classifier: ``probe.reanalyze(db_path)``. Read a database:
+Measure one input of any kind (no storage): ``await probe.measure_input(probe.parse_input(text))``
+(``measure_target`` is the web test itself; judge a measurement with
+``probe.classify.classify``). Re-judge stored measurements with the current classifier:
+``probe.reanalyze(db_path)``. Read a database:
 ``with probe.Store.open(path) as store: store.results()``. Build a report:
 ``probe.build_report(probe.ReportOptions(...))``. Every tool error is a ``probe.ProbeError``.
 See docs/api.md.
@@ -30,6 +31,7 @@ _WHERE = {
     "RunOutcome": "probe.run.session",
     "WatchPlan": "probe.run.watch",
     "RunProgress": "probe.run.engine",
+    "measure_input": "probe.run.kinds",
     "measure_target": "probe.measure.web",
     "reanalyze": "probe.run.reanalyze",
     "Store": "probe.store",
@@ -42,6 +44,7 @@ _WHERE = {
     "Verdict": "probe.model",
     "VerdictKind": "probe.model",
     "parse_url": "probe.targets",
+    "parse_input": "probe.targets",
     "load_sources": "probe.targets",
     "ProbeError": "probe.errors",
     "UsageError": "probe.errors",
@@ -68,7 +71,9 @@ __all__ = [
     "build_report",
     "execute",
     "load_sources",
+    "measure_input",
     "measure_target",
+    "parse_input",
     "parse_url",
     "reanalyze",
     "write_report",
@@ -81,11 +86,12 @@ if TYPE_CHECKING:
     from probe.model import Measurement, Target, Verdict, VerdictKind
     from probe.report import ReportOptions, build_report, write_report
     from probe.run.engine import RunProgress
+    from probe.run.kinds import measure_input
     from probe.run.reanalyze import reanalyze
     from probe.run.session import RunOutcome, RunRequest, execute
     from probe.run.watch import WatchPlan
     from probe.store import Store
-    from probe.targets import load_sources, parse_url
+    from probe.targets import load_sources, parse_input, parse_url
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ API = [
     "MeasureSettings", "Measurement", "ProbeError", "ReportOptions", "RunOutcome",
     "RunProgress", "RunRequest", "StorageError", "Store", "Target", "TargetListError",
     "UsageError", "Verdict", "VerdictKind", "WatchPlan", "build_report", "execute",
-    "load_sources", "measure_target", "parse_url", "reanalyze", "write_report",
+    "load_sources", "measure_input", "measure_target", "parse_input", "parse_url", "reanalyze",
+    "write_report",
 ]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
@@ -62,3 +63,31 @@ def test_tool_errors_share_one_base() -> None:
         parse_duration("soon")
     with pytest.raises(ValueError):  # still a ValueError for value-checking callers
         probe.parse_url("ftp://x.example/")
+
+
+def test_measure_one_input_of_each_kind(tmp_path: Path) -> None:
+    import asyncio
+
+    from probe.measure.settings import Resolver
+
+    with LoopbackWorld(demo_world(tmp_path / "world")) as world:
+        host, port = world.dns_address
+        settings = probe.MeasureSettings.with_timeout(
+            3.0, use_system_resolver=False, resolvers=(Resolver(host, port),),
+            ca_bundle=world.ca_pem)
+        web = probe.parse_input(demo_urls(world)["ok"])
+        m = asyncio.run(probe.measure_input(web, settings))
+        assert m.test_name == "web_connectivity" and m.http and m.http[-1].status == 200
+        address = m.tcp[0].ip
+        tcp = probe.parse_input(f"tcp://{address}:{web.port}")
+        m = asyncio.run(probe.measure_input(tcp, settings))
+        assert m.test_name == "tcp_connect" and m.tcp and m.tcp[0].failure is None
+
+
+def test_no_public_name_is_also_a_subpackage() -> None:
+    """``probe.measure`` or ``probe.classify`` as functions would be shadowed by (or shadow)
+    the packages of the same name once they are imported."""
+    import importlib.util
+
+    for name in probe.__all__:
+        assert importlib.util.find_spec(f"probe.{name}") is None, name

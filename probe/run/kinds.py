@@ -78,3 +78,10 @@ def kind_of(test_name: str) -> TestKind:
     except KeyError:
         raise ProbeError(f"unknown kind of test {test_name!r} (known: "
                          f"{', '.join(sorted(KINDS))})") from None
+
+
+async def measure_input(target: Target, settings: MeasureSettings | None = None) -> Measurement:
+    """Measure one input of any kind (its ``test_name`` picks the kind): no control, no
+    storage, no verdict. Never raises for network trouble; ProbeError for an unknown kind."""
+    kind = kind_of(target.test_name)
+    return await kind.measure(target, settings or MeasureSettings(), None, None)

@@ -33,6 +33,7 @@ from probe import failures
 from probe.export.jsonl import b64
 from probe.export.source import Record
 from probe.model import (
+    TCP_CONNECT,
     DNSObservation,
     HTTPObservation,
     Measurement,
@@ -43,6 +44,8 @@ from probe.model import (
 )
 
 TEST_NAME = "web_connectivity"
+#: The version of OONI's tcp_connect test whose test keys a ``tcp://`` input is exported as.
+TCP_CONNECT_VERSION = "0.1.0"
 #: The web_connectivity version whose test-key layout this export follows.
 TEST_VERSION = "0.4.3"
 DATA_FORMAT_VERSION = "0.2.0"
@@ -422,6 +425,18 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "category_code": m.target.category,
         "network_name": run.get("network_name"),
     }
+    x_probe = {
+        "measurement_id": record.measurement_id,
+        "run_id": str(run["run_id"]),
+        "verdict": v.verdict.value if v else None,
+        "method": v.method if v else None,
+        "confidence": v.confidence if v else None,
+        "evidence": v.evidence if v else None,
+        "analysis_version": v.analysis_version if v else None,
+        "details": v.details if v else {},
+        "control_answers": list(m.control),
+        "extra": m.extra,
+    }
     test_keys: dict[str, Any] = {
         "agent": "redirect",
         "client_resolver": UNKNOWN_RESOLVER_IP,
@@ -448,23 +463,30 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "title_match": title_match(final, ctrl_http),
         "blocking": blocking,
         "accessible": accessible,
-        "x_probe": {
-            "measurement_id": record.measurement_id,
-            "run_id": str(run["run_id"]),
-            "verdict": v.verdict.value if v else None,
-            "method": v.method if v else None,
-            "confidence": v.confidence if v else None,
-            "evidence": v.evidence if v else None,
-            "analysis_version": v.analysis_version if v else None,
-            "details": v.details if v else {},
-            "control_answers": list(m.control),
-            "extra": m.extra,
-        },
+        "x_probe": x_probe,
     }
+    test_name, test_version, ooni_input = TEST_NAME, TEST_VERSION, m.target.url
+    if m.test_name == TCP_CONNECT:
+        # OONI's tcp_connect (ts-008): input ``host:port``, ``connection`` = "success" or the
+        # failure string of the (last) connect; our per-address records ride along.
+        test_name, test_version = TCP_CONNECT, TCP_CONNECT_VERSION
+        ooni_input = m.target.url.partition("://")[2]
+        connected = any(c.failure is None for c in m.tcp)
+        last = m.tcp[-1].failure if m.tcp else _dns_experiment_failure(m)
+        test_keys = {
+            "connection": "success" if connected else last,
+            "queries": test_keys["queries"],
+            "tcp_connect": test_keys["tcp_connect"],
+            "control": control,
+            "control_failure": control_failure,
+            "blocking": blocking,
+            "accessible": accessible,
+            "x_probe": x_probe,
+        }
     return {
         "annotations": {k: str(val) for k, val in annotations.items() if val is not None},
         "data_format_version": DATA_FORMAT_VERSION,
-        "input": m.target.url,
+        "input": ooni_input,
         "input_hashes": [],
         "measurement_start_time": ooni_time(m.started_at),
         "measurement_uid": record.measurement_id,
@@ -482,8 +504,8 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "test_helpers": {"backend": {"address": helpers[0], "type": helpers[0].partition(":")[0]}}
         if helpers else {},
         "test_keys": test_keys,
-        "test_name": TEST_NAME,
+        "test_name": test_name,
         "test_runtime": _seconds_between(m.started_at, m.finished_at),
         "test_start_time": ooni_time(str(run["started_at"])),
-        "test_version": TEST_VERSION,
+        "test_version": test_version,
     }

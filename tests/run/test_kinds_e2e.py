@@ -141,6 +141,14 @@ def test_web_and_tcp_inputs_run_store_and_report_alike(world, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     assert tcp["refused"] in res.stdout and urls["refused"] in res.stdout
 
+    # the OONI export names each kind as OONI does (tcp_connect: input host:port, connection)
+    res = runner.invoke(app, ["export", "--db", str(db), "--format", "ooni", "--out", "-"])
+    assert res.exit_code == 0, res.output
+    exported = {o["input"]: o for o in map(json.loads, res.stdout.splitlines())}
+    ok_tcp = exported[tcp["ok"].partition("://")[2]]
+    assert ok_tcp["test_name"] == "tcp_connect" and ok_tcp["test_keys"]["connection"] == "success"
+    assert exported[urls["ok"]]["test_name"] == "web_connectivity"
+
     # reanalyze re-judges every kind, with the same verdicts
     res = runner.invoke(app, ["reanalyze", "--db", str(db)])
     assert res.exit_code == 0, res.output

@@ -17,6 +17,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from probe.errors import ProbeError, UsageError
+
 app = typer.Typer(
     help="The simulated censoring network: real namespaces, real censor rules, "
     "self-checking scenarios.",
@@ -27,8 +29,8 @@ app = typer.Typer(
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"probe sim: error: {message}", err=True)
-    raise typer.Exit(code)
+    """A tool error for the CLI's one boundary: exit 2 (bad usage) or 1, one line."""
+    raise (UsageError if code == 2 else ProbeError)(message)
 
 
 def _need_root() -> None:
@@ -52,15 +54,12 @@ def _sigterm_as_exit() -> None:
 def _load(names: list[str], all_: bool, tags: list[str] | None) -> list[Any]:
     from probe.lab.simnet import scenario as S
 
-    try:
-        if all_ or not names:
-            if not all_ and not tags:
-                _fail("name scenarios or use --all (see `probe sim list`)", 2)
-            found = S.load_all()
-        else:
-            found = [S.load(S.find(n)) for n in names]
-    except S.ScenarioError as exc:
-        _fail(str(exc), 2)
+    if all_ or not names:
+        if not all_ and not tags:
+            _fail("name scenarios or use --all (see `probe sim list`)", 2)
+        found = S.load_all()
+    else:
+        found = [S.load(S.find(n)) for n in names]
     if tags:
         found = [s for s in found if set(tags) & set(s.tags)]
     return found
@@ -91,10 +90,7 @@ def list_(
             if params:
                 typer.echo(f"{'':<16}   params: {params}")
         return
-    try:
-        scenarios = S.load_all()
-    except S.ScenarioError as exc:
-        _fail(str(exc), 2)
+    scenarios = S.load_all()
     if as_json:
         typer.echo(json.dumps([
             {"name": s.name, "description": s.description, "tags": list(s.tags),
@@ -123,14 +119,8 @@ def up(
     from probe.lab.simnet.sim import Sim, SimError
 
     _need_root()
-    try:
-        sc = S.load(S.find(scenario))
-    except S.ScenarioError as exc:
-        _fail(str(exc), 2)
-    try:
-        sim = Sim.start(sc, mode="up", control=not no_control)
-    except SimError as exc:
-        _fail(str(exc))
+    sc = S.load(S.find(scenario))
+    sim = Sim.start(sc, mode="up", control=not no_control)
     typer.echo(f"{sc.name} is up as {sim.prefix} in {sim.timings['up']:.1f}s")
     typer.echo(f"  client namespace: {sim.topo.client_ns} (probe sim exec -- CMD)")
     typer.echo(f"  world CA:         {sim.files['ca']}")
@@ -142,9 +132,8 @@ def up(
     if check:
         try:
             results = self_check(sim, typer.echo)
-        except SimError as exc:
-            typer.echo(f"  self-checks could not run: {exc}", err=True)
-            raise typer.Exit(1) from None
+        except SimError as exc:  # the simulation stays up (probe sim down removes it)
+            raise ProbeError(f"self-checks could not run: {exc}") from exc
         bad = [c for c in results if not c["ok"]]
         typer.echo(f"  self-checks: {len(results) - len(bad)}/{len(results)} passed")
         for c in bad:

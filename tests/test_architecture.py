@@ -123,3 +123,28 @@ def test_no_module_name_means_two_things() -> None:
             continue  # a step in measure/ and its judgement in classify/
         clashes[name] = [str(f.relative_to(ROOT)) for f in folders]
     assert not clashes, f"module names used more than once: {clashes}"
+
+
+def _documented_tree() -> set[str]:
+    """The module paths of the tree in docs/architecture.md (indentation = nesting)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```\n", 2)[1]
+    paths: set[str] = set()
+    stack: list[str] = []
+    for line in block.splitlines():
+        name = line.split()[0]
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        stack[depth:] = [name.rstrip("/")]
+        if name.endswith(".py"):
+            paths.add("/".join(stack))
+        else:
+            paths.add("/".join(stack) + "/__init__.py")
+    return paths
+
+
+def test_the_documented_tree_is_the_tree_on_disk() -> None:
+    on_disk = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    documented = _documented_tree()
+    assert not on_disk - documented, f"not in docs/architecture.md: {sorted(on_disk - documented)}"
+    assert not documented - on_disk, f"documented, not on disk: {sorted(documented - on_disk)}"

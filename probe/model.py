@@ -358,3 +358,38 @@ class TraceObservation:
     probes: tuple[TraceProbe, ...] = ()
     answers: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where an imported measurement (someone else's, e.g. OONI's archive) comes from.
+
+    ``source`` names who measured (``ooni``); ``origin`` is ``FILE:LINE`` it was read from
+    (``-:LINE`` = standard input); ``dedup_key`` makes an import idempotent (the source's
+    measurement uid, else a hash of report id, input and start time). ``test_name`` and
+    ``test_version`` are the source's own. ``None`` = not in the document. ``ooni_blocking``,
+    ``ooni_accessible`` hold the source's own verdict as the JSON values it published
+    (``False``, ``"dns"``, ``None``…) and ``ooni_flags`` its ``x_blocking_flags`` (0.5 only).
+    ``missing`` names evidence our own probe would have collected and the source did not
+    (``innocuous_sni_retry``, ``canaries``, ``second_dns_answer``…): the classifier says so
+    and lowers its confidence instead of guessing.
+    """
+
+    source: str
+    origin: str
+    dedup_key: str
+    test_name: str
+    report_id: str | None = None
+    measurement_uid: str | None = None
+    software_name: str | None = None
+    software_version: str | None = None
+    test_version: str | None = None
+    probe_asn: int | None = None
+    probe_cc: str | None = None
+    probe_network_name: str | None = None
+    resolver_ip: str | None = None
+    resolver_asn: int | None = None
+    ooni_blocking: Any = None
+    ooni_accessible: Any = None
+    ooni_flags: int | None = None
+    missing: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from probe.model import (
     HealthSample,
     HTTPObservation,
     Measurement,
+    Provenance,
     Target,
     TCPObservation,
     TLSObservation,
@@ -117,6 +118,33 @@ def health_row(run_id: str, s: HealthSample) -> Row:
     return new_row("health_samples", run_id=run_id, at=s.at, phase=s.phase,
                    scope=s.scope.value, target=s.target, elapsed=s.elapsed, failure=s.failure)
 
+
+
+def import_row(measurement_id: str, p: Provenance, imported_at: str) -> Row:
+    """One ``imports`` row: an imported measurement's provenance and its source's verdict."""
+    return new_row("imports", measurement_id=measurement_id, source=p.source, origin=p.origin,
+                   dedup_key=p.dedup_key, report_id=p.report_id,
+                   measurement_uid=p.measurement_uid, software_name=p.software_name,
+                   software_version=p.software_version, test_name=p.test_name,
+                   test_version=p.test_version, probe_asn=p.probe_asn, probe_cc=p.probe_cc,
+                   probe_network_name=p.probe_network_name, resolver_ip=p.resolver_ip,
+                   resolver_asn=p.resolver_asn, ooni_blocking=json.dumps(p.ooni_blocking),
+                   ooni_accessible=json.dumps(p.ooni_accessible), ooni_flags=p.ooni_flags,
+                   missing=json.dumps(list(p.missing)), imported_at=imported_at)
+
+
+def import_from_row(r: Mapping[str, Any]) -> Provenance:
+    """The :class:`Provenance` of one ``imports`` row."""
+    return Provenance(
+        source=r["source"], origin=r["origin"], dedup_key=r["dedup_key"],
+        test_name=r["test_name"], report_id=r["report_id"],
+        measurement_uid=r["measurement_uid"], software_name=r["software_name"],
+        software_version=r["software_version"], test_version=r["test_version"],
+        probe_asn=r["probe_asn"], probe_cc=r["probe_cc"],
+        probe_network_name=r["probe_network_name"], resolver_ip=r["resolver_ip"],
+        resolver_asn=r["resolver_asn"], ooni_blocking=json.loads(r["ooni_blocking"] or "null"),
+        ooni_accessible=json.loads(r["ooni_accessible"] or "null"),
+        ooni_flags=r["ooni_flags"], missing=tuple(json.loads(r["missing"] or "[]")))
 
 
 def measurement_row(measurement_id: str, run_id: str, m: Measurement) -> Row:

@@ -285,12 +285,50 @@ def _v4_test_name(db: sqlite_utils.Database) -> None:
                "DEFAULT 'web_connectivity'")
 
 
+_V5 = (
+    """
+    CREATE TABLE imports (
+        measurement_id TEXT PRIMARY KEY REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        source TEXT NOT NULL,               -- who measured it: 'ooni'
+        origin TEXT NOT NULL,               -- FILE:LINE it was read from ('-:LINE' = stdin)
+        dedup_key TEXT NOT NULL UNIQUE,     -- measurement_uid, else sha256(report_id|input|start)
+        report_id TEXT,                     -- NULL = not in the document
+        measurement_uid TEXT,               -- NULL = not in the document (older data)
+        software_name TEXT,
+        software_version TEXT,
+        test_name TEXT NOT NULL,            -- the source's own test name (web_connectivity…)
+        test_version TEXT,
+        probe_asn INTEGER,                  -- NULL = unknown (AS0)
+        probe_cc TEXT,                      -- NULL = unknown (ZZ)
+        probe_network_name TEXT,
+        resolver_ip TEXT,
+        resolver_asn INTEGER,
+        ooni_blocking TEXT,                 -- JSON of test_keys.blocking (false, "dns", null…)
+        ooni_accessible TEXT,               -- JSON of test_keys.accessible (true, false, null)
+        ooni_flags INTEGER,                 -- test_keys.x_blocking_flags (0.5); NULL = absent
+        missing TEXT NOT NULL DEFAULT '[]', -- JSON: evidence our own probe would have had
+        imported_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX imports_report_id ON imports (report_id)",
+    "CREATE INDEX imports_network ON imports (probe_asn, probe_cc)",
+)
+
+
+def _v5_imports(db: sqlite_utils.Database) -> None:
+    # Other people's measurements (OONI's archive) stored beside our own, with their provenance
+    # and the source's own verdict (issue 12): one row per imported measurement.
+    for statement in _V5:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "network health samples, report indexes", _v2_health),
     Migration(3, "packet-level traces (censor localisation, DNS injection)", _v3_traces),
     Migration(4, "kinds of test: measurements.test_name", _v4_test_name),
+    Migration(5, "imported measurements and their provenance", _v5_imports),
 )
 
 #: The schema version this code writes.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from probe.errors import StorageError
-from probe.model import HealthSample, HealthScope
+from probe.model import HealthSample, HealthScope, Provenance
 from probe.store import Store, readonly, rows, schema
 from tests.factories import measurement_naming, trace_naming, verdict_naming
 
@@ -110,7 +110,22 @@ def _built() -> dict[str, list[rows.Row]]:
         "verdicts": [rows.verdict_row("m", verdict_naming("192.0.2.7"), "t")],
         "health_samples": [rows.health_row("r", sample)],
         "traces": [rows.trace_row(trace_naming("192.0.2.7"), "u", "m", "r")],
+        "imports": [rows.import_row("m", PROVENANCE, "t")],
     }
+
+
+PROVENANCE = Provenance(
+    source="ooni", origin="a.jsonl:3", dedup_key="uid-1", test_name="web_connectivity",
+    report_id="20220107T000000Z_webconnectivity_IL_1_n1_x", measurement_uid="uid-1",
+    probe_asn=1, probe_cc="IL", ooni_blocking="dns", ooni_accessible=False, ooni_flags=None,
+    missing=("innocuous_sni_retry", "canaries"))
+
+
+def test_an_import_row_round_trips() -> None:
+    row = rows.import_row("m", PROVENANCE, "t")
+    assert rows.import_from_row(row) == PROVENANCE
+    absent = Provenance(source="ooni", origin="-:1", dedup_key="k", test_name="tor")
+    assert rows.import_from_row(rows.import_row("m", absent, "t")) == absent
 
 
 @pytest.mark.parametrize("table", sorted(_built()))

@@ -41,6 +41,7 @@ from probe.model import (
     HealthSample,
     HealthScope,
     Measurement,
+    Provenance,
     TraceObservation,
     Verdict,
     utcnow_iso,
@@ -372,27 +373,52 @@ class Store:
         """
         mid = new_measurement_id(m.started_at)
         with self._write("save a measurement") as db:
-            m = self.scrubber.measurement(m)
-            verdict = None if verdict is None else self.scrubber.verdict(verdict)
-            if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None) is None:
-                raise StorageError(f"no run {run_id!r} in {self.path}")
-            db.table("measurements").insert(rows.measurement_row(mid, run_id, m))
-            for table, records in (
-                ("dns_queries", rows.dns_rows(mid, m)),
-                ("tcp_connects", rows.tcp_rows(mid, m)),
-                ("tls_handshakes", rows.tls_rows(mid, m)),
-                ("certificates", rows.certificate_rows(mid, m)),
-                ("http_requests", rows.http_rows(mid, m)),
-                ("controls", rows.control_rows(mid, m)),
-            ):
-                if records:
-                    db.table(table).insert_all(records)
-            if verdict is not None:
-                db.table("verdicts").insert(rows.verdict_row(mid, verdict, utcnow_iso()))
-            db.execute(
-                "UPDATE runs SET last_seen_at = ? WHERE run_id = ?", [utcnow_iso(), run_id]
-            )
+            self._insert_measurement(db, mid, run_id, m, verdict)
         return mid
+
+    def save_import(self, run_id: str, m: Measurement, verdict: Verdict | None,
+                    provenance: Provenance) -> str | None:
+        """Write one imported measurement (someone else's) with its provenance, atomically,
+        like :meth:`save_measurement`. Idempotent: a measurement whose ``dedup_key`` is already
+        stored is not written again and None is returned; else the new measurement id."""
+        mid = new_measurement_id(m.started_at)
+        with self._write("save an imported measurement") as db:
+            if next(db.query("SELECT 1 FROM imports WHERE dedup_key = ?",
+                             [provenance.dedup_key]), None) is not None:
+                return None
+            self._insert_measurement(db, mid, run_id, m, verdict)
+            db.table("imports").insert(rows.import_row(mid, provenance, utcnow_iso()))
+        return mid
+
+    def provenance(self, measurement_id: str) -> Provenance | None:
+        """The provenance of an imported measurement; None = measured by this probe."""
+        with self._read() as db:
+            row = next(db.query("SELECT * FROM imports WHERE measurement_id = ?",
+                                [measurement_id]), None)
+        return None if row is None else rows.import_from_row(row)
+
+    def _insert_measurement(self, db: sqlite_utils.Database, mid: str, run_id: str,
+                            m: Measurement, verdict: Verdict | None) -> None:
+        m = self.scrubber.measurement(m)
+        verdict = None if verdict is None else self.scrubber.verdict(verdict)
+        if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None) is None:
+            raise StorageError(f"no run {run_id!r} in {self.path}")
+        db.table("measurements").insert(rows.measurement_row(mid, run_id, m))
+        for table, records in (
+            ("dns_queries", rows.dns_rows(mid, m)),
+            ("tcp_connects", rows.tcp_rows(mid, m)),
+            ("tls_handshakes", rows.tls_rows(mid, m)),
+            ("certificates", rows.certificate_rows(mid, m)),
+            ("http_requests", rows.http_rows(mid, m)),
+            ("controls", rows.control_rows(mid, m)),
+        ):
+            if records:
+                db.table(table).insert_all(records)
+        if verdict is not None:
+            db.table("verdicts").insert(rows.verdict_row(mid, verdict, utcnow_iso()))
+        db.execute(
+            "UPDATE runs SET last_seen_at = ? WHERE run_id = ?", [utcnow_iso(), run_id]
+        )
 
     def save_health(self, run_id: str, samples: Iterable[HealthSample]) -> None:
         """Store one round (or more) of canary samples for a run, atomically."""

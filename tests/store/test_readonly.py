@@ -170,3 +170,19 @@ def test_only_the_store_opens_a_probe_database():
         if p.parent.name != "store" and pattern.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_an_imported_measurement_is_stored_once_with_its_provenance(tmp_path) -> None:
+    from probe.model import Measurement
+    from tests.factories import listed_target
+
+    m = Measurement(listed_target("https://a.test/"), "2022-01-07T22:24:58Z",
+                    "2022-01-07T22:25:01Z")
+    with Store.open(tmp_path / "i.db") as store:
+        run = store.start_run({"source": "ooni"}, 0)
+        first = store.save_import(run, m, None, PROVENANCE)
+        assert first is not None and store.save_import(run, m, None, PROVENANCE) is None
+        assert store.provenance(first) == PROVENANCE
+        assert [mid for mid, _ in store.iter_measurements()] == [first]
+        own = store.save_measurement(run, m, None)
+        assert store.provenance(own) is None

@@ -25,10 +25,14 @@ def serve(
         typer.Option("--allow", help="Also measure this private range (CIDR; repeatable)."),
     ] = None,
     allow_port: Annotated[
-        list[int] | None, typer.Option("--allow-port", help="Also allow this port (repeatable).")
+        list[int] | None,
+        typer.Option("--allow-port",
+                     help="Also measure this port, besides 80 and 443 (repeatable)."),
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", envvar="PROBE_HELPER_TOKEN", help="Shared token.")
+        str | None,
+        typer.Option("--token", envvar="PROBE_HELPER_TOKEN",
+                     help="Shared token probes must send (their --control-token)."),
     ] = None,
     resolver: Annotated[
         list[str] | None, typer.Option("--resolver", help="Resolver IP[:PORT] (repeatable).")

@@ -142,13 +142,15 @@ def watch(
     sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
     every: Annotated[str, typer.Option("--every", help="Time between runs (15m, 1h…).")] = "15m",
     jitter: Annotated[
-        float, typer.Option("--jitter", min=0.0, max=0.5, help="Random spread (fraction).")
+        float, typer.Option("--jitter", min=0.0, max=0.5,
+                            help="Random spread of each pause, a fraction of --every."),
     ] = 0.1,
     health_every: Annotated[
-        str, typer.Option("--health-every", help="Health checks while offline (first pause).")
+        str, typer.Option("--health-every", help="First pause between health-only rounds "
+                          "while the network is cut (backs off to --every)."),
     ] = "1m",
     max_runs: Annotated[
-        int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")
+        int | None, typer.Option("--max-runs", min=1, help="Stop after this many full runs.")
     ] = None,
     **_: Any,
 ) -> None:

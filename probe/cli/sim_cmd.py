@@ -173,7 +173,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
                                        "ignore_unknown_options": True})
 def exec_(
     ctx: typer.Context,
-    sim: Annotated[str | None, typer.Option("--sim", help="Prefix of the simulation.")] = None,
+    sim: Annotated[
+        str | None,
+        typer.Option("--sim", help="Prefix of the running simulation (see `probe sim status`)."),
+    ] = None,
     ns: Annotated[
         str, typer.Option("--ns", help="Namespace role: cli (default), isp, t1…, dom, intl, ctl.")
     ] = "cli",

@@ -217,6 +217,10 @@ class Reply:
 # --- the session -----------------------------------------------------------------------------
 
 
+#: Receive buffer of the capture socket (bytes).
+_RX_BUFFER = 8 << 20
+
+
 class PacketIO:
     """One packet session: a scapy L3 socket for sending and a capture thread for receiving.
 
@@ -232,10 +236,18 @@ class PacketIO:
         self._l3 = L3RawSocket()  # the one sending socket (IP_HDRINCL: the kernel routes)
         # Our own cooked receive socket: the kernel strips the link layer, whatever the device.
         self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        # It sees every IP packet of the host; on a busy host (other traffic on loopback) the
+        # default buffer overflows between two reads of the capture thread and the kernel drops
+        # the very answer we wait for. Ask for a larger one (FORCE: beyond rmem_max, as root).
+        for option in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                self._rx.setsockopt(socket.SOL_SOCKET, option, _RX_BUFFER)
+                break
         self._packets: deque[Packet] = deque(maxlen=_MAX_KEPT)
         self._peers: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._drained = 0.0  # the last instant the capture thread found the socket empty
         self._thread = threading.Thread(target=self._capture, name="probe-capture", daemon=True)
         self._thread.start()
 
@@ -263,9 +275,14 @@ class PacketIO:
     def _capture(self) -> None:
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([self._rx], [], [], 0.1)
-                if not ready:
-                    continue
+                ready, _, _ = select.select([self._rx], [], [], 0)
+                if not ready:  # everything that arrived so far has been read
+                    with self._cond:
+                        self._drained = time.monotonic()
+                        self._cond.notify_all()
+                    ready, _, _ = select.select([self._rx], [], [], 0.1)
+                    if not ready:
+                        continue
                 data, sa_ll = self._rx.recvfrom(65535)
             except (OSError, ValueError):
                 if self._stop.is_set():
@@ -297,11 +314,21 @@ class PacketIO:
         try:
             yield
         finally:
+            self.caught_up()  # packets that arrived while watching are read while still wanted
             with self._cond:
                 self._peers.subtract(addresses)
                 for a in addresses:
                     if self._peers[a] <= 0:
                         del self._peers[a]
+
+    def caught_up(self, limit: float = 1.0) -> None:
+        """Wait (at most ``limit`` s) until the capture thread has read every packet that had
+        arrived when this was called: on a busy host the thread may lag behind the kernel, and
+        a packet it reads only after its exchange ended would be dropped as unwanted."""
+        now = time.monotonic()
+        with self._cond:
+            while self._drained < now and time.monotonic() < now + limit:
+                self._cond.wait(0.05)
 
     def packets(self, match: Callable[[Packet], bool], since: float) -> list[Packet]:
         """Captured packets read at or after ``since`` that ``match``."""
@@ -418,6 +445,7 @@ class PacketIO:
         # the packet that answered, as captured (its source and IP TTL)
         answer_packet = None
         if closed is not None:
+            self.caught_up()
             def from_peer(p: Packet) -> bool:
                 return (p.proto == PROTO_TCP and p.src == ip and p.sport == port
                         and p.dport == lport and (bool(p.payload) or "R" in p.flags

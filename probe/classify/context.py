@@ -63,3 +63,5 @@ class Context:
     asn_of: Callable[[str], int | None] | None = None
     fingerprints: Fingerprints = field(default_factory=default_fingerprints)
     throttle_baseline: ThrottleBaseline | None = None
+    probe_cc: str | None = None
+    country_of: Callable[[str], str | None] | None = None

@@ -21,8 +21,8 @@ population"):
 * at least :data:`MIN_TARGETS` distinct international targets failed *silently* (a drop:
   timeouts, unreachable, a resolver that cannot recurse — not a reset, an NXDOMAIN or a block
   page, which are a censor answering for one site), none reached, and at least
-  :data:`MIN_DOMESTIC` distinct domestic targets reached → ``shutdown.international`` (every
-  domestic target reached) or ``shutdown.allowlist`` (some domestic ones failed too);
+  :data:`MIN_DOMESTIC` distinct domestic targets reached → ``shutdown.international`` (no
+  domestic target dropped) or ``shutdown.allowlist`` (some domestic ones dropped too);
 * nothing at all reached, at least :data:`MIN_TARGETS` distinct targets failed silently, and
   the control (the test helper) reached at least :data:`MIN_TARGETS` of them (and
   :data:`MIN_CONTROL_UP_SHARE` of those it answered about) → ``shutdown.full``;
@@ -35,9 +35,10 @@ site that fails in every hour is blocked (an IP blackhole also drops silently), 
 Applying a state (:func:`apply`): canaries win (a measurement with a health-round state keeps
 its verdict); ``ok``, ``intercepted``, ``throttled`` and ``shutdown`` stand; a measurement whose
 site answered (a TCP connection or a refusal, an HTTP status) is never turned into a shutdown;
-in an international cut, a failing domestic target keeps its verdict (the cut does not explain
-it). The confidence (:data:`POPULATION_CONFIDENCE`) is below the canaries' because the
-inference is indirect.
+only a silent failure is the cut's doing (a reset or a lying resolver in a cut hour is still
+someone answering for that site, and keeps its verdict); in an international cut, a failing
+domestic target keeps its verdict (the cut does not explain it). The confidence
+(:data:`POPULATION_CONFIDENCE`) is below the canaries' because the inference is indirect.
 """
 
 from __future__ import annotations
@@ -298,7 +299,10 @@ class Population:
         if x.reached:
             b.reached.add(x.host)
         if x.scope is Scope.DOMESTIC:
-            (b.dom_reached if x.reached else b.dom_failed).add(x.host)
+            if x.reached:
+                b.dom_reached.add(x.host)
+            elif x.silent:
+                b.dom_failed.add(x.host)
         elif x.scope is Scope.INTERNATIONAL:
             if x.reached:
                 b.int_reached.add(x.host)
@@ -381,7 +385,7 @@ def apply(v: Verdict, x: Fact, state: HourState | None,
     if (state is None or not state.is_cut or canaries is not NetworkState.UNKNOWN
             or v.verdict not in (VerdictKind.BLOCKED, VerdictKind.DOWN,
                                  VerdictKind.INCONCLUSIVE)
-            or x.reached):
+            or x.reached or not x.silent):
         return v
     if v.verdict is VerdictKind.INCONCLUSIVE and v.method == "interrupted":
         return v

@@ -57,9 +57,15 @@ class Context:
     ``throttle_baseline``: the run's typical handshake time and throughput; None = compare
     with the control only (lower confidence). :func:`probe.classify.classify_run` computes it
     when it is None.
+    ``probe_cc``: the vantage's country (ISO 3166 alpha-2) for the population inference's
+    domestic/international split (:mod:`probe.classify.population`); None = unknown (only a
+    full cut can then be inferred). ``country_of``: IP → country code (None = unknown);
+    None = no such data (sites are placed by their TLD and target list only).
     """
 
     health: tuple[HealthRound, ...] = ()
     asn_of: Callable[[str], int | None] | None = None
     fingerprints: Fingerprints = field(default_factory=default_fingerprints)
     throttle_baseline: ThrottleBaseline | None = None
+    probe_cc: str | None = None
+    country_of: Callable[[str], str | None] | None = None

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, tcp_connect, throttling
+from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -296,13 +296,15 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
 def classify_run(measurements: Iterable[Measurement],
                  context: Context | None = None) -> list[Verdict]:
     """Verdicts for every measurement of one run, computing per-run aggregates once (the
-    throttling baseline, when the context does not carry one)."""
+    throttling baseline, when the context does not carry one), then the population inference
+    over the run's own measurements where its canaries said nothing
+    (:func:`probe.classify.population.apply_run`)."""
     ms = list(measurements)
     ctx = context if context is not None else Context()
     if ctx.throttle_baseline is None:
         ctx = dataclasses.replace(
             ctx, throttle_baseline=throttling.throttle_baseline(ms, ctx.health))
-    return [classify(m, ctx) for m in ms]
+    return population.apply_run(ms, [classify(m, ctx) for m in ms], ctx)
 
 
 __all__ = ["ANALYSIS_VERSION", "METHODS", "RULES", "RULES_BY_TEST", "TEST_NAMES", "classify",

@@ -14,9 +14,16 @@ from typing import Annotated
 import typer
 
 from probe.errors import UsageError
-from probe.report import ReportOptions, Window, build_report, compare, write_comparison
+from probe.report import (
+    ReportOptions,
+    Window,
+    build_report,
+    compare,
+    ooni_compare,
+    write_comparison,
+)
 from probe.report import write_report as write_report_files
-from probe.report.output import COMPARE_FORMATS, REPORT_FORMATS, check_format
+from probe.report.output import COMPARE_FORMATS, REPORT_FORMATS, check_format, write_text
 from probe.report.times import parse_time, resolve_tz
 from probe.store import default_db_path
 
@@ -118,9 +125,24 @@ def compare_cmd(
     out: Annotated[
         str | None, typer.Option("--out", metavar="PATH", help="Output file (default stdout).")
     ] = None,
+    ooni: Annotated[
+        bool,
+        typer.Option("--ooni", help="Ours next to OONI's for every imported measurement: an "
+                     "agreement matrix and every disagreement (table, md, csv or json)."),
+    ] = False,
 ) -> None:
     """What changed between two runs or two periods: newly blocked, unblocked, method
-    changed, still blocked. Without arguments: the previous run vs the latest."""
+    changed, still blocked. Without arguments: the previous run vs the latest. With --ooni:
+    our verdicts beside OONI's own for imported measurements."""
+    if ooni:
+        if runs or since or until or category:
+            raise UsageError("--ooni compares every imported measurement: give no runs, "
+                             "periods or categories")
+        fmt = check_format(fmt, ooni_compare.FORMATS)
+        text = ooni_compare.render(ooni_compare.compare_ooni(_databases(db)), fmt)
+        for path in write_text(text, out):
+            typer.echo(str(path))
+        return
     zone = resolve_tz(tz)
     check_format(fmt, COMPARE_FORMATS)
     pair, periods = _compare_args(runs or [], since or [], until or [], zone)

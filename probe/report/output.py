@@ -96,7 +96,11 @@ def render_comparison(comparison: Comparison, fmt: str) -> str:
 
 def write_comparison(comparison: Comparison, fmt: str, out: str | None) -> list[Path]:
     """Render a comparison; ``out`` None or ``-`` = stdout. Returns the files written."""
-    text = render_comparison(comparison, fmt)
+    return write_text(render_comparison(comparison, fmt), out)
+
+
+def write_text(text: str, out: str | None) -> list[Path]:
+    """Write rendered text to ``out`` (None or ``-`` = stdout). Returns the files written."""
     if out in (None, "-"):
         sys.stdout.write(text)
         return []

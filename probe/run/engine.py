@@ -43,7 +43,7 @@ from probe.measure.web import Gate
 from probe.model import HealthSample, Measurement, Target, Verdict
 from probe.run import asn
 from probe.run.kinds import kind_of
-from probe.run.reanalyze import reclassify_run
+from probe.run.reanalyze import country_lookup, reclassify_run
 from probe.store import Store
 
 DEFAULT_CONCURRENCY = 8
@@ -291,7 +291,8 @@ class _Judge:
         self.asn_of = self.table.asn if self.table else None
 
     def context(self) -> Context:
-        return Context(health=tuple(health_rounds(self.samples)), asn_of=self.asn_of)
+        return Context(health=tuple(health_rounds(self.samples)), asn_of=self.asn_of,
+                       country_of=country_lookup(self.table))
 
     def __call__(self, m: Measurement, context: Context | None = None) -> Verdict:
         return classify(m, context or self.context())

@@ -3,8 +3,10 @@
 Each run is classified with its own health samples (and an optional ASN table); a verdict is
 stored only when it differs from the current one (verdict, method or analysis version), so the
 previous verdicts and their versions stay as history and ``probe results`` shows the newest.
-The run's packet-level traces are re-judged too (:func:`probe.classify.traces.judge`: where the
-censor is); a trace's judgement is replaced where it changed, its probes stay as measured.
+Imported measurements are judged with the missing-evidence context their stored provenance
+names, as at import. The run's packet-level traces are re-judged too
+(:func:`probe.classify.traces.judge`: where the censor is); a trace's judgement is replaced
+where it changed, its probes stay as measured.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ def reclassify_run(store: Store, run_id: str, context: Context) -> list[tuple[st
         context = replace(context, throttle_baseline=throttle_baseline(measurements,
                                                                        context.health))
     changed = []
+    # Imported measurements are judged as when imported: without the evidence their source
+    # lacks (Provenance.missing, docs/import.md).
+    provenances = store.provenances(run_id)
     for mid, m in store.iter_measurements(run_id):
-        new = classify(m, context)
+        p = provenances.get(mid)
+        new = classify(m, replace(context, missing=frozenset(p.missing)) if p else context)
         old = store.current_verdict(mid)
         if old is None or (old.verdict, old.method, old.analysis_version) != (
             new.verdict, new.method, new.analysis_version

@@ -30,6 +30,7 @@ from probe.model import (
     DNSObservation,
     HTTPObservation,
     Measurement,
+    Target,
     TCPObservation,
     TLSObservation,
     VerdictKind,
@@ -535,6 +536,11 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
         HTTP_URL, sys_dns(), (tcp(port=80),), (),
         (http(url=HTTP_URL, status=302, location="http://other.example/"),)),
      None, "inconclusive", "incomplete"),
+    # --- a test this version has no rules for (an imported OONI app test, issue 14) -----------
+    ("imported-app-test-unsupported", Measurement(
+        Target(url="ooni://whatsapp", hostname="whatsapp", scheme="ooni", port=443, path="",
+               test_name="whatsapp"), "2024-01-01T00:00:00.000000Z",
+        "2024-01-01T00:00:01.000000Z"), None, "inconclusive", "unsupported_test"),
 ]
 
 
@@ -543,7 +549,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.1.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.2.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

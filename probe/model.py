@@ -35,6 +35,10 @@ INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     WEB_CONNECTIVITY: ("http", "https"),
     TCP_CONNECT: ("tcp",),
 }
+#: The input schemes of a test this probe does not run itself, stored from another source
+#: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or
+#: ``ooni://TEST_NAME`` for a test without one.
+IMPORTED_SCHEMES: tuple[str, ...] = ("http", "https", "tcp", "ooni")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class Target:
     test_name: str = WEB_CONNECTIVITY
 
     def __post_init__(self) -> None:
-        if self.scheme not in INPUT_SCHEMES.get(self.test_name, ()):
+        if self.scheme not in INPUT_SCHEMES.get(self.test_name, IMPORTED_SCHEMES):
             raise ValueError(f"unsupported scheme {self.scheme!r} for {self.test_name}")
         if not self.hostname:
             raise ValueError("empty hostname")

@@ -1,7 +1,9 @@
 """What the classifier knows besides one measurement: the run's health, ASN data, fingerprints.
 
 Responsibility: the :class:`Context` record the runner (or ``reanalyze``) hands to
-:func:`probe.classify.classify`, and the shape of the per-run throttling baseline. The
+:func:`probe.classify.classify`, the shape of the per-run throttling baseline, and what a
+verdict says when evidence our own probe collects is missing from an imported measurement
+(:func:`with_missing`, docs/import.md). The
 classifier stays pure: ASN data arrives as a function (``asn_of``), never as the
 :mod:`probe.run.asn` table itself, and everything here is plain data.
 """
@@ -9,11 +11,26 @@ classifier stays pure: ASN data arrives as a function (``asn_of``), never as the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 from probe.classify.fingerprints import Fingerprints, default_fingerprints
 from probe.classify.health import HealthRound
+from probe.model import Verdict, VerdictKind
+
+#: Evidence our own probe collects that another source's measurement may lack (the names a
+#: :class:`probe.model.Provenance` carries in ``missing``), and what its absence hides.
+MISSING_EVIDENCE: dict[str, str] = {
+    "canaries": "no canaries were measured around it, so a shutdown or the volunteer's own "
+                "outage cannot be told from blocking",
+    "innocuous_sni_retry": "no handshake was retried with an innocuous SNI, so SNI filtering "
+                           "cannot be told from IP filtering",
+    "second_dns_answer": "nobody listened for a second DNS answer, so an on-path injector "
+                         "cannot be seen",
+    "tls_chain": "no presented certificate chain was recorded, so interception cannot be "
+                 "recognised",
+    "per_address_http": "the HTTP fetch is not tied to a measured address",
+}
 
 
 class BaselineSample(TypedDict):
@@ -69,3 +86,42 @@ class Context:
     throttle_baseline: ThrottleBaseline | None = None
     probe_cc: str | None = None
     country_of: Callable[[str], str | None] | None = None
+    missing: frozenset[str] = frozenset()
+
+
+#: Which missing evidence weakens which verdicts: (verdict, method prefix) → factor applied to
+#: the confidence. A method prefix "" matches every method of that verdict.
+_WEAKENS: dict[str, tuple[tuple[VerdictKind, str, float], ...]] = {
+    # A TLS failure with no innocuous-SNI retry could be SNI or IP filtering (DESIGN.md);
+    # the verdict stands (the handshake failed) but the technique is less certain.
+    "innocuous_sni_retry": ((VerdictKind.BLOCKED, "tls.", 0.8),),
+    # Without listening for a second answer, a lying answer cannot be told injected or
+    # resolver-made, and an injector racing the real answer goes unseen.
+    "second_dns_answer": ((VerdictKind.BLOCKED, "dns.", 0.9),),
+    # No canaries: a failure might be a shutdown or the volunteer's own link (OONI does not
+    # model shutdowns, ooni-methodology.md), so every failure verdict is less certain.
+    "canaries": ((VerdictKind.BLOCKED, "", 0.85), (VerdictKind.DOWN, "", 0.85)),
+    # No chain: an intercepting proxy that fails the handshake looks like a TLS failure.
+    "tls_chain": ((VerdictKind.BLOCKED, "tls.", 0.9), (VerdictKind.DOWN, "down.tls", 0.9)),
+}
+
+
+def with_missing(v: Verdict, missing: frozenset[str]) -> Verdict:
+    """``v`` as judged without the evidence named in ``missing``: never a stronger verdict,
+    the same verdict and method, its confidence lowered where that evidence matters, and
+    ``details["missing"]`` listing what was missing (``details["missing_effect"]`` saying
+    what each absence hides, for the pieces that weakened this verdict)."""
+    if not missing:
+        return v
+    factor = 1.0
+    effects: dict[str, str] = {}
+    for name in sorted(missing):
+        for kind, prefix, weight in _WEAKENS.get(name, ()):
+            if v.verdict is kind and (v.method or "").startswith(prefix):
+                factor = min(factor, weight)
+                effects[name] = MISSING_EVIDENCE.get(name, name)
+                break
+    details = dict(v.details, missing=sorted(missing))
+    if effects:
+        details["missing_effect"] = effects
+    return replace(v, confidence=round(v.confidence * factor, 2), details=details)

@@ -52,7 +52,7 @@ from probe.classify.base import (
     ok,
     verdict,
 )
-from probe.classify.context import Context
+from probe.classify.context import Context, with_missing
 from probe.classify.health import NetworkState
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
@@ -77,7 +77,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
     "trust_store "
-    "unexplained interrupted incomplete".split())
+    "unexplained interrupted incomplete unsupported_test".split())
 #: Every method this version can produce, per verdict.
 METHODS_BY_VERDICT: dict[VerdictKind, frozenset[str]] = {
     VerdictKind.OK: frozenset(),
@@ -273,7 +273,7 @@ def judge(case: Case) -> Verdict:
     state is applied). A kind this version has no rules for is ``inconclusive``."""
     rules = RULES_BY_TEST.get(case.m.test_name)
     if rules is None:
-        return inconclusive(case, "unexplained",
+        return inconclusive(case, "unsupported_test",
                             f"no rules for the test {case.m.test_name!r} in analysis "
                             f"{ANALYSIS_VERSION}", test_name=case.m.test_name)
     for rule in rules:
@@ -289,8 +289,9 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     Without a context: no health rounds, no ASN data, the packaged fingerprints, no
     throttling baseline; the control answers stored in ``m.control`` are still used.
     """
-    case = make_case(m, context if context is not None else Context())
-    return network_cut(case, judge(case))
+    ctx = context if context is not None else Context()
+    case = make_case(m, ctx)
+    return with_missing(network_cut(case, judge(case)), ctx.missing)
 
 
 def classify_run(measurements: Iterable[Measurement],

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 import typer
 
 from probe.cli import config as run_config
-from probe.cli import config_cmd, helper_cmd, results_cmd, run_cmd, targets_cmd, trace_cmd
+from probe.cli import (
+    config_cmd,
+    helper_cmd,
+    import_cmd,
+    results_cmd,
+    run_cmd,
+    targets_cmd,
+    trace_cmd,
+)
 from probe.cli import export_cmd as cli_export
 from probe.cli import report_cmd as cli_report
 from probe.cli.sim_cmd import app as sim_app
@@ -37,6 +45,7 @@ app.add_typer(config_cmd.app, name="config")
 # Commands that live beside their library: reports, exports and the simulated network.
 cli_report.register(app)
 cli_export.register(app)
+import_cmd.register(app)
 app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
 
 

@@ -3,8 +3,10 @@
 Each run is classified with its own health samples (and an optional ASN table); a verdict is
 stored only when it differs from the current one (verdict, method or analysis version), so the
 previous verdicts and their versions stay as history and ``probe results`` shows the newest.
-The run's packet-level traces are re-judged too (:func:`probe.classify.traces.judge`: where the
-censor is); a trace's judgement is replaced where it changed, its probes stay as measured.
+Imported measurements are judged with the missing-evidence context their stored provenance
+names, as at import. The run's packet-level traces are re-judged too
+(:func:`probe.classify.traces.judge`: where the censor is); a trace's judgement is replaced
+where it changed, its probes stay as measured.
 
 Shutdowns from the population (:mod:`probe.classify.population`): before judging, one pass
 gathers a fact per measurement into per-(network, hour) states — an imported measurement's
@@ -88,10 +90,15 @@ def reclassify_run(store: Store, run_id: str, context: Context,
             states = population.states()
     run = store.get_run(run_id)
     changed = []
+    # Imported measurements are judged as when imported: without the evidence their source
+    # lacks (Provenance.missing, docs/import.md).
+    provenances = store.provenances(run_id)
     for mid, m in store.iter_measurements(run_id):
+        p = provenances.get(mid)
+        judged = classify(m, replace(context, missing=frozenset(p.missing)) if p else context)
         network, cc = network_of(store, mid, run, context.probe_cc)
         x = pop.fact(m, network, cc, context.country_of)
-        new = pop.apply(classify(m, context), x, states.get((x.network, x.hour)),
+        new = pop.apply(judged, x, states.get((x.network, x.hour)),
                         pop.canaries_state(m, context))
         old = store.current_verdict(mid)
         if old is None or (old.verdict, old.method, old.analysis_version) != (

@@ -390,6 +390,36 @@ class Store:
             db.table("imports").insert(rows.import_row(mid, provenance, utcnow_iso()))
         return mid
 
+    def ensure_run(self, run_id: str, started_at: str, settings: dict[str, Any], *,
+                   probe_asn: int | None = None, probe_cc: str | None = None,
+                   network_name: str | None = None) -> bool:
+        """Record a finished run with a caller-chosen id unless it exists (imports: one run
+        per source report, so re-imports land in the same run). True = created."""
+        with self._write("record an imported run") as db:
+            if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None):
+                return False
+            settings = self.scrubber.value(dict(settings))
+            db.table("runs").insert(rows.run_row(
+                run_id, started_at, __version__, settings, 0, status="completed",
+                finished_at=started_at, probe_asn=probe_asn,
+                probe_cc=self.scrubber.value(probe_cc),
+                network_name=self.scrubber.value(network_name)))
+        return True
+
+    def count_run(self, run_id: str) -> None:
+        """Set a run's ``targets_total`` to the measurements it holds (imported runs grow)."""
+        with self._write("update a run") as db:
+            db.execute("UPDATE runs SET targets_total = (SELECT COUNT(*) FROM measurements "
+                       "WHERE run_id = ?) WHERE run_id = ?", [run_id, run_id])
+
+    def provenances(self, run_id: str) -> dict[str, Provenance]:
+        """The provenance of every imported measurement of a run, by measurement id."""
+        with self._read() as db:
+            found = list(db.query(
+                "SELECT i.* FROM imports i JOIN measurements m USING (measurement_id) "
+                "WHERE m.run_id = ?", [run_id]))
+        return {r["measurement_id"]: rows.import_from_row(r) for r in found}
+
     def provenance(self, measurement_id: str) -> Provenance | None:
         """The provenance of an imported measurement; None = measured by this probe."""
         with self._read() as db:

@@ -30,6 +30,7 @@ from probe.model import (
     DNSObservation,
     HTTPObservation,
     Measurement,
+    Target,
     TCPObservation,
     TLSObservation,
     VerdictKind,
@@ -535,6 +536,11 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
         HTTP_URL, sys_dns(), (tcp(port=80),), (),
         (http(url=HTTP_URL, status=302, location="http://other.example/"),)),
      None, "inconclusive", "incomplete"),
+    # --- a test this version has no rules for (an imported OONI app test, issue 14) -----------
+    ("imported-app-test-unsupported", Measurement(
+        Target(url="ooni://whatsapp", hostname="whatsapp", scheme="ooni", port=443, path="",
+               test_name="whatsapp"), "2024-01-01T00:00:00.000000Z",
+        "2024-01-01T00:00:01.000000Z"), None, "inconclusive", "unsupported_test"),
 ]
 
 

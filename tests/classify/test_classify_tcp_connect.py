@@ -151,4 +151,4 @@ def test_an_unknown_kind_is_inconclusive_not_an_error() -> None:
     m = _m(_connect())
     object.__setattr__(m.target, "test_name", "from_the_future")
     v = classify(m)
-    assert (v.verdict, v.method) == (VerdictKind.INCONCLUSIVE, "unexplained")
+    assert (v.verdict, v.method) == (VerdictKind.INCONCLUSIVE, "unsupported_test")

@@ -1,0 +1,159 @@
+"""Read measurement documents from files, directories and standard input, streamed, one at a time.
+
+Responsibility: turn the paths given to ``probe import`` into a generator of
+:class:`Document` (the parsed JSON object and its ``FILE:LINE`` origin) or :class:`BadInput`
+(where and why a document could not be read), never holding more than one document in memory.
+Formats: a single JSON document (pretty-printed or not), JSON Lines, either gzip-compressed
+(``.gz``), a directory in the layout of OONI's public archive
+(``raw/YYYYMMDD/HH/CC/TESTNAME/*.jsonl.gz``, https://docs.ooni.org/data/, walked in sorted
+order so an import is reproducible), and ``-`` for standard input. This module knows nothing
+about OONI's keys: mapping is :mod:`probe.ingest.mapper`'s job.
+
+How a file is told JSON Lines from one document: its first non-blank line is parsed; when that
+line is a whole JSON object the file is JSON Lines (a one-line JSON document is the same
+thing), otherwise the whole file is one (pretty-printed) document.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from probe.errors import UsageError
+
+#: File names read inside a directory (anything else, e.g. README or .tar, is skipped).
+SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+#: A single (pretty-printed) document larger than this is refused rather than loaded whole.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One parsed JSON object and where it came from (``FILE:LINE``, ``-:LINE`` = stdin)."""
+
+    origin: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BadInput:
+    """A document that could not be read: where (``FILE:LINE``) and why (one line)."""
+
+    origin: str
+    problem: str
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
+
+
+def _problem(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+def read_stream(stream: Iterable[str], name: str) -> Iterator[Document | BadInput]:
+    """Documents of one text stream (a file's lines or stdin), named ``name`` in origins."""
+    lines = iter(stream)
+    lineno = 0
+    first = ""
+    for line in lines:
+        lineno += 1
+        if line.strip():
+            first = line
+            break
+    else:
+        return
+    try:
+        value = json.loads(first)
+        jsonl = True
+    except ValueError:
+        jsonl = False
+    if not jsonl:
+        # One pretty-printed document: the rest of the stream belongs to it.
+        start = lineno
+        parts = [first]
+        size = len(first)
+        for line in lines:
+            parts.append(line)
+            size += len(line)
+            if size > MAX_DOCUMENT_BYTES:
+                yield BadInput(f"{name}:{start}", "document larger than "
+                               f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, not read")
+                return
+        try:
+            value = json.loads("".join(parts))
+        except ValueError as exc:
+            yield BadInput(f"{name}:{start}", f"not JSON: {_problem(exc)}")
+            return
+        yield _one(value, f"{name}:{start}")
+        return
+    yield _one(value, f"{name}:{lineno}")
+    for line in lines:
+        lineno += 1
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            yield BadInput(f"{name}:{lineno}", f"not JSON: {_problem(exc)}")
+            continue
+        yield _one(value, f"{name}:{lineno}")
+
+
+def _one(value: Any, origin: str) -> Document | BadInput:
+    if not isinstance(value, dict):
+        return BadInput(origin, f"a JSON {type(value).__name__}, not a measurement object")
+    return Document(origin, value)
+
+
+def read_file(path: Path) -> Iterator[Document | BadInput]:
+    """Documents of one file (plain or gzip); an unreadable file is one :class:`BadInput`."""
+    try:
+        with _open_text(path) as stream:
+            yield from read_stream(stream, str(path))
+    except (OSError, EOFError, UnicodeError) as exc:  # gzip.BadGzipFile is an OSError
+        yield BadInput(f"{path}:0", f"cannot read: {_problem(exc)}")
+
+
+def walk(directory: Path) -> Iterator[Path]:
+    """The measurement files under ``directory`` in sorted order (OONI's archive layout sorts
+    by day, hour, country and test name), without following symbolic links to directories."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(SUFFIXES):
+                yield Path(root) / name
+
+
+def read_paths(paths: Iterable[str], stdin: IO[str] | None = None
+               ) -> Iterator[Document | BadInput]:
+    """Every document of ``paths`` in order (``-`` = standard input, a directory = its files
+    in sorted order). A path that does not exist is a usage error, raised before anything is
+    read."""
+    given = list(paths)
+    if not given:
+        raise UsageError("nothing to import: give files, directories or - (standard input)")
+    missing = [p for p in given if p != "-" and not Path(p).exists()]
+    if missing:
+        raise UsageError(f"no such file or directory: {missing[0]}")
+    for p in given:
+        if p == "-":
+            yield from read_stream(stdin if stdin is not None else sys.stdin, "-")
+        elif Path(p).is_dir():
+            for f in walk(Path(p)):
+                yield from read_file(f)
+        else:
+            yield from read_file(Path(p))
+
+
+__all__ = ["BadInput", "Document", "read_file", "read_paths", "read_stream", "walk"]

@@ -82,9 +82,10 @@ class InterceptionCA:
     sha1: Mapping[str, str] = field(default_factory=dict)
     serials: Mapping[tuple[str, int], str] = field(default_factory=dict)
 
-    def match(self, chain: Sequence[Certificate]) -> str | None:
-        """What matched in ``chain`` (for the evidence), or None."""
-        for depth, cert in enumerate(chain):
+    def match(self, chain: Sequence[Certificate], exact: bool | None = None) -> str | None:
+        """What matched in ``chain`` (for the evidence), or None. ``exact`` True: only
+        certificate identities; False: only issuer/subject text; None: both."""
+        for depth, cert in enumerate(chain if exact is not False else ()):
             if cert.sha256.lower() in self.sha256:
                 return f"certificate {depth} SHA-256 {cert.sha256.lower()}"
             if cert.spki_sha256.lower() in self.spki_sha256:
@@ -101,7 +102,7 @@ class InterceptionCA:
                         return (f"certificate {depth} serial {serial} issued by {cert.issuer} "
                                 f"({self.serials[issuer, serial]})")
         needles = [_fold(n) for n in self.issuer_contains]
-        for depth, cert in enumerate(chain):
+        for depth, cert in enumerate(chain if exact is not True else ()):
             for field_name, value in (("issuer", cert.issuer), ("subject", cert.subject)):
                 folded = _fold(value)
                 for needle, original in zip(needles, self.issuer_contains, strict=True):
@@ -271,11 +272,13 @@ class Fingerprints:
     field: FieldSet | None = None
 
     def interception(self, chain: Sequence[Certificate]) -> Match | None:
-        """The first interception CA found in ``chain``."""
-        for ca in self.interception_cas:
-            what = ca.match(chain)
-            if what is not None:
-                return Match(ca.name, ca.source, what)
+        """The interception CA found in ``chain``: an exact certificate identity (hash,
+        issuer + serial) of any entry first, then issuer/subject text, in file order."""
+        for exact in (True, False):
+            for ca in self.interception_cas:
+                what = ca.match(chain, exact=exact)
+                if what is not None:
+                    return Match(ca.name, ca.source, what)
         return None
 
     def blockpage(self, status: int | None, headers: Sequence[tuple[str, str]],
@@ -380,7 +383,9 @@ def default_fingerprints() -> Fingerprints:
     data = resources.files("probe.classify").joinpath("data")
     ours = load(data.joinpath("fingerprints.toml").read_text(encoding="utf-8"))
     folder = data.joinpath("field")
-    texts = {e.name: e.read_text(encoding="utf-8") for e in folder.iterdir()
+    # bytes, not read_text: universal newlines would turn the CR LF inside six of OONI's
+    # patterns into LF, and they would never match the pages they describe
+    texts = {e.name: e.read_bytes().decode("utf-8") for e in folder.iterdir()
              if e.name.endswith(".csv")}
     return merge_field(ours, load_field(texts, folder.joinpath("SOURCES.toml").read_text(
         encoding="utf-8")))

@@ -399,6 +399,14 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
      "blocked", "http.blockpage"),
     ("injected-blockpage-no-control", http_ok(body=INJECTED, title=None, headers=()), None,
      "blocked", "http.blockpage"),
+    # a field fingerprint its source has not confirmed (a vague blocking word, Censored
+    # Planet's cp.f_gen_blocked_14): not enough without the control's page
+    ("unconfirmed-field-blockpage-no-control", http_ok(
+        body=b"<html><p>URLBlocked by the filter</p></html>", title=None, headers=()), None,
+     "inconclusive", "blockpage_unconfirmed"),
+    ("unconfirmed-field-blockpage", http_ok(
+        (HTTP_CTL,), body=b"<html><p>URLBlocked by the filter</p></html>", title=None,
+        headers=()), CTX, "blocked", "http.blockpage"),
     ("redirect-to-the-blockpage-server", redirect_to(
         "http://blocked.gov.kz/",
         (http(11, "http://blocked.gov.kz/", index=1, ip=BLOCKPAGE_IP, body=BLOCK_BODY,
@@ -543,7 +551,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.1.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.2.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

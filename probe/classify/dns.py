@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from probe import failures as f
 from probe.classify.base import (
+    CONTENT_DIFF,
     CONTROL_FETCHED,
     FINGERPRINT,
     SAME_ADDRESS,
@@ -172,7 +173,8 @@ def dns_injected(case: Case) -> Verdict | None:
             """True = vouched for, False = forged, None = cannot tell."""
             if any(is_bogon(a) and not local_test_answer(d, a) for a in d.addresses):
                 return False
-            if any(case.ctx.fingerprints.blockpage_ip(a) for a in d.addresses):
+            if any((m := case.ctx.fingerprints.blockpage_ip(a)) and m.confirmed
+                   for a in d.addresses):
                 return False
             if not case.control_about(hostname):
                 return None
@@ -210,26 +212,46 @@ def _scoped_dns(case: Case) -> list[DNSObservation]:
 
 
 def dns_blockpage_ip(case: Case) -> Verdict | None:
-    """An answer that is a known block-page server's address.
+    """An answer that is a known block-page server's address (or a censor's CNAME target).
 
     WHY: some censors' resolvers answer blocked names with the address of a server showing
-    the block page (OONI's QA "DNS spoofed to a block-page server"); a fingerprinted address
+    the block page (OONI's QA "DNS spoofed to a block-page server"), or with a CNAME to it
+    (Indonesia's ISPs, Citizen Lab's ``dns_isp_id_*`` signatures); a fingerprinted answer
     is strong evidence on its own, whatever the block-page server then does. Only names the
     control vouches for are checked: a redirect's own host may legitimately be that server.
+    A field fingerprint its source has not confirmed is weaker: ``blocked`` only when the
+    control resolved the name to other addresses, else ``inconclusive``.
     """
+    fps = case.ctx.fingerprints
     for d in _scoped_dns(case):
         hostname = host(d.hostname)
-        for a in d.addresses:
-            match = case.ctx.fingerprints.blockpage_ip(a)
-            if match is None or (case.control_about(hostname) and a in case.control.dns_addrs):
+        for a in d.answers:
+            if a.rtype not in ("A", "AAAA", "CNAME"):
                 continue
+            match = fps.dns_answer(a.value)
+            if match is None or (case.control_about(hostname)
+                                 and a.value in case.control.dns_addrs):
+                continue
+            what = "a known block-page server" if a.rtype != "CNAME" else "a known censor's name"
             tail = f"; {_control_dns_text(case)}" if case.control_about(hostname) else ""
-            return blocked(
-                case, "dns.blockpage", FINGERPRINT,
-                f"DNS {d.query_type} answer for {hostname} via {via(d)} is {a}, a known "
-                f"block-page server ({match.name}){tail}",
-                step="dns", tx_id=d.tx_id, hostname=hostname, resolver=d.resolver,
-                engine=d.engine, ip=a, addresses=list(d.addresses), **match.details())
+            common = dict(step="dns", tx_id=d.tx_id, hostname=hostname, resolver=d.resolver,
+                          engine=d.engine, ip=a.value if a.rtype != "CNAME" else None,
+                          cname=a.value if a.rtype == "CNAME" else None,
+                          addresses=list(d.addresses), **match.details())
+            text = (f"DNS {d.query_type} answer for {hostname} via {via(d)} is "
+                    f"{a.rtype + ' ' if a.rtype == 'CNAME' else ''}{a.value}, {what} "
+                    f"({match.label}){tail}")
+            if match.confirmed:
+                return blocked(case, "dns.blockpage", FINGERPRINT, text, **common)
+            if case.control_about(hostname) and case.control.resolved:
+                return blocked(case, "dns.blockpage", CONTROL_FETCHED,
+                               f"{text}; the fingerprint is not confirmed by its source, but "
+                               "the control's resolver gives other addresses", **common)
+            return inconclusive(
+                case, "blockpage_unconfirmed",
+                f"{text}; the fingerprint is not confirmed by its source and no control "
+                "resolution contradicts the answer", CONTENT_DIFF, symptom="dns.blockpage",
+                **common)
     return None
 
 

@@ -38,6 +38,7 @@ from probe.classify.base import (
 from probe.classify.control import ControlHTTP
 from probe.classify.dns import DNS_METHODS, supported
 from probe.classify.endpoint import TCP_METHODS, failed_how
+from probe.classify.fingerprints import Match
 from probe.classify.observations import endpoint, host, is_bogon, secs, succeeded, took
 from probe.model import HTTPObservation, Verdict
 
@@ -183,44 +184,69 @@ def blockpage(case: Case) -> Verdict | None:
     ``dns.bogon``/``dns.blockpage`` (the resolver sent the probe there; OONI's "dns" wins
     too); otherwise injected on the path to the real address → ``http.blockpage``. A page the
     control gets as well is the site's own content (a news story quoting a block page, or
-    the block-page server itself as the target).
+    the block-page server itself as the target), so it is not even matched.
+
+    A field fingerprint its source has not confirmed (``Match.confirmed`` False: OONI's
+    unassessed rows, vague blocking words; data/field/README.md) is weaker: ``blocked`` only
+    when the control fetched the URL and got a different page, at lower confidence; without
+    the control's page it is ``inconclusive`` (``blockpage_unconfirmed``).
     """
     fp = case.ctx.fingerprints
     for h in sorted(case.m.http, key=lambda x: x.redirect_index):
-        if h.status is None:
+        if h.status is None or _same_page(case, h):
             continue
         match = fp.blockpage(h.status, h.headers, h.body, h.title, h.location)
-        if match is None or _same_page(case, h):
+        if match is None:
             continue
-        hop_host = host(urlsplit(h.url).hostname or "")
-        to = host(urlsplit(h.location).hostname or "") if h.location else ""
-        if match.by_location and case.control.visited(to):
+        v = _blockpage_verdict(case, h, match)
+        if v is None:
             continue
-        common = _common(h, location=h.location, **match.details())
-        tail = f"; {_control_page(case)}" if case.control.queried else ""
-        if match.by_location:
-            return blocked(case, "http.redirect", FINGERPRINT,
-                           f"{_response(h)} is a redirect to {h.location}, a known block page "
-                           f"({match.name}: {match.what}){tail}", **common)
-        if hop_host != case.target_host:
-            return blocked(case, "http.redirect", FINGERPRINT,
-                           f"{_response(h)}, reached by a redirect from {case.m.target.url}, "
-                           f"is a block page ({match.name}: {match.what}){tail}", **common)
-        if h.ip is not None and is_bogon(h.ip) and not fp.blockpage_ip(h.ip):
-            return blocked(case, "dns.bogon", FINGERPRINT,
-                           f"{_response(h)} is a block page ({match.name}: {match.what}) "
-                           f"served from the bogon address the resolver gave{tail}", **common)
-        if h.ip is not None and (fp.blockpage_ip(h.ip) or (
-                case.control_about(hop_host) and case.control.dns_done
-                and supported(case, h.ip, hop_host) is None)):
-            return blocked(case, "dns.blockpage", FINGERPRINT,
-                           f"{_response(h)} is a block page ({match.name}: {match.what}) "
-                           f"served from {h.ip}, an address the control's resolver does not "
-                           f"give{tail}", **common)
-        return blocked(case, "http.blockpage", FINGERPRINT,
-                       f"{_response(h)} is a block page ({match.name}: {match.what}){tail}",
-                       **common)
+        if match.confirmed:
+            return v
+        c = case.control.http
+        if c is not None and c.ok:
+            return blocked(case, v.method or "http.blockpage", CONTROL_FETCHED,
+                           f"{v.evidence}; the fingerprint is not confirmed by its source, but "
+                           "the control got a different page", **v.details)
+        return inconclusive(
+            case, "blockpage_unconfirmed",
+            f"{v.evidence}; the fingerprint is not confirmed by its source and there is no "
+            "control page to compare with, so it is not enough to call this blocked",
+            CONTENT_DIFF, symptom=v.method, **v.details)
     return None
+
+
+def _blockpage_verdict(case: Case, h: HTTPObservation, match: Match) -> Verdict | None:
+    """The blocked verdict for a response matching ``match`` (None: not a block page)."""
+    fp = case.ctx.fingerprints
+    hop_host = host(urlsplit(h.url).hostname or "")
+    to = host(urlsplit(h.location).hostname or "") if h.location else ""
+    if match.by_location and case.control.visited(to):
+        return None
+    common = _common(h, location=h.location, **match.details())
+    tail = f"; {_control_page(case)}" if case.control.queried else ""
+    page = f"{match.label}: {match.what}"
+    if match.by_location:
+        return blocked(case, "http.redirect", FINGERPRINT,
+                       f"{_response(h)} is a redirect to {h.location}, a known block page "
+                       f"({page}){tail}", **common)
+    if hop_host != case.target_host:
+        return blocked(case, "http.redirect", FINGERPRINT,
+                       f"{_response(h)}, reached by a redirect from {case.m.target.url}, "
+                       f"is a block page ({page}){tail}", **common)
+    if h.ip is not None and is_bogon(h.ip) and not fp.blockpage_ip(h.ip):
+        return blocked(case, "dns.bogon", FINGERPRINT,
+                       f"{_response(h)} is a block page ({page}) "
+                       f"served from the bogon address the resolver gave{tail}", **common)
+    if h.ip is not None and (fp.blockpage_ip(h.ip) or (
+            case.control_about(hop_host) and case.control.dns_done
+            and supported(case, h.ip, hop_host) is None)):
+        return blocked(case, "dns.blockpage", FINGERPRINT,
+                       f"{_response(h)} is a block page ({page}) "
+                       f"served from {h.ip}, an address the control's resolver does not "
+                       f"give{tail}", **common)
+    return blocked(case, "http.blockpage", FINGERPRINT,
+                   f"{_response(h)} is a block page ({page}){tail}", **common)
 
 
 def legal_status(case: Case) -> Verdict | None:

@@ -76,7 +76,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
-    "trust_store "
+    "trust_store blockpage_unconfirmed "
     "unexplained interrupted incomplete unsupported_test".split())
 #: Every method this version can produce, per verdict.
 METHODS_BY_VERDICT: dict[VerdictKind, frozenset[str]] = {

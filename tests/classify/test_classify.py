@@ -400,6 +400,14 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
      "blocked", "http.blockpage"),
     ("injected-blockpage-no-control", http_ok(body=INJECTED, title=None, headers=()), None,
      "blocked", "http.blockpage"),
+    # a field fingerprint its source has not confirmed (a vague blocking word, Censored
+    # Planet's cp.f_gen_blocked_14): not enough without the control's page
+    ("unconfirmed-field-blockpage-no-control", http_ok(
+        body=b"<html><p>URLBlocked by the filter</p></html>", title=None, headers=()), None,
+     "inconclusive", "blockpage_unconfirmed"),
+    ("unconfirmed-field-blockpage", http_ok(
+        (HTTP_CTL,), body=b"<html><p>URLBlocked by the filter</p></html>", title=None,
+        headers=()), CTX, "blocked", "http.blockpage"),
     ("redirect-to-the-blockpage-server", redirect_to(
         "http://blocked.gov.kz/",
         (http(11, "http://blocked.gov.kz/", index=1, ip=BLOCKPAGE_IP, body=BLOCK_BODY,

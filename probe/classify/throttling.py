@@ -26,13 +26,15 @@ the median down until a throttled page's low rate looks normal (issue 12). A tra
 only when the control's own rate for it is within :data:`FACTOR` of the fastest control rate
 of the run (canary measurements, which have no control, count as they are).
 
-WHY a freeze is told from a trickle by the silence before the deadline: in Russia from 2024
-(OONI, "Russia: Throttling and blocking of foreign hosting", and net4people/bbs#490 "Russia
-TSPU: connections to Cloudflare, Hetzner, DigitalOcean … freeze after ~16 KB", 2025) the TSPU
-lets the first 15-20 KB of a server's reply through and then drops every further packet of the
-connection: the client gets a status and part of the body, then nothing until its deadline,
-while the control gets the whole page. A throttled transfer (150 kbit/s) keeps delivering a
-segment every few tens of milliseconds. So a response whose last byte came at least
+WHY a freeze is told from a trickle by the silence before the deadline: from June 2025 Russian
+ISPs (the TSPU) let only the first ~16 KB of a connection to sites on Cloudflare, Hetzner,
+DigitalOcean and OVH through and then drop the rest (Cloudflare, "Russian Internet users are
+unable to access the open Internet", blog.cloudflare.com, 2025-06-26: "only the first 16 KB
+of any web asset"; net4people/bbs#417, quoting ntc.party/t/17013: the connection "hangs"
+after about 16 KB; net4people/bbs#490: frozen after 16-20 KB; Mediazona, "The 16-kilobyte
+curtain", 2025-06-19): the client gets a status and part of the body, then nothing until its
+deadline, while the control gets the whole page. A throttled transfer (150 kbit/s) keeps
+delivering a segment every few tens of milliseconds. So a response whose last byte came at least
 :data:`STALL_SILENCE_S` and half the exchange before the deadline *froze*; one whose bytes
 kept coming is a slow path (``http.timeout`` would blame the wrong technique in both cases).
 """
@@ -273,7 +275,7 @@ def stalled(case: Case) -> Verdict | None:
     """The HTTP deadline hit after the response status arrived.
 
     WHY: the status and part of the body got through, so the path works; a censor either
-    froze the connection after a few kilobytes (Russia 2024-25, see the module docstring) or
+    froze the connection after a few kilobytes (Russia 2025, see the module docstring) or
     slowed it down. A freeze — silence for the rest of the deadline while the control fetched
     the whole page — is ``blocked``/``http.stall`` with the byte count; bytes still trickling
     in at the deadline are ``throttled`` with the measured rate when the control and the

@@ -485,7 +485,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
         dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
         http_=(http(failure=T, took=10.0, body_length=150_000),), control=(FAST_CTL,)),
      context(throttle_baseline=BASELINE), "throttled", "throttle"),
-    # Russia 2024-25: the first ~16 kB, then nothing until the deadline (issue 12).
+    # Russia 2025: the first ~16 kB, then nothing until the deadline (issue 12).
     ("stall-after-16k", meas(
         dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
         http_=(dataclasses.replace(http(failure=T, took=10.0, body_length=12_000),

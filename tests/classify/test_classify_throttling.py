@@ -45,7 +45,7 @@ def cut_off(body: int, received: int | None, last_byte: float | None,
 
 # (id, measurement, throttle baseline, verdict, method)
 CASES: list[tuple[str, Measurement, Any, str, str | None]] = [
-    # Russia 2024-25: ~16 kB through (TLS records, head, 12 kB of body), then nothing.
+    # Russia 2025: ~16 kB through (TLS records, head, 12 kB of body), then nothing.
     ("freeze-after-16k", cut_off(12_000, 16_000, 0.1), FAST, "blocked", "http.stall"),
     ("freeze-after-16k-no-baseline", cut_off(12_000, 16_000, 0.1), None, "blocked",
      "http.stall"),

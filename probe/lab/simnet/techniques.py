@@ -953,12 +953,13 @@ class Flaky(Technique):
 
 # ============================================================================ freezes
 class Freeze(Technique):
-    """Russia 2024-25 (TSPU): a connection from a chosen server freezes after its first bytes.
+    """Russia 2025 (TSPU): a connection from a chosen server freezes after its first bytes.
 
     The censor lets the first ~16 KB of a server's reply through, then drops every further
     packet of that connection; the client has a status and part of the body and waits until
-    its deadline, the control gets the whole page (OONI and net4people/bbs#490 on the "16 KB"
-    freeze of Cloudflare/Hetzner/DigitalOcean hosted sites). Here: iptables ``connbytes`` on
+    its deadline, the control gets the whole page (Cloudflare's blog, 2025-06-26, and
+    net4people/bbs#417 and #490 on the "16 KB" freeze of Cloudflare/Hetzner/DigitalOcean
+    hosted sites). Here: iptables ``connbytes`` on
     the reply direction (conntrack accounting on), per server address, on the client-facing
     interface (reference/simnet-recipes.md, "Stateful byte counts"). ``bytes`` counts whole IP
     packets of the reply, handshake included, and the router sees the server's flights as
@@ -968,7 +969,7 @@ class Freeze(Technique):
 
     name = "freeze"
     summary = ("connections from chosen servers freeze after their first N bytes (iptables "
-               "connbytes on the reply direction; Russia's TSPU 2024-25)")
+               "connbytes on the reply direction; Russia's TSPU 2025)")
     PARAMS = {
         "hosts": ("hosts", REQUIRED, "servers whose connections to the client freeze"),
         "bytes": ("int", 16384, "reply bytes (IP packets) let through per connection"),

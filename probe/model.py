@@ -172,6 +172,11 @@ class HTTPObservation:
     ``status`` None = no response. ``headers`` keeps order and duplicates. ``body`` is the
     (capped) body as received; None = not stored (``--no-bodies``) or no response.
     ``location`` is the resolved absolute redirect URL, None = not a redirect.
+    ``received_bytes`` counts the response bytes read from the connection (status line,
+    headers and body as sent, before decoding); None = not recorded (imported or older data).
+    ``last_byte_t`` is when the last of them arrived (same clock as ``t0``/``t``); None =
+    nothing arrived, or not recorded. With ``t`` they tell a transfer that froze (silence
+    long before the deadline) from one still trickling in when it hit.
     """
 
     tx_id: int
@@ -192,6 +197,8 @@ class HTTPObservation:
     body_truncated: bool = False
     title: str | None = None
     location: str | None = None
+    received_bytes: int | None = None
+    last_byte_t: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

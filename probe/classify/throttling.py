@@ -3,7 +3,10 @@
 Responsibility: :func:`throttle_baseline` (per-run aggregate of clean transfers, computed
 once and passed in :class:`~probe.classify.context.Context`) and the rules :func:`throttled`
 (a transfer that completed far slower than the control and the baseline) and
-:func:`stalled` (a transfer that was still trickling in when the HTTP deadline hit).
+:func:`stalled` (the HTTP deadline hit after the response status arrived: a transfer that
+froze after N bytes is ``blocked``/``http.stall``, one still trickling in is ``throttled`` or,
+without a yardstick that proves it, ``inconclusive``/``slow_transfer`` — never
+``http.timeout``).
 
 WHY these thresholds: Kazakhstan throttled www.azattyq.org from 2022-09-27 with TLS handshakes
 often over 2 s (daily median over 4 s) against a baseline host on the same providers; the
@@ -16,6 +19,24 @@ providers) and at least :data:`CONTROL_FACTOR` times slower than the control (wh
 site slow everywhere; its figure for a small page is latency-bound, so 10x would miss real
 throttling when the helper is busy). Without a baseline the control alone must show
 :data:`FACTOR` (lower confidence): a slow volunteer link cannot then be ruled out as well.
+
+WHY the baseline takes only transfers the control saw fast: a site slow for everyone (its own
+server is the bottleneck) says nothing about the volunteer's link; in the baseline it drags
+the median down until a throttled page's low rate looks normal (issue 12). A transfer counts
+only when the control's own rate for it is within :data:`FACTOR` of the fastest control rate
+of the run (canary measurements, which have no control, count as they are).
+
+WHY a freeze is told from a trickle by the silence before the deadline: from June 2025 Russian
+ISPs (the TSPU) let only the first ~16 KB of a connection to sites on Cloudflare, Hetzner,
+DigitalOcean and OVH through and then drop the rest (Cloudflare, "Russian Internet users are
+unable to access the open Internet", blog.cloudflare.com, 2025-06-26: "only the first 16 KB
+of any web asset"; net4people/bbs#417, quoting ntc.party/t/17013: the connection "hangs"
+after about 16 KB; net4people/bbs#490: frozen after 16-20 KB; Mediazona, "The 16-kilobyte
+curtain", 2025-06-19): the client gets a status and part of the body, then nothing until its
+deadline, while the control gets the whole page. A throttled transfer (150 kbit/s) keeps
+delivering a segment every few tens of milliseconds. So a response whose last byte came at least
+:data:`STALL_SILENCE_S` and half the exchange before the deadline *froze*; one whose bytes
+kept coming is a slow path (``http.timeout`` would blame the wrong technique in both cases).
 """
 
 from __future__ import annotations
@@ -24,8 +45,9 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from probe import failures as f
-from probe.classify.base import Case, verdict
+from probe.classify.base import Case, blocked, inconclusive, verdict
 from probe.classify.context import BaselineSample, ThrottleBaseline
+from probe.classify.control import read as read_control
 from probe.classify.health import HealthRound, state_during
 from probe.classify.observations import endpoint, final_hop, secs, succeeded, tls_of, took
 from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind
@@ -42,7 +64,12 @@ MIN_RATE_BYTES = 16 * 1024
 #: The probe's transfer must take at least this long to be called slow (below it, a 10x
 #: ratio is noise).
 MIN_SLOW_TRANSFER_S = 0.5
-BASELINE_VERSION = 1
+#: A response whose last byte came at least this long before the deadline, and at least
+#: :data:`STALL_FRACTION` of the exchange before it, froze (a throttled transfer at even
+#: 10 kbit/s delivers a full segment every 1.2 s).
+STALL_SILENCE_S = 2.0
+STALL_FRACTION = 0.5
+BASELINE_VERSION = 2
 
 
 def handshake_time(m: Measurement, hop: HTTPObservation) -> float | None:
@@ -59,17 +86,23 @@ def rate_bps(h: HTTPObservation) -> float | None:
 
 
 def throttle_baseline(measurements: Iterable[Measurement],
-                      rounds: Sequence[HealthRound] = ()) -> ThrottleBaseline | None:
+                      rounds: Sequence[HealthRound] = (),
+                      canaries: Iterable[Measurement] = ()) -> ThrottleBaseline | None:
     """The run's typical handshake time and throughput, from its clean transfers.
 
     A measurement contributes when its final response arrived without failure (over a chain
-    that validated, for https) and no health round around it shows a cut. Blocked and
-    throttled targets rarely qualify, and the rules leave the judged measurement out of its
-    own yardstick and use medians, so a few slow ones do not move it. Pass the canaries'
-    measurements too when the runner has them. None = nothing qualified.
+    that validated, for https) and no health round around it shows a cut. Its throughput
+    counts only when the control saw the same transfer fast (:func:`_control_saw_fast`): a
+    site slow for everyone measures its server, not the volunteer's link. ``canaries`` are
+    measurements of the run's canary sites (no control needed: they are chosen to be fast).
+    Blocked and throttled targets rarely qualify, and the rules leave the judged measurement
+    out of its own yardstick and use medians, so a few slow ones do not move it.
+    None = nothing qualified.
     """
+    ms = list(measurements)
+    fastest = max((r for r in map(_control_rate_of, ms) if r is not None), default=None)
     samples: list[BaselineSample] = []
-    for m in measurements:
+    for m, canary in [*((m, False) for m in ms), *((m, True) for m in canaries)]:
         hop = final_hop(m)
         if hop is None or not succeeded(hop) or hop.location is not None:
             continue
@@ -82,13 +115,30 @@ def throttle_baseline(measurements: Iterable[Measurement],
             if t is None or t.verified is not True:
                 continue
             hs = took(t)
-        samples.append({"url": m.target.url, "tls_handshake_s": hs,
-                        "throughput_bps": rate_bps(hop)})
+        rate = rate_bps(hop) if canary or _control_saw_fast(m, fastest) else None
+        samples.append({"url": m.target.url, "tls_handshake_s": hs, "throughput_bps": rate})
     if not samples:
         return None
     return {"version": BASELINE_VERSION, "samples": samples,
             "tls_handshake_s": _median(s["tls_handshake_s"] for s in samples),
             "throughput_bps": _median(s["throughput_bps"] for s in samples)}
+
+
+def _control_rate_of(m: Measurement) -> float | None:
+    """The control's rate for ``m``'s page, from a body large enough to measure one."""
+    c = read_control(m.control).http
+    if c is None or not c.ok or not c.body_length or c.body_length < MIN_RATE_BYTES:
+        return None
+    if c.throughput_bps:
+        return c.throughput_bps
+    return c.body_length * 8 / c.elapsed if c.elapsed else None
+
+
+def _control_saw_fast(m: Measurement, fastest: float | None) -> bool:
+    """The control fetched ``m``'s page within :data:`FACTOR` of the run's fastest control
+    transfer: the site's own server was not the bottleneck."""
+    rate = _control_rate_of(m)
+    return rate is not None and fastest is not None and rate * FACTOR >= fastest
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -198,30 +248,82 @@ def throttled(case: Case) -> Verdict | None:
     return None
 
 
-def stalled(case: Case) -> Verdict | None:
-    """The body was still arriving, far too slowly, when the HTTP deadline hit.
+def silence(h: HTTPObservation) -> float | None:
+    """Seconds between the last byte received and the end of the exchange; None = not
+    recorded (imported or older data) or nothing arrived."""
+    if h.last_byte_t is None:
+        return None
+    return max(0.0, h.t - h.last_byte_t)
 
-    WHY: a throttled large page may not finish before the deadline; the status and part of
-    the body arrived, so this is a slow path, not a blocked one (``http.timeout`` would
-    blame the wrong technique).
+
+def froze(h: HTTPObservation) -> bool:
+    """The response stopped dead well before the deadline (see the module docstring)."""
+    quiet = silence(h)
+    return quiet is not None and quiet >= STALL_SILENCE_S and quiet >= STALL_FRACTION * took(h)
+
+
+def _trickle_rate(h: HTTPObservation) -> float | None:
+    """Bits per second of a body cut off by the deadline, up to its last byte when known."""
+    if not h.body_length or h.body_length < MIN_RATE_BYTES:
+        return None
+    end = h.last_byte_t if h.last_byte_t is not None else h.t
+    seconds = end - h.t0
+    return h.body_length * 8 / seconds if seconds > 0 else None
+
+
+def stalled(case: Case) -> Verdict | None:
+    """The HTTP deadline hit after the response status arrived.
+
+    WHY: the status and part of the body got through, so the path works; a censor either
+    froze the connection after a few kilobytes (Russia 2025, see the module docstring) or
+    slowed it down. A freeze — silence for the rest of the deadline while the control fetched
+    the whole page — is ``blocked``/``http.stall`` with the byte count; bytes still trickling
+    in at the deadline are ``throttled`` with the measured rate when the control and the
+    baseline show it is far slower than elsewhere, else ``inconclusive``/``slow_transfer``
+    (the yardstick is missing). Never ``http.timeout``: that would blame the wrong technique.
+    A control that failed too, or none, is left to the failure rules (``down``, ``no_control``).
     """
     a = case.attempt
     h = a.http[-1] if a.http else None
-    if (h is None or h.failure != f.GENERIC_TIMEOUT or h.status is None
-            or not case.control.fetched):
+    if h is None or h.failure != f.GENERIC_TIMEOUT or h.status is None:
         return None
-    rate = rate_bps(h)
-    if rate is None:
+    c = case.control.http
+    if c is None or not c.ok or not case.control.fetched:
         return None
-    refs = {"control": _control_rate(case), "baseline": _baseline(case, "throughput_bps")}
-    confidence = _judge(rate, refs, higher_is_slower=False)
-    if confidence is None:
-        return None
-    return verdict(
-        case, VerdictKind.THROTTLED, "throttle", confidence - 0.1,
-        f"HTTP {h.status} for {h.url} timed out while the body was still arriving: "
-        f"{h.body_length} bytes at {_kbps(rate)}, far slower than the "
-        f"{_refs_text(refs, 'bps')}",
-        step="http", tx_id=h.tx_id, url=h.url, ip=h.ip, port=h.port, failure=h.failure,
-        status=h.status, body_length=h.body_length, throughput_bps=round(rate),
-        control_throughput_bps=refs["control"], baseline_throughput_bps=refs["baseline"])
+    common = dict(step="http", tx_id=h.tx_id, url=h.url, ip=h.ip, port=h.port,
+                  failure=h.failure, status=h.status, body_length=h.body_length,
+                  received_bytes=h.received_bytes, control_body_length=c.body_length)
+    got = h.received_bytes if h.received_bytes is not None else h.body_length or 0
+    if froze(h):
+        quiet = silence(h) or 0.0
+        whole = c.body_length is not None and c.body_length > (h.body_length or 0)
+        ctl_text = (f"the control fetched the whole page ({c.body_length} bytes)" if whole
+                    else f"the control fetched the page (HTTP {c.status})")
+        return blocked(
+            case, "http.stall", 0.75 if whole else 0.65,
+            f"HTTP {h.status} for {h.url} from {endpoint(h.ip, h.port)} stalled after {got} "
+            f"bytes ({h.body_length or 0} of body): nothing more arrived in the last "
+            f"{secs(quiet)} before the deadline ({secs(took(h))}); {ctl_text}",
+            stalled_after_bytes=got, silence_s=round(quiet, 3), **common)
+    rate = _trickle_rate(h)
+    if rate is not None:
+        refs = {"control": _control_rate(case), "baseline": _baseline(case, "throughput_bps")}
+        confidence = _judge(rate, refs, higher_is_slower=False)
+        if confidence is not None:
+            return verdict(
+                case, VerdictKind.THROTTLED, "throttle", confidence - 0.1,
+                f"HTTP {h.status} for {h.url} timed out while the body was still arriving: "
+                f"{h.body_length} bytes at {_kbps(rate)}, far slower than the "
+                f"{_refs_text(refs, 'bps')}",
+                throughput_bps=round(rate), control_throughput_bps=refs["control"],
+                baseline_throughput_bps=refs["baseline"], **common)
+    how = f" at {_kbps(rate)}" if rate is not None else ""
+    progress = ("the body was still arriving" if silence(h) is not None
+                else "how far the body got was not recorded")
+    return inconclusive(
+        case, "slow_transfer",
+        f"HTTP {h.status} for {h.url} timed out after {got} bytes{how} ({progress}); the "
+        f"control fetched the page, but no yardstick shows this transfer was far slower than "
+        f"elsewhere (a throttled path or a slow server cannot be told apart)",
+        0.4, symptom="throttle", throughput_bps=round(rate) if rate is not None else None,
+        **common)

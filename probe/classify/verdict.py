@@ -31,7 +31,8 @@ The order and why (docs/classification.md has the full reasoning):
    resolver often points at a server that answers 200.
 6. ``legal_status`` (451), ``server_error`` (5xx), ``http_diff``, ``throttled``,
    ``final_ok`` — the final response arrived; compare it with the control.
-7. ``interrupted``, ``stalled`` then the failing step for the last URL tried: ``tcp_failure``,
+7. ``interrupted``, ``stalled`` (the deadline hit mid-body: a freeze, ``http.stall``, or a
+   slow path, never ``http.timeout``) then the failing step for the last URL tried: ``tcp_failure``,
    ``tls_failure``, ``http_failure``, judged against the control (down vs blocked).
 8. ``unexplained`` — nothing failed and nothing arrived.
 """
@@ -72,12 +73,12 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
     "dns.nxdomain dns.refused dns.servfail dns.timeout dns.bogon dns.blockpage "
     "dns.inconsistent dns.injected tcp.timeout tcp.reset tcp.unreachable tls.reset "
     "tls.timeout tls.eof tls.handshake http.blockpage http.redirect http.reset http.timeout "
-    "http.eof http.status http.diff".split())
+    "http.eof http.status http.diff http.stall".split())
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
     "trust_store blockpage_unconfirmed "
-    "unexplained interrupted incomplete unsupported_test".split())
+    "unexplained interrupted incomplete unsupported_test slow_transfer".split())
 #: Every method this version can produce, per verdict.
 METHODS_BY_VERDICT: dict[VerdictKind, frozenset[str]] = {
     VerdictKind.OK: frozenset(),

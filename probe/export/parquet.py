@@ -159,6 +159,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("body_truncated", pa.bool_(), False),
         _f("title", pa.string()),
         _f("location", pa.string()),
+        _f("received_bytes", pa.int64()),
+        _f("last_byte_t", pa.float64()),
     ]),
     "health_samples": pa.schema([
         _f("run_id", pa.string(), False),

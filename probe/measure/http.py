@@ -81,13 +81,26 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 class _Stream(httpcore.AsyncNetworkStream):
-    """httpcore's view of a :class:`Connection` (timeouts are ours, not httpcore's)."""
+    """httpcore's view of a :class:`Connection` (timeouts are ours, not httpcore's).
 
-    def __init__(self, conn: Connection) -> None:
+    It counts what the server sent (``received``: bytes read, head and raw body) and when the
+    last of it arrived (``last_read_t``, on ``clock``; None = nothing yet): facts that tell a
+    transfer that froze from one that was still trickling when the deadline hit.
+    """
+
+    def __init__(self, conn: Connection, clock: Callable[[], float] | None = None) -> None:
         self._conn = conn
+        self._clock = clock
+        self.received = 0
+        self.last_read_t: float | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        return await self._conn.read(max_bytes)
+        data = await self._conn.read(max_bytes)
+        if data:
+            self.received += len(data)
+            if self._clock is not None:
+                self.last_read_t = self._clock()
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if buffer:
@@ -139,9 +152,11 @@ class OneConnectionTransport(httpx.AsyncBaseTransport):
     :func:`probe.failures.classify_exception`.
     """
 
-    def __init__(self, conn: Connection, scheme: str, host: str, port: int) -> None:
+    def __init__(self, conn: Connection, scheme: str, host: str, port: int,
+                 clock: Callable[[], float] | None = None) -> None:
         origin = httpcore.Origin(scheme.encode("ascii"), _host_bytes(host), port)
-        self._http = _HTTP11Connection(origin=origin, stream=_Stream(conn))
+        self.stream = _Stream(conn, clock)
+        self._http = _HTTP11Connection(origin=origin, stream=self.stream)
         self._port = port
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -419,7 +434,9 @@ async def fetch(
     """GET ``url`` over ``conn`` (already connected to ``ip:port``, TLS done for https) within
     ``settings.http_timeout`` seconds, body included.
 
-    Whatever was received before a failure is kept (status, headers, partial body).
+    Whatever was received before a failure is kept (status, headers, partial body), with how
+    many bytes the server sent and when the last of them arrived (``received_bytes``,
+    ``last_byte_t``).
     ``cookies`` (if given) are sent and updated with the response's cookies. Never raises for
     network trouble; cancellation propagates. The connection is closed afterwards.
     """
@@ -432,10 +449,12 @@ async def fetch(
     decoder: BoundedDecoder | None = None
     failure: str | None = None
     response: httpx.Response | None = None
+    transport: OneConnectionTransport | None = None
     try:
         async with asyncio.timeout(settings.http_timeout):
             parts = urlsplit(url)
-            transport = OneConnectionTransport(conn, parts.scheme, parts.hostname or "", port)
+            transport = OneConnectionTransport(conn, parts.scheme, parts.hostname or "", port,
+                                               clock)
             client = httpx.AsyncClient(transport=transport, follow_redirects=False,
                                        timeout=None, trust_env=False, cookies=cookies)
             request = client.build_request("GET", url, headers=request_headers(settings))
@@ -483,10 +502,12 @@ async def fetch(
         if location is None and failure is None:
             failure = failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
     headers, sent = cap_headers(headers), cap_headers(sent)
+    stream = transport.stream if transport is not None else None
     return HTTPObservation(
         tx_id=tx_id, url=url, method="GET", ip=ip, port=port, t0=t0, t=t, failure=failure,
         redirect_index=redirect_index, request_headers=sent, status=status, headers=headers,
-        location=location, **body_fields,
+        location=location, received_bytes=stream.received if stream is not None else 0,
+        last_byte_t=stream.last_read_t if stream is not None else None, **body_fields,
     )
 
 

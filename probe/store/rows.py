@@ -271,6 +271,8 @@ def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "body_truncated": int(h.body_truncated),
             "title": h.title,
             "location": h.location,
+            "received_bytes": h.received_bytes,
+            "last_byte_t": h.last_byte_t,
         })
         for i, h in enumerate(m.http)
     ]
@@ -376,6 +378,8 @@ def http_from_row(r: Mapping[str, Any]) -> HTTPObservation:
         body_truncated=bool(r["body_truncated"]),
         title=r["title"],
         location=r["location"],
+        received_bytes=r.get("received_bytes"),
+        last_byte_t=r.get("last_byte_t"),
     )
 
 

@@ -322,6 +322,13 @@ def _v5_imports(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v6_http_progress(db: sqlite_utils.Database) -> None:
+    # How far a response got (issue 12: a transfer that froze after N bytes is told from one
+    # still trickling in at the deadline). NULL in rows written before: not recorded.
+    db.execute("ALTER TABLE http_requests ADD COLUMN received_bytes INTEGER")
+    db.execute("ALTER TABLE http_requests ADD COLUMN last_byte_t REAL")
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
@@ -329,6 +336,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "packet-level traces (censor localisation, DNS injection)", _v3_traces),
     Migration(4, "kinds of test: measurements.test_name", _v4_test_name),
     Migration(5, "imported measurements and their provenance", _v5_imports),
+    Migration(6, "HTTP progress: bytes received and the time of the last byte",
+              _v6_http_progress),
 )
 
 #: The schema version this code writes.

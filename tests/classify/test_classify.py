@@ -9,6 +9,7 @@ unknown rogue CA), throttling, 451, block pages, injected DNS. No network.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -493,6 +494,18 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
         dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
         http_=(http(failure=T, took=10.0, body_length=150_000),), control=(FAST_CTL,)),
      context(throttle_baseline=BASELINE), "throttled", "throttle"),
+    # Russia 2025: the first ~16 kB, then nothing until the deadline (issue 12).
+    ("stall-after-16k", meas(
+        dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
+        http_=(dataclasses.replace(http(failure=T, took=10.0, body_length=12_000),
+                                   received_bytes=16_000, last_byte_t=0.5),),
+        control=(FAST_CTL,)), context(throttle_baseline=BASELINE), "blocked", "http.stall"),
+    ("slow-trickle-without-yardstick-is-not-blocked", meas(
+        dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(),),
+        http_=(dataclasses.replace(http(failure=T, took=10.0, body_length=150_000),
+                                   received_bytes=150_500, last_byte_t=10.35),),
+        control=(ctl(http_=chttp(throughput_bps=300e3)),)), CTX, "inconclusive",
+     "slow_transfer"),
     # --- shutdowns and outages ---------------------------------------------------------------
     ("shutdown-international", blocked_tls(T, (ctl_failed(),)), context(W.SHUTDOWN_INTERNATIONAL),
      "shutdown", "shutdown.international"),

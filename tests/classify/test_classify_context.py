@@ -94,7 +94,9 @@ def test_helper_level_failure_field_counts_as_failed() -> None:
 
 
 def _fast(url: str, hs: float, took: float, length: int) -> Measurement:
-    m = https_ok(took=took, body_length=length)
+    m = https_ok((ctl(url, http_=chttp(body=b"x" * length, throughput_bps=50e6,
+                                       redirect_chain=(url,))),),
+                 took=took, body_length=length)
     return dataclasses.replace(m, target=target(url),
                                tls=(tls(took=hs),))
 

@@ -205,6 +205,13 @@ def test_topology_plan() -> None:
         ({"body_contains": "blocked"}, {"body": "fine"}, False),
         ({"min_seconds": 1.0}, {"seconds": 0.2}, False),
         ({"addrs_empty": True}, {"addrs": []}, True),
+        # a freeze: the head and a few kB, then the read timed out (issue 12)
+        ({"late_error": "timeout", "max_length": 16384},
+         {"outcome": "ok", "late_error": "timeout", "length": 12000}, True),
+        ({"late_error": "timeout", "max_length": 16384},
+         {"outcome": "ok", "length": 200000}, False),
+        ({"late_error": None}, {"outcome": "ok", "late_error": "timeout"}, False),
+        ({"late_error": None}, {"outcome": "ok", "length": 1200}, True),
     ],
 )
 def test_selfcheck_judge(expect: dict, got: dict, ok: bool) -> None:

@@ -29,7 +29,7 @@ METHODS: dict[str, frozenset[str]] = {
         "dns.nxdomain dns.refused dns.servfail dns.timeout dns.bogon dns.blockpage "
         "dns.inconsistent dns.injected tcp.timeout tcp.reset tcp.unreachable tls.reset "
         "tls.timeout tls.eof http.blockpage http.redirect http.reset http.timeout http.eof "
-        "http.status http.diff".split()
+        "http.status http.diff http.stall".split()
     ),
     "intercepted": frozenset({"tls.mitm"}),
     "throttled": frozenset({"throttle"}),

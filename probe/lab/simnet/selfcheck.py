@@ -22,7 +22,8 @@ under ``ip netns exec``) and prints one JSON result per check. Kinds:
              ``issuer_not_contains``
 ``http``     ip, port, host, tls, sni, path → expect ``outcome``, ``status``,
              ``body_contains``, ``body_not_contains``, ``location_contains``,
-             ``min_seconds``, ``max_seconds``
+             ``min_seconds``, ``max_seconds``, ``min_length``, ``max_length`` (body bytes),
+             ``late_error`` (how a body cut off after the head ended: ``timeout``, ``reset``…)
 """
 
 from __future__ import annotations
@@ -325,6 +326,13 @@ def judge(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:
         elif key == "min_length":
             if (got.get("length") or 0) < want:
                 problems.append(f"body {got.get('length')} bytes, expected at least {want}")
+        elif key == "max_length":
+            if (got.get("length") or 0) > want:
+                problems.append(f"body {got.get('length')} bytes, expected at most {want}")
+        elif key == "late_error":
+            if got.get("late_error") != want:
+                problems.append(f"the body ended with {got.get('late_error') or 'its end'}, "
+                                f"expected {want}")
         else:
             problems.append(f"unknown expectation {key!r}")
     return problems

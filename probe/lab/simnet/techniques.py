@@ -12,7 +12,8 @@ named ``c_<id>``, tc qdiscs on the router's client-facing interface), so deletin
 namespaces removes them.
 
 Which kernel features are used is dictated by what this kernel has (reference/simnet-recipes.md):
-iptables' NFQUEUE and string match (nft has no queue here), nft sets and reject, htb + u32.
+iptables' NFQUEUE, string and connbytes matches (nft has no queue here), nft sets and reject,
+htb + u32.
 """
 
 from __future__ import annotations
@@ -950,11 +951,84 @@ class Flaky(Technique):
         return out
 
 
+# ============================================================================ freezes
+class Freeze(Technique):
+    """Russia 2025 (TSPU): a connection from a chosen server freezes after its first bytes.
+
+    The censor lets the first ~16 KB of a server's reply through, then drops every further
+    packet of that connection; the client has a status and part of the body and waits until
+    its deadline, the control gets the whole page (Cloudflare's blog, 2025-06-26, and
+    net4people/bbs#417 and #490 on the "16 KB" freeze of Cloudflare/Hetzner/DigitalOcean
+    hosted sites). Here: iptables ``connbytes`` on
+    the reply direction (conntrack accounting on), per server address, on the client-facing
+    interface (reference/simnet-recipes.md, "Stateful byte counts"). ``bytes`` counts whole IP
+    packets of the reply, handshake included, and the router sees the server's flights as
+    GSO super-packets (a first flight of ~14 KB is one packet): the cut falls at a flight
+    boundary, so 20480 lets the TLS handshake and ~16.7 KB of HTTP through.
+    """
+
+    name = "freeze"
+    summary = ("connections from chosen servers freeze after their first N bytes (iptables "
+               "connbytes on the reply direction; Russia's TSPU 2025)")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "servers whose connections to the client freeze"),
+        "bytes": ("int", 16384, "reply bytes (IP packets) let through per connection"),
+    }
+    movable = True
+    removable = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params["bytes"] < 1024:
+            raise ValueError("bytes must be at least 1024 (the handshake must get through)")
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        lines = ["sysctl -qw net.netfilter.nf_conntrack_acct=1 || true", f"iptables -N {chain}"]
+        for ip in self.ips():
+            lines.append(f"iptables -A {chain} -s {ip} -p tcp -m connbytes --connbytes "
+                         f"{self.p['bytes']}: --connbytes-dir reply --connbytes-mode bytes "
+                         "-j DROP")
+        lines.append(f"iptables -A FORWARD -o {self.lan} -p tcp -j {chain}")
+        return "\n".join(lines) + "\n"
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -D FORWARD -o {self.lan} -p tcp -j {chain}\n"
+                f"iptables -F {chain}\niptables -X {chain}\n")
+
+    def checks(self) -> list[Check]:
+        out = []
+        limit = self.p["bytes"]
+        for h in self.hosts:
+            site = self.ctx.world.site(h)
+            size = site.spec.site.get("size") or 0
+            ip = site.ips[0]
+            if size <= 2 * limit:
+                # the innocuous variant: a reply that fits under the limit is untouched
+                out.append(_check(self.cid(f"small-whole:{h}"), "cli", "http",
+                                  f"{h}'s small page (under {limit} bytes) arrives whole",
+                                  {"outcome": "ok", "status": 200, "late_error": None},
+                                  ip=ip, host=h, tls=True, timeout=2.0))
+                continue
+            out.append(_check(self.cid(f"frozen:{h}"), "cli", "http",
+                              f"the status and at most {limit} bytes of {h}'s {size}-byte page "
+                              "arrive, then nothing", {"outcome": "ok", "status": 200,
+                                                       "late_error": "timeout",
+                                                       "max_length": limit},
+                              ip=ip, host=h, tls=True, timeout=2.0, total_timeout=6.0))
+            out.append(_check(self.cid(f"control-whole:{h}"), "ctl", "http",
+                              f"the control gets all {size} bytes of {h}",
+                              {"outcome": "ok", "status": 200, "min_length": size,
+                               "max_seconds": 2.0}, ip=ip, host=h, tls=True))
+        return out
+
+
 TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky)
+                Flaky, Freeze)
 }
 
 

@@ -352,18 +352,28 @@ def tls_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation], ids: 
 
 def headers(value: Any, listed: Any = None) -> tuple[tuple[str, str], ...]:
     """Headers as ordered pairs: ``headers_list`` (``[[k, v], …]``) when present, else the
-    ``headers`` dict (a value may be a list: one pair per item)."""
+    ``headers`` dict (a value may be a list: one pair per item). A value that was not valid
+    UTF-8 is ``{"format": "base64", "data": …}`` (OONI df-001-httpt, "binary data"), e.g. a
+    captive portal's ``Location`` in backend fixture web_connectivity_b64_hdr: decoded,
+    its undecodable bytes replaced, rather than kept as the dict's repr."""
     out: list[tuple[str, str]] = []
     if isinstance(listed, list):
         for pair in listed:
             if isinstance(pair, list | tuple) and len(pair) == 2:
-                out.append((str(pair[0]), str(pair[1])))
+                out.append((str(pair[0]), _header_value(pair[1])))
         return tuple(out)
     if isinstance(value, Mapping):
         for k, v in value.items():
             for item in v if isinstance(v, list) else [v]:
-                out.append((str(k), str(item)))
+                out.append((str(k), _header_value(item)))
     return tuple(out)
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, Mapping) and value.get("format") == "base64":
+        data = body(value)
+        return data.decode("utf-8", "replace") if data is not None else ""
+    return str(value)
 
 
 def body(value: Any) -> bytes | None:

@@ -315,6 +315,15 @@ def certificates(entries: Any) -> tuple[Certificate, ...]:
     return tuple(out)
 
 
+def _only_connected(tcp: Sequence[TCPObservation]) -> tuple[str, int] | None:
+    """The endpoint of a handshake that names none: early probe-cli 0.4.0 documents (the
+    ooni/spec ts-017 example of 2021, miniooni 3.9) omit ``address`` in ``tls_handshakes``.
+    It can only have run on a connection that was established, so when exactly one connect
+    succeeded it is that one; otherwise the handshake cannot be placed and is left out."""
+    connected = {(c.ip, c.port) for c in tcp if c.failure is None}
+    return next(iter(connected)) if len(connected) == 1 else None
+
+
 def tls_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation], ids: _Ids
                      ) -> tuple[TLSObservation, ...]:
     """``tls_handshakes`` (df-006) → TLSObservation. A verification failure (unknown
@@ -325,7 +334,7 @@ def tls_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation], ids: 
     for h in tk.get("tls_handshakes") or ():
         if not isinstance(h, Mapping):
             continue
-        where = _split(h.get("address"))
+        where = _split(h.get("address")) or _only_connected(tcp)
         if where is None:
             continue
         fail = failure(h.get("failure"))

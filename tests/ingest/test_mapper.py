@@ -235,3 +235,23 @@ def test_other_tests_are_stored_unjudged(name: str, text: str | None) -> None:
 def test_documents_that_are_not_measurements(raw: dict, why: str) -> None:
     with pytest.raises(MappingError, match=why):
         map_document(raw, "x:1")
+
+
+@pytest.mark.parametrize("connects,placed", [
+    ([("93.184.216.34", 443, None)], ("93.184.216.34", 443)),
+    ([("93.184.216.34", 443, None), ("2606:2800:220:1::1", 443, "host_unreachable")],
+     ("93.184.216.34", 443)),
+    ([("93.184.216.34", 443, None), ("93.184.216.35", 443, None)], None),  # which one?
+    ([("93.184.216.34", 443, "generic_timeout_error")], None),  # never connected
+    ([], None),
+])
+def test_a_handshake_without_address_is_placed_only_when_unambiguous(connects, placed) -> None:
+    from probe.ingest.mapper import _Ids, tls_observations
+    from probe.model import TCPObservation
+
+    tcp = [TCPObservation(i + 1, ip, port, 0.0, 0.1, fail)
+           for i, (ip, port, fail) in enumerate(connects)]
+    tk = {"tls_handshakes": [{"server_name": "example.com", "failure": None, "t": 0.2,
+                              "tls_version": "TLSv1.3", "peer_certificates": []}]}
+    got = tls_observations(tk, tcp, _Ids())
+    assert [(h.ip, h.port) for h in got] == ([placed] if placed else [])

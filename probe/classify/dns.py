@@ -11,10 +11,10 @@ load-balancer and geo-DNS answers as censorship (ooni/probe#1735, #2235). We cal
 or a TLS handshake with it presented a chain that validates for the host (only the site or
 its CDN holds that key — the same cure OONI's v0.5 applies by trying TLS on every address).
 An address is *refuted* only on positive evidence: its certificate does not validate for the
-host while the control's does, the control cannot reach it while reaching the site's own
-addresses, or the control says the name does not exist. ``dns.inconsistent`` needs an
-answer with no supported address and a refuted one; anything in between is judged at the
-layer that failed.
+host while the control's does, or the control cannot reach it while reaching the site's own
+addresses. ``dns.inconsistent`` needs an answer with no supported address and a refuted one;
+anything in between is judged at the layer that failed. A name the control says does not
+exist is no site at all: an answer for it is a resolver's NXDOMAIN rewriting, ``down.dns``.
 """
 
 from __future__ import annotations
@@ -103,8 +103,6 @@ def refuted(case: Case, ip: str, hostname: str) -> str | None:
     cv = case.control
     if not case.control_about(hostname):
         return None
-    if not cv.resolved and cv.dns_failure in NONEXISTENT:
-        return f"the control's resolver says the name does not exist ({cv.dns_failure})"
     valid_elsewhere = any(e.valid for e in cv.endpoints if e.ip != ip)
     if valid_elsewhere:
         for t in case.m.tls:
@@ -288,6 +286,35 @@ def dns_bogon(case: Case) -> Verdict | None:
                            f"{what}; the control fetched the page through {hostname}", **common)
         return without_control(case, "dns.bogon", what, **common)
     return None
+
+
+def dns_nonexistent_name(case: Case) -> Verdict | None:
+    """The control says the name does not exist, yet the probe's resolver gave addresses.
+
+    WHY: a name that does not exist is a site nobody can reach, whatever a resolver makes of
+    it; the common reason for an answer anyway is the ISP's resolver rewriting NXDOMAIN to its
+    own search or advertising page ("NXDOMAIN hijacking": China Telecom's 114so search page in
+    the OONI backend fixture web_connectivity_odd_hdr, 2017; Comcast's Domain Helper and
+    others, RFC 4924 §2.5.2 on why it breaks clients), not censorship. An answer that is a
+    known block page was judged by :func:`dns_blockpage_ip` before this rule. So: ``down``
+    (``down.dns``), never ``blocked``.
+    """
+    hostname = case.target_host
+    cv = case.control
+    if not case.control_about(hostname) or cv.resolved or cv.dns_failure not in NONEXISTENT:
+        return None
+    answered = [d for d in case.m.dns if host(d.hostname) == hostname and d.addresses]
+    if not answered:
+        return None
+    d = answered[0]
+    addresses = list(dict.fromkeys(a for x in answered for a in x.addresses))
+    return down(
+        case, "down.dns", CONTROL_FETCHED,
+        f"the control's resolver says {hostname} does not exist ({cv.dns_failure}); "
+        f"{via(d)} answered {', '.join(addresses)} all the same (a resolver rewriting "
+        "nonexistent names, not a block)",
+        step="dns", tx_id=d.tx_id, hostname=hostname, resolver=d.resolver, engine=d.engine,
+        addresses=addresses, control_failure=cv.dns_failure)
 
 
 def dns_inconsistent(case: Case) -> Verdict | None:

@@ -26,9 +26,10 @@ The order and why (docs/classification.md has the full reasoning):
    method by where the page came from (redirect, lying DNS, injection).
 4. ``interception`` — a chain from a known interception CA, or one the control does not see
    that fails validation at the site's own address.
-5. ``dns_blockpage_ip``, ``dns_bogon``, ``dns_inconsistent``, ``dns_failure`` — DNS lies
-   that did not end at a fingerprinted page; before the success rules because a lying
-   resolver often points at a server that answers 200.
+5. ``dns_blockpage_ip``, ``dns_bogon``, ``dns_nonexistent_name`` (a name the control says
+   does not exist is down, whatever the resolver answers), ``dns_inconsistent``,
+   ``dns_failure`` — DNS lies that did not end at a fingerprinted page; before the success
+   rules because a lying resolver often points at a server that answers 200.
 6. ``legal_status`` (451), ``server_error`` (5xx), ``http_diff``, ``throttled``,
    ``final_ok`` — the final response arrived; compare it with the control.
 7. ``interrupted``, ``stalled`` (the deadline hit mid-body: a freeze, ``http.stall``, or a
@@ -185,6 +186,7 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
     endpoint.interception,
     dns.dns_blockpage_ip,
     dns.dns_bogon,
+    dns.dns_nonexistent_name,
     dns.dns_inconsistent,
     dns.dns_failure,
     http.legal_status,

@@ -273,7 +273,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("ghost-domain-answered-locally", meas(
         HTTP_URL, sys_dns(HOST, LIE), (tcp(ip=LIE, port=80),), (),
         (http(url=HTTP_URL, ip=LIE, body=b"<title>Parked</title>", title="Parked"),),
-        (CTL_NXDOMAIN,)), CTX, "blocked", "dns.inconsistent"),
+        (CTL_NXDOMAIN,)), CTX, "down", "down.dns"),  # NXDOMAIN rewriting, not a block
     ("inconsistent-cert-fails-for-host", meas(
         dns=sys_dns(HOST, LIE), tcp_=(tcp(ip=LIE),),
         tls_=(tls(ip=LIE, verified=False, error=f.SSL_INVALID_HOSTNAME,

@@ -68,12 +68,12 @@ HEALTHY_HTTP = helper(meas(HTTP_URL, sys_dns(), (tcp(port=80),), (),
         # an expired domain: NXDOMAIN at the helper too
         (meas(dns=sys_dns(failure=f.DNS_NXDOMAIN)),
          helper(meas(dns=sys_dns(failure=f.DNS_NXDOMAIN))), "down", "down.dns"),
-        # a ghost domain answered locally only
+        # a ghost domain answered locally only: the resolver rewrites NXDOMAIN (not a block)
         (meas(HTTP_URL, sys_dns("example.test", LIE), (tcp(ip=LIE, port=80),), (),
               (http(url=HTTP_URL, ip=LIE, body=b"<title>Parked</title>", title="Parked"),)),
          helper(meas(HTTP_URL, sys_dns(failure=f.DNS_NXDOMAIN)), [(tcp(1000, LIE, port=80),
                                                                    None)]),
-         "blocked", "dns.inconsistent"),
+         "down", "down.dns"),
         # a bad certificate everywhere: the helper completes TLS, the chain fails, no HTTP
         (meas(dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(verified=False,
                                                       error=f.SSL_UNKNOWN_AUTHORITY,

@@ -61,8 +61,11 @@ def _problem(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
-def read_stream(stream: Iterable[str], name: str) -> Iterator[Document | BadInput]:
-    """Documents of one text stream (a file's lines or stdin), named ``name`` in origins."""
+def raw_stream(stream: Iterable[str], name: str) -> Iterator[tuple[int, str] | BadInput]:
+    """The documents of one text stream as ``(line number, JSON text)``, not yet parsed (the
+    parallel importer parses in its workers); an oversized document is a :class:`BadInput`.
+    A JSON Lines stream gives one item per non-blank line; one pretty-printed document one
+    item, at the line it starts."""
     lines = iter(stream)
     lineno = 0
     first = ""
@@ -74,7 +77,7 @@ def read_stream(stream: Iterable[str], name: str) -> Iterator[Document | BadInpu
     else:
         return
     try:
-        value = json.loads(first)
+        json.loads(first)
         jsonl = True
     except ValueError:
         jsonl = False
@@ -90,24 +93,28 @@ def read_stream(stream: Iterable[str], name: str) -> Iterator[Document | BadInpu
                 yield BadInput(f"{name}:{start}", "document larger than "
                                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, not read")
                 return
-        try:
-            value = json.loads("".join(parts))
-        except ValueError as exc:
-            yield BadInput(f"{name}:{start}", f"not JSON: {_problem(exc)}")
-            return
-        yield _one(value, f"{name}:{start}")
+        yield start, "".join(parts)
         return
-    yield _one(value, f"{name}:{lineno}")
+    yield lineno, first
     for line in lines:
         lineno += 1
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            yield BadInput(f"{name}:{lineno}", f"not JSON: {_problem(exc)}")
-            continue
-        yield _one(value, f"{name}:{lineno}")
+        if line.strip():
+            yield lineno, line
+
+
+def parse(text: str, origin: str) -> Document | BadInput:
+    """One document's JSON text parsed (a JSON value that is not an object is a BadInput)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return BadInput(origin, f"not JSON: {_problem(exc)}")
+    return _one(value, origin)
+
+
+def read_stream(stream: Iterable[str], name: str) -> Iterator[Document | BadInput]:
+    """Documents of one text stream (a file's lines or stdin), named ``name`` in origins."""
+    for item in raw_stream(stream, name):
+        yield item if isinstance(item, BadInput) else parse(item[1], f"{name}:{item[0]}")
 
 
 def _one(value: Any, origin: str) -> Document | BadInput:
@@ -118,9 +125,15 @@ def _one(value: Any, origin: str) -> Document | BadInput:
 
 def read_file(path: Path) -> Iterator[Document | BadInput]:
     """Documents of one file (plain or gzip); an unreadable file is one :class:`BadInput`."""
+    for item in raw_file(path):
+        yield item if isinstance(item, BadInput) else parse(item[1], f"{path}:{item[0]}")
+
+
+def raw_file(path: Path) -> Iterator[tuple[int, str] | BadInput]:
+    """:func:`raw_stream` of one file (plain or gzip); unreadable = one :class:`BadInput`."""
     try:
         with _open_text(path) as stream:
-            yield from read_stream(stream, str(path))
+            yield from raw_stream(stream, str(path))
     except (OSError, EOFError, UnicodeError) as exc:  # gzip.BadGzipFile is an OSError
         yield BadInput(f"{path}:0", f"cannot read: {_problem(exc)}")
 
@@ -140,6 +153,13 @@ def read_paths(paths: Iterable[str], stdin: IO[str] | None = None
     """Every document of ``paths`` in order (``-`` = standard input, a directory = its files
     in sorted order). A path that does not exist is a usage error, raised before anything is
     read."""
+    for item in raw_paths(paths, stdin):
+        yield item if isinstance(item, BadInput) else parse(item[2], f"{item[0]}:{item[1]}")
+
+
+def raw_paths(paths: Iterable[str], stdin: IO[str] | None = None
+              ) -> Iterator[tuple[str, int, str] | BadInput]:
+    """:func:`read_paths` unparsed: ``(name, line number, JSON text)`` per document."""
     given = list(paths)
     if not given:
         raise UsageError("nothing to import: give files, directories or - (standard input)")
@@ -148,12 +168,19 @@ def read_paths(paths: Iterable[str], stdin: IO[str] | None = None
         raise UsageError(f"no such file or directory: {missing[0]}")
     for p in given:
         if p == "-":
-            yield from read_stream(stdin if stdin is not None else sys.stdin, "-")
+            yield from _named(raw_stream(stdin if stdin is not None else sys.stdin, "-"), "-")
         elif Path(p).is_dir():
             for f in walk(Path(p)):
-                yield from read_file(f)
+                yield from _named(raw_file(f), str(f))
         else:
-            yield from read_file(Path(p))
+            yield from _named(raw_file(Path(p)), str(Path(p)))
 
 
-__all__ = ["BadInput", "Document", "read_file", "read_paths", "read_stream", "walk"]
+def _named(items: Iterable[tuple[int, str] | BadInput], name: str
+           ) -> Iterator[tuple[str, int, str] | BadInput]:
+    for item in items:
+        yield item if isinstance(item, BadInput) else (name, item[0], item[1])
+
+
+__all__ = ["BadInput", "Document", "parse", "raw_file", "raw_paths", "raw_stream", "read_file",
+           "read_paths", "read_stream", "walk"]

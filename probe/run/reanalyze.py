@@ -26,7 +26,8 @@ from probe.classify import ANALYSIS_VERSION, Context, classify, throttle_baselin
 from probe.classify import population as pop
 from probe.classify.health import rounds
 from probe.classify.traces import judge
-from probe.model import Measurement, VerdictKind
+from probe.ingest.pipeline import population_network
+from probe.model import Measurement, Provenance, VerdictKind
 from probe.run import asn
 from probe.store import Store
 
@@ -34,18 +35,18 @@ States = Mapping[tuple[str, str], pop.HourState]
 
 
 def network_of(store: Store, mid: str, run: Mapping[str, Any],
-               probe_cc: str | None = None) -> tuple[str, str | None]:
+               probe_cc: str | None = None,
+               provenances: Mapping[str, Provenance] | None = None) -> tuple[str, str | None]:
     """The population network and vantage country of one stored measurement.
 
     Imported: ``AS<asn> <cc>`` from its provenance ("" when the AS is unknown: no inference —
     an unknown network is no population). Ours: ``run <id>`` and the run's country (or
-    ``probe_cc`` when the caller knows it).
+    ``probe_cc`` when the caller knows it). ``provenances``: the run's, read once
+    (:meth:`Store.provenances`); without them one query per measurement.
     """
-    prov = store.provenance(mid)
+    prov = provenances.get(mid) if provenances is not None else store.provenance(mid)
     if prov is not None:
-        if not prov.probe_asn:
-            return "", prov.probe_cc
-        return f"AS{prov.probe_asn} {prov.probe_cc or 'ZZ'}", prov.probe_cc
+        return population_network(prov)
     return f"run {run['run_id']}", probe_cc or run.get("probe_cc")
 
 
@@ -53,8 +54,9 @@ def _facts(store: Store, run_id: str, context: Context,
            into: pop.Population) -> Iterator[Measurement]:
     """Yield the run's measurements, adding each one's population fact to ``into``."""
     run = store.get_run(run_id)
+    provenances = store.provenances(run_id)
     for mid, m in store.iter_measurements(run_id):
-        network, cc = network_of(store, mid, run, context.probe_cc)
+        network, cc = network_of(store, mid, run, context.probe_cc, provenances)
         into.add(pop.fact(m, network, cc, context.country_of))
         yield m
 
@@ -96,7 +98,7 @@ def reclassify_run(store: Store, run_id: str, context: Context,
     for mid, m in store.iter_measurements(run_id):
         p = provenances.get(mid)
         judged = classify(m, replace(context, missing=frozenset(p.missing)) if p else context)
-        network, cc = network_of(store, mid, run, context.probe_cc)
+        network, cc = network_of(store, mid, run, context.probe_cc, provenances)
         x = pop.fact(m, network, cc, context.country_of)
         new = pop.apply(judged, x, states.get((x.network, x.hour)),
                         pop.canaries_state(m, context))

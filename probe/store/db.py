@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -83,6 +84,21 @@ def new_run_id() -> str:
 def new_measurement_id(started_at: str | None = None) -> str:
     """A fresh measurement id: the measurement's start second plus 64 random bits."""
     return f"{_compact_time(started_at)}-{secrets.token_hex(8)}"
+
+
+def import_measurement_id(started_at: str, dedup_key: str) -> str:
+    """The id of an imported measurement: its start second plus 64 bits of a hash of its
+    ``dedup_key`` — deterministic, so the same measurement imported anywhere (any worker
+    count, any database) gets the same id, and still unique per measurement."""
+    digest = hashlib.sha256(dedup_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{_compact_time(started_at)}-{digest}"
+
+
+#: Tables an imported measurement's rows go to, parents first (:meth:`Store.save_import_rows`).
+IMPORT_TABLES = ("measurements", "dns_queries", "tcp_connects", "tls_handshakes",
+                 "certificates", "http_requests", "controls", "verdicts", "imports")
+#: Most ``?`` placeholders in one statement (SQLite's historical default limit is 999).
+_VARS = 900
 
 
 class Store:
@@ -719,6 +735,146 @@ class Store:
             if not durable:
                 self._pragma("synchronous = NORMAL")
         return counts
+
+    # --- bulk imports (probe import at archive scale) -------------------------------------
+
+    def save_import_rows(self, runs: Sequence[rows.Row],
+                         items: Sequence[tuple[str, Mapping[str, Sequence[rows.Row]]]]
+                         ) -> list[bool]:
+        """Store many imported measurements in one transaction, idempotently; returns, per
+        item, whether it was stored (False = its ``dedup_key`` was already stored, or came
+        earlier in ``items``).
+
+        ``runs``: ``runs`` rows (:func:`probe.store.rows.run_row`) inserted unless their id
+        exists. ``items``: ``(dedup_key, rows by table)`` built with the row builders
+        (:func:`probe.store.rows.measurement_row`, ``dns_rows``, …, ``verdict_row``,
+        ``import_row``; tables of :data:`IMPORT_TABLES`). Rows are scrubbed like every write
+        (:meth:`Scrubber.rows`: a batch holding none of the volunteer's addresses is checked
+        in one pass). Each run's ``targets_total`` grows by the measurements stored into it.
+        A failure rolls the whole batch back.
+        """
+        stored: list[bool] = []
+        with self._write("save imported measurements") as db:
+            conn = db.conn
+            if runs:
+                self._insert_many(conn, "runs", self.scrubber.rows(list(runs)), "OR IGNORE")
+            keys = [k for k, _ in items]
+            seen: set[str] = set()
+            for i in range(0, len(keys), _VARS):
+                part = keys[i:i + _VARS]
+                seen.update(r[0] for r in conn.execute(
+                    f"SELECT dedup_key FROM imports WHERE dedup_key IN "
+                    f"({','.join('?' * len(part))})", part))
+            by_table: dict[str, list[rows.Row]] = {t: [] for t in IMPORT_TABLES}
+            per_run: dict[str, int] = {}
+            for key, tables in items:
+                if key in seen:
+                    stored.append(False)
+                    continue
+                seen.add(key)
+                stored.append(True)
+                for table, found in tables.items():
+                    by_table[table].extend(found)
+                for m in tables.get("measurements", ()):
+                    per_run[m["run_id"]] = per_run.get(m["run_id"], 0) + 1
+            for table in IMPORT_TABLES:
+                if by_table[table]:
+                    self._insert_many(conn, table, self.scrubber.rows(by_table[table]))
+            conn.executemany("UPDATE runs SET targets_total = targets_total + ? "
+                             "WHERE run_id = ?", [(n, r) for r, n in per_run.items()])
+        return stored
+
+    @staticmethod
+    def _insert_many(conn: sqlite3.Connection, table: str, found: Sequence[rows.Row],
+                     conflict: str = "") -> None:
+        """One ``executemany`` for rows of one table (every row with the first one's keys)."""
+        names = [c.name for c in schema.columns(table) if c.name in found[0]]
+        conn.executemany(
+            f"INSERT {conflict} INTO {table} ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + n for n in names)})", found)
+
+    def max_measurement_rowid(self) -> int:
+        """The newest measurement's rowid (0 = none): measurements stored later have larger
+        ones, so an import can tell what was there before it."""
+        with self._read() as db:
+            row = db.execute("SELECT max(rowid) FROM measurements").fetchone()
+        return int(row[0] or 0)
+
+    def imported_keys(self, networks: Iterable[tuple[int, str | None]],
+                      upto_rowid: int | None = None
+                      ) -> Iterator[tuple[str, int, str | None, str]]:
+        """``(measurement_id, probe_asn, probe_cc, started_at)`` of every imported measurement
+        measured from one of ``networks`` (``(probe_asn, probe_cc)``), in storage order, up to
+        measurement rowid ``upto_rowid`` when given. Light: no observations are loaded."""
+        wanted = {(asn, cc) for asn, cc in networks}
+        if not wanted:
+            return
+        asns = sorted({asn for asn, _ in wanted})
+        last = 0
+        while True:
+            with self._read() as db:
+                params: list[Any] = [last, *asns]
+                limit = "" if upto_rowid is None else " AND m.rowid <= ?"
+                if upto_rowid is not None:
+                    params.append(upto_rowid)
+                page = db.execute(
+                    "SELECT m.rowid, m.measurement_id, i.probe_asn, i.probe_cc, m.started_at "
+                    "FROM imports i JOIN measurements m USING (measurement_id) "
+                    f"WHERE m.rowid > ? AND i.probe_asn IN ({','.join('?' * len(asns))})"
+                    f"{limit} ORDER BY m.rowid LIMIT {_PAGE * 25}", params).fetchall()
+            if not page:
+                return
+            last = page[-1][0]
+            for _, mid, asn, cc, started in page:
+                if (asn, cc) in wanted:
+                    yield mid, asn, cc, started
+
+    def measurements_by_id(self, ids: Iterable[str]) -> Iterator[tuple[str, Measurement]]:
+        """``(measurement_id, Measurement)`` for the given ids, loaded in pages (unknown ids
+        are left out), in the order given."""
+        batch: list[str] = []
+
+        def load(part: list[str]) -> list[tuple[str, Measurement]]:
+            with self._read() as db:
+                found = {r["measurement_id"]: r for r in db.query(
+                    f"SELECT * FROM measurements WHERE measurement_id IN "
+                    f"({','.join('?' * len(part))})", part)}
+                page = [found[i] for i in part if i in found]
+                return self._build(db, page) if page else []
+
+        for mid in ids:
+            batch.append(mid)
+            if len(batch) >= _PAGE:
+                yield from load(batch)
+                batch = []
+        if batch:
+            yield from load(batch)
+
+    def current_verdicts(self, ids: Sequence[str]) -> dict[str, Verdict]:
+        """The current verdict of each of ``ids`` that has one."""
+        out: dict[str, Verdict] = {}
+        with self._read() as db:
+            for i in range(0, len(ids), _VARS):
+                part = list(ids[i:i + _VARS])
+                for r in db.query(
+                        f"SELECT * FROM verdicts WHERE is_current = 1 AND measurement_id IN "
+                        f"({','.join('?' * len(part))})", part):
+                    out[r["measurement_id"]] = rows.verdict_from_row(r)
+        return out
+
+    def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict]]) -> None:
+        """Store new current verdicts for many measurements in one transaction (earlier ones
+        stay, not current), like :meth:`save_verdict` each."""
+        if not verdicts:
+            return
+        now = utcnow_iso()
+        with self._write("save verdicts") as db:
+            conn = db.conn
+            conn.executemany("UPDATE verdicts SET is_current = 0 WHERE measurement_id = ? "
+                             "AND is_current = 1", [(mid,) for mid, _ in verdicts])
+            found = [rows.verdict_row(mid, self.scrubber.verdict(v), now)
+                     for mid, v in verdicts]
+            self._insert_many(conn, "verdicts", found)
 
     def checkpoint(self) -> None:
         """Move everything from the write-ahead log into the database file and empty the log

@@ -3,7 +3,10 @@ test)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +113,56 @@ def test_the_world_is_a_valid_simnet_scenario() -> None:
     assert {t.hostname for t in sc.targets} <= hosts
     assert W.fast_hostname(W.FAST_SITES - 1) in hosts
     assert {c.technique for c in sc.censors} == {"ip_block", "throttle"}
+
+
+# --- the import case (issue 12) ---------------------------------------------------------------
+
+
+def test_import_figures_per_core_cores_used_and_memory_ratio() -> None:
+    # (measurements, wall s, CPU s, importer peak RSS kB, largest worker kB)
+    runs = {100: [(100, 2.0, 3.0, 100 * 1024, 50 * 1024), (100, 4.0, 5.0, 120 * 1024,
+                                                           50 * 1024),
+                  (100, 3.0, 4.0, 110 * 1024, 60 * 1024)],
+            1000: [(1000, 20.0, 40.0, 120 * 1024, 60 * 1024)]}
+    f = B.import_figures(runs)
+    small, big = f["sizes"]["100"], f["sizes"]["1000"]
+    assert small["wall_s"] == 3.0 and small["rate"] == pytest.approx(100 / 3.0)
+    assert small["per_core"] == pytest.approx(100 / 4.0)  # per CPU second: the goal's figure
+    assert small["cores"] == pytest.approx(4.0 / 3.0)
+    assert (small["rss_mb"], small["worker_rss_mb"]) == (110.0, 50.0)
+    assert big["per_core"] == pytest.approx(25.0) and big["cores"] == pytest.approx(2.0)
+    assert f["rss_ratio"] == pytest.approx((120 + 60) / (110 + 50))
+    with pytest.raises(ValueError):
+        B.import_figures({})
+
+
+def test_synthesised_archive_nothing_dedups_and_the_layout_is_oonis(tmp_path: Path) -> None:
+    from probe.ingest.mapper import dedup_key
+    from probe.lab.bench import import_case as I
+
+    tpls = I.templates()
+    order = I.schedule(tpls)
+    assert {*order} == set(range(len(tpls)))  # every real measurement is used
+    web = sum(tpls[k].test_name == "web_connectivity" for k in order) / len(order)
+    kinds = {t.test_name == "web_connectivity" for t in tpls}
+    if kinds == {True, False}:
+        assert web == pytest.approx(I.WEB_SHARE, abs=0.05)
+    n = 250
+    old = I.PER_HOUR
+    I.PER_HOUR = 100
+    try:
+        hours = I.synthesise(tmp_path, n, tpls)
+    finally:
+        I.PER_HOUR = old
+    assert [h.relative_to(tmp_path).parts for h in hours] == [
+        ("raw", "20240101", "00"), ("raw", "20240101", "01"), ("raw", "20240101", "02")]
+    docs = [json.loads(line) for line in I._iter_docs(hours)]
+    assert len(docs) == n
+    assert len({dedup_key(d) for d in docs}) == n
+    for f in hours[0].rglob("*.jsonl.gz"):
+        cc, test = f.parent.parent.name, f.parent.name
+        with gzip.open(f, "rt") as fh:
+            assert {(d["probe_cc"], d["test_name"]) for d in map(json.loads, fh)} == {
+                (cc, test)}
+    hours_seen = {d["measurement_start_time"][:13] for d in docs}
+    assert hours_seen == {"2024-01-01 00", "2024-01-01 01", "2024-01-01 02"}

@@ -13,7 +13,10 @@ One process run (so every ratio compares numbers taken on the same machine at th
 4. a concurrency sweep on a 200-target subset (speed-up up to the default and beyond, for
    choosing the default);
 5. peak memory on the fast list at 1,000 and 10,000 targets;
-6. the report over ~1M verdicts (:func:`probe.lab.bench.report_case.bench_report`).
+6. the report over ~1M verdicts (:func:`probe.lab.bench.report_case.bench_report`);
+7. ``probe import ooni`` at 100k and 1M measurements synthesised from the real corpus
+   (:func:`probe.lab.bench.import_case.bench_import`; no simulated network, no root:
+   ``--only-import`` runs it alone).
 
 It prints where every number comes from, then the tables (medians over the repeats), and
 exits 0 whatever the figures are (it is a benchmark, not a test); 1 when it could not run.
@@ -47,6 +50,8 @@ from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 from probe.errors import ProbeError
 from probe.lab.bench import sites as W
 from probe.lab.bench import stats as B
+from probe.lab.bench.import_case import SIZES as IMPORT_SIZES
+from probe.lab.bench.import_case import bench_import
 from probe.lab.bench.report_case import bench_report
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.netns import have_root
@@ -267,6 +272,7 @@ class Results:
     sweep: list[ProbeRun] = field(default_factory=list)
     memory: list[ProbeRun] = field(default_factory=list)
     report: dict[str, Any] | None = None
+    imports: dict[str, Any] | None = None
     world_up: float = 0.0
     elapsed: float = 0.0
 
@@ -331,8 +337,40 @@ def run_bench(args: argparse.Namespace) -> Results:
     if args.report:
         say("report over ~1M verdicts (the database is generated once and cached)…")
         res.report = bench_report(args.report_dir)
+    if args.imports:
+        res.imports = run_import_case(args)
     res.elapsed = time.monotonic() - started
     return res
+
+
+def run_import_case(args: argparse.Namespace) -> dict[str, Any]:
+    say("import: probe import ooni on input synthesised from tests/data/ooni (cached)…")
+    return bench_import(args.report_dir, repeat=args.import_repeat, sizes=args.import_sizes,
+                        workers=args.import_workers, say=say)
+
+
+def render_import(figures: dict[str, Any]) -> str:
+    """The import section: per size, measurements/s, per core, cores used, peak RSS."""
+    out = [f"probe import ooni (input synthesised from {figures.get('templates', '?')} real "
+           "measurements in tests/data/ooni; medians; per core = measurements per CPU second "
+           "of the importer and its workers)"]
+    rows = []
+    for n, f in figures["sizes"].items():
+        rows.append([f"{int(n):,} measurements", str(int(f["repeats"])), _f(f["wall_s"]),
+                     _f(f["rate"], 0), _f(f["per_core"], 0), _f(f["cores"], 2),
+                     _f(f["rss_mb"]), _f(f["worker_rss_mb"])])
+    out.append(B.render_table(["import", "runs", "wall s", "measurements/s", "per core",
+                               "cores used", "peak RSS MB", "worker RSS MB"], rows))
+    sizes = list(figures["sizes"].values())
+    per_core = sizes[-1]["per_core"]
+    out.append(f"goal ≥ {B.GOAL_IMPORT_PER_CORE:,.0f} measurements/s per core: "
+               f"{per_core:,.0f} {B.within(B.GOAL_IMPORT_PER_CORE, per_core)}")
+    if len(sizes) > 1:
+        out.append(f"goal peak RSS at {int(sizes[-1]['measurements']):,} ≤ "
+                   f"{B.GOAL_IMPORT_MEMORY} × at {int(sizes[0]['measurements']):,}: "
+                   f"{_f(figures['rss_ratio'], 2)} × "
+                   f"{B.within(figures['rss_ratio'], B.GOAL_IMPORT_MEMORY)}")
+    return "\n".join(out)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -430,6 +468,9 @@ def render(res: Results, args: argparse.Namespace) -> str:
              ["total (wall)", _f(rep["total_s"], 2)],
              ["total (CPU)", _f(rep["total_cpu_s"], 2)]]))
         out.append("")
+    if res.imports:
+        out.append(render_import(res.imports))
+        out.append("")
     out.append("Unavoidable seconds per target (lower-bound inputs; measured = median over the "
                "repeats of the class's minimum cycle at concurrency 1)")
     rows = []
@@ -481,6 +522,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the 1k/10k memory runs")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the 1M-verdict report case")
+    p.add_argument("--no-import", dest="imports", action="store_false",
+                   help="skip the probe import case")
+    p.add_argument("--only-import", action="store_true",
+                   help="run only the probe import case (no simulated network, no root)")
+    p.add_argument("--import-sizes", type=lambda s: tuple(int(x) for x in s.split(",")),
+                   default=IMPORT_SIZES, help="measurements per import, comma-separated "
+                   "(100000,1000000)")
+    p.add_argument("--import-repeat", type=int, default=3,
+                   help="repeats of the smallest import (3)")
+    p.add_argument("--import-workers", type=int, default=None,
+                   help="worker processes of the import (default: one per CPU)")
     p.add_argument("--report-dir", type=Path, default=REPO / "reports" / "bench",
                    help="where the report case caches its database")
     p.add_argument("--json", type=Path, help="also write every figure as JSON here")
@@ -489,6 +541,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only_import:
+        return main_import(args)
     ok, why = have_root()
     if not ok:
         print(f"probe bench: {why}", file=sys.stderr)
@@ -516,9 +570,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = {"results": {k: [r.summary() for r in getattr(res, k)]
                             for k in ("main", "serial", "sweep", "memory")},
-                "report": res.report, "class_costs": class_costs(res.serial, args.timeout),
+                "report": res.report, "imports": res.imports,
+                "class_costs": class_costs(res.serial, args.timeout),
                 "elapsed_s": res.elapsed, "world_up_s": res.world_up}
         args.json.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+def main_import(args: argparse.Namespace) -> int:
+    """``--only-import``: the import case alone."""
+    started = time.monotonic()
+    try:
+        figures = run_import_case(args)
+    except (ProbeError, RuntimeError, OSError) as e:
+        print(f"probe bench: {e}", file=sys.stderr)
+        return 1
+    print(f"probe benchmark, import only ({_f((time.monotonic() - started) / 60)} min; "
+          f"{os.cpu_count()} CPUs)")
+    print(render_import(figures), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"imports": figures}, indent=1))
     return 0
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,42 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+#: Goals of issue 12 for ``probe import``.
+GOAL_IMPORT_PER_CORE = 5000.0
+GOAL_IMPORT_MEMORY = 1.2
+
+
+def import_figures(runs: Mapping[int, Sequence[tuple[int, float, float, int, int]]]
+                   ) -> dict[str, Any]:
+    """The import section's figures from ``size → [(measurements, wall s, CPU s, peak RSS kB
+    of the importer, peak RSS kB of its largest worker)]``.
+
+    Per size (medians over its repeats): ``rate`` = measurements / wall second;
+    ``per_core`` = measurements / CPU second of the importer and its workers (what one core
+    does: the figure of the goal); ``cores`` = CPU seconds / wall seconds (cores used);
+    ``rss_mb`` = the importer's peak RSS, ``worker_rss_mb`` = its largest worker's. Then
+    ``rss_ratio`` = peak RSS (importer + one worker) at the largest size / at the smallest.
+    """
+    if not runs:
+        raise ValueError("no import runs")
+    sizes: dict[str, dict[str, float]] = {}
+    for n, rs in sorted(runs.items()):
+        if not rs:
+            raise ValueError(f"no runs of size {n}")
+        sizes[str(n)] = {
+            "measurements": n,
+            "repeats": len(rs),
+            "wall_s": median(r[1] for r in rs),
+            "cpu_s": median(r[2] for r in rs),
+            "rate": median(rate(r[0], r[1]) for r in rs),
+            "per_core": median(rate(r[0], r[2]) for r in rs),
+            "cores": median(r[2] / r[1] if r[1] > 0 else 0.0 for r in rs),
+            "rss_mb": median(r[3] for r in rs) / 1024,
+            "worker_rss_mb": median(r[4] for r in rs) / 1024,
+        }
+    small, big = sizes[str(min(runs))], sizes[str(max(runs))]
+    total_small = small["rss_mb"] + small["worker_rss_mb"]
+    total_big = big["rss_mb"] + big["worker_rss_mb"]
+    return {"sizes": sizes, "rss_ratio": ratio(total_big, total_small)}

@@ -372,8 +372,11 @@ async def run_targets(
     _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
     writer = _Writer(db_path, options.own_addresses)  # the store scrubs what it writes
-    sampler = HealthSampler(options.canaries, min(settings.connect_timeout, 3.0),
-                            query_name=_query_name(options.canaries)) if options.canaries else None
+    sampler = HealthSampler(
+        options.canaries, min(settings.connect_timeout, 3.0),
+        query_name=_query_name(options.canaries),
+        resolvers=[(r.ip, r.port) for r in settings.resolvers],
+        use_system_resolver=settings.use_system_resolver) if options.canaries else None
     client = _control_client(settings) if options.controls else None
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))

@@ -11,6 +11,11 @@ measurement ran. Rules, first match wins:
 * some domestic canaries up, others down, no international/control → ``shutdown.allowlist``
 * anything international (or the control) answers    → ``whole``
 * no samples of the scopes needed                    → ``unknown``
+
+A cut applies to a measurement only when the site's own host did not answer it
+(:func:`probe.classify.verdict.network_cut`): a censor that keeps dropping a client's traffic
+after a trigger (residual censorship) makes the canaries look cut right after the triggering
+request, and :func:`cut_began_after` tells such a cut from one already in place.
 """
 
 from __future__ import annotations
@@ -131,3 +136,17 @@ def state_during(
         if r.state is NetworkState.WHOLE:
             return r.state, r
     return NetworkState.UNKNOWN, None
+
+
+def cut_began_after(health: Sequence[HealthRound], cut: HealthRound, started_at: str) -> bool:
+    """Did the cut shown by ``cut`` begin only after ``started_at``?
+
+    True when ``cut`` was taken after the measurement started and the last round before the
+    measurement (if any) was not a cut: the network was whole (or unknown) when the request
+    left, so the cut may be the censor's answer to this very request (residual censorship).
+    """
+    start = _parse(started_at)
+    if _parse(cut.at) <= start:
+        return False
+    before = [r for r in health if _parse(r.at) <= start]
+    return not (before and before[-1].state.is_cut)

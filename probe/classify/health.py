@@ -20,12 +20,13 @@ request, and :func:`cut_began_after` tells such a cut from one already in place.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probe.model import HealthSample, HealthScope
+from probe.model import HealthSample, HealthScope, Measurement, Verdict
 
 
 class NetworkState(enum.StrEnum):
@@ -150,3 +151,23 @@ def cut_began_after(health: Sequence[HealthRound], cut: HealthRound, started_at:
         return False
     before = [r for r in health if _parse(r.at) <= start]
     return not (before and before[-1].state.is_cut)
+
+
+def residual_note(m: Measurement, v: Verdict) -> Verdict:
+    """Say so when ``m`` is a re-measurement after residual censorship (issue 12).
+
+    The runner (:mod:`probe.run.residual`) measures a target again after a cool-down when its
+    first attempt failed right after another target triggered the censor, and records why in
+    ``m.extra["residual"]``. The verdict is this measurement's own (an ``ok`` stays ``ok``);
+    the note goes to ``details["residual"]`` and one clause of evidence.
+    """
+    note = m.extra.get("residual")
+    if not isinstance(note, dict):
+        return v
+    scope = "the same server" if note.get("scope") == "same_server" else "everything"
+    clause = (f"; re-measured after a {note.get('cooldown_s', 0):g} s cool-down: the first "
+              f"attempt failed ({note.get('first_failure')}) right after "
+              f"{note.get('trigger_url')} triggered the censor, which then blocked {scope} for "
+              "a while (residual censorship)")
+    return dataclasses.replace(v, evidence=v.evidence + clause,
+                               details={**v.details, "residual": dict(note)})

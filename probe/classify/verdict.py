@@ -53,7 +53,7 @@ from probe.classify.base import (
     verdict,
 )
 from probe.classify.context import Context
-from probe.classify.health import NetworkState, cut_began_after
+from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
     TCP_CONNECT,
@@ -316,7 +316,7 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     throttling baseline; the control answers stored in ``m.control`` are still used.
     """
     case = make_case(m, context if context is not None else Context())
-    return network_cut(case, judge(case))
+    return residual_note(m, network_cut(case, judge(case)))
 
 
 def classify_run(measurements: Iterable[Measurement],

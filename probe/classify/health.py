@@ -165,6 +165,12 @@ def residual_note(m: Measurement, v: Verdict) -> Verdict:
     if not isinstance(note, dict):
         return v
     scope = "the same server" if note.get("scope") == "same_server" else "everything"
+    if note.get("control_again"):
+        clause = (f"; the control was asked again after a {note.get('cooldown_s', 0):g} s "
+                  "cool-down: its first request fell inside the censor's residual block of "
+                  "this client, triggered by this very request (residual censorship)")
+        return dataclasses.replace(v, evidence=v.evidence + clause,
+                                   details={**v.details, "residual": dict(note)})
     clause = (f"; re-measured after a {note.get('cooldown_s', 0):g} s cool-down: the first "
               f"attempt failed ({note.get('first_failure')}) right after "
               f"{note.get('trigger_url')} triggered the censor, which then blocked {scope} for "

@@ -482,6 +482,8 @@ async def run_targets(
         residual_on = options.residual_cooldown > 0 and options.residual_max > 0
         failed: deque[tuple[Target, residual.Attempt, str]] = deque(maxlen=RESIDUAL_MEMORY)
         last_failure = [0.0]  # monotonic time of the latest failure (the cool-down counts from it)
+        # triggers whose control request fell inside the residual block (asked again later)
+        no_control: list[tuple[Target, Measurement, str]] = []
 
         def remember_failure(target: Target, m: Measurement, v: Verdict) -> None:
             if not residual_on or "residual" in m.extra or _response_arrived(m):
@@ -491,6 +493,9 @@ async def run_targets(
             last_failure[0] = time.monotonic()
             if attempt.trigger_like:
                 scheduler.cool(target.hostname, options.residual_cooldown)
+                if (m.control and len(no_control) < options.residual_max
+                        and all(a.get("control_failure") for a in m.control)):
+                    no_control.append((target, m, v.verdict.value))
 
         async def worker(work: asyncio.TaskGroup) -> None:
             while (target := await scheduler.take()) is not None:
@@ -590,6 +595,39 @@ async def run_targets(
                     await asyncio.sleep(pause)
                     await health("during")  # is the network whole again? (the verdicts ask)
                 wait = not await measure_again(target, extra)
+            if not chosen:
+                return  # no residual block seen: a failed control is just a failed control
+            for target, m, first in no_control:
+                if wait:
+                    pause = max(0.0, last_failure[0] + cooldown - time.monotonic())
+                    if pause > budget:
+                        break
+                    budget -= pause
+                    await asyncio.sleep(pause)
+                    wait = False
+                await ask_control_again(target, m, first, cooldown)
+
+        async def ask_control_again(target: Target, m: Measurement, first: str,
+                                    cooldown: float) -> None:
+            """A trigger's own control request fell inside the residual block of this client:
+            ask the controls again (same URL and addresses) and store the measurement with the
+            new answers, saying so (``extra["residual"]["control_again"]``)."""
+            if client is None:
+                return
+            addresses = tuple(dict.fromkeys(t.ip for t in m.tcp))[:MAX_ADDRESSES]
+            request = MeasureRequest(target.url, addresses, throughput=True)
+            deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+
+            async def one(helper: str) -> dict[str, Any]:
+                async with helper_slots[helper]:
+                    return await control_client.query(client, helper, request, deadline,
+                                                      options.control_token)
+
+            answers = tuple(await asyncio.gather(*(one(h) for h in options.controls)))
+            note = {"control_again": True, "cooldown_s": cooldown, "first_verdict": first,
+                    "first_failure": residual.attempt_of(m).failure}
+            again = replace(m, control=answers, extra={**m.extra, "residual": note})
+            await finished.put((target, again, judge(again)))
 
         async def heartbeat() -> None:
             while True:

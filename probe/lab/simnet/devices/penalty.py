@@ -69,6 +69,7 @@ class Residual:
     def __init__(self, config: dict[str, Any]) -> None:
         self.c = config
         self.count = 0
+        self.seen: set[tuple[str, int, str, int]] = set()  # flows that already triggered
 
     def handle(self, pkt: Any) -> None:
         verdict = "accept"
@@ -92,6 +93,14 @@ class Residual:
         payload = bytes(tcp.payload)
         if not payload or not triggered(payload, self.c["port"], self.c["keywords"]):
             return "accept"
+        flow = (ip.src, tcp.sport, ip.dst, tcp.dport)
+        if flow in self.seen:
+            # the kernel keeps retransmitting a dropped request (even after the socket is
+            # closed): one trigger per connection, so the block ends when it should
+            return "drop"
+        if len(self.seen) > 10_000:
+            self.seen.clear()
+        self.seen.add(flow)
         name, elem = element(self.c["scope"], ip.src, ip.dst, tcp.dport)
         script = (f"add element {self.c.get('family', 'inet')} {self.c['table']} {name} "
                   f"{{ {elem} timeout {int(self.c['seconds'] * 1000)}ms }}\n")

@@ -32,7 +32,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from probe import failures as f
 from probe.classify.health import HealthRound
 from probe.model import Measurement
 
@@ -53,7 +52,9 @@ class Attempt:
     started_at: str
     finished_at: str
     connected: frozenset[str]  # addresses the probe completed a TCP connect to
-    unreachable: frozenset[str]  # addresses whose connect failed (not refused)
+    unreachable: frozenset[str]  # addresses whose connect failed (refusals included: a
+    # residual censor may answer a SYN with a RST, and a server that just accepted the
+    # trigger's connection does not refuse the next one on its own)
     failure: str  # the last failing step, "step:failure"
 
     @property
@@ -65,8 +66,7 @@ class Attempt:
 def attempt_of(m: Measurement) -> Attempt:
     """The residual view of a measurement that did not reach its input."""
     connected = frozenset(t.ip for t in m.tcp if t.failure is None)
-    unreachable = frozenset(t.ip for t in m.tcp
-                            if t.failure is not None and t.failure != f.CONNECTION_REFUSED)
+    unreachable = frozenset(t.ip for t in m.tcp if t.failure is not None)
     steps: list[tuple[str, str | None]] = [
         *(("dns", d.failure) for d in m.dns), *(("tcp", t.failure) for t in m.tcp),
         *(("tls", t.failure) for t in m.tls), *(("http", h.failure) for h in m.http)]

@@ -165,6 +165,13 @@ def residual_note(m: Measurement, v: Verdict) -> Verdict:
     if not isinstance(note, dict):
         return v
     scope = "the same server" if note.get("scope") == "same_server" else "everything"
+    if note.get("scope") == "self":
+        clause = (f"; measured again after a {note.get('cooldown_s', 0):g} s cool-down: the "
+                  f"first attempt failed ({note.get('first_failure')}) just before the canaries "
+                  "were cut — a censor's residual block after this request fails it again, a "
+                  "shutdown that began then does not")
+        return dataclasses.replace(v, evidence=v.evidence + clause,
+                                   details={**v.details, "residual": dict(note)})
     if note.get("control_again"):
         clause = (f"; the control was asked again after a {note.get('cooldown_s', 0):g} s "
                   "cool-down: its first request fell inside the censor's residual block of "

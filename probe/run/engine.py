@@ -558,7 +558,8 @@ async def run_targets(
 
         async def measure_again(target: Target, extra: dict[str, Any] | None) -> bool:
             """One target measured on its own (controls included), judged and handed to the
-            store; True when its input answered. False also when it failed like a trigger."""
+            store; False when it failed like a trigger (it may have re-armed the censor)."""
+            no_control[:] = [e for e in no_control if e[0].url != target.url]
             async with asyncio.TaskGroup() as again:
                 m, asking = await _measure_with_controls(
                     target, settings, options, client, again, servers.hold, helper_slots)
@@ -570,8 +571,12 @@ async def run_targets(
             if _response_arrived(m):
                 return True
             last_failure[0] = time.monotonic()
-            # a re-measurement that fails like a trigger may have re-armed the censor
-            return not residual.attempt_of(m).trigger_like
+            if not residual.attempt_of(m).trigger_like:
+                return True
+            # its control request may have fallen inside the block it re-armed: ask again
+            if m.control and all(a.get("control_failure") for a in m.control):
+                no_control.append((target, m, judge(m).verdict.value))
+            return False
 
         async def remeasure_residual() -> None:
             """After the list: wait a cool-down, then measure the residual suspects again,
@@ -581,30 +586,49 @@ async def run_targets(
                 [a for _, a, _ in failed], health_rounds(judge.samples), cooldown,
                 bool(options.canaries), options.residual_max)
             by_url = {a.url: (t, v) for t, a, v in failed}
-            plan: list[tuple[Target, dict[str, Any] | None]] = [
-                (by_url[a.url][0], {**residual.note(a, trig, cooldown),
-                                    "first_verdict": by_url[a.url][1]}) for a, trig in chosen]
+
+            def entry(a: residual.Attempt, trig: residual.Attempt) -> tuple[Target, dict[str, Any]]:
+                return by_url[a.url][0], {**residual.note(a, trig, cooldown),
+                                          "first_verdict": by_url[a.url][1]}
+
+            # Triggers followed by a client-wide cut first: failing again (like a trigger) shows
+            # the censor's own block; answering shows the cut was a shutdown, and then the
+            # targets failed in it keep their verdicts (only same-server suspects go on).
+            selves = [entry(a, trig) for a, trig in chosen if trig is a]
+            others = [entry(a, trig) for a, trig in chosen if trig is not a]
             budget = residual.DEFAULT_BUDGET_FACTOR * cooldown
             wait = True
-            for target, extra in plan:
-                if wait:
-                    pause = max(0.0, last_failure[0] + cooldown - time.monotonic())
-                    if pause > budget:
-                        break  # the rest keep their first verdicts
-                    budget -= pause
-                    await asyncio.sleep(pause)
-                    await health("during")  # is the network whole again? (the verdicts ask)
+            confirmed = not selves
+
+            async def pause_if(wait: bool) -> bool:
+                nonlocal budget
+                if not wait:
+                    return True
+                pause = max(0.0, last_failure[0] + cooldown - time.monotonic())
+                if pause > budget:
+                    return False  # the rest keep their first verdicts
+                budget -= pause
+                await asyncio.sleep(pause)
+                await health("during")  # is the network whole again? (the verdicts ask)
+                return True
+
+            for target, extra in selves:
+                if not await pause_if(wait):
+                    return
+                wait = not await measure_again(target, extra)
+                confirmed = confirmed or wait
+            for target, extra in others:
+                if not confirmed and extra["scope"] != "same_server":
+                    continue
+                if not await pause_if(wait):
+                    return
                 wait = not await measure_again(target, extra)
             if not chosen:
                 return  # no residual block seen: a failed control is just a failed control
             for target, m, first in no_control:
-                if wait:
-                    pause = max(0.0, last_failure[0] + cooldown - time.monotonic())
-                    if pause > budget:
-                        break
-                    budget -= pause
-                    await asyncio.sleep(pause)
-                    wait = False
+                if not await pause_if(wait):
+                    return
+                wait = False
                 await ask_control_again(target, m, first, cooldown)
 
         async def ask_control_again(target: Target, m: Measurement, first: str,

@@ -16,9 +16,13 @@ decision of the runner (:mod:`probe.run.engine`) — no IO, no clock:
   censor punished everything of this client; without canaries this cannot be told);
 * suspects that failed before or at their connect are re-measured first, suspects that look
   like triggers themselves (they connected, then failed — they may be blocked on their own, or
-  have sent their request just after the real trigger) last, so a real trigger re-fired by its
-  re-measurement cannot spoil the others; the runner waits a cool-down before the first
-  re-measurement and again after any re-measurement that fails like a trigger.
+  have sent their request just after the real trigger) last; a trigger followed by a
+  client-wide cut that was not there before it is re-measured too (scope ``self``): a censor's
+  trigger fails again after the cool-down, a site caught by a shutdown that began during its
+  measurement does not (the "health before and after" a shutdown needs, issue 12) — so a
+  real trigger re-fired by its re-measurement cannot spoil the others; the runner waits a
+  cool-down before the first re-measurement and again after any re-measurement that fails
+  like a trigger.
 
 Cost is bounded (docs/classification.md, *Residual censorship*): nothing happens unless a
 suspect exists; at most ``limit`` re-measurements (:data:`DEFAULT_MAX_REMEASURE`) and at most
@@ -40,7 +44,7 @@ DEFAULT_COOLDOWN = 90.0
 #: Most targets re-measured per run.
 DEFAULT_MAX_REMEASURE = 10
 #: Most cool-down waiting per run, in cool-downs.
-DEFAULT_BUDGET_FACTOR = 3.0
+DEFAULT_BUDGET_FACTOR = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +94,12 @@ def suspects(attempts: Sequence[Attempt], health: Sequence[HealthRound], cooldow
     for a in attempts:
         end = _t(a.finished_at)
         for trig in triggers:
-            if trig is a:
-                continue
             t0 = _t(trig.started_at)
             if not t0 <= end <= _t(trig.finished_at) + window:
                 continue
-            same_server = bool(a.unreachable & trig.connected)
+            if trig is a and any(r.state.is_cut for r in _last_before(health, t0)):
+                continue  # the cut was there before it: not this request's doing
+            same_server = trig is not a and bool(a.unreachable & trig.connected)
             # without canaries only the same-server evidence counts (a run with two blocked
             # sites must not pay a cool-down for nothing)
             everything = canaries and any(t0 <= c <= _t(trig.finished_at) + window
@@ -109,10 +113,16 @@ def suspects(attempts: Sequence[Attempt], health: Sequence[HealthRound], cooldow
     return (victims + alike)[:limit]
 
 
+def _last_before(health: Sequence[HealthRound], t0: dt.datetime) -> list[HealthRound]:
+    before = [r for r in health if _t(r.at) <= t0]
+    return before[-1:]
+
+
 def note(first: Attempt, trigger: Attempt, cooldown: float) -> dict[str, Any]:
     """What a re-measurement records in ``Measurement.extra["residual"]`` (the classifier
     turns it into ``details["residual"]`` and a sentence of evidence)."""
-    scope = "same_server" if first.unreachable & trigger.connected else "client"
+    scope = ("self" if first is trigger else
+             "same_server" if first.unreachable & trigger.connected else "client")
     return {"first_started_at": first.started_at, "first_failure": first.failure,
             "trigger_url": trigger.url, "trigger_failure": trigger.failure,
             "scope": scope, "cooldown_s": cooldown}

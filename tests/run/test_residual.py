@@ -18,6 +18,8 @@ WHOLE = HealthRound("2026-11-21T10:01:00.000000Z", NetworkState.WHOLE, {"interna
 CUT = HealthRound("2026-11-21T10:01:06.000000Z", NetworkState.SHUTDOWN_FULL, {"gateway": 1},
                   {"international": 2, "domestic": 2})
 
+CUT_EARLY = HealthRound("2026-11-21T10:00:59.000000Z", NetworkState.SHUTDOWN_FULL, {}, {})
+
 
 def at(sec: float) -> str:
     sec += 60  # seconds after 10:01:00 (negative = before)
@@ -36,7 +38,10 @@ TRIGGER = attempt("http://meduza.io/", 0, 3, connected=[S])
     ("same server, right after the trigger", [TRIGGER, attempt("http://a/", 3, 9, (), [S])],
      (), True, ["http://a/"]),
     ("another server, canaries cut after the trigger",
-     [TRIGGER, attempt("https://b/", 3, 9, (), [X])], (WHOLE, CUT), True, ["https://b/"]),
+     [TRIGGER, attempt("https://b/", 3, 9, (), [X])], (WHOLE, CUT), True,
+     ["https://b/", "http://meduza.io/"]),  # the trigger too: its own block, or a shutdown?
+    ("a cut already there before the trigger is not its doing",
+     [TRIGGER], (CUT_EARLY, CUT), True, []),
     ("another server, canaries whole: an IP block of its own",
      [TRIGGER, attempt("https://b/", 3, 9, (), [X])], (WHOLE,), True, []),
     ("another server, no canaries: only same-server evidence counts",
@@ -70,7 +75,7 @@ def test_same_server_suspects_are_spread_apart():
     a2 = attempt("http://a2/", 3.5, 9, (), [S])
     b = attempt("http://b/", 4, 9, (), [X])
     got = [a.url for a, _ in suspects([TRIGGER, a1, a2, b], (WHOLE, CUT), 90.0, True, 10)]
-    assert got == ["http://a1/", "http://b/", "http://a2/"]
+    assert got == ["http://a1/", "http://b/", "http://a2/", "http://meduza.io/"]
 
 
 def test_a_re_measurement_says_why_in_its_verdict():

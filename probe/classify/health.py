@@ -11,16 +11,22 @@ measurement ran. Rules, first match wins:
 * some domestic canaries up, others down, no international/control → ``shutdown.allowlist``
 * anything international (or the control) answers    → ``whole``
 * no samples of the scopes needed                    → ``unknown``
+
+A cut applies to a measurement only when the site's own host did not answer it
+(:func:`probe.classify.verdict.network_cut`): a censor that keeps dropping a client's traffic
+after a trigger (residual censorship) makes the canaries look cut right after the triggering
+request, and :func:`cut_began_after` tells such a cut from one already in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probe.model import HealthSample, HealthScope
+from probe.model import HealthSample, HealthScope, Measurement, Verdict
 
 
 class NetworkState(enum.StrEnum):
@@ -131,3 +137,50 @@ def state_during(
         if r.state is NetworkState.WHOLE:
             return r.state, r
     return NetworkState.UNKNOWN, None
+
+
+def cut_began_after(health: Sequence[HealthRound], cut: HealthRound, started_at: str) -> bool:
+    """Did the cut shown by ``cut`` begin only after ``started_at``?
+
+    True when ``cut`` was taken after the measurement started and the last round before the
+    measurement (if any) was not a cut: the network was whole (or unknown) when the request
+    left, so the cut may be the censor's answer to this very request (residual censorship).
+    """
+    start = _parse(started_at)
+    if _parse(cut.at) <= start:
+        return False
+    before = [r for r in health if _parse(r.at) <= start]
+    return not (before and before[-1].state.is_cut)
+
+
+def residual_note(m: Measurement, v: Verdict) -> Verdict:
+    """Say so when ``m`` is a re-measurement after residual censorship (issue 12).
+
+    The runner (:mod:`probe.run.residual`) measures a target again after a cool-down when its
+    first attempt failed right after another target triggered the censor, and records why in
+    ``m.extra["residual"]``. The verdict is this measurement's own (an ``ok`` stays ``ok``);
+    the note goes to ``details["residual"]`` and one clause of evidence.
+    """
+    note = m.extra.get("residual")
+    if not isinstance(note, dict):
+        return v
+    scope = "the same server" if note.get("scope") == "same_server" else "everything"
+    if note.get("scope") == "self":
+        clause = (f"; measured again after a {note.get('cooldown_s', 0):g} s cool-down: the "
+                  f"first attempt failed ({note.get('first_failure')}) just before the canaries "
+                  "were cut — a censor's residual block after this request fails it again, a "
+                  "shutdown that began then does not")
+        return dataclasses.replace(v, evidence=v.evidence + clause,
+                                   details={**v.details, "residual": dict(note)})
+    if note.get("control_again"):
+        clause = (f"; the control was asked again after a {note.get('cooldown_s', 0):g} s "
+                  "cool-down: its first request fell inside the censor's residual block of "
+                  "this client, triggered by this very request (residual censorship)")
+        return dataclasses.replace(v, evidence=v.evidence + clause,
+                                   details={**v.details, "residual": dict(note)})
+    clause = (f"; re-measured after a {note.get('cooldown_s', 0):g} s cool-down: the first "
+              f"attempt failed ({note.get('first_failure')}) right after "
+              f"{note.get('trigger_url')} triggered the censor, which then blocked {scope} for "
+              "a while (residual censorship)")
+    return dataclasses.replace(v, evidence=v.evidence + clause,
+                               details={**v.details, "residual": dict(note)})

@@ -55,7 +55,7 @@ from probe.classify.base import (
     verdict,
 )
 from probe.classify.context import Context, with_missing
-from probe.classify.health import NetworkState
+from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
     TCP_CONNECT,
@@ -96,6 +96,9 @@ METHODS: frozenset[str] = frozenset().union(*METHODS_BY_VERDICT.values())
 #: Redirect hops the measure step follows by default (``MeasureSettings.max_redirects``).
 DEFAULT_MAX_REDIRECTS = 10
 
+#: Highest confidence of a failure verdict whose site answered while a cut began (the cut
+#: may be the censor's residual blocking after this very request, or a shutdown starting).
+CUT_AFTER_ANSWER_CONFIDENCE = 0.6
 #: Confidence that a failure during a cut is the cut's doing, per network state.
 CUT_CONFIDENCE = {
     NetworkState.SHUTDOWN_FULL: 0.9,
@@ -227,8 +230,8 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
         return v
     if v.verdict is VerdictKind.INCONCLUSIVE and case.responded:
         return v  # a page arrived (a server-side refusal, say): the cut did not stop it
-    if v.verdict is VerdictKind.DOWN and _site_answered(case):
-        return v  # the site's own host answered (refused, connected): the path was up
+    if _site_answered(case):
+        return _answered_through_cut(case, v)  # the path was up: the cut did not stop it
     r = case.health_round
     seen = f"the health round at {r.summary()}" if r is not None else "the health rounds"
     symptom = {"symptom": v.method, "symptom_verdict": v.verdict.value,
@@ -247,6 +250,29 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
     return verdict(case, VerdictKind.SHUTDOWN, case.network.value, confidence,
                    f"{first}; {seen}: the network was cut, not this site",
                    **keep, **symptom, **health)
+
+
+def _answered_through_cut(case: Case, v: Verdict) -> Verdict:
+    """The site's own host answered although a health round around it shows a cut.
+
+    WHY (issue 12): a censor with residual blocking (the GFW's 90 s penalty, Geneva's censor
+    models) drops everything of this client right after the request that triggered it — the
+    health round taken next finds the canaries dead, yet the site's TCP connect had just
+    succeeded. Such a site is never "the network was cut"; it is judged on its own
+    (:func:`probe.classify.health.cut_began_after`). When the cut began only after the
+    measurement started, a shutdown beginning mid-handshake cannot be told from the probe's
+    own trigger, so a failure verdict keeps its method at a lowered confidence and says so.
+    """
+    r = case.health_round
+    if v.verdict is VerdictKind.DOWN or r is None or not cut_began_after(
+            case.ctx.health, r, case.m.started_at):
+        return v
+    note = (f"; the site's host answered, so the cut seen by the health round at {r.at} "
+            f"({case.network.value}) did not stop it: it began after this request, possibly "
+            "triggered by it (residual censorship)")
+    return dataclasses.replace(
+        v, confidence=min(v.confidence, CUT_AFTER_ANSWER_CONFIDENCE), evidence=v.evidence + note,
+        details={**v.details, "cut_after_answer": r.at})
 
 
 def _site_answered(case: Case) -> bool:
@@ -294,7 +320,7 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     """
     ctx = context if context is not None else Context()
     case = make_case(m, ctx)
-    return with_missing(network_cut(case, judge(case)), ctx.missing)
+    return with_missing(residual_note(m, network_cut(case, judge(case))), ctx.missing)
 
 
 def classify_run(measurements: Iterable[Measurement],

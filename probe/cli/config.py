@@ -187,6 +187,9 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("control_token", "secret", None, "control helper token"),
     Setting("canaries", "path", None, "canaries CSV (network health)"),
     Setting("health_interval", "float", 60.0, "seconds between health rounds", minimum=0.5),
+    Setting("residual_cooldown", "float", 90.0,
+            "seconds to wait before re-measuring targets failed by residual censorship "
+            "(0 = never re-measure)", minimum=0.0),
     Setting("asn_db", "path", None, "iptoasn TSV for ASN comparisons"),
     Setting("quiet", "bool", False, "no progress output"),
     Setting("accept_risk", "bool", False, "accept the informed-consent notice (unattended use)"),

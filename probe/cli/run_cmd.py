@@ -68,6 +68,12 @@ def run(
     health_interval: Annotated[
         float, typer.Option("--health-interval", min=0.5, help="Seconds between health rounds.")
     ] = 60.0,
+    residual_cooldown: Annotated[
+        float, typer.Option("--residual-cooldown", min=0.0,
+                            help="Seconds to wait before re-measuring targets that failed right "
+                                 "after another target triggered the censor (residual "
+                                 "censorship); 0 = never re-measure.")
+    ] = 90.0,
     asn_db: Annotated[
         Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
     ] = None,
@@ -114,6 +120,7 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         control_token=eff["control_token"],
         canaries=eff["canaries"],
         health_interval=eff["health_interval"],
+        residual_cooldown=eff["residual_cooldown"],
         asn_db=eff["asn_db"],
         store_bodies=not eff["no_bodies"],
         trace_blocked=plan is None and bool(eff["trace_blocked"]),

@@ -6,10 +6,13 @@ One round asks every canary one cheap question at the same moment and records a
 
 * gateway: a TCP connect to port 53 of the default gateway (``auto`` = from the routing table);
   an answer of any kind, a refused connection included, proves the local link is up;
-* resolver: one UDP DNS query to the system resolver (``auto`` = first ``nameserver`` of
-  /etc/resolv.conf); any DNS response, even an error rcode, proves it is reachable;
+* resolver: one UDP DNS query to the resolver (``auto`` = the run's resolvers: the system
+  resolver, first ``nameserver`` of /etc/resolv.conf, when the run uses it, else the first
+  ``--resolver``); any DNS response, even an error rcode, proves it is reachable;
 * domestic, international, control: a TCP connect to the URL's host and port. Names are
-  resolved with the system resolver; addresses seen in earlier rounds are remembered, so a cut
+  resolved with the run's resolvers — the ``--resolver`` list first, the system resolver only
+  when the run uses it (``--no-system-resolver`` means a dead system resolver must not turn into
+  a shutdown: issue 12) — and addresses seen in earlier rounds are remembered, so a cut
   resolver does not hide whether the hosts themselves are reachable.
 """
 
@@ -26,6 +29,7 @@ from urllib.parse import urlsplit
 
 import dns.asyncquery
 import dns.message
+import dns.rdatatype
 
 from probe import failures
 from probe.measure import tcp
@@ -61,11 +65,18 @@ class HealthSampler:
     """Samples a fixed list of canaries, one round at a time (see the module docstring)."""
 
     def __init__(self, canaries: Sequence[tuple[str, str]], step_timeout: float = 3.0,
-                 query_name: str = "example.com") -> None:
-        """``canaries``: (scope, target) pairs; ``query_name``: the resolver canary's question."""
+                 query_name: str = "example.com",
+                 resolvers: Sequence[tuple[str, int]] = (),
+                 use_system_resolver: bool = True) -> None:
+        """``canaries``: (scope, target) pairs; ``query_name``: the resolver canary's question;
+        ``resolvers``: the run's UDP resolvers (ip, port), asked first for canary names;
+        ``use_system_resolver``: False = never the system resolver (``--no-system-resolver``).
+        """
         self.canaries = [(HealthScope(scope), target) for scope, target in canaries]
         self.step_timeout = step_timeout
         self.query_name = query_name
+        self.resolvers = tuple(resolvers)
+        self.use_system_resolver = use_system_resolver or not self.resolvers
         self._known: dict[str, list[str]] = {}
 
     async def round(self, phase: str) -> list[HealthSample]:
@@ -95,10 +106,15 @@ class HealthSampler:
             failure = await self._connect(*_ip_port(ip, 53))
             return None if failure == failures.CONNECTION_REFUSED else failure
         if scope is HealthScope.RESOLVER:
-            ip = system_resolver() if target == "auto" else target
-            if ip is None:
-                return failures.DNS_SERVER_MISBEHAVING
-            ip, port = _ip_port(ip, 53)
+            if target != "auto":
+                ip, port = _ip_port(target, 53)
+            elif self.use_system_resolver:
+                found = system_resolver()
+                if found is None:
+                    return failures.DNS_SERVER_MISBEHAVING
+                ip, port = _ip_port(found, 53)
+            else:
+                ip, port = self.resolvers[0]
             query = dns.message.make_query(self.query_name, "A")
             await dns.asyncquery.udp(query, ip, port=port, timeout=self.step_timeout)
             return None
@@ -114,15 +130,34 @@ class HealthSampler:
             return [host]
         except ValueError:
             pass
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM)
-            found = sorted({str(i[4][0]) for i in infos}, key=lambda a: ":" in a)
-        except OSError:
-            found = []
+        found = await self._udp_lookup(host)
+        if not found and self.use_system_resolver:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, None, type=socket.SOCK_STREAM)
+                found = sorted({str(i[4][0]) for i in infos}, key=lambda a: ":" in a)
+            except OSError:
+                found = []
         if found:
             self._known[host] = found
         return found or self._known.get(host, [])
+
+    async def _udp_lookup(self, host: str) -> list[str]:
+        """A records of ``host`` from the run's own resolvers, in order; the first that
+        answers with addresses wins. Each query gets a share of the step's deadline, so a dead
+        resolver leaves time for the next one (and for the connect)."""
+        share = self.step_timeout / (2 * len(self.resolvers)) if self.resolvers else 0.0
+        for ip, port in self.resolvers:
+            query = dns.message.make_query(host, "A")
+            try:
+                response = await dns.asyncquery.udp(query, ip, port=port, timeout=share)
+            except Exception:  # noqa: BLE001 - a resolver that fails is just not an answer
+                continue
+            found = [str(rd) for rrset in response.answer if rrset.rdtype == dns.rdatatype.A
+                     for rd in rrset]
+            if found:
+                return found
+        return []
 
     async def _connect(self, ip: str, port: int) -> str | None:
         obs, conn = await tcp.connect(ip, port, self.step_timeout, 0, lambda: 0.0)

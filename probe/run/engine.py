@@ -12,6 +12,15 @@ Politeness: at most ``per_host`` targets of one hostname (or IP-literal host) ar
 once, and at most ``per_host`` of the probe's connections reach one IP address at once (a
 later target of a busy host waits aside, within a bounded look-ahead, while targets of other
 hosts go first); ``rate`` spaces target starts for volunteers on metered links.
+
+Residual censorship (issue 12, :mod:`probe.run.residual`): failed targets that fell inside a
+censor's residual block after another target triggered it are measured again after a
+cool-down, once the list is done; the re-measurement is stored as a newer measurement of the
+same URL in the run, with ``extra["residual"]`` saying why, and the first attempt stays as
+history. Bounded (``residual_max`` targets, a few cool-downs of waiting) and off with
+``residual_cooldown = 0``. Same-server targets are spread apart in time: after a target of a
+host failed like a trigger, the scheduler lets later targets of other hosts go first (within
+its look-ahead; it never waits for that), and the re-measurements alternate servers.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate
 from probe.model import HealthSample, Measurement, Target, Verdict
-from probe.run import asn
+from probe.run import asn, residual
 from probe.run.kinds import kind_of
 from probe.run.reanalyze import country_lookup, reclassify_run
 from probe.store import Store
@@ -128,6 +137,9 @@ class RunOptions:
     at once, and most probe connections open to one IP address at once.
     ``rate``: most targets started per second (evenly spaced); None = as fast as
     ``concurrency`` allows.
+    ``residual_cooldown``: seconds to wait before re-measuring targets failed by residual
+    censorship (:mod:`probe.run.residual`); 0 = never. ``residual_max``: most targets
+    re-measured per run.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -140,6 +152,12 @@ class RunOptions:
     resume: str | None = None
     per_host: int = DEFAULT_PER_HOST
     rate: float | None = None
+    residual_cooldown: float = residual.DEFAULT_COOLDOWN
+    residual_max: int = residual.DEFAULT_MAX_REMEASURE
+
+
+#: Most failed targets remembered for the residual decision (oldest forgotten first).
+RESIDUAL_MEMORY = 10_000
 
 
 class KeyedLimiter:
@@ -238,20 +256,34 @@ class _Scheduler:
         self._aside_max = aside
         self._exhausted = False
         self._changed = asyncio.Condition()
+        self._cooling: dict[str, float] = {}  # host -> monotonic time its cool-down ends
 
     def _free(self, target: Target) -> bool:
         return self._hosts.in_use(target.hostname) < self._hosts.limit
+
+    def cool(self, host: str, seconds: float) -> None:
+        """A target of ``host`` just failed like a censor's trigger: for ``seconds``, later
+        targets of that host yield to targets of other hosts (a residual block of that server
+        would fail them now); they still go when nothing else is left."""
+        now = time.monotonic()
+        self._cooling = {h: t for h, t in self._cooling.items() if t > now}
+        self._cooling[host] = now + seconds
+
+    def _cooling_down(self, target: Target) -> bool:
+        until = self._cooling.get(target.hostname)
+        return until is not None and until > time.monotonic()
 
     async def take(self) -> Target | None:
         """The next target (its host slot taken), or None when every target was handed out."""
         async with self._changed:
             while True:
+                stuck = self._exhausted or len(self._aside) >= self._aside_max
                 for i, target in enumerate(self._aside):
-                    if self._free(target):
+                    if self._free(target) and (stuck or not self._cooling_down(target)):
                         del self._aside[i]
                         await self._hosts.acquire(target.hostname)  # free: returns at once
                         return target
-                if self._exhausted or len(self._aside) >= self._aside_max:
+                if stuck:
                     if self._exhausted and not self._aside:
                         return None
                     await self._changed.wait()
@@ -262,7 +294,7 @@ class _Scheduler:
                     continue
                 if following.url in self._skip:
                     continue
-                if self._free(following):
+                if self._free(following) and not self._cooling_down(following):
                     await self._hosts.acquire(following.hostname)
                     return following
                 self._aside.append(following)
@@ -373,8 +405,11 @@ async def run_targets(
     _size_default_executor(asyncio.get_running_loop(), 2 * concurrency + 4)
     judge = _Judge(options.asn_db)
     writer = _Writer(db_path, options.own_addresses)  # the store scrubs what it writes
-    sampler = HealthSampler(options.canaries, min(settings.connect_timeout, 3.0),
-                            query_name=_query_name(options.canaries)) if options.canaries else None
+    sampler = HealthSampler(
+        options.canaries, min(settings.connect_timeout, 3.0),
+        query_name=_query_name(options.canaries),
+        resolvers=[(r.ip, r.port) for r in settings.resolvers],
+        use_system_resolver=settings.use_system_resolver) if options.canaries else None
     client = _control_client(settings) if options.controls else None
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
@@ -438,10 +473,30 @@ async def run_targets(
                 if asking is not None:
                     m = replace(m, control=await asking)
                     await record_network(m.control)
-                await finished.put((target, m, judge(m)))
+                v = judge(m)
+                remember_failure(target, m, v)
+                await finished.put((target, m, v))
             finally:
                 if asking is not None:
                     answering.release()
+
+        residual_on = options.residual_cooldown > 0 and options.residual_max > 0
+        failed: deque[tuple[Target, residual.Attempt, str]] = deque(maxlen=RESIDUAL_MEMORY)
+        last_failure = [0.0]  # monotonic time of the latest failure (the cool-down counts from it)
+        # triggers whose control request fell inside the residual block (asked again later)
+        no_control: list[tuple[Target, Measurement, str]] = []
+
+        def remember_failure(target: Target, m: Measurement, v: Verdict) -> None:
+            if not residual_on or "residual" in m.extra or _response_arrived(m):
+                return
+            attempt = residual.attempt_of(m)
+            failed.append((target, attempt, v.verdict.value))
+            last_failure[0] = time.monotonic()
+            if attempt.trigger_like:
+                scheduler.cool(target.hostname, options.residual_cooldown)
+                if (m.control and len(no_control) < options.residual_max
+                        and all(a.get("control_failure") for a in m.control)):
+                    no_control.append((target, m, v.verdict.value))
 
         async def worker(work: asyncio.TaskGroup) -> None:
             while (target := await scheduler.take()) is not None:
@@ -469,7 +524,11 @@ async def run_targets(
             while (item := await finished.get()) is not None:
                 target, m, verdict = item
                 await writer.call(lambda s, m=m, v=verdict: s.save_measurement(run_id, m, v))
-                progress.done += 1
+                again = m.extra.get("residual")
+                if again:  # a re-measurement replaces its first attempt in the counters
+                    progress.verdicts[again["first_verdict"]] -= 1
+                else:
+                    progress.done += 1
                 progress.verdicts[verdict.verdict.value] += 1
                 if on_progress:
                     on_progress(progress, target, verdict)
@@ -498,6 +557,103 @@ async def run_targets(
                 await health("during")
                 last = time.monotonic()
 
+        async def measure_again(target: Target, extra: dict[str, Any] | None) -> bool:
+            """One target measured on its own (controls included), judged and handed to the
+            store; False when it failed like a trigger (it may have re-armed the censor)."""
+            no_control[:] = [e for e in no_control if e[0].url != target.url]
+            async with asyncio.TaskGroup() as again:
+                m, asking = await _measure_with_controls(
+                    target, settings, options, client, again, servers.hold, helper_slots)
+                if asking is not None:
+                    m = replace(m, control=await asking)
+            if extra:
+                m = replace(m, extra={**m.extra, "residual": extra})
+            await finished.put((target, m, judge(m)))
+            if _response_arrived(m):
+                return True
+            last_failure[0] = time.monotonic()
+            if not residual.attempt_of(m).trigger_like:
+                return True
+            # its control request may have fallen inside the block it re-armed: ask again
+            if m.control and all(a.get("control_failure") for a in m.control):
+                no_control.append((target, m, judge(m).verdict.value))
+            return False
+
+        async def remeasure_residual() -> None:
+            """After the list: wait a cool-down, then measure the residual suspects again,
+            one at a time, within the budget (probe.run.residual)."""
+            cooldown = options.residual_cooldown
+            chosen = residual.suspects(
+                [a for _, a, _ in failed], health_rounds(judge.samples), cooldown,
+                bool(options.canaries), options.residual_max)
+            by_url = {a.url: (t, v) for t, a, v in failed}
+
+            def entry(a: residual.Attempt, trig: residual.Attempt) -> tuple[Target, dict[str, Any]]:
+                return by_url[a.url][0], {**residual.note(a, trig, cooldown),
+                                          "first_verdict": by_url[a.url][1]}
+
+            # Triggers followed by a client-wide cut first: failing again (like a trigger) shows
+            # the censor's own block; answering shows the cut was a shutdown, and then the
+            # targets failed in it keep their verdicts (only same-server suspects go on).
+            selves = [entry(a, trig) for a, trig in chosen if trig is a]
+            others = [entry(a, trig) for a, trig in chosen if trig is not a]
+            budget = residual.DEFAULT_BUDGET_FACTOR * cooldown
+            wait = True
+            confirmed = not selves
+
+            async def pause_if(wait: bool) -> bool:
+                nonlocal budget
+                if not wait:
+                    return True
+                pause = max(0.0, last_failure[0] + cooldown - time.monotonic())
+                if pause > budget:
+                    return False  # the rest keep their first verdicts
+                budget -= pause
+                await asyncio.sleep(pause)
+                await health("during")  # is the network whole again? (the verdicts ask)
+                return True
+
+            for target, extra in selves:
+                if not await pause_if(wait):
+                    return
+                wait = not await measure_again(target, extra)
+                confirmed = confirmed or wait
+            for target, extra in others:
+                if not confirmed and extra["scope"] != "same_server":
+                    continue
+                if not await pause_if(wait):
+                    return
+                wait = not await measure_again(target, extra)
+            if not chosen:
+                return  # no residual block seen: a failed control is just a failed control
+            for target, m, first in no_control:
+                if not await pause_if(wait):
+                    return
+                wait = False
+                await ask_control_again(target, m, first, cooldown)
+
+        async def ask_control_again(target: Target, m: Measurement, first: str,
+                                    cooldown: float) -> None:
+            """A trigger's own control request fell inside the residual block of this client:
+            ask the controls again (same URL and addresses) and store the measurement with the
+            new answers, saying so (``extra["residual"]["control_again"]``)."""
+            if client is None:
+                return
+            addresses = tuple(dict.fromkeys(t.ip for t in m.tcp))[:MAX_ADDRESSES]
+            request = MeasureRequest(target.url, addresses, throughput=True)
+            deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+
+            async def one(helper: str) -> dict[str, Any]:
+                async with helper_slots[helper]:
+                    return await control_client.query(client, helper, request, deadline,
+                                                      options.control_token)
+
+            answers = tuple(await asyncio.gather(*(one(h) for h in options.controls)))
+            note = {"control_again": True, "cooldown_s": cooldown, "first_verdict": first,
+                    "first_failure": residual.attempt_of(m).failure}
+            again = replace(m, control=answers, extra={**m.extra, "residual": note})
+            await finished.put((target, again, judge(again)))
+
         async def heartbeat() -> None:
             while True:
                 await asyncio.sleep(HEARTBEAT)
@@ -512,6 +668,8 @@ async def run_targets(
                 async with asyncio.TaskGroup() as work:
                     for _ in range(concurrency):
                         work.create_task(worker(work))
+                if residual_on and failed:
+                    await remeasure_residual()
                 await finished.put(None)
                 await storing
                 for task in background:

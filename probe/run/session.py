@@ -33,6 +33,7 @@ from probe.run.engine import (
     RunProgress,
     run_targets,
 )
+from probe.run.residual import DEFAULT_COOLDOWN
 from probe.run.watch import WatchPlan
 from probe.run.watch import watch as watch_runs
 from probe.store import default_db_path
@@ -75,6 +76,7 @@ class RunRequest:
     control_token: str | None = None
     canaries: Path | None = None
     health_interval: float = 60.0
+    residual_cooldown: float = DEFAULT_COOLDOWN
     asn_db: Path | None = None
     store_bodies: bool = True
     trace_blocked: bool = False
@@ -161,6 +163,7 @@ def _prepare(request: RunRequest) -> _Plan:
         control_token=request.control_token,
         canaries=canary_list,
         health_interval=request.health_interval,
+        residual_cooldown=request.residual_cooldown,
         asn_db=str(request.asn_db) if request.asn_db else None,
         resume=request.resume,
         per_host=request.per_host,

@@ -74,6 +74,12 @@ BLOCK_BODY = ("<html><head><title>Access restricted</title></head><body>Стра
               " (probe test block page)</body></html>").encode()
 INJECTED = b"<html><body>probe-simnet-blockpage</body></html>"
 CTX = context()  # ASN data, no health rounds
+#: Whole before the measurement (10:15:00), every canary but the gateway dead right after it:
+#: what a residual censor triggered by this request shows (issue 12).
+SELF_TRIGGERED = Context(asn_of=CTX.asn_of, health=(
+    HealthRound("2026-11-21T10:14:50.000000Z", W.WHOLE, {"gateway": 1, "international": 2}, {}),
+    HealthRound("2026-11-21T10:15:06.000000Z", W.SHUTDOWN_FULL, {"gateway": 1},
+                {"international": 2, "domestic": 2})))
 
 # Controls for a plain-HTTP target (the helper does no TLS for http:// URLs).
 HTTP_CTL = ctl(HTTP_URL, http_=chttp(redirect_chain=(HTTP_URL,)))
@@ -507,8 +513,19 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
         control=(ctl(http_=chttp(throughput_bps=300e3)),)), CTX, "inconclusive",
      "slow_transfer"),
     # --- shutdowns and outages ---------------------------------------------------------------
-    ("shutdown-international", blocked_tls(T, (ctl_failed(),)), context(W.SHUTDOWN_INTERNATIONAL),
+    ("shutdown-international", tcp_fail(T, (ctl_failed(),)), context(W.SHUTDOWN_INTERNATIONAL),
      "shutdown", "shutdown.international"),
+    # issue 12: the site's TCP connect succeeded, so the cut did not stop it (it is judged on
+    # its own: here the control failed too, so nothing is known)
+    ("site-answered-through-a-cut-is-not-a-shutdown", blocked_tls(T, (ctl_failed(),)),
+     context(W.SHUTDOWN_INTERNATIONAL), "inconclusive", "control_failed"),
+    # issue 12: a cut first seen right after the request that triggered a residual censor
+    ("self-triggered-tls-blocking-stands", blocked_tls(T), SELF_TRIGGERED,
+     "blocked", "tls.timeout"),
+    ("self-triggered-http-blocking-stands", http_fail(T), SELF_TRIGGERED,
+     "blocked", "http.timeout"),
+    ("victim-of-the-residual-cut-is-still-a-shutdown-here", tcp_fail(T), SELF_TRIGGERED,
+     "shutdown", "shutdown.full"),
     ("shutdown-full", meas(dns=sys_dns(failure=f.DNS_TEMPORARY_FAILURE, took=5.0),
                            control=(ctl_failed(),)),
      context(W.SHUTDOWN_FULL), "shutdown", "shutdown.full"),
@@ -661,7 +678,10 @@ def _row(name: str) -> tuple[Measurement, Context | None]:
           "leaf_sha256": REAL_CHAIN[0].sha256}),
         ("shutdown-international", None,
          {"symptom": "control_failed", "network": "shutdown.international",
-          "health_round": "2026-11-21T10:14:50.000000Z", "step": "tls"}),
+          "health_round": "2026-11-21T10:14:50.000000Z", "step": "tcp"}),
+        ("self-triggered-tls-blocking-stands", None,
+         {"step": "tls", "network": "shutdown.full",
+          "cut_after_answer": "2026-11-21T10:15:06.000000Z"}),
         ("cloudflare-challenge-https", None,
          {"fingerprint": "cloudflare-challenge", "status": 403}),
         ("injected-blockpage", None,
@@ -815,8 +835,8 @@ def test_any_observations_get_a_well_formed_verdict(m: Measurement, ctx: Context
     assert v.evidence and "\n" not in v.evidence
     json.dumps(v.details)
     if ctx is not None and ctx.health and ctx.health[0].state.is_cut:
-        # never blocked during a cut; down only when the site's own host answered
+        # blocked or down during a cut only when the site's own host answered (issue 12)
         site_answered = any(t.failure in (None, "connection_refused") for t in m.tcp) or any(
             h.status is not None for h in m.http)
-        assert v.verdict is not VerdictKind.BLOCKED
+        assert v.verdict is not VerdictKind.BLOCKED or site_answered
         assert v.verdict is not VerdictKind.DOWN or site_answered

@@ -2,7 +2,13 @@
 
 import pytest
 
-from probe.classify.health import NetworkState, infer_state, rounds, state_during
+from probe.classify.health import (
+    NetworkState,
+    cut_began_after,
+    infer_state,
+    rounds,
+    state_during,
+)
 from probe.model import HealthSample, HealthScope
 
 G, R, D, INTL, C = (HealthScope.GATEWAY, HealthScope.RESOLVER, HealthScope.DOMESTIC,
@@ -63,6 +69,26 @@ def test_state_during(timeline, start, end, expected):
     state, _ = state_during(rounds(samples), f"2022-01-05T{start}.000000Z",
                             f"2022-01-05T{end}.000000Z")
     assert state.value == expected
+
+
+@pytest.mark.parametrize(
+    ("timeline", "start", "expected"),
+    [
+        # whole when the request left, cut right after: possibly this request's own trigger
+        ([("10:00:00", WHOLE), ("10:00:15", CUT)], "10:00:10", True),
+        # no round before the measurement: nothing says the cut was already there
+        ([("10:00:15", CUT)], "10:00:10", True),
+        # already cut before the measurement started: not this request's doing
+        ([("10:00:00", CUT), ("10:00:15", CUT)], "10:00:10", False),
+        # the cut round itself is the one before the measurement
+        ([("10:00:00", CUT)], "10:00:10", False),
+    ],
+)
+def test_cut_began_after(timeline, start, expected):
+    samples = [x for at, group in timeline for x in _round(f"2022-01-05T{at}.000000Z", group)]
+    health = rounds(samples)
+    cut = [r for r in health if r.state.is_cut][-1]
+    assert cut_began_after(health, cut, f"2022-01-05T{start}.000000Z") is expected
 
 
 def test_round_summary_counts_scopes():

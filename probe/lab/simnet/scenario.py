@@ -15,6 +15,7 @@ scenarios)::
     transit = 2                         # transit routers between the ISP and the world
     timeout = 3.0                       # probe --timeout
     concurrency = 8                     # probe --concurrency
+    probe_args = ["--residual-cooldown", "15"]  # more probe run options
     resolvers = ["public"]              # extra --resolver: "public", "isp" or "ip[:port]";
                                         # "doh" = --doh with the public resolver's DoH URL
     require = ["shutdown/shutdown.full"]  # outcomes that must appear among the targets
@@ -227,6 +228,7 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         timeout=float(timeout),
         concurrency=concurrency,
         resolvers=resolvers,
+        probe_args=str_list(d.get("probe_args", []), f"{where}.probe_args"),
         require=require,
         sites=sites,
         censors=censors,

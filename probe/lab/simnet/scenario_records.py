@@ -51,7 +51,8 @@ REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_N
                   "control": A.NETWORK_BY_NAME["mlab"].cidr}
 
 TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
-            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks")
+            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks",
+            "probe_args")
 #: What event offsets count from: the probe's start, or its first connection to a target.
 CLOCKS = ("first_target", "start")
 
@@ -128,6 +129,7 @@ class Scenario:
     timeout: float = 3.0
     concurrency: int = 8
     resolvers: tuple[str, ...] = ()
+    probe_args: tuple[str, ...] = ()  # more `probe run` options, e.g. --residual-cooldown 15
     require: tuple[Expect, ...] = ()
     sites: tuple[SiteSpec, ...] = ()
     censors: tuple[CensorSpec, ...] = ()

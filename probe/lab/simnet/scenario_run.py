@@ -121,7 +121,7 @@ def probe_argv(sim: Sim, db: Path, opts: RunOptions) -> list[str]:
         argv += ["--canaries", sim.files["canaries"]]
     if caps["control"] and sim.control_url and opts.control:
         argv += ["--control", sim.control_url]
-    return argv + list(opts.extra_args)
+    return argv + list(sc.probe_args) + list(opts.extra_args)
 
 
 def run_probe(sim: Sim, opts: RunOptions, result: ScenarioResult) -> list[dict[str, Any]]:

@@ -1024,11 +1024,122 @@ class Freeze(Technique):
         return out
 
 
+# ============================================================================ residual censorship
+class ResidualBlock(Technique):
+    """After a keyword (HTTP request or TLS SNI), the client is blocked from the same server or
+    from every server for ``seconds`` (GFW-style residual censorship; devices/penalty.py)."""
+
+    name = "residual"
+    summary = ("residual censorship: after a keyword in an HTTP request or a TLS SNI, drop or "
+               "reset the client's packets to the same server (or any server) for a while")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "keywords (the blocked sites' names) that trigger it"),
+        "port": ("int", 80, "80 (keyword in the HTTP request head) or 443 (in the TLS SNI)"),
+        "scope": ("choice:server|any", "server",
+                  "server: the (client, server, port) triple; any: everything of the client"),
+        "action": ("choice:drop|reset", "drop", "what the residual block does to packets"),
+        "seconds": ("float", 90.0, "how long the block lasts after each trigger"),
+        "queue": ("int", 31, "NFQUEUE number"),
+    }
+    movable = True
+
+    def __init__(self, spec: CensorSpec, ctx: Ctx) -> None:
+        super().__init__(spec, ctx)
+        # a client-wide block hits every site from the client: the base network's client-side
+        # self-checks (run at the same time as these) must not count on it
+        self.global_effect = self.p["scope"] == "any"  # type: ignore[misc]
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params["port"] not in (80, 443):
+            raise ValueError("port must be 80 or 443")
+        if not 1.0 <= params["seconds"] <= 600.0:
+            raise ValueError("seconds must be 1..600")
+
+    @property
+    def table(self) -> str:
+        return f"c_{self.id}"
+
+    def touched_hosts(self) -> list[str]:
+        if self.p["scope"] == "any":
+            return list(self.ctx.world.sites)
+        blocked = set(self.ips())
+        return [h for h in self.ctx.world.sites if set(self.ctx.world.ips_of(h)) & blocked]
+
+    def apply(self) -> str:
+        lan = self.lan
+        verdict = "reject with tcp reset" if self.p["action"] == "reset" else "drop"
+        nft = _nft(
+            f"table inet {self.table} {{\n"
+            "  set flows { type ipv4_addr . ipv4_addr . inet_service; flags timeout; }\n"
+            "  set clients { type ipv4_addr; flags timeout; }\n"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
+            f'    iifname "{lan}" ip saddr . ip daddr . tcp dport @flows ip protocol tcp '
+            f"{verdict}\n"
+            f'    oifname "{lan}" ip daddr . ip saddr . tcp sport @flows drop\n'
+            f'    iifname "{lan}" ip saddr @clients ip protocol tcp {verdict}\n'
+            f'    iifname "{lan}" ip saddr @clients drop\n'
+            f'    oifname "{lan}" ip daddr @clients drop\n'
+            "  }\n}\n")
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}"]
+        for h in self.hosts:
+            lines.append(f"iptables -A {chain} -p tcp -m string --string '{h}' --algo bm --icase "
+                         f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass")
+        lines.append(f"iptables -A FORWARD -i {lan} -p tcp --dport {self.p['port']} -j {chain}")
+        return nft + "\n".join(lines) + "\n"
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -D FORWARD -i {self.lan} -p tcp --dport {self.p['port']} -j {chain}\n"
+                f"iptables -F {chain}\niptables -X {chain}\n"
+                f"nft delete table inet {self.table}\n")
+
+    def reset(self) -> str:
+        # the self-checks triggered it: the probe must start with a clean slate
+        return (f"nft flush set inet {self.table} flows\n"
+                f"nft flush set inet {self.table} clients\n")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"residual-{self.id}", self.router, "probe.lab.simnet.devices.penalty", {
+            "queue": self.p["queue"], "port": self.p["port"], "keywords": self.hosts,
+            "scope": self.p["scope"], "seconds": self.p["seconds"], "table": self.table,
+            "family": "inet"})]
+
+    def _trigger_step(self, h: str, ip: str) -> Check:
+        if self.p["port"] == 443:
+            return {"kind": "tls", "ip": ip, "sni": h, "timeout": 2.0,
+                    "expect": {"outcome": "timeout" if self.p["action"] == "drop" else "reset"}}
+        return {"kind": "http", "ip": ip, "host": h, "timeout": 2.0,
+                "expect": {"outcome": "timeout" if self.p["action"] == "drop" else "reset"}}
+
+    def checks(self) -> list[Check]:
+        h = self.hosts[0]
+        ip = self.ctx.world.ip_of(h)
+        port = self.p["port"]
+        blocked = "timeout" if self.p["action"] == "drop" else "refused"  # a RST to a SYN
+        steps = [self._trigger_step(h, ip),
+                 {"kind": "tcp", "ip": ip, "port": port, "timeout": 1.5,
+                  "expect": {"outcome": blocked}}]
+        other = self.ctx.world.ip_of(self.innocuous(self.hosts))
+        if self.p["scope"] == "any":
+            steps.append({"kind": "tcp", "ip": other, "port": port, "timeout": 1.5,
+                          "expect": {"outcome": blocked}})
+        out = [_check(self.cid(f"residual:{h}"), "cli", "sequence",
+                      f"a request with {h} is blocked, then so is a plain connect to "
+                      + ("every server" if self.p["scope"] == "any" else f"{ip}:{port}"),
+                      {}, steps=steps)]
+        out.append(_check(self.cid(f"control:{h}"), "ctl", "tcp",
+                          f"the control connects to {ip}:{port}", {"outcome": "ok"},
+                          ip=ip, port=port))
+        return out
+
+
 TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze)
+                Flaky, Freeze, ResidualBlock)
 }
 
 

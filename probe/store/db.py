@@ -606,6 +606,10 @@ class Store:
     def results(self, run: str = "latest") -> list[dict[str, Any]]:
         """One dict per measured target of a run, with its current verdict (DESIGN contract).
 
+        A target measured again in the same run (after a cool-down, when a censor's residual
+        block may have spoilt its first attempt: docs/classification.md) is shown by its
+        latest measurement; the earlier one stays stored, with its own verdict, as history.
+
         Keys: ``run_id, measurement_id, url, hostname, category, test_name, started_at,
         finished_at,
         verdict, method, confidence, evidence, analysis_version, details`` (verdict fields are
@@ -624,6 +628,10 @@ class Store:
                     LEFT JOIN verdicts v
                            ON v.measurement_id = m.measurement_id AND v.is_current = 1
                     WHERE m.run_id = ?
+                      AND NOT EXISTS (
+                          SELECT 1 FROM measurements later
+                          WHERE later.url = m.url AND later.run_id = m.run_id
+                            AND later.test_name = m.test_name AND later.rowid > m.rowid)
                     ORDER BY m.started_at, m.rowid
                     """,
                     [run_id],

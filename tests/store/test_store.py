@@ -607,3 +607,28 @@ def test_health_samples_round_trip(store: Store) -> None:
     store.save_health(run, samples)
     store.save_health(run, [])
     assert store.health_samples(run) == samples
+
+
+def test_results_show_a_target_measured_again_by_its_latest_measurement(tmp_path: Path) -> None:
+    from probe.model import Measurement, Verdict, VerdictKind
+    from tests.factories import listed_target
+
+    first = Measurement(listed_target("https://a.test/"), "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:01Z")
+    again = dataclasses.replace(first, started_at="2026-01-01T00:02:00Z",
+                                finished_at="2026-01-01T00:02:01Z",
+                                extra={"residual": {"after": "cool-down"}})
+    other = Measurement(listed_target("https://b.test/"), "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:01Z")
+    cut = Verdict(VerdictKind.SHUTDOWN, "shutdown.full", 0.9, "cut", "1.2.0")
+    fine = Verdict(VerdictKind.OK, None, 0.95, "fine", "1.2.0")
+    with Store.open(tmp_path / "r.db") as store:
+        run = store.start_run({}, 2)
+        kept = store.save_measurement(run, first, cut)
+        latest = store.save_measurement(run, again, fine)
+        store.save_measurement(run, other, fine)
+        rows = store.results(run)
+        assert [(r["url"], r["verdict"]) for r in rows] == [
+            ("https://b.test/", "ok"), ("https://a.test/", "ok")]
+        assert {r["measurement_id"] for r in rows} >= {latest}
+        assert store.current_verdict(kept) == cut  # the first attempt stays, as history

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from probe.errors import UsageError
 
 #: File names read inside a directory (anything else, e.g. README or .tar, is skipped).
@@ -105,9 +107,12 @@ def raw_stream(stream: Iterable[str], name: str) -> Iterator[tuple[int, str] | B
 def parse(text: str, origin: str) -> Document | BadInput:
     """One document's JSON text parsed (a JSON value that is not an object is a BadInput)."""
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return BadInput(origin, f"not JSON: {_problem(exc)}")
+        value = orjson.loads(text)
+    except ValueError:  # orjson refuses a few things json takes (NaN, huge ints): json decides
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            return BadInput(origin, f"not JSON: {_problem(exc)}")
     return _one(value, origin)
 
 

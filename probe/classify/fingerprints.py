@@ -211,11 +211,8 @@ class BlockpageIP:
     networks: tuple[Network, ...]
 
     def match(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip.strip("[]"))
-        except ValueError:
-            return False
-        return any(addr in net for net in self.networks)
+        addr = _address(ip)
+        return addr is not None and any(addr in net for net in self.networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,9 +302,7 @@ class Fingerprints:
 
     def dns_answer(self, value: str) -> Match | None:
         """A DNS answer (address or CNAME target) that is a known censor's answer."""
-        try:
-            ipaddress.ip_address(value.strip("[]"))
-        except ValueError:
+        if _address(value) is None:
             return self.field.dns_answer(value) if self.field is not None else None
         return self.blockpage_ip(value)
 
@@ -593,6 +588,44 @@ def _trie(words: list[str]) -> str:
     return body
 
 
+class _HeaderIndex:
+    """One header name's field fingerprints indexed by pattern type, so a value is matched
+    against ~375 ``Location`` patterns with a dict lookup, one ``startswith`` of a tuple and
+    the ``contains`` literals, not 375 Python calls. :meth:`matching` returns the positions
+    in the original tuple that match, in order: exactly ``[i for i, fp in enumerate(fps) if
+    fp.matches(value)]`` (tests/classify/test_classify_field_fingerprints.py checks it)."""
+
+    __slots__ = ("contains", "full", "others", "prefixed", "starts")
+
+    def __init__(self, fps: Sequence[FieldFingerprint]) -> None:
+        self.full: dict[str, list[int]] = {}
+        prefixed: list[tuple[str, int]] = []
+        contains: list[tuple[str, int]] = []
+        others: list[int] = []
+        for i, fp in enumerate(fps):
+            if fp.pattern_type == "full":
+                self.full.setdefault(fp.pattern, []).append(i)
+            elif fp.pattern_type == "prefix":
+                prefixed.append((fp.pattern, i))
+            elif fp.pattern_type == "contains":
+                contains.append((fp.pattern, i))
+            else:
+                others.append(i)
+        self.prefixed = tuple(prefixed)
+        self.starts = tuple(p for p, _ in prefixed)
+        self.contains = tuple(contains)
+        self.others = [(fps[i], i) for i in others]
+
+    def matching(self, value: str) -> list[int]:
+        found = list(self.full.get(value, ()))
+        if self.starts and value.startswith(self.starts):
+            found += [i for p, i in self.prefixed if value.startswith(p)]
+        found += [i for p, i in self.contains if p in value]
+        found += [i for fp, i in self.others if fp.matches(value)]
+        found.sort()
+        return found
+
+
 @dataclass(frozen=True)
 class FieldSet:
     """The field's fingerprints, indexed for matching (scope ``fp`` and bogon DNS answers are
@@ -609,6 +642,11 @@ class FieldSet:
     kz_cas: Mapping[str, tuple[dict[str, str], dict[tuple[str, int], str], str]] = field(
         default_factory=dict)
 
+    @functools.cached_property
+    def _header_index(self) -> dict[str, _HeaderIndex]:
+        """:attr:`headers` indexed by pattern type (built on first use)."""
+        return {name: _HeaderIndex(fps) for name, fps in self.headers.items()}
+
     def dns_answer(self, value: str) -> Match | None:
         """The strongest field fingerprint for a DNS answer (address or CNAME target)."""
         fps = self.dns.get(_answer_key(value), ())
@@ -618,11 +656,13 @@ class FieldSet:
     def blockpage(self, headers: Sequence[tuple[str, str]], body: bytes | None) -> Match | None:
         """The strongest field block-page fingerprint in a response's headers or body."""
         hits: list[tuple[FieldFingerprint, str]] = []
+        index = self._header_index
         for hname, hvalue in headers:
-            key = hname.lower()
-            for fp in self.headers.get(key, ()):
-                if fp.matches(hvalue):
-                    hits.append((fp, fp.describe(hname.title())))
+            found = index.get(hname.lower())
+            if found is not None:
+                fps = self.headers[hname.lower()]
+                hits.extend((fps[i], fps[i].describe(hname.title()))
+                            for i in found.matching(hvalue))
         if headers and self.header_lines.needles:
             lines = "\n".join(f"{n}: {v}" for n, v in headers)
             for needle in self.header_lines.find(lines):
@@ -845,6 +885,16 @@ def _field_row(file: str, line: int, row: Mapping[str, str], provenance: str,
                            provenance.lower() else "")
     return FieldFingerprint(name, source, file, line, scope, location, header, ptype, pattern,
                             countries, confidence, example, regexp)
+
+
+@functools.lru_cache(maxsize=16384)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` (brackets allowed) parsed as an address; None = not one. Cached: the same
+    answers recur across an import, and parsing one costs ~10 µs."""
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
 
 
 @functools.lru_cache(maxsize=8192)

@@ -8,6 +8,7 @@ formatting. No judgement lives here: nothing in this module decides what a failu
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ def is_ipv6(ip: str) -> bool:
     return ":" in ip
 
 
+@functools.lru_cache(maxsize=16384)  # pure; the same addresses recur in every import
 def is_bogon(ip: str) -> bool:
     """True for an address no public name should resolve to: private, loopback, link-local,
     shared (CGNAT), documentation, multicast, reserved or unspecified (RFC 6890 special-purpose
@@ -64,6 +66,7 @@ def is_bogon(ip: str) -> bool:
     return not addr.is_global or addr.is_multicast
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(ip: str) -> bool:
     try:
         addr = ipaddress.ip_address(ip.strip("[]"))

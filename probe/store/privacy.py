@@ -83,6 +83,12 @@ class Scrubber:
     def __init__(self, addresses: Iterable[str] = ()) -> None:
         self._ips: set[_IPAddress] = set()
         self._text: re.Pattern[str] | None = None
+        # The literal prefilter (:func:`_must_hold`): per address, alternatives of clauses
+        # that all hold in any spelling of it, a clause being substrings one of which occurs;
+        # () = no filter for that address.
+        self._needles: tuple[tuple[tuple[str, ...], ...], ...] = ()
+        self._fold = False  # whether a needle holds a letter (then search the lower-cased text)
+        self._mapped: re.Pattern[str] | None = None  # IPv4-mapped hex spellings (lower case)
         for address in addresses:
             self.add(address)
 
@@ -104,14 +110,32 @@ class Scrubber:
             return False
         self._ips.add(ip)
         self._text = _literal_pattern(self._ips)
+        self._needles = _must_hold(self._ips)
+        self._mapped = _mapped_pattern(self._ips)
+        self._fold = self._mapped is not None or any(
+            c.isalpha() for alt in self._needles for clause in alt for n in clause for c in n)
         return True
+
+    def might_hold(self, text: str) -> bool:
+        """Whether ``text`` may hold one of the addresses in any spelling :meth:`scrub_text`
+        replaces (False = certainly none: a few substring searches, no regular expression).
+        Imported and measured text almost never holds the volunteer's address, so this check
+        decides almost every write on its own."""
+        if self._text is None or not text:
+            return False
+        if self._fold:
+            text = text.lower()
+        return any(all(any(n in text for n in clause) for clause in alt)
+                   for alt in self._needles) or (
+            self._mapped is not None and self._mapped.search(text) is not None)
 
     # --- text and bytes ------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every form of every address replaced."""
-        if self._text is None or not text:
+        if not self.might_hold(text):
             return text
+        assert self._text is not None
         text = self._text.sub(PLACEHOLDER, text)
         if (":" in text or "%3" in text) and any(ip.version == 6 for ip in self._ips):
             text = _IPV6_CANDIDATE.sub(self._ipv6_match, text)
@@ -214,16 +238,69 @@ class Scrubber:
         """Database rows (column → value) with the addresses scrubbed from text and bytes.
 
         A batch that holds none of them (the usual case) is checked in one pass over all its
-        text and returned as it is; otherwise each row is scrubbed as a plain value.
+        text (:meth:`might_hold`) and returned as it is; otherwise each row is scrubbed as a
+        plain value.
         """
         if self._text is None or not rows:
             return rows
         texts = [v.decode("latin-1") if isinstance(v, bytes) else v
                  for r in rows for v in r.values() if isinstance(v, str | bytes)]
-        joined = "\x00".join(texts)
-        if self.scrub_text(joined) == joined:
+        if not self.might_hold("\x00".join(texts)):
             return rows
-        return [self.value(r) for r in rows]
+        # Some of the batch's text holds the needles: look row by row (the needles of one
+        # address may come from different rows), scrub only the rows that may hold one.
+        return [self.value(r) if self.might_hold("\x00".join(
+            v.decode("latin-1") if isinstance(v, bytes) else v
+            for v in r.values() if isinstance(v, str | bytes))) else r for r in rows]
+
+
+def _must_hold(ips: set[_IPAddress]) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """The literal prefilter of :meth:`Scrubber.might_hold`: for each address, alternatives
+    of clauses that all hold in every spelling :meth:`Scrubber.scrub_text` replaces, a clause
+    being lower-case substrings one of which occurs (a necessary condition, never a
+    sufficient one).
+
+    * IPv4: its dotted or dashed form; when IPv6 addresses are scrubbed too, the IPv6 pass
+      also replaces IPv4-mapped spellings (``::ffff:c000:207``): :func:`_mapped_pattern`.
+    * IPv6: every spelling that parses to it (compressed or not, leading zeros, upper case,
+      ``%3A``, a zone, the last 32 bits as dotted IPv4) writes each of its first six groups
+      in hex followed by a separator (``:`` or ``%3A``), so each non-zero one of them,
+      without leading zeros and followed by a separator, is a substring (the separator
+      matters: bare 4-digit hex occurs by chance in every chunk of hashes and ids); an
+      address whose first six groups are zero gets no filter (``()``: always checked).
+    """
+    alts: list[tuple[tuple[str, ...], ...]] = []
+    for ip in ips:
+        if ip.version == 4:
+            alts += [((str(ip),),), ((str(ip).replace(".", "-"),),)]
+        else:
+            alts.append(_hex_groups(ip.exploded.split(":")[:6]))
+    return tuple(dict.fromkeys(alts))
+
+
+def _mapped_pattern(ips: set[_IPAddress]) -> re.Pattern[str] | None:
+    """The prefilter for the IPv4-mapped hex spellings of the IPv4 addresses (the IPv6 pass
+    replaces them when IPv6 addresses are scrubbed too): ``ffff``, a separator (``:`` or
+    ``%3a``; two when a zero group is compressed), the high 16 bits in hex with any leading
+    zeros, a separator, the low 16 bits — searched in lower-cased text (literal prefix
+    ``ffff``: fast). None when there is nothing to look for."""
+    if not any(ip.version == 6 for ip in ips):
+        return None
+    sep = "(?::|%3a)"
+    forms = []
+    for ip in ips:
+        if ip.version == 4:
+            hi, lo = (f"{int.from_bytes(ip.packed[i:i + 2], 'big'):x}" for i in (0, 2))
+            forms.append(f"{sep}{{1,2}}0*{'' if hi == '0' else hi}"
+                         f"{sep}{{1,2}}0*{'' if lo == '0' else lo}")
+    return re.compile(f"ffff(?:{'|'.join(forms)})") if forms else None
+
+
+def _hex_groups(groups: list[str]) -> tuple[tuple[str, ...], ...]:
+    """A clause per distinct non-zero group of ``groups``: it, without its leading zeros,
+    followed by a separator."""
+    return tuple((f"{g}:", f"{g}%3a") for g in sorted({g.lstrip("0") for g in groups
+                                                          if g.strip("0")}))
 
 
 def _literal_pattern(ips: set[_IPAddress]) -> re.Pattern[str]:

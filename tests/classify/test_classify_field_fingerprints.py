@@ -305,3 +305,21 @@ def test_simulated_world_pages_match_no_field_fingerprint() -> None:
     hits = {where: m.name for where, body in pages
             if (m := FIELD.blockpage(SITE_HEADERS, body)) is not None}
     assert hits == {}
+
+
+def test_the_header_index_matches_exactly_what_each_fingerprint_matches():
+    from probe.classify.fingerprints import _HeaderIndex, default_fingerprints
+    field = default_fingerprints().field
+    assert field is not None
+    checked = 0
+    for name, fps in field.headers.items():
+        index = _HeaderIndex(fps)
+        values = {"", "x", "http://example.org/"}
+        for fp in fps:
+            p = fp.pattern
+            values |= {p, p + "/x", "x" + p, p[:-1], p[1:], p.upper(), f"a {p} b"}
+        for value in sorted(values):
+            want = [i for i, fp in enumerate(fps) if fp.matches(value)]
+            assert index.matching(value) == want, (name, value)
+            checked += bool(want)
+    assert checked > 100  # the values do exercise matches

@@ -97,3 +97,32 @@ def test_reading_is_lazy(tmp_path: Path) -> None:
     it = read_paths([str(path)])
     first = next(it)
     assert isinstance(first, Document) and first.doc["n"] == 0
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1, "b": [1.5, "x\\u00e9", null, true], "c": {"d": "\\ud83d\\ude00"}}',
+    '{"n": NaN, "i": -Infinity}',  # json takes these, orjson does not
+    '{"lone": "\\ud800"}',  # a lone surrogate escape
+    '{"dup": 1, "dup": 2}',
+    '[1, 2]', '"text"', '{"a": ', "not json",
+])
+def test_parse_decodes_exactly_as_the_json_module(text: str) -> None:
+    from probe.ingest.reader import parse
+    got = parse(text, "f:1")
+    try:
+        want = json.loads(text)
+    except ValueError:
+        assert isinstance(got, BadInput) and got.problem.startswith("not JSON")
+        return
+    if isinstance(want, dict):
+        assert isinstance(got, Document)
+        assert json.dumps(got.doc) == json.dumps(want)  # NaN != NaN: compare the text
+    else:
+        assert isinstance(got, BadInput)
+
+
+def test_an_integer_beyond_64_bits_decodes_as_a_float() -> None:
+    from probe.ingest.reader import parse
+    got = parse('{"asn": 123456789012345678901234567890, "port": 18446744073709551615}', "f:1")
+    assert isinstance(got, Document)
+    assert got.doc == {"asn": 1.2345678901234568e29, "port": 18446744073709551615}

@@ -292,3 +292,48 @@ def test_no_bodies_stores_hashes_and_lengths_only(echo_world, tmp_path):
         con.close()
     assert rows and all(body is None and length and len(sha) == 64 for body, length, sha in rows)
     assert json.loads(settings)["store_bodies"] is False
+
+
+# --- the literal prefilter --------------------------------------------------------------------
+
+_SPELLINGS = [
+    "192.0.2.7", "host-192-0-2-7.isp", "::ffff:192.0.2.7", "::ffff:c000:207", "::FFFF:C000:0207",
+    "0:0:0:0:0:ffff:c000:207", "::ffff%3Ac000%3A207", "2001:db8::7", "2001:DB8::7",
+    "2001:0db8:0000:0000:0000:0000:0000:0007", "2001:db8:0:0:0:0:0:7", "2001:db8:0::7",
+    "[2001%3Adb8%3A%3A7]", "2001:db8::0.0.0.7", "2001:db8::7%eth0", "2001:db8::7%25eth0",
+    "2001:db8::7:443", "fe80::1:2:3:4", "FE80:0:0:0:1:2:3:4", "10.0.0.1", "10-0-0-1",
+    "::ffff:a00:1", "1.0.0.0", "::ffff:100:0", "::1.0.0.0", "0:0:0:0:0:ffff:100::",
+    "0:0:0:0:0:ffff::1", "::ffff:0:1", "0.0.0.1", "::FFFF%3a0000%3A0001",
+]
+
+
+@pytest.mark.parametrize("addresses", [
+    ["192.0.2.7"], ["2001:db8::7"], ["192.0.2.7", "2001:db8::7"], ["fe80::1:2:3:4", "10.0.0.1"],
+    ["1.0.0.0", "2001:db8::7"], ["::5"], ["0.0.0.1", "2001:db8::7"],
+])
+def test_the_prefilter_never_misses_what_the_full_scrub_replaces(addresses):
+    fast = Scrubber(addresses)
+    full = Scrubber(addresses)
+    full._needles = ((),)  # no prefilter: the regular expressions decide alone
+    full._mapped = None
+    for spelling in _SPELLINGS:
+        for text in (spelling, f"x {spelling} y", f"<p>#ffffff {spelling}</p>"):
+            replaced = full.scrub_text(text) != text
+            assert not replaced or fast.might_hold(text), (addresses, text)
+            assert fast.scrub_text(text) == full.scrub_text(text)
+
+
+@pytest.mark.parametrize(("addresses", "text", "held"), [
+    (["192.0.2.7"], "GET / HTTP/1.1 from 192.0.2.70", True),  # a candidate: the regex decides
+    (["192.0.2.7"], "nothing of the sort 192.0.3.7", False),
+    (["2001:db8::7"], "2001: and DB8%3A both", True),
+    (["2001:db8::7"], "2001 and DB8 both, no separator", False),
+    (["2001:db8::7"], "sha256:2001db8:0e ids 2001 and db8 by chance", False),
+    (["2001:db8::7"], "only 2001 here, colour #ffffff", False),
+    (["192.0.2.7", "2001:db8::7"], "colour #ffffff", False),
+    (["192.0.2.7", "2001:db8::7"], "::FFFF:C000:207", True),
+    (["192.0.2.7", "2001:db8::7"], "::ffff:8.8.8.8 c000 207", False),
+    ([], "192.0.2.7", False),
+])
+def test_might_hold(addresses, text, held):
+    assert Scrubber(addresses).might_hold(text) is held

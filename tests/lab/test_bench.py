@@ -166,3 +166,9 @@ def test_synthesised_archive_nothing_dedups_and_the_layout_is_oonis(tmp_path: Pa
                 (cc, test)}
     hours_seen = {d["measurement_start_time"][:13] for d in docs}
     assert hours_seen == {"2024-01-01 00", "2024-01-01 01", "2024-01-01 02"}
+
+
+def test_the_benchmark_writes_under_the_checkout() -> None:
+    from probe.lab.bench import harness
+
+    assert (harness.REPO / "pyproject.toml").is_file() and (harness.REPO / "probe").is_dir()

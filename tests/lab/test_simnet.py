@@ -328,3 +328,12 @@ def test_crashed_run_is_cleaned_up() -> None:
     assert _leaks(prefix) == []
     assert teardown([prefix]) == [prefix]  # idempotent
     assert _leaks(prefix) == []
+
+
+def test_child_processes_import_this_checkouts_probe() -> None:
+    import os as _os
+
+    from probe.lab.simnet.sim import child_env
+
+    first = Path(child_env()["PYTHONPATH"].split(_os.pathsep)[0])
+    assert (first / "probe" / "__init__.py").is_file(), first

@@ -59,7 +59,7 @@ from probe.lab.simnet.sim import Sim, child_env
 from probe.run.engine import DEFAULT_CONCURRENCY
 from probe.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: probe/lab/bench/harness.py
 #: Concurrencies of the sweep (besides 1, measured on the concurrency-1 subset).
 SWEEP = (2, 4, 8, 16, 32)
 #: The sweep runs every SWEEP_DIVISOR-th target of each class (200 of the 1,000).

@@ -68,7 +68,7 @@ def child_env(probe: bool = False) -> dict[str, str]:
     ``probe``: for the probe's own processes (run, results, helper), which may come from
     another checkout named by ``PROBE_SIM_PROBE_PATH`` (test a probe against this simulator).
     """
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])  # the checkout: probe/lab/simnet/sim.py
     if probe and os.environ.get("PROBE_SIM_PROBE_PATH"):
         root = os.environ["PROBE_SIM_PROBE_PATH"]
     path = os.environ.get("PYTHONPATH")

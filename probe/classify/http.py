@@ -310,7 +310,12 @@ def http_diff(case: Case) -> Verdict | None:
     with a note). Over plain HTTP a difference is ``http.diff`` — unless the response
     carries the site's own uncommon headers and refuses with a 4xx (the server refusing, not
     an injected page) — and a response that left the site's hosts through a plain-HTTP
-    redirect the control never saw is ``http.redirect``.
+    redirect the control never saw is ``http.redirect``. Without a fingerprint, a page
+    *longer* than the control's is not called a block: injected notices replace the page with
+    a short one (OONI's QA: "small HTTP/1.0 200 + FIN"), while parking servers and dynamic
+    sites answer each visitor differently (a 2020 parked-domain measurement in the OONI
+    corpus, explorer fixture 0120200303c6…, got the platform's longer error page) —
+    ``inconclusive`` (``content_diff``), the milder error.
     """
     h = case.final
     c = case.control.http
@@ -344,6 +349,13 @@ def http_diff(case: Case) -> Verdict | None:
         return blocked(case, "http.redirect", CONTENT_DIFF,
                        f"{what}; the probe was redirected to {', '.join(sorted(foreign))}, "
                        "which the control never visited", **common)
+    if (h.body_length is not None and c.body_length is not None and not h.body_truncated
+            and not c.body_truncated and h.body_length > c.body_length):
+        return inconclusive(
+            case, "content_diff",
+            f"{what}; no fingerprint, and the probe got a longer page than the control: more "
+            "likely the site's own varying content than an injected notice, which replaces "
+            "the page with a short one", 0.4, **common)
     return blocked(case, "http.diff", CONTENT_DIFF, what, **common)
 
 

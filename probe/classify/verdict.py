@@ -79,7 +79,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
     "trust_store blockpage_unconfirmed "
-    "unexplained interrupted incomplete unsupported_test slow_transfer".split())
+    "unexplained interrupted incomplete unsupported_test slow_transfer content_diff".split())
 #: Every method this version can produce, per verdict.
 METHODS_BY_VERDICT: dict[VerdictKind, frozenset[str]] = {
     VerdictKind.OK: frozenset(),

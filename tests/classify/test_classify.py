@@ -451,6 +451,11 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("http-diff-without-fingerprint", http_ok(
         (HTTP_CTL,), body=b"<title>Warning</title>short", title="Warning notice",
         headers=(("X-Filter", "1"),)), CTX, "blocked", "http.diff"),
+    ("http-diff-longer-than-the-control", http_ok(
+        (ctl(HTTP_URL, http_=chttp(redirect_chain=(HTTP_URL,), body=b"<title>Parked</title>",
+                                   title="Parked", headers=())),),
+        body=b"<title>Error</title>" + b"x" * 4000, title="Error page", headers=()),
+     CTX, "inconclusive", "content_diff"),
     # OONI weak spot: server-side blocking (ooni/probe#1734, #2661, #2333).
     ("cloudflare-challenge-https", https_ok(
         (ctl(),), status=403, title="Just a moment...", body=b"<title>Just a moment...</title>",

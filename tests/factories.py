@@ -637,3 +637,23 @@ def trace_naming(me: str, site: str = "203.0.113.5") -> TraceObservation:
         probes=(TraceProbe(ttl=1, variant="trigger", outcome="time_exceeded", source=me,
                            reply_ttl=64, note=f"from {me}"),),
         answers=(me,), details={"source": me})
+
+
+# --- reading a database back --------------------------------------------------------------
+
+
+def every_stored_value(db: Path) -> list[tuple[str, str, object]]:
+    """Every (table, column, value) of every row of every table: what a privacy test scans."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        out = []
+        for table in tables:
+            cols = [r[1] for r in con.execute(f"pragma table_info('{table}')")]
+            for row in con.execute(f"select * from '{table}'"):
+                out += [(table, col, value) for col, value in zip(cols, row, strict=True)]
+        return out
+    finally:
+        con.close()

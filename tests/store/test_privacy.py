@@ -36,7 +36,7 @@ from probe.run.engine import RunOptions, run_targets
 from probe.store.privacy import PLACEHOLDER, Scrubber, _fib_trie, _if_inet6, local_addresses
 from probe.targets import parse_url
 from tests.clirunner import CliRunner
-from tests.factories import measurement_naming
+from tests.factories import every_stored_value, measurement_naming
 
 ME = "127.0.0.1"  # the probe's "public" address in these tests
 SITE_IP = "127.0.0.2"  # where the world's DNS and web servers listen
@@ -196,23 +196,9 @@ def _urls(world) -> list[str]:
     return [f"http://echo.test:{world.http_port}/", f"https://echo.test:{world.https_port}/"]
 
 
-def _every_stored_value(db: Path) -> list[tuple[str, str, object]]:
-    con = sqlite3.connect(db)
-    try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        out = []
-        for table in tables:
-            cols = [r[1] for r in con.execute(f"pragma table_info('{table}')")]
-            for row in con.execute(f"select * from '{table}'"):
-                out += [(table, col, value) for col, value in zip(cols, row, strict=True)]
-        return out
-    finally:
-        con.close()
-
-
 def _assert_nothing_holds(db: Path, address: str) -> None:
     needle = address.encode()
-    for table, col, value in _every_stored_value(db):
+    for table, col, value in every_stored_value(db):
         raw = value if isinstance(value, bytes) else str(value).encode()
         assert needle not in raw, f"{table}.{col} holds {address}: {value!r:.200}"
     for path in db.parent.glob(db.name + "*"):  # the file itself (and -wal/-shm), every page
@@ -242,7 +228,7 @@ def test_echoed_address_never_reaches_the_database(echo_world, tmp_path):
     _the_echo_was_seen(db)
     _assert_nothing_holds(db, ME)
     assert SITE_IP.encode() in db.read_bytes() or any(  # the site's address is kept
-        SITE_IP in str(v) for _, _, v in _every_stored_value(db))
+        SITE_IP in str(v) for _, _, v in every_stored_value(db))
 
 
 def test_public_address_is_learnt_from_the_control_helper(echo_world, tmp_path):

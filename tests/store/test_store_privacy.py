@@ -11,7 +11,6 @@ address, and a guard checks that the case did write what it claims (no vacuous p
 from __future__ import annotations
 
 import ipaddress
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from probe.model import (
 )
 from probe.store import Store, rows
 from probe.store.privacy import PLACEHOLDER
-from tests.factories import measurement_naming, trace_naming, verdict_naming
+from tests.factories import every_stored_value, measurement_naming, trace_naming, verdict_naming
 
 V4 = "192.0.2.7"
 V6 = "2001:db8::7"
@@ -121,22 +120,8 @@ WRITES: dict[str, Write] = {
 }
 
 
-def _stored_values(db: Path) -> list[tuple[str, str, object]]:
-    con = sqlite3.connect(db)
-    try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        out = []
-        for table in tables:
-            cols = [r[1] for r in con.execute(f"pragma table_info('{table}')")]
-            for row in con.execute(f"select * from '{table}'"):
-                out += [(table, col, value) for col, value in zip(cols, row, strict=True)]
-        return out
-    finally:
-        con.close()
-
-
 def _assert_nothing_holds(db: Path, address: str) -> None:
-    values = _stored_values(db)
+    values = every_stored_value(db)
     for form in _forms(address):
         needle = form.lower().encode()
         for table, col, value in values:
@@ -152,7 +137,7 @@ def test_no_write_method_stores_the_own_address(tmp_path, write, me):
     db = tmp_path / "p.db"
     with Store.open(db, own_addresses=(me,)) as store:
         table, column, text = write(store, me)
-    values = _stored_values(db)
+    values = every_stored_value(db)
     assert any(t == table and c == column and text in str(v) for t, c, v in values), (
         f"nothing written to {table}.{column}")
     assert any(PLACEHOLDER in str(v) for _, _, v in values)  # the address was there
@@ -170,7 +155,7 @@ def test_the_public_address_is_learnt_from_control_answers(tmp_path, me):
         assert ipaddress.ip_address(me).compressed in store.scrubber.addresses
         store.save_health(run, _samples(me))
         store.save_trace(trace_naming(me), "https://site.example/")
-    values = _stored_values(db)
+    values = every_stored_value(db)
     assert not any("client_address" in str(v) for t, _, v in values if t == "controls")
     assert any(t == "controls" and PLACEHOLDER in str(v) for t, _, v in values)
     _assert_nothing_holds(db, me)
@@ -181,7 +166,7 @@ def test_site_addresses_are_kept(tmp_path):
     with Store.open(db, own_addresses=(V4,)) as store:
         run = store.start_run({}, 1)
         store.save_measurement(run, measurement_naming(V4), None)
-    assert any(SITE in str(v) for t, _, v in _stored_values(db) if t == "tcp_connects")
+    assert any(SITE in str(v) for t, _, v in every_stored_value(db) if t == "tcp_connects")
 
 
 def test_a_read_only_store_refuses_every_write(tmp_path):

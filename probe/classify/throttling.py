@@ -41,6 +41,7 @@ kept coming is a slow path (``http.timeout`` would blame the wrong technique in 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterable, Sequence
 
@@ -92,17 +93,23 @@ def throttle_baseline(measurements: Iterable[Measurement],
 
     A measurement contributes when its final response arrived without failure (over a chain
     that validated, for https) and no health round around it shows a cut. Its throughput
-    counts only when the control saw the same transfer fast (:func:`_control_saw_fast`): a
+    counts only when the control saw the same transfer fast (:func:`_saw_fast`): a
     site slow for everyone measures its server, not the volunteer's link. ``canaries`` are
     measurements of the run's canary sites (no control needed: they are chosen to be fast).
     Blocked and throttled targets rarely qualify, and the rules leave the judged measurement
     out of its own yardstick and use medians, so a few slow ones do not move it.
     None = nothing qualified.
     """
-    ms = list(measurements)
-    fastest = max((r for r in map(_control_rate_of, ms) if r is not None), default=None)
-    samples: list[BaselineSample] = []
-    for m, canary in [*((m, False) for m in ms), *((m, True) for m in canaries)]:
+    # One streaming pass: keep a few numbers per transfer, never the measurements (a run's
+    # measurements do not fit in memory at scale); the run's fastest control rate is only
+    # known at the end, so the throughput filter is applied afterwards.
+    fastest: float | None = None
+    seen: list[tuple[str, float | None, float | None, float | None, bool]] = []
+    for m, canary in itertools.chain(((m, False) for m in measurements),
+                                     ((m, True) for m in canaries)):
+        control_rate = None if canary else _control_rate_of(m)
+        if control_rate is not None and (fastest is None or control_rate > fastest):
+            fastest = control_rate
         hop = final_hop(m)
         if hop is None or not succeeded(hop) or hop.location is not None:
             continue
@@ -115,8 +122,11 @@ def throttle_baseline(measurements: Iterable[Measurement],
             if t is None or t.verified is not True:
                 continue
             hs = took(t)
-        rate = rate_bps(hop) if canary or _control_saw_fast(m, fastest) else None
-        samples.append({"url": m.target.url, "tls_handshake_s": hs, "throughput_bps": rate})
+        seen.append((m.target.url, hs, rate_bps(hop), control_rate, canary))
+    samples: list[BaselineSample] = [
+        {"url": url, "tls_handshake_s": hs,
+         "throughput_bps": rate if canary or _saw_fast(control_rate, fastest) else None}
+        for url, hs, rate, control_rate, canary in seen]
     if not samples:
         return None
     return {"version": BASELINE_VERSION, "samples": samples,
@@ -134,11 +144,10 @@ def _control_rate_of(m: Measurement) -> float | None:
     return c.body_length * 8 / c.elapsed if c.elapsed else None
 
 
-def _control_saw_fast(m: Measurement, fastest: float | None) -> bool:
-    """The control fetched ``m``'s page within :data:`FACTOR` of the run's fastest control
+def _saw_fast(control_rate: float | None, fastest: float | None) -> bool:
+    """The control fetched the page within :data:`FACTOR` of the run's fastest control
     transfer: the site's own server was not the bottleneck."""
-    rate = _control_rate_of(m)
-    return rate is not None and fastest is not None and rate * FACTOR >= fastest
+    return control_rate is not None and fastest is not None and control_rate * FACTOR >= fastest
 
 
 def _median(values: Iterable[float | None]) -> float | None:

@@ -192,3 +192,21 @@ def test_slow_everywhere_sites_do_not_make_a_throttled_page_blocked() -> None:
                      ("https://slow2.test/", 100e3))]}
     weak = classify(throttled_page, Context(throttle_baseline=poisoned))  # type: ignore[arg-type]
     assert weak.verdict is not VerdictKind.BLOCKED
+
+
+def test_a_few_throttled_pages_do_not_set_their_own_yardstick() -> None:
+    """`make bench`'s case: 40 latency-bound small pages (the control gets them at ~1.3 Mbit/s,
+    as the probe does) and 3 throttled pages the control fetches at 37 Mbit/s. With the
+    fastest control rate as the reference (1.2.0) only the throttled pages qualified for the
+    baseline, its median became their own rate, and they were judged ok."""
+    healthy = [done(f"https://ok{i}.test/", 32_000, 0.2, 1.3e6, control_body=32_000)
+               for i in range(40)]
+    throttled = [done(f"https://thr{i}.test/", 20_000, 1.7, 37e6, control_body=20_000)
+                 for i in range(3)]
+    ms = healthy + throttled
+    b = throttle_baseline(ms)
+    assert b is not None and b["throughput_bps"] == pytest.approx(32_000 * 8 / 0.2)
+    verdicts = classify_run(ms)
+    for m, v in zip(ms, verdicts, strict=True):
+        want = VerdictKind.THROTTLED if "thr" in m.target.url else VerdictKind.OK
+        assert v.verdict is want, (m.target.url, v.evidence)

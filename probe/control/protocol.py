@@ -49,7 +49,7 @@ PROTOCOL_VERSION = 1
 MAX_ADDRESSES = 8
 MAX_URL_LENGTH = 2048
 #: A request is an object holding a list of strings: anything nested deeper is hostile.
-MAX_JSON_DEPTH = 4
+MAX_JSON_DEPTH = 3
 #: Digits a JSON number may have (a request has no numbers; huge ones cost CPU to parse).
 MAX_NUMBER_DIGITS = 32
 
@@ -118,7 +118,10 @@ def _number(kind: type) -> Any:
     def parse(text: str) -> Any:
         if len(text) > MAX_NUMBER_DIGITS:
             raise BadRequest("number too long")
-        return kind(text)
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise BadRequest("number out of range")
+        return value
     return parse
 
 

@@ -227,15 +227,22 @@ class ControlServer:
         await self._send(writer, status, answer)
 
     async def _read_head(self, h: h11.Connection, reader: asyncio.StreamReader) -> h11.Request:
+        received = 0
         while True:
             event = h.next_event()
             if event is h11.NEED_DATA:
+                if received > self.limits.max_header_bytes:
+                    raise _Reject(431, "headers too large")
                 data = await reader.read(16384)
                 if not data:
                     raise ConnectionError("client went away")
+                received += len(data)
                 h.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
+                size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if size > self.limits.max_header_bytes:
+                    raise _Reject(431, "headers too large")
                 if len(event.target) > self.limits.max_target:
                     raise _Reject(414, "URI too long")
                 length = _content_length(event)

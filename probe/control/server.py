@@ -202,9 +202,14 @@ class ControlServer:
         h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         try:
             try:
-                async with asyncio.timeout(self.limits.header_timeout):
-                    if self.tls is not None:
-                        await writer.start_tls(self.tls.context)
+                deadline = asyncio.get_running_loop().time() + self.limits.header_timeout
+                if self.tls is not None:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            await writer.start_tls(self.tls.context)
+                    except TimeoutError:  # no TLS yet: an HTTP answer would be noise
+                        raise ConnectionError("TLS handshake too slow") from None
+                async with asyncio.timeout_at(deadline):
                     request = await self._read_head(h, reader)
                 async with asyncio.timeout(self.limits.body_timeout):
                     body = await self._read_body(h, reader)

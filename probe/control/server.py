@@ -127,6 +127,7 @@ class ControlServer:
         self._conns: dict[int, _Conn] = {}  # insertion order = age
         self._per_client: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def open_connections(self) -> int:
@@ -147,6 +148,8 @@ class ControlServer:
             self._server.close()
             for conn in list(self._conns.values()):
                 conn.writer.transport.abort()
+            if self._tasks:  # aborted connections end their handlers; wait a moment for them
+                await asyncio.wait(list(self._tasks), timeout=2.0)
             await self._server.wait_closed()
 
     # -- connections -------------------------------------------------------------------------
@@ -182,8 +185,16 @@ class ControlServer:
         if conn is None:
             writer.transport.abort()  # no answer: a reset costs nothing and holds no descriptor
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         try:
             await self._serve_one(conn, reader, writer)
+        except asyncio.CancelledError:
+            # the loop is shutting down: a top-level handler ends quietly (asyncio would
+            # otherwise log the cancelled task's traceback for every open connection)
+            self.stats["cancelled"] += 1
         except Exception as e:  # noqa: BLE001 - one log line, never a traceback
             self.stats["errors"] += 1
             log.warning("control helper: %s from %s: %s", type(e).__name__, peer,
@@ -216,7 +227,8 @@ class ControlServer:
             except TimeoutError:
                 raise _Reject(408, "request too slow") from None
             except h11.RemoteProtocolError as e:
-                status = e.error_status_hint if e.error_status_hint >= 400 else 400
+                # h11 hints 501 for a transfer-coding it lacks: still the client's fault here
+                status = 431 if e.error_status_hint == 431 else 400
                 reason = "headers too large" if status == 431 else "malformed HTTP request"
                 raise _Reject(status, reason) from None
             conn.reading = False

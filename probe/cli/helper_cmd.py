@@ -73,7 +73,7 @@ def serve(
     max_per_client: Annotated[
         int, typer.Option("--max-per-client", min=1,
                           help="Open connections from one address at once.")
-    ] = 32,
+    ] = 64,
 ) -> None:
     """Serve the control helper's JSON API (v1) until interrupted."""
     from probe.control.service import ServiceOptions

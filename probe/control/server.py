@@ -62,7 +62,7 @@ class Limits:
     """
 
     max_connections: int = 1024
-    per_client: int = 32
+    per_client: int = 64
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     write_timeout: float = 10.0

@@ -47,9 +47,12 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
         denied = parse_networks(deny or [], "--deny")
     except ValueError as e:
         raise UsageError(str(e)) from None
+    own = None if allow_self else OwnAddresses()
+    if own is not None:
+        own.get()  # read at start, then again at most every OWN_ADDRESSES_TTL seconds
     return Policy(allow=nets, ports=frozenset({80, 443, *allow_ports}), token=token,
                   max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5, deny=denied,
-                  own=None if allow_self else OwnAddresses())
+                  own=own)
 
 
 def make_server(opts: ServiceOptions) -> ControlServer:

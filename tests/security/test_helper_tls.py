@@ -144,3 +144,20 @@ def test_a_tls_handshake_that_never_starts_is_cut_at_the_header_deadline(ca, tmp
             started = time.monotonic()
             assert s.recv(100) == b""
             assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("content", [None, "", "not a certificate\n"],
+                         ids=["missing", "empty", "garbage"])
+def test_an_unusable_control_ca_is_one_line_and_no_run(tmp_path, content):
+    from probe.cli.root import app
+    from tests.clirunner import CliRunner
+
+    pem = tmp_path / "helper-ca.pem"
+    if content is not None:
+        pem.write_text(content)
+    db = tmp_path / "p.db"
+    res = CliRunner().invoke(app, ["run", "https://a.example/", "--db", str(db), "--quiet",
+                                   "--control", "https://127.0.0.1:9", "--control-ca", str(pem)])
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and "--control-ca" in lines[0], res.stderr
+    assert not db.exists()

@@ -124,3 +124,16 @@ def test_own_addresses_are_read_again_after_their_ttl():
 def test_allow_self_is_the_only_way_to_measure_oneself():
     assert make_policy([], [], None, 8, 1.0).own is not None
     assert make_policy([], [], None, 8, 1.0, allow_self=True).own is None
+
+
+def test_this_hosts_addresses_are_found_with_or_without_the_ip_tool():
+    from probe.control.policy import _ip_command_addresses, interface_addresses, kernel_addresses
+
+    kernel = kernel_addresses()
+    assert ipaddress.ip_address("127.0.0.1") in kernel  # the kernel's lists are read at all
+    via_ip = _ip_command_addresses()
+    if via_ip is not None:  # SIOCGIFADDR gives one IPv4 address per interface, ip -j all
+        assert {a for a in kernel if a.version == 6} == {a for a in via_ip if a.version == 6}
+        assert kernel <= via_ip
+    assert not any(a.is_loopback for a in interface_addresses())
+    assert {a for a in kernel if not a.is_loopback} <= interface_addresses()

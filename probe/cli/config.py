@@ -185,6 +185,8 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", "float", 10.0, "deadline of each network step (s)", minimum=0.1),
     Setting("control", "strs", [], "control helper base URLs", check=_check_url),
     Setting("control_token", "secret", None, "control helper token"),
+    Setting("control_ca", "path", None,
+            "trust only this PEM for https control helpers (their CA or own certificate)"),
     Setting("canaries", "path", None, "canaries CSV (network health)"),
     Setting("health_interval", "float", 60.0, "seconds between health rounds", minimum=0.5),
     Setting("residual_cooldown", "float", 90.0,

@@ -46,14 +46,49 @@ def serve(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option("--deny", help="Never measure this range (CIDR; repeatable), e.g. the "
+                     "host's public address behind 1:1 NAT."),
+    ] = None,
+    allow_self: Annotated[
+        bool, typer.Option("--allow-self",
+                           help="Also measure this host's own interface addresses.")
+    ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate "
+                                  "chain (PEM; re-read on SIGHUP).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-proxy", help="A reverse proxy in this range (CIDR; "
+                     "repeatable) forwards the client address (Forwarded/X-Forwarded-For)."),
+    ] = None,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="Open connections at once.")
+    ] = 1024,
+    max_per_client: Annotated[
+        int, typer.Option("--max-per-client", min=1,
+                          help="Open connections from one address at once.")
+    ] = 64,
 ) -> None:
     """Serve the control helper's JSON API (v1) until interrupted."""
+    from probe.control.service import ServiceOptions
     from probe.control.service import serve as serve_helper
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT")
     resolvers = tuple(parse_resolver(r) for r in resolver or [])
-    asyncio.run(serve_helper(host.strip("[]"), int(port), allow or [], allow_port or [], token,
-                             resolvers, str(ca_bundle) if ca_bundle else None, max_concurrent,
-                             timeout))
+    opts = ServiceOptions(
+        host=host.strip("[]"), port=int(port), allow=tuple(allow or ()),
+        allow_ports=tuple(allow_port or ()), token=token, resolvers=resolvers,
+        ca_bundle=str(ca_bundle) if ca_bundle else None, max_concurrent=max_concurrent,
+        step_timeout=timeout, deny=tuple(deny or ()), allow_self=allow_self,
+        tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
+        trusted_proxies=tuple(trusted_proxy or ()), max_connections=max_connections,
+        max_per_client=max_per_client)
+    asyncio.run(serve_helper(opts))

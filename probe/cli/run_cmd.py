@@ -62,6 +62,11 @@ def run(
         str | None, typer.Option("--control-token", envvar="PROBE_CONTROL_TOKEN",
                                  help="Token the control helper asks for (if any).")
     ] = None,
+    control_ca: Annotated[
+        Path | None, typer.Option("--control-ca",
+                                  help="Trust only this PEM for https control helpers (their "
+                                  "CA or their own certificate).")
+    ] = None,
     canaries: Annotated[
         Path | None, typer.Option("--canaries", help="Canaries CSV (network health).")
     ] = None,
@@ -118,6 +123,7 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         timeout=eff["timeout"],
         controls=tuple(eff["control"] or ()),
         control_token=eff["control_token"],
+        control_ca=eff["control_ca"],
         canaries=eff["canaries"],
         health_interval=eff["health_interval"],
         residual_cooldown=eff["residual_cooldown"],

@@ -3,18 +3,36 @@
 Each helper's answer is returned as the v1 response dict with two fields added: ``control``
 (which helper answered) and ``control_failure`` (None = the helper answered; otherwise a failure
 string saying why there is no answer). A failing helper is recorded, never raised.
+
+Helpers are reached over HTTPS like any site (:func:`tls_context`): the system's trust
+anchors plus the run's ``--ca-bundle``, or, with ``--control-ca``, only the given PEM (the
+helper's private CA or its own self-signed certificate: a pin).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 import httpx
 
 from probe import failures
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
+
+
+def tls_context(ca_bundle: str | None = None, control_ca: str | None = None) -> ssl.SSLContext:
+    """The TLS client context for helpers: ``control_ca`` alone when given (a pinned
+    certificate or private CA; the system's anchors are then not trusted), else the system's
+    anchors plus ``ca_bundle``. Raises OSError/ssl.SSLError for an unreadable file."""
+    if control_ca:
+        context = ssl.create_default_context(cafile=control_ca)
+    else:
+        context = ssl.create_default_context()
+        if ca_bundle:
+            context.load_verify_locations(ca_bundle)
+    return context
 
 
 async def query(

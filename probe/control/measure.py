@@ -2,8 +2,9 @@
 
 It runs the same measurement steps as the probe (``probe.measure``): its own DNS, TCP and TLS to
 its own addresses and to the addresses the probe resolved, and an HTTP fetch that follows
-redirects. Every address is checked against the server's :class:`Policy` before anything is
-dialled, so the helper cannot be used to reach private networks. The answer is the v1 response
+redirects. Every hop's port and addresses are checked against the server's :class:`Policy`
+before anything is dialled, so the helper cannot be used to reach private networks, its own
+host or other ports. The answer is the v1 response
 of :mod:`probe.control.protocol`, summarised from the frozen observations.
 """
 
@@ -15,9 +16,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from probe.control.policy import Policy
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
-from probe.control.server import Policy
 from probe.measure import tcp, tls
+from probe.measure.addresses import parse_host
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import measure_target
@@ -98,10 +100,20 @@ def summarise(
     }
 
 
+class Refused(Exception):
+    """Raised by the policy guard to abort a measurement: something it would dial is refused."""
+
+
 async def measure_request(
     req: MeasureRequest, policy: Policy, settings: MeasureSettings
 ) -> dict[str, Any]:
     """Measure one request under ``policy``; refusals come back with ``refused: true``.
+
+    The policy judges the URL, then every hop (the target and each redirect) before it is
+    dialled: its port, and every address its host stands for (each DNS answer, any spelling).
+    One refused address or port refuses the whole request, and the answer names no address
+    (a name resolving to an internal address must not be echoed: no DNS oracle). The
+    probe's addresses that the policy refuses are not dialled, only counted.
 
     A ``tcp://host:port`` input is a TCP reachability request (the ``tcp_connect`` test):
     the same port and address policy, the helper's own DNS and connects plus connects to the
@@ -112,18 +124,35 @@ async def measure_request(
         target = parse_input(req.url)
     except ValueError as e:
         return _refusal(req.url, f"bad url: {e}")
-    if not policy.port_allowed(target.port):
-        return _refusal(req.url, f"port {target.port} not allowed")
-    if not policy.address_allowed(target.hostname.strip("[]")) and _is_ip(target.hostname):
-        return _refusal(req.url, "address not allowed")
-    own_settings = replace(settings, address_filter=policy.address_allowed)
-    probe_addrs = [a for a in req.addresses if policy.address_allowed(a)]
+    literal = parse_host(target.hostname)
+    why = policy.refusal(str(literal), target.port) if literal else policy.port_refusal(
+        target.port)
+    if why is not None:
+        return _refusal(req.url, why)
+
+    def guard(addresses: list[str], port: int) -> None:
+        reason = policy.port_refusal(port)
+        for a in addresses:
+            reason = reason or policy.refusal(a, port)
+        if reason is not None:
+            raise Refused(reason)
+
+    own_settings = replace(settings, address_filter=policy.address_allowed,
+                           endpoint_guard=guard)
+    probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
     tcp_only = target.test_name == TCP_CONNECT
-    m, extra = await asyncio.gather(
-        measure_tcp_connect(target, own_settings) if tcp_only
-        else measure_target(target, own_settings),
-        _endpoints(probe_addrs, target.hostname, target.port, target.scheme, settings),
-    )
+    refused: str | None = None
+    try:
+        async with asyncio.TaskGroup() as tg:
+            measuring = tg.create_task(measure_tcp_connect(target, own_settings) if tcp_only
+                                       else measure_target(target, own_settings))
+            probing = tg.create_task(_endpoints(probe_addrs, target.hostname, target.port,
+                                                target.scheme, settings))
+    except* Refused as group:
+        refused = str(group.exceptions[0])
+    if refused is not None:
+        return _refusal(req.url, refused)
+    m, extra = measuring.result(), probing.result()
     body = summarise(m, extra, req.throughput)
     if tcp_only:
         body.update(test_name=TCP_CONNECT, http=None)
@@ -160,16 +189,6 @@ async def _endpoints(
 
 def _endpoint_key(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _refusal(url: str, why: str) -> dict[str, Any]:

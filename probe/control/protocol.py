@@ -27,13 +27,19 @@ fields filled), ``"test_name": "tcp_connect"`` and ``"http": null``. The same ad
 port policy applies. A helper that predates it refuses the scheme (403), which the probe
 records as a failed control, so the verdict is inconclusive, never blocked.
 
-``GET /v1/health`` answers ``{"version": 1, "status": "ok"}``. Errors: 400 bad request,
-401 bad token, 403 refused target (private address or port), 503 busy.
+``GET /v1/health`` answers ``{"version": 1, "status": "ok"}``. Errors (each
+``{"version": 1, "error": "<one line>"}``): 400 bad request (not JSON, nested too deep,
+duplicate keys, wrong types...), 401 bad token, 403 refused target (a port not allowed, or an
+address that is private, loopback, link-local, reserved, the helper's own... in any spelling,
+given or resolved, for the URL or any redirect hop; the answer never names the address),
+408 request too slow, 413 body too large, 414 URI too long, 431 headers too large,
+503 busy or too many connections. The server's limits: :mod:`probe.control.server`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +47,82 @@ from probe.errors import ProbeError
 
 PROTOCOL_VERSION = 1
 MAX_ADDRESSES = 8
+MAX_URL_LENGTH = 2048
+#: A request is an object holding a list of strings: anything nested deeper is hostile.
+MAX_JSON_DEPTH = 3
+#: Digits a JSON number may have (a request has no numbers; huge ones cost CPU to parse).
+MAX_NUMBER_DIGITS = 32
 
 
 class BadRequest(ProbeError, ValueError):
-    """Raised when a request body is not a valid v1 measure request."""
+    """Raised when a request body is not a valid v1 measure request (the message is one line,
+    fit to send back in a 400)."""
+
+
+def decode_body(body: bytes) -> Any:
+    """The JSON value of a request body, refusing what a hostile client could use: invalid
+    UTF-8, nesting deeper than :data:`MAX_JSON_DEPTH`, duplicate keys, NaN/Infinity and
+    numbers longer than :data:`MAX_NUMBER_DIGITS` digits. Raises :class:`BadRequest`."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text or "null", object_pairs_hook=_no_duplicates,
+                          parse_constant=_no_constant, parse_int=_number(int),
+                          parse_float=_number(float))
+    except BadRequest:
+        raise
+    except (ValueError, RecursionError):
+        raise BadRequest("body is not JSON") from None
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in ``text``, outside strings (a linear scan)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest(f"duplicate key {key[:40]!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"{name} is not a JSON number")
+
+
+def _number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        if len(text) > MAX_NUMBER_DIGITS:
+            raise BadRequest("number too long")
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise BadRequest("number out of range")
+        return value
+    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +134,34 @@ class MeasureRequest:
     throughput: bool = False
 
     @classmethod
+    def from_body(cls, body: bytes) -> MeasureRequest:
+        """Decode and validate a request body (:func:`decode_body`, :meth:`from_json`)."""
+        return cls.from_json(decode_body(body))
+
+    @classmethod
     def from_json(cls, data: Any) -> MeasureRequest:
         if not isinstance(data, dict):
             raise BadRequest("body must be a JSON object")
         url = data.get("url")
-        if not isinstance(url, str) or not url or len(url) > 2048:
-            raise BadRequest("'url' must be a non-empty string")
+        if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+            raise BadRequest(f"'url' must be a non-empty string of at most {MAX_URL_LENGTH}")
+        if not url.isprintable() or any(c.isspace() for c in url):
+            raise BadRequest("'url' holds spaces or control characters")
         addrs = data.get("addresses", [])
         if not isinstance(addrs, list) or len(addrs) > MAX_ADDRESSES:
             raise BadRequest(f"'addresses' must be a list of at most {MAX_ADDRESSES} IPs")
         clean: list[str] = []
         for a in addrs:
             try:
+                if not isinstance(a, str):
+                    raise TypeError
                 clean.append(str(ipaddress.ip_address(a)))
             except (ValueError, TypeError):
-                raise BadRequest(f"'addresses': {a!r} is not an IP address") from None
-        return cls(url=url, addresses=tuple(clean), throughput=bool(data.get("throughput")))
+                raise BadRequest(f"'addresses': {str(a)[:60]!r} is not an IP address") from None
+        throughput = data.get("throughput", False)
+        if not isinstance(throughput, bool):
+            raise BadRequest("'throughput' must be true or false")
+        return cls(url=url, addresses=tuple(clean), throughput=throughput)
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "addresses": list(self.addresses), "throughput": self.throughput}

@@ -28,7 +28,6 @@ Caps against hostile resolvers and floods (constants below):
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import failures
+from probe.measure import addresses as _addresses
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import DNSAnswer, DNSObservation
 
@@ -153,12 +153,19 @@ def parse_response(
 
 
 def is_loopback(ip: str) -> bool:
-    """True for loopback and unspecified addresses (dialling 0.0.0.0 reaches this host)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return addr.is_loopback or addr.is_unspecified
+    """True for loopback and unspecified addresses, in any spelling and embedded in IPv6
+    (dialling 0.0.0.0 or ::ffff:127.0.0.1 reaches this host): :mod:`probe.measure.addresses`."""
+    return _addresses.is_loopback(ip)
+
+
+def answer_addresses(observations: Sequence[DNSObservation]) -> list[str]:
+    """Every A/AAAA value of every response, each once, in order (selected or not)."""
+    found: dict[str, None] = {}
+    for o in observations:
+        for a in o.answers:
+            if a.rtype in ("A", "AAAA"):
+                found.setdefault(a.value)
+    return list(found)
 
 
 def select_addresses(

@@ -31,6 +31,10 @@ class MeasureSettings:
     ``store_bodies``: False = keep only hashes and lengths (``--no-bodies``).
     ``address_filter``: addresses for which it returns False are never dialled (the control
     helper refuses private networks this way); None = every resolved address may be dialled.
+    ``endpoint_guard``: called once per hop (the target and every redirect) with every address
+    the hop's host stands for (each DNS answer, or the IP literal; possibly none) and the hop's
+    port, before anything is dialled; it raises to abort the whole measurement (the control
+    helper's policy); None = no guard.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
@@ -51,6 +55,7 @@ class MeasureSettings:
     max_redirects: int = 10
     store_bodies: bool = True
     address_filter: Callable[[str], bool] | None = None
+    endpoint_guard: Callable[[list[str], int], None] | None = None
     sni_retry: bool = True
     connect_retries: int = 1
     innocuous_sni: str = "example.org"

@@ -87,10 +87,17 @@ async def measure_tcp_connect(
     extra: dict[str, Any] = {"addresses": []}
     try:
         async with asyncio.timeout(settings.target_deadline()):
+            guard = settings.endpoint_guard
             if literal is not None:
+                if guard is not None:
+                    guard([str(literal)], target.port)
                 addresses = [] if dns.is_loopback(host) and not loopback_ok else [str(literal)]
             else:
+                if guard is not None:
+                    guard([], target.port)
                 dns_obs = tuple(await dns.resolve(host, settings, next_tx, clock))
+                if guard is not None:
+                    guard(dns.answer_addresses(dns_obs), target.port)
                 addresses = dns.select_addresses(list(dns_obs), settings)
             if on_addresses is not None:
                 on_addresses(list(addresses))

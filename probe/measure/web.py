@@ -174,11 +174,17 @@ async def _measure_hop(
     rec.hops.append(info)
     literal = _ip_literal(hop.host)
     if literal is not None:
+        if settings.endpoint_guard is not None:
+            settings.endpoint_guard([str(literal)], hop.port)
         addresses = [] if dns.is_loopback(str(literal)) and not loopback_ok else [str(literal)]
     else:
+        if settings.endpoint_guard is not None:
+            settings.endpoint_guard([], hop.port)  # the port, before any query
         observations = await dns.resolve(hop.host, settings, next_tx, clock)
         rec.dns.extend(observations)
         info["dns_tx_ids"] = sorted({o.tx_id for o in observations})
+        if settings.endpoint_guard is not None:
+            settings.endpoint_guard(dns.answer_addresses(observations), hop.port)
         addresses = dns.select_addresses(observations, settings)
     if on_addresses is not None:
         on_addresses(list(addresses))

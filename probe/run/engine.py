@@ -29,7 +29,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-import ssl
 import time
 import weakref
 from collections import Counter, deque
@@ -145,6 +144,7 @@ class RunOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     controls: tuple[str, ...] = ()
     control_token: str | None = None
+    control_ca: str | None = None
     canaries: tuple[tuple[str, str], ...] = ()
     health_interval: float = 60.0
     asn_db: str | None = None
@@ -410,7 +410,7 @@ async def run_targets(
         query_name=_query_name(options.canaries),
         resolvers=[(r.ip, r.port) for r in settings.resolvers],
         use_system_resolver=settings.use_system_resolver) if options.canaries else None
-    client = _control_client(settings) if options.controls else None
+    client = _control_client(settings, options.control_ca) if options.controls else None
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
         done: set[str] = set()
@@ -785,10 +785,9 @@ def _response_arrived(m: Measurement) -> bool:
     return kind_of(m.test_name).reached(m)
 
 
-def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:
-    context = ssl.create_default_context()
-    if settings.ca_bundle:
-        context.load_verify_locations(settings.ca_bundle)
+def _control_client(settings: MeasureSettings, control_ca: str | None = None
+                    ) -> httpx.AsyncClient:
+    context = control_client.tls_context(settings.ca_bundle, control_ca)
     # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
     # timeouts): every query has its own deadline (control.client.query)
     return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)

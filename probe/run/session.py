@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probe import targets as target_lists
+from probe.control import client as control_client
 from probe.errors import TargetListError, UsageError
 from probe.measure import certs
 from probe.measure.settings import MeasureSettings, Resolver
@@ -74,6 +75,7 @@ class RunRequest:
     timeout: float = 10.0
     controls: tuple[str, ...] = ()
     control_token: str | None = None
+    control_ca: Path | None = None
     canaries: Path | None = None
     health_interval: float = 60.0
     residual_cooldown: float = DEFAULT_COOLDOWN
@@ -146,6 +148,13 @@ def _prepare(request: RunRequest) -> _Plan:
         raise UsageError(f"--ca-bundle {request.ca_bundle}: no such file")
     if request.ca_bundle is not None:  # unusable: fail before a run is created
         certs.trust_anchors(str(request.ca_bundle))
+    if request.control_ca is not None:
+        if not request.control_ca.is_file():
+            raise UsageError(f"--control-ca {request.control_ca}: no such file")
+        try:
+            control_client.tls_context(control_ca=str(request.control_ca))
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise UsageError(f"--control-ca {request.control_ca}: unusable: {e}") from None
     if not request.use_system_resolver and not resolvers:
         raise UsageError("--no-system-resolver needs at least one --resolver")
     if not total:
@@ -161,6 +170,7 @@ def _prepare(request: RunRequest) -> _Plan:
         concurrency=request.concurrency,
         controls=request.controls,
         control_token=request.control_token,
+        control_ca=str(request.control_ca) if request.control_ca else None,
         canaries=canary_list,
         health_interval=request.health_interval,
         residual_cooldown=request.residual_cooldown,

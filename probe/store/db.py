@@ -49,7 +49,7 @@ from probe.model import (
 )
 from probe.store import rows, schema
 from probe.store.privacy import Scrubber
-from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly
+from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly, is_file
 from probe.store.readonly import one_line as _one_line
 
 #: Run statuses (the ``runs.status`` CHECK constraint).
@@ -117,15 +117,20 @@ class Store:
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], own_addresses: Iterable[str] = ()) -> Store:
+    def open(cls, path: str | os.PathLike[str], own_addresses: Iterable[str] = (), *,
+             create: bool = True) -> Store:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
         ``own_addresses``: addresses of the volunteer to scrub from everything written, besides
-        this host's interface addresses and those learnt from control answers.
+        this host's interface addresses and those learnt from control answers. ``create``
+        False: the database must exist (commands that change an existing database, such as
+        ``probe reanalyze``: a mistyped path is an error, not a new empty file).
         Raises StorageError when the file cannot be created or read, is not a probe database,
         or was written by a newer probe; the file is left untouched in those cases.
         """
         p = Path(path).expanduser()
+        if not create and not is_file(p):
+            raise StorageError(f"cannot open database {p}: no such file")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

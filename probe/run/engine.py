@@ -50,7 +50,7 @@ from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate
 from probe.model import HealthSample, Measurement, Target, Verdict
-from probe.run import asn, residual
+from probe.run import asn, lease, residual
 from probe.run.kinds import kind_of
 from probe.run.reanalyze import country_lookup, reclassify_run
 from probe.store import Store
@@ -414,9 +414,10 @@ async def run_targets(
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
         done: set[str] = set()
+        me = lease.Owner.this_process()  # the run has one owner at a time (run/lease.py)
         if options.resume:
             resume = options.resume
-            run_id: str = await writer.call(lambda s: s.resume_run(resume))
+            run_id: str = await writer.call(lambda s: lease.claim(s, resume, me))
             done = await writer.call(lambda s: s.measured_urls(run_id))
             judge.samples.extend(await writer.call(lambda s: s.health_samples(run_id)))
         else:
@@ -424,6 +425,8 @@ async def run_targets(
             record["controls"] = len(options.controls)
             record["canaries"] = len(options.canaries)
             run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
+            await writer.call(lambda s: s.claim_run(run_id, lease.lease_fields(me), None,
+                                                    lease.LEASE_SECONDS))
         progress = RunProgress(run_id=run_id, total=total, done=len(done))
         reserve = _Reserve.take(db_path)
 
@@ -685,7 +688,7 @@ async def run_targets(
         except asyncio.CancelledError:
             progress.interrupted = True
             store_what_finished()
-            writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
+            _mark_interrupted_after_failure(writer, run_id)  # not when taken over meanwhile
             raise
         except Exception:  # a tool error (disk full, a corrupted file, a bad CA bundle) or a bug
             progress.interrupted = True

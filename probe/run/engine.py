@@ -45,7 +45,7 @@ from probe.classify import Context, classify
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
-from probe.errors import InvalidValue
+from probe.errors import InvalidValue, ProbeError
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate
@@ -789,9 +789,16 @@ def _response_arrived(m: Measurement) -> bool:
 
 
 def _control_client(settings: MeasureSettings) -> httpx.AsyncClient:
+    """The HTTP client for the control helpers; ProbeError (one line) when ``--ca-bundle``
+    cannot be loaded by the TLS library (e.g. a bundle holding one good and one damaged
+    certificate: the measuring code's own parser skips the damaged one, OpenSSL refuses)."""
     context = ssl.create_default_context()
     if settings.ca_bundle:
-        context.load_verify_locations(settings.ca_bundle)
+        try:
+            context.load_verify_locations(settings.ca_bundle)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            raise ProbeError(f"--ca-bundle {settings.ca_bundle}: unusable for TLS "
+                             f"({' '.join(str(e).split()) or type(e).__name__})") from e
     # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
     # timeouts): every query has its own deadline (control.client.query)
     return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)

@@ -8,12 +8,12 @@ can tell that the probe stopped reading at its cap (the send fails once the prob
 
 from __future__ import annotations
 
-import gzip
 import json
 import socket
 import socketserver
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -49,6 +49,14 @@ def _stream(total: int) -> Callable[[], Iterator[bytes]]:
             yield block
         yield b'"}'
     return lambda: _chunked(chunks())
+
+
+def _bomb() -> bytes:
+    """64 MiB of JSON whitespace, gzipped to ~64 KiB (compressed piecewise: small in memory)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    block = b" " * 65536
+    return b"".join([packer.compress(b"{"), *(packer.compress(block) for _ in range(1024)),
+                     packer.compress(b"}"), packer.flush()])
 
 
 def _drip() -> Iterator[bytes]:
@@ -87,8 +95,7 @@ BEHAVIOURS: dict[str, Callable[[], Iterator[bytes]]] = {
     "http_number": _fixed(b'{"version": 1, "http": 200}'),
     "client_address_list": _fixed(b'{"version": 1, "client_address": ["192.0.2.1"]}'),
     "failure_object": _fixed(b'{"version": 1, "failure": {"x": 1}}'),
-    "gzip_bomb": _fixed(gzip.compress(b"{" + b" " * (64 * MIB) + b"}"),
-                        "content-encoding: gzip\r\n"),
+    "gzip_bomb": lambda: _fixed(_bomb(), "content-encoding: gzip\r\n")(),
     "stream_200mb": _stream(200 * MIB),
     "declared_2gb": _declared_huge,
     "slow_drip": _drip,

@@ -80,6 +80,8 @@ def test_every_reader_refuses_a_newer_schema(newer_db: Path, command: str) -> No
     (["results", "--db", "x" * 60 + "/" + "y" * 5000 + ".db"], "no such file"),
     (["export", "--db", "/" + "z/" * 3000 + "p.db", "--format", "jsonl"], "no such file"),
     (["targets", "validate", "/nope/" + "q" * 6000 + ".csv"], ""),
+    (["report", "--db", "r" * 5000, "--format", "json", "--out", "-"], "no database"),
+    (["compare", "--db", "r" * 5000], "no database"),
     (["results", "--db", "/tmp/a\nprobe: error: forged second line\x1b[31m.db"], "no such"),
 ])
 def test_error_lines_are_capped(argv: list[str], needle: str) -> None:

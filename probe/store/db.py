@@ -426,6 +426,9 @@ class Store:
                     "WHERE run_id = ?",
                     [run_id],
                 )
+                # a lapsed lease of a crashed owner is dropped (nothing of it stays stored)
+                db.execute("DELETE FROM run_leases WHERE run_id = ? AND expires_at <= ?",
+                           [run_id, utcnow_iso()])
         return stale
 
     def latest_run_id(self) -> str | None:

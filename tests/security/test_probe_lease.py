@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from probe.cli.root import app
+from probe.errors import StorageError
 from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
 from probe.run import lease
 from tests.clirunner import CliRunner
@@ -156,3 +157,24 @@ def test_who_may_take_a_run_over(holder: lease.Holder | None, alive: bool,
         assert why is None
     else:
         assert why is not None and refused in why, why
+
+
+def test_claiming_is_a_compare_and_swap(tmp_path: Path) -> None:
+    from probe.store import Store
+
+    a = lease.Owner("a", 1, "h", "b")
+    b = lease.Owner("b", 2, "h", "b")
+    c = lease.Owner("c", 3, "h", "b")
+    with Store.open(tmp_path / "p.db") as first, Store.open(tmp_path / "p.db") as second:
+        run = first.start_run({}, 1)
+        assert first.claim_run(run, lease.lease_fields(a), None, 30)
+        # two resumers judged owner a dead: one wins, the other finds the lease changed
+        assert second.claim_run(run, lease.lease_fields(b), "a", 30)
+        assert not second.claim_run(run, lease.lease_fields(c), "a", 30)
+        with pytest.raises(StorageError, match="taken over"):
+            first.touch_run(run)  # the old owner may not renew, write or finish
+        with pytest.raises(StorageError, match="taken over"):
+            first.finish_run(run, "completed")
+        second.finish_run(run, "completed")
+        assert not first.claim_run(run, lease.lease_fields(a), None, 30)  # completed
+        assert second.run_claim_state(run)["lease"] is None

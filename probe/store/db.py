@@ -49,7 +49,7 @@ from probe.model import (
 )
 from probe.store import rows, schema
 from probe.store.privacy import Scrubber
-from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly, is_file
+from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly, is_file, on_readonly_media
 from probe.store.readonly import one_line as _one_line
 
 #: Run statuses (the ``runs.status`` CHECK constraint).
@@ -171,6 +171,21 @@ class Store:
         p = Path(path).expanduser()
         conn = connect_readonly(p)
         return cls(sqlite_utils.Database(conn, execute_plugins=False), p, readonly=True)
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str]) -> Store:
+        """Open an existing probe database to read it (``probe results``): never creates a
+        file; read-only (:meth:`open_readonly`) when it has the current schema or sits on
+        read-only media, else migrated first (:meth:`open` with ``create=False``), as an older
+        probe's file must be before today's queries can read it. StorageError when missing,
+        not a probe database or newer than this probe."""
+        store = cls.open_readonly(path)
+        with store._read() as db:
+            current = schema.current_version(db) >= schema.SCHEMA_VERSION
+        if current or on_readonly_media(store.path):
+            return store
+        store.close()
+        return cls.open(path, create=False)
 
     @property
     def scrubber(self) -> Scrubber:

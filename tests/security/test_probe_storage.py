@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from probe.cli.root import MAX_ERROR_LINE, app
+from probe.store import schema
 from probe.store.schema import MIGRATIONS_TABLE, SCHEMA_VERSION
 from tests.clirunner import CliRunner
 from tests.factories import build_db
@@ -134,3 +136,23 @@ def test_wal_database_on_readonly_media_can_be_read(tmp_path: Path, command: str
     assert sorted(p.name for p in media.iterdir()) == ["p.db"]  # nothing written there
     # and the mount is gone with its namespace: the directory is writable again here
     (media / "probe").write_text("x")
+
+
+def test_results_still_reads_an_older_probes_database(tmp_path: Path) -> None:
+    """Reading never creates a file, but an older probe's file (schema 6, before run leases)
+    is migrated first, as before, so today's queries can read it."""
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    schema.migrate(sqlite_utils.Database(con), schema.MIGRATIONS[:6])
+    with con:
+        con.execute("INSERT INTO runs (run_id, started_at, last_seen_at, probe_version, "
+                    "status, targets_total) VALUES ('20261101T000000Z-00000000', "
+                    "'2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', '0.1', 'completed', 0)")
+    con.close()
+    res = CliRunner().invoke(app, ["results", "--db", str(db), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == []
+    con = sqlite3.connect(db)
+    assert con.execute(f"SELECT max(version) FROM {MIGRATIONS_TABLE}").fetchone()[0] == \
+        SCHEMA_VERSION
+    con.close()

@@ -298,7 +298,8 @@ def _scan(path: str, want: _Kind) -> Iterator[tuple[int, Target | Canary | str]]
     """Yield ``(line, Target | Canary | reason)`` for every row of ``path``; line 0 = no line.
 
     ``want`` picks the format: a target list (Citizen Lab CSV or plain text), a canaries
-    file, or whichever the header says. Duplicates are reported here, after normalisation.
+    file, or whichever the header says. Duplicates are reported here, after normalisation
+    (a canary is a duplicate when the same address or URL has the same scope twice).
     """
     try:
         with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
@@ -331,11 +332,9 @@ def _scan(path: str, want: _Kind) -> Iterator[tuple[int, Target | Canary | str]]
             for line, item in rows:
                 if not isinstance(item, str):
                     value = item.url if isinstance(item, Target) else item.url_or_host
-                    key = (
-                        f"{item.scope}:auto"
-                        if isinstance(item, Canary) and value == "auto"
-                        else value
-                    )
+                    # Canaries are duplicates within a scope only: one address is often
+                    # both the gateway and the resolver (a home router does both).
+                    key = f"{item.scope}:{value}" if isinstance(item, Canary) else value
                     if key in first_seen:
                         item = f"duplicate of line {first_seen[key]} ({value})"
                     else:

@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 CONFIG_ENV = "PROBE_CONFIG"
+#: Deepest nesting of arrays and tables a config may have (the settings are flat: 2 is plenty;
+#: Python's tomllib recurses per level and fails with RecursionError near 1,000).
+MAX_CONFIG_DEPTH = 16
 #: Config files larger than this are refused (a config file is a few lines).
 MAX_CONFIG_BYTES = 256 * 1024
 _SECRET_MASK = "********"
@@ -328,6 +331,9 @@ def parse_config_text(path: str, text: str) -> ConfigFile:
         lines.pop()
     try:
         values = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError([f"{path}:{_deep_line(lines)}: invalid TOML: nested more than "
+                           f"{MAX_CONFIG_DEPTH} deep"]) from None
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         line = 1
@@ -337,7 +343,39 @@ def parse_config_text(path: str, text: str) -> ConfigFile:
             line, message = max(len(lines), 1), message[: m.start()]
         message = " ".join(message.split()) or "syntax error"
         raise ConfigError([f"{path}:{line}: invalid TOML: {message}"]) from None
-    return ConfigFile(path, values, {key: _key_line(lines, key) for key in values})
+    keys = {key: _key_line(lines, key) for key in values}
+    for key, value in values.items():
+        if _depth(value) > MAX_CONFIG_DEPTH:  # e.g. a.a.a.…=1: parsed, but nothing uses it
+            raise ConfigError([f"{path}:{keys[key]}: {key}: nested more than "
+                               f"{MAX_CONFIG_DEPTH} deep"])
+    return ConfigFile(path, values, keys)
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and tables (0 = a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_CONFIG_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else (
+            item if isinstance(item, list) else ())
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _deep_line(lines: list[str]) -> int:
+    """The first line where brackets and braces (outside quotes, roughly) nest deeper than
+    :data:`MAX_CONFIG_DEPTH`; 1 when none does."""
+    depth = 0
+    for number, line in enumerate(lines, 1):
+        for char in re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", line.split("#", 1)[0]):
+            depth += (char in "[{") - (char in "]}")
+            if depth > MAX_CONFIG_DEPTH:
+                return number
+    return 1
 
 
 def load_config_file(path: str | os.PathLike[str]) -> ConfigFile:

@@ -28,7 +28,7 @@ def results(
     fmt = fmt.lower()
     if fmt not in ("table", "json", "csv"):
         raise UsageError(f"--format {fmt!r}: choose table, json or csv")
-    with Store.open(str(db or default_db_path())) as store:
+    with Store.open_existing(str(db or default_db_path())) as store:  # never creates a file
         rows = store.results(run_id)
     width = shutil.get_terminal_size((120, 24)).columns
     typer.echo(render_results(rows, fmt, width=width), nl=False)

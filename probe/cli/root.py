@@ -5,7 +5,9 @@ caught once, in :func:`main`: a :class:`~probe.errors.UsageError` prints one lin
 any other :class:`~probe.errors.ProbeError` prints ``probe: error: …`` and exits 1 (also when
 it arrives wrapped in an exception group from a task group), Ctrl-C exits 130 and anything
 else is a bug that keeps its traceback. Exit status 0 = the command completed (whatever it
-found).
+found). Every error line is one line (newlines and control characters folded to spaces) of at
+most :data:`MAX_ERROR_LINE` characters, whatever the error carried (a path, a peer's text, a
+config value): here, the one place every error line passes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ import_cmd.register(app)
 app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
 
 
+#: Longest error line printed (a longer one loses its middle: the start says what failed, the
+#: end says why, and a long path or peer text in between is what gets cut).
+MAX_ERROR_LINE = 400
+_TAIL = 120
+
+
+def one_error_line(text: str) -> str:
+    """``text`` as one printable line of at most :data:`MAX_ERROR_LINE` characters."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if len(line) <= MAX_ERROR_LINE:
+        return line
+    return line[:MAX_ERROR_LINE - _TAIL - 1] + "…" + line[-_TAIL:]
+
+
 def error_lines(error: ProbeError) -> list[str]:
     """How a tool error is shown on stderr: one line, after the lines of a multi-problem one
     (every bad row of a target list, every bad setting of a config)."""
@@ -80,7 +96,7 @@ def exit_status(exc: BaseException) -> int:
     if error is None:
         raise exc
     for line in error_lines(error):
-        print(line, file=sys.stderr, flush=True)
+        print(one_error_line(line), file=sys.stderr, flush=True)
     return 2 if isinstance(error, UsageError) else 1
 
 

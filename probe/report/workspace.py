@@ -193,7 +193,7 @@ class Workspace:
         ws.paths = unique
         try:
             for src, p in enumerate(ws.paths):
-                if not p.is_file():
+                if not readonly.is_file(p):  # False, not OSError, for a name too long
                     raise StorageError(f"no database {p}")
                 with ws.attached(src) as alias:
                     tables = {

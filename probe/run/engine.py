@@ -29,6 +29,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import ssl
 import time
 import weakref
 from collections import Counter, deque
@@ -44,12 +45,12 @@ from probe.classify import Context, classify
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
 from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
-from probe.errors import InvalidValue
+from probe.errors import InvalidValue, ProbeError
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
 from probe.measure.web import Gate
 from probe.model import HealthSample, Measurement, Target, Verdict
-from probe.run import asn, residual
+from probe.run import asn, lease, residual
 from probe.run.kinds import kind_of
 from probe.run.reanalyze import country_lookup, reclassify_run
 from probe.store import Store
@@ -414,9 +415,10 @@ async def run_targets(
     try:
         await writer.call(lambda s: s.mark_stale_runs_interrupted(STALE_AFTER))
         done: set[str] = set()
+        me = lease.Owner.this_process()  # the run has one owner at a time (run/lease.py)
         if options.resume:
             resume = options.resume
-            run_id: str = await writer.call(lambda s: s.resume_run(resume))
+            run_id: str = await writer.call(lambda s: lease.claim(s, resume, me))
             done = await writer.call(lambda s: s.measured_urls(run_id))
             judge.samples.extend(await writer.call(lambda s: s.health_samples(run_id)))
         else:
@@ -424,6 +426,8 @@ async def run_targets(
             record["controls"] = len(options.controls)
             record["canaries"] = len(options.canaries)
             run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
+            await writer.call(lambda s: s.claim_run(run_id, lease.lease_fields(me), None,
+                                                    lease.LEASE_SECONDS))
         progress = RunProgress(run_id=run_id, total=total, done=len(done))
         reserve = _Reserve.take(db_path)
 
@@ -685,7 +689,7 @@ async def run_targets(
         except asyncio.CancelledError:
             progress.interrupted = True
             store_what_finished()
-            writer.call_sync(lambda s: s.finish_run(run_id, "interrupted"))
+            _mark_interrupted_after_failure(writer, run_id)  # not when taken over meanwhile
             raise
         except Exception:  # a tool error (disk full, a corrupted file, a bad CA bundle) or a bug
             progress.interrupted = True
@@ -787,7 +791,16 @@ def _response_arrived(m: Measurement) -> bool:
 
 def _control_client(settings: MeasureSettings, control_ca: str | None = None
                     ) -> httpx.AsyncClient:
-    context = control_client.tls_context(settings.ca_bundle, control_ca)
+    """The HTTP client for the control helpers; ProbeError (one line) when ``--ca-bundle`` or
+    ``--control-ca`` cannot be loaded by the TLS library (e.g. a bundle holding one good and
+    one damaged certificate: the measuring code's own parser skips the damaged one, OpenSSL
+    refuses)."""
+    try:
+        context = control_client.tls_context(settings.ca_bundle, control_ca)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        which = f"--control-ca {control_ca}" if control_ca else f"--ca-bundle {settings.ca_bundle}"
+        raise ProbeError(f"{which}: unusable for TLS "
+                         f"({' '.join(str(e).split()) or type(e).__name__})") from e
     # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
     # timeouts): every query has its own deadline (control.client.query)
     return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)

@@ -146,7 +146,7 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
     asn_of = table.asn if table else None
     country_of = country_lookup(table)
     counts: Counter[str] = Counter()
-    with Store.open(db_path) as store:
+    with Store.open(db_path, create=False) as store:  # never a new empty file
         runs = [store.get_run(run_id)["run_id"]] if run_id else store.run_ids()
         states = population_states(store, store.run_ids(),
                                    Context(asn_of=asn_of, country_of=country_of))

@@ -49,7 +49,7 @@ from probe.model import (
 )
 from probe.store import rows, schema
 from probe.store.privacy import Scrubber
-from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly
+from probe.store.readonly import BUSY_TIMEOUT_S, connect_readonly, is_file, on_readonly_media
 from probe.store.readonly import one_line as _one_line
 
 #: Run statuses (the ``runs.status`` CHECK constraint).
@@ -74,6 +74,12 @@ def _compact_time(iso: str | None = None) -> str:
             parsed = dt.datetime.fromisoformat(iso)
             when = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _later(seconds: float) -> str:
+    """The instant ``seconds`` from now, as stored (ISO 8601 UTC, microseconds, ``Z``)."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id() -> str:
@@ -111,21 +117,27 @@ class Store:
         self.readonly = readonly
         self._own = tuple(own_addresses)
         self._scrubber: Scrubber | None = None  # built at the first write
+        self._leases: dict[str, tuple[str, float]] = {}  # run_id -> (owner token, seconds)
         self._lock = threading.RLock()
         self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], own_addresses: Iterable[str] = ()) -> Store:
+    def open(cls, path: str | os.PathLike[str], own_addresses: Iterable[str] = (), *,
+             create: bool = True) -> Store:
         """Open (creating it and its parent directories if needed) and migrate a database.
 
         ``own_addresses``: addresses of the volunteer to scrub from everything written, besides
-        this host's interface addresses and those learnt from control answers.
+        this host's interface addresses and those learnt from control answers. ``create``
+        False: the database must exist (commands that change an existing database, such as
+        ``probe reanalyze``: a mistyped path is an error, not a new empty file).
         Raises StorageError when the file cannot be created or read, is not a probe database,
         or was written by a newer probe; the file is left untouched in those cases.
         """
         p = Path(path).expanduser()
+        if not create and not is_file(p):
+            raise StorageError(f"cannot open database {p}: no such file")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -159,6 +171,21 @@ class Store:
         p = Path(path).expanduser()
         conn = connect_readonly(p)
         return cls(sqlite_utils.Database(conn, execute_plugins=False), p, readonly=True)
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str]) -> Store:
+        """Open an existing probe database to read it (``probe results``): never creates a
+        file; read-only (:meth:`open_readonly`) when it has the current schema or sits on
+        read-only media, else migrated first (:meth:`open` with ``create=False``), as an older
+        probe's file must be before today's queries can read it. StorageError when missing,
+        not a probe database or newer than this probe."""
+        store = cls.open_readonly(path)
+        with store._read() as db:
+            current = schema.current_version(db) >= schema.SCHEMA_VERSION
+        if current or on_readonly_media(store.path):
+            return store
+        store.close()
+        return cls.open(path, create=False)
 
     @property
     def scrubber(self) -> Scrubber:
@@ -286,22 +313,92 @@ class Store:
             )
 
     def finish_run(self, run_id: str, status: str) -> None:
-        """Mark a run ``completed`` or ``interrupted`` and stamp ``finished_at``."""
+        """Mark a run ``completed`` or ``interrupted`` and stamp ``finished_at``; a lease this
+        store holds on it is released (StorageError when it was lost: the run is someone
+        else's now and is left alone)."""
         if status not in ("completed", "interrupted"):
             raise ValueError(f"bad final run status {status!r}")
         now = utcnow_iso()
         with self._write("finish a run") as db:
             run_id = self._resolve_run(db, run_id)
+            self._check_lease(db, run_id)
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, last_seen_at = ? WHERE run_id = ?",
                 [status, now, now, run_id],
             )
+            if run_id in self._leases:
+                db.execute("DELETE FROM run_leases WHERE run_id = ? AND owner = ?",
+                           [run_id, self._leases[run_id][0]])
+        self._leases.pop(run_id, None)
 
     def touch_run(self, run_id: str) -> None:
-        """Heartbeat: the run's process is alive (see :meth:`mark_stale_runs_interrupted`)."""
+        """Heartbeat: the run's process is alive (see :meth:`mark_stale_runs_interrupted`).
+
+        When this store holds the run's lease it is renewed, and a run marked interrupted
+        meanwhile (its owner was stopped for a while) is ``running`` again; a lost lease →
+        StorageError (another process took the run over: this one must stop)."""
+        now = utcnow_iso()
         with self._write("update a run") as db:
-            db.execute("UPDATE runs SET last_seen_at = ? WHERE run_id = ?",
-                       [utcnow_iso(), run_id])
+            self._check_lease(db, run_id)
+            db.execute("UPDATE runs SET last_seen_at = ? WHERE run_id = ?", [now, run_id])
+            if run_id in self._leases:
+                token, seconds = self._leases[run_id]
+                db.execute("UPDATE run_leases SET expires_at = ? WHERE run_id = ? AND owner = ?",
+                           [_later(seconds), run_id, token])
+                db.execute("UPDATE runs SET status = 'running', finished_at = NULL "
+                           "WHERE run_id = ? AND status = 'interrupted'", [run_id])
+
+    # --- run ownership (leases; the decisions live in probe.run.lease) --------------------
+
+    def run_claim_state(self, run: str) -> dict[str, Any]:
+        """What a resumer needs to judge run ``run`` (``latest``, an id or a unique prefix):
+        ``run_id``, ``status``, ``last_seen_at`` and ``lease`` (the ``run_leases`` row as a
+        dict; None = no lease)."""
+        with self._read() as db:
+            run_id = self._resolve_run(db, run)
+            row = next(db.query("SELECT run_id, status, last_seen_at FROM runs WHERE run_id = ?",
+                                [run_id]))
+            row["lease"] = next(db.query("SELECT * FROM run_leases WHERE run_id = ?",
+                                         [run_id]), None)
+        return row
+
+    def claim_run(self, run_id: str, owner: Mapping[str, Any], expected: str | None,
+                  seconds: float) -> bool:
+        """Make ``owner`` (``owner`` token, ``pid``, ``host``, ``boot_id``) the owner of
+        ``run_id`` for ``seconds`` (renewed by :meth:`touch_run`), as a compare-and-swap in
+        one transaction: only when the current lease's token is ``expected`` (None = no
+        lease) and the run is not completed. The run becomes ``running``. False when another
+        process changed the lease first; from then on every write of this store to the run
+        checks that it still owns it."""
+        now = utcnow_iso()
+        with self._write("claim a run") as db:
+            current = next(db.query("SELECT owner FROM run_leases WHERE run_id = ?",
+                                    [run_id]), None)
+            status = next(db.query("SELECT status FROM runs WHERE run_id = ?", [run_id]), None)
+            if status is None:
+                raise StorageError(f"no run {run_id!r} in {self.path}")
+            if (current["owner"] if current else None) != expected or (
+                    status["status"] == "completed"):
+                return False
+            db.execute("DELETE FROM run_leases WHERE run_id = ?", [run_id])
+            db.table("run_leases").insert(rows.lease_row(
+                run_id, str(owner["owner"]), int(owner["pid"]), str(owner["host"]),
+                str(owner["boot_id"]), now, _later(seconds)))
+            db.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
+                       "last_seen_at = ? WHERE run_id = ?", [now, run_id])
+        self._leases[run_id] = (str(owner["owner"]), seconds)
+        return True
+
+    def _check_lease(self, db: sqlite_utils.Database, run_id: str) -> None:
+        """Inside a write: StorageError when this store claimed ``run_id`` and has lost it."""
+        held = self._leases.get(run_id)
+        if held is None:
+            return
+        row = next(db.query("SELECT owner FROM run_leases WHERE run_id = ?", [run_id]), None)
+        if row is None or row["owner"] != held[0]:
+            raise StorageError(f"run {run_id} was taken over by another probe process "
+                               "(probe run --resume) while this one was stopped; this one "
+                               "stops without writing more")
 
     def resume_run(self, run_id: str) -> str:
         """Set an interrupted run back to ``running`` so missing targets can be added to it.
@@ -330,7 +427,7 @@ class Store:
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=idle_for)
         cutoff_iso = cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with self._write("mark stale runs") as db:
-            stale = [
+            stale = [  # the status only: a stopped owner keeps its lease (probe.run.lease)
                 r["run_id"]
                 for r in db.query(
                     "SELECT run_id FROM runs WHERE status = 'running' AND last_seen_at <= ? "
@@ -344,6 +441,9 @@ class Store:
                     "WHERE run_id = ?",
                     [run_id],
                 )
+                # a lapsed lease of a crashed owner is dropped (nothing of it stays stored)
+                db.execute("DELETE FROM run_leases WHERE run_id = ? AND expires_at <= ?",
+                           [run_id, utcnow_iso()])
         return stale
 
     def latest_run_id(self) -> str | None:
@@ -449,6 +549,7 @@ class Store:
         verdict = None if verdict is None else self.scrubber.verdict(verdict)
         if next(db.query("SELECT 1 FROM runs WHERE run_id = ?", [run_id]), None) is None:
             raise StorageError(f"no run {run_id!r} in {self.path}")
+        self._check_lease(db, run_id)
         db.table("measurements").insert(rows.measurement_row(mid, run_id, m))
         for table, records in (
             ("dns_queries", rows.dns_rows(mid, m)),
@@ -472,6 +573,7 @@ class Store:
         if not samples:
             return
         with self._write("save health samples") as db:
+            self._check_lease(db, run_id)
             records = [rows.health_row(run_id, s) for s in self.scrubber.health(samples)]
             db.table("health_samples").insert_all(records)
 

@@ -113,6 +113,14 @@ def run_row(run_id: str, started_at: str, probe_version: str, settings: Mapping[
         network_name=network_name)
 
 
+def lease_row(run_id: str, owner: str, pid: int, host: str, boot_id: str, claimed_at: str,
+              expires_at: str) -> Row:
+    """One ``run_leases`` row: who owns a run being measured, until when (see
+    :meth:`probe.store.Store.claim_run`)."""
+    return new_row("run_leases", run_id=run_id, owner=owner, pid=int(pid), host=host,
+                   boot_id=boot_id, claimed_at=claimed_at, expires_at=expires_at)
+
+
 def health_row(run_id: str, s: HealthSample) -> Row:
     """One ``health_samples`` row."""
     return new_row("health_samples", run_id=run_id, at=s.at, phase=s.phase,

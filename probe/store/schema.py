@@ -329,6 +329,30 @@ def _v6_http_progress(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE http_requests ADD COLUMN last_byte_t REAL")
 
 
+_V7 = (
+    """
+    CREATE TABLE run_leases (
+        run_id TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,                -- random token of the owning process's claim
+        pid INTEGER NOT NULL,               -- the owner's process id on its machine
+        host TEXT NOT NULL,                 -- hash of the owner's host name (never the name)
+        boot_id TEXT NOT NULL,              -- the owner machine's boot id ('' = unknown)
+        claimed_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL            -- renewed by the owner's heartbeat
+    )
+    """,
+)
+
+
+def _v7_run_leases(db: sqlite_utils.Database) -> None:
+    # One owner per run (issue 13): a run being measured holds a lease, renewed by its writer;
+    # `probe run --resume` takes it over only from a dead owner, in one transaction, so a
+    # stopped (not dead) process and its resumer never both measure the run. Deleted when the
+    # run finishes; never merged or exported.
+    for statement in _V7:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
@@ -338,6 +362,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "imported measurements and their provenance", _v5_imports),
     Migration(6, "HTTP progress: bytes received and the time of the last byte",
               _v6_http_progress),
+    Migration(7, "run leases: one owner per run", _v7_run_leases),
 )
 
 #: The schema version this code writes.

@@ -99,6 +99,7 @@ def test_rows_written_before_the_migration_are_web_tests(tmp_path) -> None:
     con.execute("DROP TABLE imports")  # schema 5
     for column in ("received_bytes", "last_byte_t"):  # schema 6
         con.execute(f"ALTER TABLE http_requests DROP COLUMN {column}")
+    con.execute("DROP TABLE run_leases")  # schema 7
     con.execute("DELETE FROM schema_migrations WHERE version >= 4")
     con.commit()
     con.close()

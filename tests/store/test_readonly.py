@@ -111,6 +111,7 @@ def _built() -> dict[str, list[rows.Row]]:
         "health_samples": [rows.health_row("r", sample)],
         "traces": [rows.trace_row(trace_naming("192.0.2.7"), "u", "m", "r")],
         "imports": [rows.import_row("m", PROVENANCE, "t")],
+        "run_leases": [rows.lease_row("r", "o", 1, "h", "b", "t", "t")],
     }
 
 

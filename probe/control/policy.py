@@ -11,17 +11,13 @@ refused unless ``allow_self`` (:class:`OwnAddresses`, re-read with a short TTL).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
-import json
-import shutil
 import socket
-import struct
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import psutil
 
 from probe.measure.addresses import IPAddress, Network, embedded_ipv4, not_public, parse_host
 
@@ -30,54 +26,18 @@ OWN_ADDRESSES_TTL = 5.0
 
 
 def interface_addresses() -> frozenset[IPAddress]:
-    """Every non-loopback address configured on this host's interfaces: ``ip -j addr``, or
-    without it the kernel's own lists (:func:`kernel_addresses`). Loopback is left to the
-    loopback rule, which only an explicit ``--allow`` lifts (the loopback test world)."""
-    found = _ip_command_addresses()
-    if found is None:
-        found = kernel_addresses()
-    return frozenset(a for a in found if not a.is_loopback)
-
-
-def _ip_command_addresses() -> set[IPAddress] | None:
-    ip = shutil.which("ip")
-    if ip is None:
-        return None
-    try:
-        out = subprocess.run([ip, "-j", "addr", "show"], capture_output=True, timeout=5,
-                             check=True).stdout
-        links = json.loads(out)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
+    """Every non-loopback address configured on this host's interfaces, secondary ones
+    included (``getifaddrs(3)`` through psutil: no subprocess, microseconds, so it can run on
+    the event loop). Loopback is left to the loopback rule, which only an explicit ``--allow``
+    lifts (the loopback test world)."""
     found: set[IPAddress] = set()
-    for link in links if isinstance(links, list) else ():
-        for info in link.get("addr_info", ()) if isinstance(link, dict) else ():
-            addr = parse_host(str(info.get("local", ""))) if isinstance(info, dict) else None
-            if addr is not None:
-                found.add(addr)
-    return found
-
-
-def kernel_addresses() -> set[IPAddress]:
-    """This host's addresses without the ``ip`` tool (Linux): IPv6 from
-    ``/proc/net/if_inet6``, each interface's IPv4 from ``SIOCGIFADDR`` (``netdevice(7)``)."""
-    found: set[IPAddress] = set()
-    with contextlib.suppress(OSError):
-        with open("/proc/net/if_inet6") as fh:
-            for line in fh:
-                field0 = line.split()[0] if line.split() else ""
-                with contextlib.suppress(ValueError):
-                    found.add(ipaddress.IPv6Address(int(field0, 16)))
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            request = struct.pack("256s", name.encode()[:15])
-            with contextlib.suppress(OSError):
-                answer = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, request)
-                found.add(ipaddress.IPv4Address(answer[20:24]))
-    return found
-
-
-_SIOCGIFADDR = 0x8915
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                addr = parse_host(a.address.split("%", 1)[0])
+                if addr is not None and not addr.is_loopback:
+                    found.add(addr)
+    return frozenset(found)
 
 
 class OwnAddresses:

@@ -77,6 +77,16 @@ def run(
     asn_db: Annotated[
         Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
     ] = None,
+    tests: Annotated[
+        list[str] | None,
+        typer.Option("--tests", help="Test groups, comma-separated: web (the inputs given), "
+                     "im (whatsapp, telegram, signal, facebook_messenger), circumvention "
+                     "(endpoint lists of VPNs).")
+    ] = None,
+    app_lists: Annotated[
+        Path | None, typer.Option("--app-lists", help="Directory of endpoint lists "
+                                  "(NAME.toml) replacing the packaged targets/apps ones.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     accept_risk: Annotated[
         bool, typer.Option("--accept-risk", help="Accept the consent notice (unattended use).")
@@ -122,6 +132,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         health_interval=eff["health_interval"],
         residual_cooldown=eff["residual_cooldown"],
         asn_db=eff["asn_db"],
+        tests=tuple(g.strip() for t in (eff["tests"] or ()) for g in t.split(",") if g.strip()),
+        app_lists=eff["app_lists"],
         store_bodies=not eff["no_bodies"],
         trace_blocked=plan is None and bool(eff["trace_blocked"]),
         resume=resume,

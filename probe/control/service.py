@@ -8,6 +8,7 @@ import signal
 import sys
 from functools import partial
 
+from probe.applists import declared_ports
 from probe.control.measure import measure_request
 from probe.control.server import ControlServer, Policy
 from probe.errors import ProbeError, UsageError
@@ -16,12 +17,14 @@ from probe.measure.settings import MeasureSettings, Resolver
 
 def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
                 max_concurrent: int, timeout: float) -> Policy:
-    """A Policy from command-line values; bad CIDRs raise UsageError."""
+    """A Policy from command-line values; bad CIDRs raise UsageError. Allowed ports: 80, 443,
+    the ports the packaged endpoint lists declare (the apps' 5222, …; issue 14) and
+    ``allow_ports``."""
     try:
         nets = tuple(ipaddress.ip_network(a, strict=False) for a in allow)
     except ValueError as e:
         raise UsageError(f"--allow: {e}") from None
-    return Policy(allow=nets, ports=frozenset({80, 443, *allow_ports}), token=token,
+    return Policy(allow=nets, ports=frozenset({80, 443, *declared_ports(), *allow_ports}), token=token,
                   max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5)
 
 

@@ -349,7 +349,8 @@ async def _measure_with_controls(
     controls' answers (None = no controls): a control waiting out a dead site or a cut
     network must not hold the probe's measurement slot (the task runs in ``tg``).
     """
-    measure = kind_of(target.test_name).measure
+    kind = kind_of(target.test_name)
+    measure = kind.measure
     if client is None or not options.controls:
         return await measure(target, settings, None, gate), None
     if helper_slots is None:
@@ -374,8 +375,27 @@ async def _measure_with_controls(
 
         return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
 
+    async def ask_each(measuring: asyncio.Task[Measurement]) -> _Answers:
+        """Kinds with many endpoints (the apps): one request per endpoint, once measured;
+        each answer says which URL it is about (``request_url``)."""
+        assert kind.control_requests is not None
+        m = await measuring
+        deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+
+        async def one(helper: str, url: str, addresses: list[str]) -> dict[str, Any]:
+            request = MeasureRequest(url, tuple(addresses[:MAX_ADDRESSES]), throughput=False)
+            async with helper_slots[helper]:
+                answer = await control_client.query(client, helper, request, deadline,
+                                                    options.control_token)
+            return {**answer, "request_url": url}
+
+        return tuple(await asyncio.gather(*(
+            one(h, url, addrs) for url, addrs in kind.control_requests(m)
+            for h in options.controls)))
+
     measuring = tg.create_task(measure(target, settings, on_addresses, gate))
-    asking = tg.create_task(ask(measuring))
+    asking = tg.create_task(ask_each(measuring) if kind.control_requests is not None
+                            else ask(measuring))
     return await measuring, asking
 
 

@@ -24,7 +24,8 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
         nets = tuple(ipaddress.ip_network(a, strict=False) for a in allow)
     except ValueError as e:
         raise UsageError(f"--allow: {e}") from None
-    return Policy(allow=nets, ports=frozenset({80, 443, *declared_ports(), *allow_ports}), token=token,
+    ports = frozenset({80, 443, *declared_ports(), *allow_ports})
+    return Policy(allow=nets, ports=ports, token=token,
                   max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5)
 
 

@@ -14,6 +14,39 @@ from probe.cli.root import app
 from probe.lab.world.loopback import DEMO_SITES, LoopbackWorld, demo_urls, demo_world
 from tests.run.test_kinds_e2e import HelperThread
 
+#: The test keys OONI's spec lists for each app (ooni/spec nettests ts-018, ts-019, ts-020,
+#: ts-029: "Expected output" / "Semantics").
+SPEC_KEYS: dict[str, set[str]] = {
+    "whatsapp": {"network_events", "queries", "requests", "tcp_connect", "tls_handshakes",
+                 "registration_server_failure", "registration_server_status",
+                 "whatsapp_endpoints_blocked", "whatsapp_endpoints_dns_inconsistent",
+                 "whatsapp_endpoints_status", "whatsapp_web_failure", "whatsapp_web_status"},
+    "telegram": {"network_events", "queries", "requests", "tcp_connect", "tls_handshakes",
+                 "telegram_http_blocking", "telegram_tcp_blocking", "telegram_web_failure",
+                 "telegram_web_status"},
+    "signal": {"network_events", "queries", "requests", "tcp_connect", "tls_handshakes",
+               "signal_backend_failure", "signal_backend_status"},
+    "facebook_messenger": {"facebook_dns_blocking", "facebook_tcp_blocking",
+                           "facebook_b_api_dns_consistent", "facebook_b_api_reachable",
+                           "facebook_edge_dns_consistent", "facebook_edge_reachable",
+                           "tcp_connect", "queries"},
+}
+
+
+def _load_with_oonidata(objects: list[dict]) -> None:
+    """OONI's own data library parses the exported objects into its app models, where it is
+    installed: `make install` puts oonidata 0.3.0 in without its own pins (cryptography~=38,
+    click~=8.0 conflict with probe's), so it is not a dev extra (docs/data.md)."""
+    dataclient = pytest.importorskip("oonidata.dataclient")
+    load_measurement = dataclient.load_measurement
+    from oonidata.models.nettests import NETTEST_MODELS
+    for o in objects:
+        if o["test_name"] not in NETTEST_MODELS:
+            continue
+        parsed = load_measurement(o)
+        assert type(parsed) is NETTEST_MODELS[o["test_name"]]
+        assert parsed.test_keys is not None
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
@@ -41,6 +74,9 @@ def write_lists(directory: Path, world: LoopbackWorld) -> None:
     # the app's own outage: every endpoint refuses, for the control too
     (directory / "signal.toml").write_text(
         'app = "signal"\n' + _entry("service", refused, port, "https"))
+    (directory / "facebook_messenger.toml").write_text(
+        'app = "facebook_messenger"\nasns = [32934]\n' + _entry("b_api", ok, port, "tcp")
+        + _entry("edge", refused, port, "tcp"))
     (directory / "vpn.toml").write_text(
         'app = "endpoint"\n' + _entry("somevpn", ok, port, "tls"))
 
@@ -55,7 +91,8 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
     with HelperThread(world) as helper:
         res = runner.invoke(app, [
             "run", urls["ok"], "whatsapp://whatsapp", "telegram://telegram", "signal://signal",
-            "endpoint://vpn", "--app-lists", str(lists), "--db", str(db),
+            "facebook_messenger://facebook_messenger", "endpoint://vpn",
+            "--app-lists", str(lists), "--db", str(db),
             "--no-system-resolver", "--resolver", f"{dns_host}:{dns_port}",
             "--ca-bundle", world.ca_pem, "--timeout", "2", "--quiet",
             "--control", helper.url, "--concurrency", "4"])
@@ -78,6 +115,30 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
     assert wa["roles"] == {"chat": "ok", "registration": "ok", "web": "ok"}
     assert [e["verdict"] for e in wa["endpoints"]] == ["ok", "ok", "ok"]
     assert wa["control"]["helpers"]  # the control was asked, per endpoint
+
+    # facebook: one name down for the control too, the other works -> down, partial
+    fb = rows["facebook_messenger://facebook_messenger"]
+    assert (fb["verdict"], fb["details"]["scope"], fb["details"]["failing_roles"]) == (
+        "down", "partial", ["edge"])
+
+    # probe export --format ooni: each app in OONI's own format (ts-018/019/020/029)
+    res = runner.invoke(app, ["export", "--db", str(db), "--format", "ooni", "--out", "-"])
+    assert res.exit_code == 0, res.output
+    exported = {o["test_name"]: o for o in map(json.loads, res.stdout.splitlines())}
+    for name, keys in SPEC_KEYS.items():
+        o = exported[name]
+        assert o["input"] is None and o["test_keys"]["x_probe"]["verdict"]
+        assert keys <= set(o["test_keys"]), (name, keys - set(o["test_keys"]))
+    wa = exported["whatsapp"]["test_keys"]
+    assert (wa["registration_server_status"], wa["whatsapp_endpoints_status"],
+            wa["whatsapp_web_status"], wa["whatsapp_endpoints_blocked"]) == ("ok", "ok", "ok", [])
+    assert exported["telegram"]["test_keys"]["telegram_tcp_blocking"] is False
+    # signal's outage: OONI would write "blocked"; ours says nothing it did not find
+    sig = exported["signal"]["test_keys"]
+    assert sig["signal_backend_status"] is None and sig["signal_backend_failure"]
+    fbk = exported["facebook_messenger"]["test_keys"]
+    assert fbk["facebook_b_api_reachable"] is True and fbk["facebook_edge_reachable"] is False
+    _load_with_oonidata(list(exported.values()))
 
     # reanalyze re-judges the apps from the stored observations, with the same verdicts
     res = runner.invoke(app, ["reanalyze", "--db", str(db)])

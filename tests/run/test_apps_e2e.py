@@ -140,6 +140,15 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
     assert fbk["facebook_b_api_reachable"] is True and fbk["facebook_edge_reachable"] is False
     _load_with_oonidata(list(exported.values()))
 
+    # probe results shows the test beside each input; the report has a row (timeline) per app
+    res = runner.invoke(app, ["results", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.stdout.splitlines() if x.startswith("telegram://telegram"))
+    assert line.split()[1:3] == ["telegram", "ok"]
+    res = runner.invoke(app, ["report", "--db", str(db), "--format", "md", "--out", "-"])
+    assert res.exit_code == 0, res.output
+    assert "whatsapp://whatsapp" in res.stdout and "signal://signal" in res.stdout
+
     # reanalyze re-judges the apps from the stored observations, with the same verdicts
     res = runner.invoke(app, ["reanalyze", "--db", str(db)])
     assert res.exit_code == 0, res.output

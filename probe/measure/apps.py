@@ -49,8 +49,9 @@ from probe.model import (
 )
 from probe.targets import parse_input
 
-#: Endpoints of one app measured at once (the run's per-address gate still applies).
-ENDPOINTS_AT_ONCE = 16
+#: Endpoints of one app measured at once (the run's per-address gate still applies): all of
+#: a packaged list, so an app in a cut network costs one deadline, not one per wave.
+ENDPOINTS_AT_ONCE = 64
 #: Bytes of a UDP answer recorded (hex) — enough to recognise a protocol, no more.
 UDP_KEEP = 64
 

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe.applists import validate_app_list
 from probe.lab.simnet.scenario_records import (
     CLOCKS,
     METHODS,
@@ -73,10 +74,9 @@ from probe.lab.simnet.scenario_records import (
     parse_site,
     str_list,
 )
-from probe.applists import validate_app_list
 from probe.lab.simnet.site_plan import base_sites
-from probe.model import APP_TESTS
 from probe.lab.simnet.techniques import TECHNIQUES
+from probe.model import APP_TESTS
 
 __all__ = [
     "CLOCKS", "METHODS", "REGION_ALIASES", "SCENARIO_DIR", "SIM_SITE_KEYS", "SITE_DNS",

@@ -77,3 +77,17 @@ def test_a_directory_replaces_the_packaged_list(tmp_path: Path) -> None:
         find_app_list("nosuchapp", tmp_path)
     assert load_app_list(tmp_path / "whatsapp.toml").endpoints[1].url == (
         "tcp://e1.whatsapp.net:5222")
+
+
+def test_probe_targets_validate_checks_endpoint_lists(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from probe.cli.root import app
+
+    bad = tmp_path / "whatsapp.toml"
+    bad.write_text(GOOD.replace("ports = [443, 5222]", "ports = [70000]"))
+    res = CliRunner().invoke(app, ["targets", "validate", str(bad)])
+    assert res.exit_code == 1
+    assert f"{bad}:3: 'port'/'ports' must be port numbers 1-65535" in res.output
+    res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "signal.toml")])
+    assert res.exit_code == 0, res.output

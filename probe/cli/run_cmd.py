@@ -25,7 +25,8 @@ from probe.run.watch import WatchPlan, parse_duration
 
 def run(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="URLs and/or target list files (none with --tests im/circumvention).")] = None,
     db: DbOption = None,
     resolver: Annotated[
         list[str] | None,
@@ -108,7 +109,7 @@ def run(
     """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict.
 
     Options not given take their value from PROBE_* variables, then the config file."""
-    _execute(ctx, sources, resume=resume, plan=None)
+    _execute(ctx, sources or [], resume=resume, plan=None)
 
 
 def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
@@ -158,7 +159,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
 
 def watch(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="URLs and/or target list files (none with --tests im/circumvention).")] = None,
     every: Annotated[str, typer.Option("--every", help="Time between runs (15m, 1h…).")] = "15m",
     jitter: Annotated[
         float, typer.Option("--jitter", min=0.0, max=0.5,
@@ -175,7 +177,7 @@ def watch(
 ) -> None:
     """Measure periodically; ride out shutdowns with cheap health checks (SIGTERM stops)."""
     plan = WatchPlan(parse_duration(every), jitter, parse_duration(health_every), max_runs)
-    _execute(ctx, sources, resume=None, plan=plan)
+    _execute(ctx, sources or [], resume=None, plan=plan)
 
 
 def _watch_signature() -> inspect.Signature:

@@ -251,7 +251,8 @@ def execute(
             on_progress(p, target, verdict)
 
     categories = set(request.categories) if request.categories else None
-    targets = target_lists.iter_sources(list(request.sources), categories)
+    targets = target_lists.iter_sources(
+        with_test_groups(list(request.sources), request.tests), categories)
     try:
         done = asyncio.run(run_targets(targets, plan.total, plan.settings, plan.db_path,
                                        plan.options.concurrency, progress, plan.options))
@@ -270,7 +271,8 @@ def _watch(request: RunRequest, watch_plan: WatchPlan, plan: _Plan,
     categories = set(request.categories) if request.categories else None
 
     def reload() -> list[Target]:
-        return target_lists.load_sources(list(request.sources), categories)
+        return target_lists.load_sources(
+            with_test_groups(list(request.sources), request.tests), categories)
 
     log = _run_until_signalled(watch_runs(
         reload, plan.settings, plan.db_path, plan.options, watch_plan, on_progress,

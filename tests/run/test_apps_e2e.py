@@ -153,3 +153,33 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
     res = runner.invoke(app, ["reanalyze", "--db", str(db)])
     assert res.exit_code == 0, res.output
     assert "0 verdicts changed" in res.stdout
+
+
+def test_tests_groups_pick_the_inputs(world, tmp_path: Path) -> None:
+    """`--tests im` alone measures the four messengers (no other input needed); `web` adds the
+    inputs given; without --tests the inputs given are measured, as before."""
+    lists = tmp_path / "lists"
+    write_lists(lists, world)
+    dns_host, dns_port = world.dns_address
+    common = ["--app-lists", str(lists), "--no-system-resolver", "--resolver",
+              f"{dns_host}:{dns_port}", "--ca-bundle", world.ca_pem, "--timeout", "1",
+              "--quiet"]
+    runner = CliRunner()
+    db = tmp_path / "im.db"
+    res = runner.invoke(app, ["run", "--tests", "im", "--db", str(db), *common])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(runner.invoke(app, ["results", "--db", str(db), "--format",
+                                          "json"]).stdout)
+    assert sorted(r["test_name"] for r in rows) == [
+        "facebook_messenger", "signal", "telegram", "whatsapp"]
+    db = tmp_path / "web.db"
+    url = demo_urls(world)["ok"]
+    res = runner.invoke(app, ["run", url, "--tests", "web,circumvention", "--db", str(db),
+                              *common])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(runner.invoke(app, ["results", "--db", str(db), "--format",
+                                          "json"]).stdout)
+    assert sorted(r["url"] for r in rows) == sorted([url, "endpoint://vpn"])
+    res = runner.invoke(app, ["run", url, "--tests", "chat", "--db", str(db), *common])
+    assert res.exit_code != 0  # a usage error (exit 2 through probe's own main)
+    assert "unknown test group 'chat'" in f"{res.output}{res.exception}"

@@ -25,6 +25,13 @@ $(STAMP): pyproject.toml deps/apt.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
 	@$(PY) -m pip install -q -e '.[dev,sim]'
+	@# OONI's data library, pinned, for the test that it loads our ooni export (issue 14). Its own
+	@# pins (cryptography~=38, click~=8.0, pyopenssl~=22.1) conflict with ours, so it goes in
+	@# without them, beside the libraries its models need; only its parser is used.
+	@$(PY) -m pip install -q --no-deps 'oonidata==0.3.0' 'pyopenssl==26.4.0'
+	@$(PY) -m pip install -q 'mashumaro~=3.0' 'orjson~=3.8' 'lz4~=4.0' 'lxml~=4.9' \
+	  'boto3~=1.24' 'tqdm~=4.64' 'tabulate~=0.9.0' 'click-loglevel~=0.5.0' 'pyyaml~=6.0' \
+	  'requests~=2.27'
 	@touch $(STAMP)
 
 demo: install

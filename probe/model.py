@@ -29,11 +29,26 @@ def utcnow_iso() -> str:
 WEB_CONNECTIVITY = "web_connectivity"
 #: TCP reachability of ``host:port`` (OONI's name), written ``tcp://host:port``.
 TCP_CONNECT = "tcp_connect"
+#: The messengers (OONI's test names): each measures its app's endpoint list (docs/kinds.md).
+WHATSAPP = "whatsapp"
+TELEGRAM = "telegram"
+SIGNAL = "signal"
+FACEBOOK_MESSENGER = "facebook_messenger"
+#: Any ``host:port`` a named endpoint list declares (VPN servers…), over TCP, TLS or UDP.
+ENDPOINT = "endpoint"
+#: Kinds whose input names an endpoint list, written ``NAME://LIST`` (``whatsapp://whatsapp``,
+#: ``endpoint://vpn``): one measurement of every endpoint the list declares, one verdict.
+APP_TESTS: tuple[str, ...] = (WHATSAPP, TELEGRAM, SIGNAL, FACEBOOK_MESSENGER, ENDPOINT)
 #: The input schemes of each kind of test (docs/kinds.md): how a list line or a command-line
 #: argument says which test measures it.
 INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     WEB_CONNECTIVITY: ("http", "https"),
     TCP_CONNECT: ("tcp",),
+    WHATSAPP: ("whatsapp",),
+    TELEGRAM: ("telegram",),
+    SIGNAL: ("signal",),
+    FACEBOOK_MESSENGER: ("facebook_messenger",),
+    ENDPOINT: ("endpoint",),
 }
 #: The input schemes of a test this probe does not run itself, stored from another source
 #: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or
@@ -64,7 +79,10 @@ class Target:
     test_name: str = WEB_CONNECTIVITY
 
     def __post_init__(self) -> None:
-        if self.scheme not in INPUT_SCHEMES.get(self.test_name, IMPORTED_SCHEMES):
+        allowed = INPUT_SCHEMES.get(self.test_name, IMPORTED_SCHEMES)
+        if self.test_name in APP_TESTS:  # OONI's own app measurements have no input
+            allowed = (*allowed, "ooni")
+        if self.scheme not in allowed:
             raise ValueError(f"unsupported scheme {self.scheme!r} for {self.test_name}")
         if not self.hostname:
             raise ValueError("empty hostname")

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "probe"
 
 #: The kernel may stay loose at the top of the package; everything else lives in a part.
-LOOSE = {"__init__", "__main__", "model", "failures", "errors", "targets"}
+#: The kernel: records, failures, errors, target lists and endpoint lists (issue 14).
+LOOSE = {"__init__", "__main__", "model", "failures", "errors", "targets", "applists"}
 #: A step and its judgement may share a name: once in measure/, once in classify/.
 STEP_AND_JUDGEMENT = {PACKAGE / "measure", PACKAGE / "classify"}
 
@@ -101,7 +102,7 @@ def test_no_import_cycles() -> None:
 def test_at_most_the_kernel_is_loose() -> None:
     loose = {p.stem for p in PACKAGE.glob("*.py")}
     assert loose <= LOOSE, f"loose modules outside the kernel: {sorted(loose - LOOSE)}"
-    assert len(loose) <= 6
+    assert len(loose) <= len(LOOSE)
 
 
 def test_every_part_is_a_package() -> None:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import apps, dns, endpoint, http, population, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -58,6 +58,7 @@ from probe.classify.context import Context, with_missing
 from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
+    APP_TESTS,
     TCP_CONNECT,
     WEB_CONNECTIVITY,
     DNSObservation,
@@ -295,6 +296,12 @@ def _checked(case: Case, v: Verdict) -> Verdict:
     return inconclusive(case, "unexplained", v.evidence, 0.4, symptom=v.method,
                         symptom_verdict=v.verdict.value,
                         **{k: val for k, val in v.details.items() if k != "symptom"})
+
+
+#: The app kinds (whatsapp, telegram, signal, facebook_messenger, endpoint): one rule that
+#: judges each endpoint with the rules above and aggregates (:mod:`probe.classify.apps`).
+RULES_BY_TEST.update({name: (apps.app_rule(RULES, network_cut, _checked),) for name in APP_TESTS})
+TEST_NAMES = frozenset(RULES_BY_TEST)
 
 
 def judge(case: Case) -> Verdict:

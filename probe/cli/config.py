@@ -174,6 +174,17 @@ def _check_url(text: str) -> str | None:
     return None
 
 
+#: ``--tests`` groups (OONI's): ``web`` = the URL inputs given, the others in probe.run.kinds.
+TEST_GROUP_NAMES = ("web", "im", "circumvention")
+
+
+def _check_group(text: str) -> str | None:
+    bad = [g for g in text.split(",") if g.strip() not in TEST_GROUP_NAMES]
+    if bad:
+        return f"unknown test group {bad[0]!r} (known: {', '.join(TEST_GROUP_NAMES)})"
+    return None
+
+
 RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("db", "path", None, "SQLite database (default: <user data dir>/probe.db)"),
     Setting("resolver", "strs", [], "extra UDP resolvers IP[:PORT]", check=_check_resolver),
@@ -196,6 +207,9 @@ RUN_SETTINGS: tuple[Setting, ...] = (
             "seconds to wait before re-measuring targets failed by residual censorship "
             "(0 = never re-measure)", minimum=0.0),
     Setting("asn_db", "path", None, "iptoasn TSV for ASN comparisons"),
+    Setting("tests", "strs", [], "test groups: web, im, circumvention (default: the inputs given)",
+            check=_check_group),
+    Setting("app_lists", "path", None, "directory of endpoint lists replacing targets/apps"),
     Setting("quiet", "bool", False, "no progress output"),
     Setting("accept_risk", "bool", False, "accept the informed-consent notice (unattended use)"),
     Setting("no_bodies", "bool", False, "store body hashes and lengths only"),

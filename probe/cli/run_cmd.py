@@ -25,7 +25,8 @@ from probe.run.watch import WatchPlan, parse_duration
 
 def run(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="URLs and/or target list files (none with --tests im/circumvention).")] = None,
     db: DbOption = None,
     resolver: Annotated[
         list[str] | None,
@@ -82,6 +83,16 @@ def run(
     asn_db: Annotated[
         Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
     ] = None,
+    tests: Annotated[
+        list[str] | None,
+        typer.Option("--tests", help="Test groups, comma-separated: web (the inputs given), "
+                     "im (whatsapp, telegram, signal, facebook_messenger), circumvention "
+                     "(endpoint lists of VPNs).")
+    ] = None,
+    app_lists: Annotated[
+        Path | None, typer.Option("--app-lists", help="Directory of endpoint lists "
+                                  "(NAME.toml) replacing the packaged targets/apps ones.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     accept_risk: Annotated[
         bool, typer.Option("--accept-risk", help="Accept the consent notice (unattended use).")
@@ -103,7 +114,7 @@ def run(
     """Measure targets (DNS, TCP, TLS, HTTP) and store every observation and verdict.
 
     Options not given take their value from PROBE_* variables, then the config file."""
-    _execute(ctx, sources, resume=resume, plan=None)
+    _execute(ctx, sources or [], resume=resume, plan=None)
 
 
 def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
@@ -128,6 +139,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         health_interval=eff["health_interval"],
         residual_cooldown=eff["residual_cooldown"],
         asn_db=eff["asn_db"],
+        tests=tuple(g.strip() for t in (eff["tests"] or ()) for g in t.split(",") if g.strip()),
+        app_lists=eff["app_lists"],
         store_bodies=not eff["no_bodies"],
         trace_blocked=plan is None and bool(eff["trace_blocked"]),
         resume=resume,
@@ -152,7 +165,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
 
 def watch(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(help="URLs and/or target list files.")],
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="URLs and/or target list files (none with --tests im/circumvention).")] = None,
     every: Annotated[str, typer.Option("--every", help="Time between runs (15m, 1h…).")] = "15m",
     jitter: Annotated[
         float, typer.Option("--jitter", min=0.0, max=0.5,
@@ -169,7 +183,7 @@ def watch(
 ) -> None:
     """Measure periodically; ride out shutdowns with cheap health checks (SIGTERM stops)."""
     plan = WatchPlan(parse_duration(every), jitter, parse_duration(health_every), max_runs)
-    _execute(ctx, sources, resume=None, plan=plan)
+    _execute(ctx, sources or [], resume=None, plan=plan)
 
 
 def _watch_signature() -> inspect.Signature:

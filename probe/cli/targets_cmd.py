@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from probe import applists
 from probe import targets as target_lists
 from probe.errors import ProbeError
 
@@ -15,10 +16,13 @@ app = typer.Typer(help="Check and list target lists.", no_args_is_help=True)
 
 @app.command("validate")
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Target list files.")],
+    files: Annotated[list[Path], typer.Argument(help="Target lists, or endpoint lists "
+                                                "(NAME.toml, targets/apps).")],
 ) -> None:
     """Report every bad row as FILE:LINE: reason; exit 1 if any."""
-    problems = [p for f in files for p in target_lists.validate_file(str(f))]
+    problems = [p for f in files for p in (
+        applists.validate_app_list(f) if f.suffix == ".toml"
+        else target_lists.validate_file(str(f)))]
     for problem in problems:
         typer.echo(problem)
     if problems:

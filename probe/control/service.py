@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 
+from probe.applists import declared_ports
 from probe.control.measure import measure_request
 from probe.control.policy import OwnAddresses, Policy, parse_networks
 from probe.control.server import ControlServer, Limits, TLSFiles
@@ -41,7 +42,9 @@ class ServiceOptions:
 def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
                 max_concurrent: int, timeout: float, deny: list[str] | None = None,
                 allow_self: bool = False) -> Policy:
-    """A Policy from command-line values; bad CIDRs raise UsageError."""
+    """A Policy from command-line values; bad CIDRs raise UsageError. Allowed ports: 80, 443,
+    the ports the packaged endpoint lists declare (the apps' 5222, …; issue 14) and
+    ``allow_ports``."""
     try:
         nets = parse_networks(allow, "--allow")
         denied = parse_networks(deny or [], "--deny")
@@ -50,7 +53,8 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
     own = None if allow_self else OwnAddresses()
     if own is not None:
         own.get()  # read at start, then again at most every OWN_ADDRESSES_TTL seconds
-    return Policy(allow=nets, ports=frozenset({80, 443, *allow_ports}), token=token,
+    return Policy(allow=nets, ports=frozenset({80, 443, *declared_ports(), *allow_ports}),
+                  token=token,
                   max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5, deny=denied,
                   own=own)
 

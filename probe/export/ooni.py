@@ -1,4 +1,5 @@
-"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format.
+"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format (and the
+apps' formats, :mod:`probe.export.ooni_apps`).
 
 Responsibility: translating one stored measurement (+ run, current verdict) into the JSON
 object OONI's tools and pipelines read (ooni/spec data format 0.2.0, ``web_connectivity``
@@ -31,8 +32,10 @@ from typing import Any
 
 from probe import failures
 from probe.export.jsonl import b64
+from probe.export.ooni_apps import app_test_keys
 from probe.export.source import Record
 from probe.model import (
+    APP_TESTS,
     TCP_CONNECT,
     DNSObservation,
     HTTPObservation,
@@ -465,7 +468,8 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "accessible": accessible,
         "x_probe": x_probe,
     }
-    test_name, test_version, ooni_input = TEST_NAME, TEST_VERSION, m.target.url
+    test_name, test_version = TEST_NAME, TEST_VERSION
+    ooni_input: str | None = m.target.url
     if m.test_name == TCP_CONNECT:
         # OONI's tcp_connect (ts-008): input ``host:port``, ``connection`` = "success" or the
         # failure string of the (last) connect; our per-address records ride along.
@@ -483,6 +487,9 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
             "accessible": accessible,
             "x_probe": x_probe,
         }
+    elif m.test_name in APP_TESTS:
+        # each app in OONI's own test format (ts-018/019/020/029), from our per-role verdicts
+        test_name, test_version, ooni_input, test_keys = app_test_keys(m, v, test_keys)
     return {
         "annotations": {k: str(val) for k, val in annotations.items() if val is not None},
         "data_format_version": DATA_FORMAT_VERSION,

@@ -38,6 +38,7 @@ from probe import failures as f
 from probe.measure.certs import parse_certificate
 from probe.measure.http import extract_title, resolve_location
 from probe.model import (
+    APP_TESTS,
     INPUT_SCHEMES,
     WEB_CONNECTIVITY,
     Certificate,
@@ -618,8 +619,10 @@ def unsupported(doc: Mapping[str, Any], origin: str) -> Mapped:
     rules for it: ``inconclusive``/``unsupported_test``)."""
     name = str(doc.get("test_name"))
     # A name we run ourselves with other semantics (OONI's tcp_connect input is ip:port) is
-    # kept apart so our rules never judge a document they were not written for.
-    test_name = f"ooni_{name}" if name in INPUT_SCHEMES else name
+    # kept apart so our rules never judge a document they were not written for. OONI's app
+    # tests keep their names (ours are the same tests; without per-endpoint observations our
+    # rules call them unsupported_test, as before issue 14).
+    test_name = f"ooni_{name}" if name in INPUT_SCHEMES and name not in APP_TESTS else name
     started, finished = _times_of(doc)
     m = Measurement(target=_input_target(doc, test_name), started_at=started,
                     finished_at=finished, extra={"source": SOURCE, "test_name": name})

@@ -430,8 +430,10 @@ async def fetch(
     redirect_index: int,
     clock: Callable[[], float],
     cookies: httpx.Cookies | None = None,
+    method: str = "GET",
 ) -> HTTPObservation:
-    """GET ``url`` over ``conn`` (already connected to ``ip:port``, TLS done for https) within
+    """GET (or ``method``, with an empty body: the apps' POST probes) ``url`` over ``conn``
+    (already connected to ``ip:port``, TLS done for https) within
     ``settings.http_timeout`` seconds, body included.
 
     Whatever was received before a failure is kept (status, headers, partial body), with how
@@ -457,7 +459,8 @@ async def fetch(
                                                clock)
             client = httpx.AsyncClient(transport=transport, follow_redirects=False,
                                        timeout=None, trust_env=False, cookies=cookies)
-            request = client.build_request("GET", url, headers=request_headers(settings))
+            request = client.build_request(method, url, headers=request_headers(settings),
+                                           content=b"" if method == "POST" else None)
             sent = tuple((k.decode("latin-1"), v.decode("latin-1"))
                          for k, v in request.headers.raw)
             # Straight to the transport: httpx's client would parse a redirect's Location
@@ -504,7 +507,7 @@ async def fetch(
     headers, sent = cap_headers(headers), cap_headers(sent)
     stream = transport.stream if transport is not None else None
     return HTTPObservation(
-        tx_id=tx_id, url=url, method="GET", ip=ip, port=port, t0=t0, t=t, failure=failure,
+        tx_id=tx_id, url=url, method=method, ip=ip, port=port, t0=t0, t=t, failure=failure,
         redirect_index=redirect_index, request_headers=sent, status=status, headers=headers,
         location=location, received_bytes=stream.received if stream is not None else 0,
         last_byte_t=stream.last_read_t if stream is not None else None, **body_fields,

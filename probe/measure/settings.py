@@ -37,6 +37,8 @@ class MeasureSettings:
     helper's policy); None = no guard.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``app_lists``: a directory of endpoint lists replacing the packaged ``targets/apps`` ones
+    (:mod:`probe.applists`, ``--app-lists``); None = the packaged lists.
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -59,6 +61,7 @@ class MeasureSettings:
     sni_retry: bool = True
     connect_retries: int = 1
     innocuous_sni: str = "example.org"
+    app_lists: str | None = None
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -32,7 +32,8 @@ CONTRACT_FIELDS: tuple[str, ...] = (
     "analysis_version",
 )
 
-TABLE_COLUMNS: tuple[str, ...] = ("url", "verdict", "method", "confidence", "evidence")
+TABLE_COLUMNS: tuple[str, ...] = ("url", "test_name", "verdict", "method", "confidence",
+                                   "evidence")
 DEFAULT_WIDTH = 100
 _ELLIPSIS = "..."
 _GAP = "  "
@@ -129,18 +130,19 @@ def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) 
     for cell, row in zip(cells, rows, strict=True):
         if note := trace_note(row.get("traces")):
             cell[-1] = f"[{note}] {cell[-1]}"  # first: long evidence is cut at the end
-    header = [c.upper() if c != "confidence" else "CONF" for c in TABLE_COLUMNS]
+    header = [{"confidence": "CONF", "test_name": "TEST"}.get(c, c.upper())
+              for c in TABLE_COLUMNS]
     natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    url_w, verdict_w, method_w, conf_w, _ = natural
-    room = width - (verdict_w + method_w + conf_w + len(_GAP) * 4) - 30
+    url_w, test_w, verdict_w, method_w, conf_w, _ = natural
+    room = width - (test_w + verdict_w + method_w + conf_w + len(_GAP) * 5) - 30
     url_w = max(len(header[0]), min(url_w, room, width * 2 // 5))
-    fixed = url_w + verdict_w + method_w + conf_w + len(_GAP) * 4
+    fixed = url_w + test_w + verdict_w + method_w + conf_w + len(_GAP) * 5
     evidence_w = max(20, width - fixed)
-    widths = [url_w, verdict_w, method_w, conf_w, evidence_w]
+    widths = [url_w, test_w, verdict_w, method_w, conf_w, evidence_w]
 
     def line(values: Sequence[str]) -> str:
         parts = [_fit(v, w).ljust(w) for v, w in zip(values[:-1], widths[:-1], strict=True)]
-        parts[3] = parts[3].strip().rjust(widths[3])  # numbers align right
+        parts[4] = parts[4].strip().rjust(widths[4])  # numbers align right
         return _GAP.join(parts + [_fit(values[-1], widths[-1])]).rstrip()
 
     out = [line(header)] + [line(r) for r in cells]

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from probe import __version__
+from probe import __version__, failures
 from probe.classify import Context, classify
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
@@ -342,6 +342,7 @@ async def _measure_with_controls(
     target: Target, settings: MeasureSettings, options: RunOptions,
     client: httpx.AsyncClient | None, tg: asyncio.TaskGroup, gate: Gate | None = None,
     helper_slots: dict[str, asyncio.Semaphore] | None = None,
+    unreachable: dict[str, tuple[str, float]] | None = None,
 ) -> tuple[Measurement, asyncio.Task[_Answers] | None]:
     """The probe's own measurement, by the target's kind of test (:mod:`probe.run.kinds`),
     with every control asked about the same input and addresses.
@@ -350,7 +351,8 @@ async def _measure_with_controls(
     controls' answers (None = no controls): a control waiting out a dead site or a cut
     network must not hold the probe's measurement slot (the task runs in ``tg``).
     """
-    measure = kind_of(target.test_name).measure
+    kind = kind_of(target.test_name)
+    measure = kind.measure
     if client is None or not options.controls:
         return await measure(target, settings, None, gate), None
     if helper_slots is None:
@@ -375,8 +377,39 @@ async def _measure_with_controls(
 
         return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
 
+    async def ask_each(measuring: asyncio.Task[Measurement]) -> _Answers:
+        """Kinds with many endpoints (the apps): one request per endpoint, once measured;
+        each answer says which URL it is about (``request_url``)."""
+        assert kind.control_requests is not None
+        m = await measuring
+        deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
+        # a helper that could not be reached (the network is cut, say) is not asked again,
+        # for a while, about other endpoints: they get its failure at once (shared by the
+        # run's inputs when the run passes ``unreachable``)
+        dead = unreachable if unreachable is not None else {}
+
+        async def one(helper: str, url: str, addresses: list[str]) -> dict[str, Any]:
+            request = MeasureRequest(url, tuple(addresses[:MAX_ADDRESSES]), throughput=False)
+            async with helper_slots[helper]:
+                seen = dead.get(helper)
+                if seen is not None and time.monotonic() - seen[1] < deadline:
+                    return {"control": helper, "control_failure": seen[0], "request_url": url}
+                answer = await control_client.query(client, helper, request, deadline,
+                                                    options.control_token)
+            why = answer.get("control_failure")
+            if why and not str(why).startswith(failures.UNKNOWN_PREFIX):
+                dead[helper] = (str(why), time.monotonic())
+            elif not why:
+                dead.pop(helper, None)
+            return {**answer, "request_url": url}
+
+        return tuple(await asyncio.gather(*(
+            one(h, url, addrs) for url, addrs in kind.control_requests(m)
+            for h in options.controls)))
+
     measuring = tg.create_task(measure(target, settings, on_addresses, gate))
-    asking = tg.create_task(ask(measuring))
+    asking = tg.create_task(ask_each(measuring) if kind.control_requests is not None
+                            else ask(measuring))
     return await measuring, asking
 
 
@@ -453,6 +486,7 @@ async def run_targets(
         # Measurements waiting for their control answers (bounded: backpressure on workers).
         answering = asyncio.Semaphore(concurrency * 4)
         helper_slots = {h: asyncio.Semaphore(HELPER_SLOTS) for h in options.controls}
+        unreachable: dict[str, tuple[str, float]] = {}  # helpers found dead (app kinds)
 
         network_known = False
 
@@ -499,6 +533,7 @@ async def run_targets(
             if attempt.trigger_like:
                 scheduler.cool(target.hostname, options.residual_cooldown)
                 if (m.control and len(no_control) < options.residual_max
+                        and kind_of(target.test_name).control_requests is None
                         and all(a.get("control_failure") for a in m.control)):
                     no_control.append((target, m, v.verdict.value))
 
@@ -510,7 +545,7 @@ async def run_targets(
                     try:
                         m, asking = await _measure_with_controls(
                             target, settings, options, client, work, servers.hold,
-                            helper_slots)
+                            helper_slots, unreachable)
                     except BaseException:
                         answering.release()
                         raise
@@ -567,7 +602,8 @@ async def run_targets(
             no_control[:] = [e for e in no_control if e[0].url != target.url]
             async with asyncio.TaskGroup() as again:
                 m, asking = await _measure_with_controls(
-                    target, settings, options, client, again, servers.hold, helper_slots)
+                    target, settings, options, client, again, servers.hold, helper_slots,
+                    unreachable)
                 if asking is not None:
                     m = replace(m, control=await asking)
             if extra:

@@ -19,10 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.errors import ProbeError
+from probe.measure.apps import control_requests, measure_app
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import Gate, measure_target
-from probe.model import INPUT_SCHEMES, TCP_CONNECT, WEB_CONNECTIVITY, Measurement, Target
+from probe.model import (
+    APP_TESTS,
+    ENDPOINT,
+    FACEBOOK_MESSENGER,
+    INPUT_SCHEMES,
+    SIGNAL,
+    TCP_CONNECT,
+    TELEGRAM,
+    WEB_CONNECTIVITY,
+    WHATSAPP,
+    Measurement,
+    Target,
+)
 
 #: Measures one input: ``(target, settings, on_addresses, gate) -> Measurement``. Never
 #: raises for network trouble; ``on_addresses`` is called once with the addresses about to
@@ -50,6 +63,10 @@ class TestKind:
     schemes: tuple[str, ...]
     measure: Measurer
     reached: Callable[[Measurement], bool]
+    #: Kinds that measure many endpoints (the apps): the control requests ``(url, probe's
+    #: addresses)`` to send once the probe's measurement is done, instead of one request
+    #: about the input while it runs. None = one request about ``target.url``.
+    control_requests: Callable[[Measurement], list[tuple[str, list[str]]]] | None = None
 
 
 def _web_reached(m: Measurement) -> bool:
@@ -62,12 +79,29 @@ def _tcp_reached(m: Measurement) -> bool:
     return any(c.failure is None for c in m.tcp)
 
 
+def _app_reached(m: Measurement) -> bool:
+    """Did any endpoint of the app answer (a connect, or a UDP answer)?"""
+    return _tcp_reached(m) or any(
+        x.get("failure") is None for e in m.extra.get("endpoints", [])
+        for x in (e.get("extra") or {}).get("udp", []) if isinstance(x, dict))
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
                                measure_target, _web_reached),
     TCP_CONNECT: TestKind(TCP_CONNECT, INPUT_SCHEMES[TCP_CONNECT],
                           measure_tcp_connect, _tcp_reached),
+    **{name: TestKind(name, INPUT_SCHEMES[name], measure_app, _app_reached, control_requests)
+       for name in APP_TESTS},
+}
+#: Test groups for ``probe run --tests`` (OONI's groups): each group's inputs. ``web`` is the
+#: URL list given; ``im`` the four messengers; ``circumvention`` the endpoint lists of VPNs
+#: (and the ``tor`` kind once it is registered).
+TEST_GROUPS: dict[str, tuple[str, ...]] = {
+    "im": (f"{WHATSAPP}://{WHATSAPP}", f"{TELEGRAM}://{TELEGRAM}", f"{SIGNAL}://{SIGNAL}",
+           f"{FACEBOOK_MESSENGER}://{FACEBOOK_MESSENGER}"),
+    "circumvention": (f"{ENDPOINT}://vpn",),
 }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe import applists
 from probe import targets as target_lists
 from probe.control import client as control_client
 from probe.errors import TargetListError, UsageError
@@ -34,6 +35,7 @@ from probe.run.engine import (
     RunProgress,
     run_targets,
 )
+from probe.run.kinds import TEST_GROUPS
 from probe.run.residual import DEFAULT_COOLDOWN
 from probe.run.watch import WatchPlan
 from probe.run.watch import watch as watch_runs
@@ -61,6 +63,10 @@ class RunRequest:
     none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
     to complete; None = a new run. ``watch``: None = run once; else measure periodically.
     ``trace_blocked``: after a single run, locate the censor of every blocked target.
+    ``tests``: test groups (``web``, ``im``, ``circumvention``); empty = the sources as given;
+    otherwise the sources only when ``web`` is named, plus each group's inputs
+    (:data:`probe.run.kinds.TEST_GROUPS`). ``app_lists``: a directory of endpoint lists
+    replacing the packaged ones (:mod:`probe.applists`); None = the packaged lists.
     """
 
     sources: tuple[str, ...]
@@ -80,6 +86,8 @@ class RunRequest:
     health_interval: float = 60.0
     residual_cooldown: float = DEFAULT_COOLDOWN
     asn_db: Path | None = None
+    tests: tuple[str, ...] = ()
+    app_lists: Path | None = None
     store_bodies: bool = True
     trace_blocked: bool = False
     resume: str | None = None
@@ -127,10 +135,51 @@ class _Plan:
     db_path: str
 
 
+def with_test_groups(sources: list[str], tests: tuple[str, ...]) -> list[str]:
+    """The sources of a run with ``--tests``: the given ones when ``web`` is named (or no
+    group is), then each named group's inputs (:data:`probe.run.kinds.TEST_GROUPS`)."""
+    if not tests:
+        return sources
+    unknown = [t for t in tests if t != "web" and t not in TEST_GROUPS]
+    if unknown:
+        raise UsageError(f"--tests: unknown test group {unknown[0]!r} (known: web, "
+                         f"{', '.join(TEST_GROUPS)})")
+    out = list(sources) if "web" in tests else []
+    for group in tests:
+        out += [i for i in TEST_GROUPS.get(group, ()) if i not in out]
+    return out
+
+
+def check_app_lists(sources: list[str], directory: Path | None) -> None:
+    """Every endpoint list a ``KIND://LIST`` input names is valid (``FILE:LINE: reason``
+    problems otherwise, before a run is created); ``directory`` must exist when given."""
+    if directory is not None and not directory.is_dir():
+        raise UsageError(f"--app-lists {directory}: no such directory")
+    problems: list[str] = []
+    for source in sources:
+        try:
+            target = target_lists.parse_input(source) if "://" in source else None
+        except ValueError:
+            continue  # reported with the other inputs
+        if target is None or target.test_name not in applists.APPS:
+            continue
+        try:
+            lst = applists.find_app_list(target.hostname, directory)
+        except applists.BadAppList as e:
+            problems += e.problems
+            continue
+        if lst.app != target.test_name:
+            problems.append(f"{lst.path}:1: a list for {lst.app!r}, not {target.test_name!r}")
+    if problems:
+        raise TargetListError(problems, summary=f"bad endpoint list ({len(problems)} "
+                              "problems); nothing measured")
+
+
 def _prepare(request: RunRequest) -> _Plan:
     """Validate every input before anything is measured or stored."""
     categories = set(request.categories) if request.categories else None
-    sources = list(request.sources)
+    sources = with_test_groups(list(request.sources), request.tests)
+    check_app_lists(sources, request.app_lists)
     try:
         # Read the lists once to validate and count; the run streams them again (flat memory).
         total = sum(1 for _ in target_lists.iter_sources(sources, categories))
@@ -165,6 +214,7 @@ def _prepare(request: RunRequest) -> _Plan:
         resolvers=resolvers,
         ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
         store_bodies=request.store_bodies,
+        app_lists=str(request.app_lists) if request.app_lists else None,
     )
     options = RunOptions(
         concurrency=request.concurrency,
@@ -211,7 +261,8 @@ def execute(
             on_progress(p, target, verdict)
 
     categories = set(request.categories) if request.categories else None
-    targets = target_lists.iter_sources(list(request.sources), categories)
+    targets = target_lists.iter_sources(
+        with_test_groups(list(request.sources), request.tests), categories)
     try:
         done = asyncio.run(run_targets(targets, plan.total, plan.settings, plan.db_path,
                                        plan.options.concurrency, progress, plan.options))
@@ -230,7 +281,8 @@ def _watch(request: RunRequest, watch_plan: WatchPlan, plan: _Plan,
     categories = set(request.categories) if request.categories else None
 
     def reload() -> list[Target]:
-        return target_lists.load_sources(list(request.sources), categories)
+        return target_lists.load_sources(
+            with_test_groups(list(request.sources), request.tests), categories)
 
     log = _run_until_signalled(watch_runs(
         reload, plan.settings, plan.db_path, plan.options, watch_plan, on_progress,

@@ -75,7 +75,7 @@ def test_empty_results(fmt: str) -> None:
     elif fmt == "csv":
         assert out.splitlines() == [",".join(CONTRACT_FIELDS)]
     else:
-        assert out.split() == ["URL", "VERDICT", "METHOD", "CONF", "EVIDENCE"]
+        assert out.split() == ["URL", "TEST", "VERDICT", "METHOD", "CONF", "EVIDENCE"]
 
 
 def test_csv_round_trips_through_a_csv_reader() -> None:
@@ -97,7 +97,7 @@ def test_table_fits_the_terminal(width: int) -> None:
     assert len(lines) == 1 + len(ROWS)
     assert all(len(line) <= width for line in lines), [len(line) for line in lines]
     header = lines[0]
-    assert header.split() == ["URL", "VERDICT", "METHOD", "CONF", "EVIDENCE"]
+    assert header.split() == ["URL", "TEST", "VERDICT", "METHOD", "CONF", "EVIDENCE"]
     # columns are aligned: every row has its verdict where the header says
     col = header.index("VERDICT")
     assert [line[col:].split()[0] for line in lines[1:]] == ["ok", "inconclusive",

@@ -14,7 +14,9 @@ One process run (so every ratio compares numbers taken on the same machine at th
    choosing the default);
 5. peak memory on the fast list at 1,000 and 10,000 targets;
 6. the report over ~1M verdicts (:func:`probe.lab.bench.report_case.bench_report`);
-7. ``probe import ooni`` at 100k and 1M measurements synthesised from the real corpus
+7. the ``im`` group (the messengers, issue 14) in its own worlds: time against the lower bound
+   from its timeouts, bytes sent per app test (:func:`probe.lab.bench.im_case.bench_im`);
+8. ``probe import ooni`` at 100k and 1M measurements synthesised from the real corpus
    (:func:`probe.lab.bench.import_case.bench_import`; no simulated network, no root:
    ``--only-import`` runs it alone).
 
@@ -50,6 +52,7 @@ from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 from probe.errors import ProbeError
 from probe.lab.bench import sites as W
 from probe.lab.bench import stats as B
+from probe.lab.bench.im_case import bench_im, render_im
 from probe.lab.bench.import_case import SIZES as IMPORT_SIZES
 from probe.lab.bench.import_case import bench_import
 from probe.lab.bench.report_case import bench_report
@@ -273,6 +276,7 @@ class Results:
     memory: list[ProbeRun] = field(default_factory=list)
     report: dict[str, Any] | None = None
     imports: dict[str, Any] | None = None
+    im: dict[str, Any] | None = None
     world_up: float = 0.0
     elapsed: float = 0.0
 
@@ -334,6 +338,9 @@ def run_bench(args: argparse.Namespace) -> Results:
                 for n in MEMORY_SIZES:
                     res.memory.append(runner.run("fast list", W.fast_urls(n), args.concurrency,
                                                  budget=1800))
+    if args.im:
+        say("im group: the messengers in their own worlds (apps_ip_ranges, apps_baseline)…")
+        res.im = bench_im(args.timeout, args.repeat)
     if args.report:
         say("report over ~1M verdicts (the database is generated once and cached)…")
         res.report = bench_report(args.report_dir)
@@ -468,6 +475,8 @@ def render(res: Results, args: argparse.Namespace) -> str:
              ["total (wall)", _f(rep["total_s"], 2)],
              ["total (CPU)", _f(rep["total_cpu_s"], 2)]]))
         out.append("")
+    if res.im:
+        out.append(render_im(res.im))
     if res.imports:
         out.append(render_import(res.imports))
         out.append("")
@@ -522,6 +531,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the 1k/10k memory runs")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the 1M-verdict report case")
+    p.add_argument("--no-im", dest="im", action="store_false",
+                   help="skip the im group case (the messengers, issue 14)")
     p.add_argument("--no-import", dest="imports", action="store_false",
                    help="skip the probe import case")
     p.add_argument("--only-import", action="store_true",
@@ -570,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = {"results": {k: [r.summary() for r in getattr(res, k)]
                             for k in ("main", "serial", "sweep", "memory")},
-                "report": res.report, "imports": res.imports,
+                "report": res.report, "imports": res.imports, "im": res.im,
                 "class_costs": class_costs(res.serial, args.timeout),
                 "elapsed_s": res.elapsed, "world_up_s": res.world_up}
         args.json.write_text(json.dumps(data, indent=1))

@@ -66,6 +66,14 @@ NETWORKS: tuple[Network, ...] = (
     Network("rootdns", "199.7.0.0/16", 64541, "US", "ROOTDNS-SIM authoritative DNS", "intl", False),
     Network("mlab", "141.106.0.0/16", 64550, "NL", "MEASUREMENT-SIM control host", "ctl", False),
     Network("unrouted", "45.129.0.0/16", 0, "None", "Not routed", None, False),
+    # the messengers' own networks (issue 14): the packaged endpoint lists' addresses and the
+    # operator's AS (Facebook's AS32934 for WhatsApp/Messenger, Telegram's data centres)
+    Network("facebook", "157.240.0.0/16", 32934, "US", "FACEBOOK-SIM (WhatsApp, Messenger)",
+            "intl", False),
+    Network("telegram", "149.154.160.0/20", 62041, "GB", "TELEGRAM-SIM data centres", "intl",
+            False),
+    Network("telegram-2", "95.161.64.0/20", 62041, "GB", "TELEGRAM-SIM data centres", "intl",
+            False),
 )
 
 NETWORK_BY_NAME: dict[str, Network] = {n.name: n for n in NETWORKS}

@@ -120,7 +120,11 @@ def site_checks(world: World, site: BuiltSite, ns: str, ca_pem: str) -> list[Che
     kind, _, arg = behaviour.partition(":")
     cert = cfg.get("cert", "valid")
     tls_outcome = {"tls_reset": "reset", "tls_close": "eof", "tls_hang": "timeout"}.get(kind)
-    if tls_outcome:
+    if spec.plain_ports:
+        # a data centre answering plain HTTP on its ports (443 included): no TLS to check
+        out.append(_c(f"{pre}:plain", ns, "tcp", f"{host} listens at {ip}:{spec.plain_ports[-1]}",
+                      {"outcome": "ok"}, ip=ip, port=spec.plain_ports[-1]))
+    elif tls_outcome:
         out.append(_c(f"{pre}:tls", ns, "tls", f"{host} ends the handshake: {tls_outcome}",
                       {"outcome": tls_outcome}, ip=ip, sni=host, timeout=1.5))
     else:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe.applists import validate_app_list
 from probe.lab.simnet.scenario_records import (
     CLOCKS,
     METHODS,
@@ -75,6 +76,7 @@ from probe.lab.simnet.scenario_records import (
 )
 from probe.lab.simnet.site_plan import base_sites
 from probe.lab.simnet.techniques import TECHNIQUES
+from probe.model import APP_TESTS
 
 __all__ = [
     "CLOCKS", "METHODS", "REGION_ALIASES", "SCENARIO_DIR", "SIM_SITE_KEYS", "SITE_DNS",
@@ -153,6 +155,13 @@ def _target(data: Any, where: str) -> TargetSpec:
     url = d["url"]
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
+    kind, _, name = url.partition("://")
+    if kind in APP_TESTS:  # an app or a service list (issue 14): KIND://LIST
+        if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,39}$", name):
+            raise ScenarioError(f"{where}.url: {url!r} is not KIND://LIST")
+        return TargetSpec(url=url, hostname=name,
+                          expect=parse_expect(d["expect"], f"{where}.expect"),
+                          xfail=d.get("xfail"), note=str(d.get("note", "")))
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ScenarioError(f"{where}.url: {url!r} is not an http(s) URL")
@@ -194,6 +203,8 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     known = set(hosts) | {s.host for s in base_sites()}
     aliases = {a for s in sites for a in s.site.get("aliases", [])}
     for i, t in enumerate(targets):
+        if t.url.partition("://")[0] in APP_TESTS:
+            continue  # its endpoints are the list's (app_lists, else targets/apps)
         if t.hostname not in known | aliases:
             raise ScenarioError(f"{where}: targets[{i}]: {t.hostname} is not a site of the world")
     for c in censors:
@@ -237,7 +248,22 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         targets=targets,
         selfchecks=tuple(selfchecks),
         demo=bool(d.get("demo", False)),
+        app_lists=_app_lists(d.get("app_lists"), where),
     )
+
+
+def _app_lists(value: Any, where: str) -> str | None:
+    """``app_lists``: a directory beside the scenarios whose endpoint lists replace the
+    packaged ones (``--app-lists``); every list in it must validate."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not (SCENARIO_DIR / value).is_dir():
+        raise ScenarioError(f"{where}.app_lists: {value!r} is not a directory in {SCENARIO_DIR}")
+    for path in sorted((SCENARIO_DIR / value).glob("*.toml")):
+        problems = validate_app_list(path)
+        if problems and not (len(problems) == 1 and "'ca_file'" in problems[0]):
+            raise ScenarioError(f"{where}.app_lists: {problems[0]}")
+    return value
 
 
 def load(path: str | Path) -> Scenario:

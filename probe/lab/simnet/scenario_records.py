@@ -40,7 +40,8 @@ METHODS: dict[str, frozenset[str]] = {
 
 #: Keys of a [[sites]] entry that belong to the simulator (the rest go to the world's
 #: SiteConfig).
-SIM_SITE_KEYS = ("host", "net", "ips", "geo_net", "geo_behaviour", "dns", "a", "down")
+SIM_SITE_KEYS = ("host", "net", "ips", "geo_net", "geo_behaviour", "dns", "a", "down",
+                 "tls_ports", "plain_ports")
 #: probe.lab.world SiteConfig keys a site may set.
 WORLD_SITE_KEYS = ("behaviour", "title", "body", "cert", "status", "headers", "content_type",
                    "aliases", "size", "delay", "region_block", "region_content")
@@ -52,7 +53,7 @@ REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_N
 
 TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
             "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks",
-            "probe_args")
+            "probe_args", "app_lists")
 #: What event offsets count from: the probe's start, or its first connection to a target.
 CLOCKS = ("first_target", "start")
 
@@ -75,6 +76,9 @@ class SiteSpec:
     a: tuple[str, ...] = ()  # explicit A record at the authoritative (overrides ips in DNS)
     down: str | None = None  # refused | timeout: the server is down for everyone
     site: dict[str, Any] = field(default_factory=dict)  # probe.lab.world SiteConfig keys
+    tls_ports: tuple[int, ...] = ()  # also served over TLS on these ports (WhatsApp's 5222)
+    # served over plain HTTP on exactly these ports, 443 included (Telegram's data centres)
+    plain_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class Scenario:
     targets: tuple[TargetSpec, ...] = ()
     selfchecks: tuple[dict[str, Any], ...] = ()
     demo: bool = False
+    app_lists: str | None = None  # a directory of endpoint lists beside the scenarios
 
     @property
     def techniques(self) -> list[str]:
@@ -240,6 +245,16 @@ def parse_site(data: Any, where: str) -> SiteSpec:
     down = d.get("down")
     if down is not None and down not in SITE_DOWN:
         raise ScenarioError(f"{where}.down: {down!r} not one of {', '.join(SITE_DOWN)}")
+    tls_ports = d.get("tls_ports", [])
+    if not isinstance(tls_ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536
+            and p not in (80, 443) for p in tls_ports):
+        raise ScenarioError(f"{where}.tls_ports: expected port numbers other than 80 and 443")
+    plain_ports = d.get("plain_ports", [])
+    if not isinstance(plain_ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536
+            for p in plain_ports) or (plain_ports and tls_ports):
+        raise ScenarioError(f"{where}.plain_ports: expected port numbers (and no tls_ports)")
     site = {k: d[k] for k in WORLD_SITE_KEYS if k in d}
     if "region_block" in site:
         site["region_block"] = [region(c, f"{where}.region_block")
@@ -255,4 +270,5 @@ def parse_site(data: Any, where: str) -> SiteSpec:
         raise ScenarioError(f"{where}: {exc}") from None
     return SiteSpec(host=host, net=net, count=count, ips=ips, geo_net=geo_net,
                     geo_behaviour=geo_behaviour, dns=dns, a=a,
-                    down=down, site=site)
+                    down=down, site=site, tls_ports=tuple(tls_ports),
+                    plain_ports=tuple(plain_ports))

@@ -33,7 +33,7 @@ from probe.lab.simnet import addressing as A
 from probe.lab.simnet import netns
 from probe.lab.simnet.checks import world_checks
 from probe.lab.simnet.scenario import Scenario
-from probe.lab.simnet.site_plan import World, write_probe_files
+from probe.lab.simnet.site_plan import World, write_app_lists, write_probe_files
 from probe.lab.simnet.techniques import Ctx, Device, Technique, instantiate
 from probe.lab.simnet.topology import Topology, bring_up, plan, resolv_conf
 from probe.lab.world.pki import WorldPKI
@@ -169,6 +169,9 @@ class Sim:
         self.files["ca"] = str(ca)
         written = write_probe_files(self.world, self.rundir)
         self.files.update({k: str(v) for k, v in written.items()})
+        if self.scenario.app_lists:
+            self.files["app_lists"] = str(write_app_lists(self.scenario.app_lists, pki,
+                                                          self.rundir))
         ctx = Ctx(topo=self.topo, world=self.world, rundir=self.rundir, pki_dir=pki_dir,
                   ca_pem=str(ca))
         self.techniques = [instantiate(c, ctx) for c in self.scenario.censors]

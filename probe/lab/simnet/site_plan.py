@@ -154,6 +154,8 @@ class World:
             mine = [ip for ip in s.served_ips if self.role_of(ip) == role]
             if not mine or A.BLOCKPAGE_IP in mine or A.PUBLIC_RESOLVER_IP in mine:
                 continue  # the block-page server and the DoH endpoint are servers of their own
+            if s.spec.plain_ports:
+                continue  # served by servers of its own (_extra_servers)
             if s.spec.down != "refused":
                 listen.extend(ip for ip in mine if ip not in listen)
             site = dict(s.spec.site)
@@ -163,9 +165,37 @@ class World:
         if listen and sites:
             web.append({"listen_ips": listen, "sites": sites, "handshake_timeout": 15.0,
                         "request_timeout": 15.0})
+        web += self._extra_servers(role)
         if not dns and not web:
             return None
         return {"pki_dir": pki_dir, "dns": dns, "web": web}
+
+    def _extra_servers(self, role: str) -> list[dict[str, Any]]:
+        """Servers for the ports sites declare besides 80/443 in namespace ``role``: one
+        TLS-only server per ``tls_ports`` port (WhatsApp-like chat endpoints on 5222), one
+        plain-HTTP server per ``plain_ports`` port (Telegram-like data centres answering plain
+        HTTP on 80 and 443; such a site's first name is its default site)."""
+        by_port: dict[tuple[str, int], tuple[list[str], dict[str, Any]]] = {}
+        for s in self.sites.values():
+            mine = [ip for ip in s.served_ips if self.role_of(ip) == role]
+            if not mine or s.spec.down == "refused":
+                continue
+            ports = [("tls", p) for p in s.spec.tls_ports] + [
+                ("plain", p) for p in s.spec.plain_ports]
+            for key in ports:
+                ips, sites = by_port.setdefault(key, ([], {}))
+                ips.extend(ip for ip in mine if ip not in ips)
+                sites[s.host] = dict(s.spec.site)
+        out: list[dict[str, Any]] = []
+        for (kind, port), (ips, sites) in sorted(by_port.items()):
+            server: dict[str, Any] = {"listen_ips": ips, "sites": sites,
+                                      "handshake_timeout": 15.0, "request_timeout": 15.0}
+            if kind == "tls":
+                server.update(http_port=None, https_port=port)
+            else:
+                server.update(http_port=port, https_port=None, default_site=next(iter(sites)))
+            out.append(server)
+        return out
 
     def host_rules(self, role: str) -> str:
         """nft script for the world namespace ``role``: servers that are down (timeout)."""
@@ -212,3 +242,20 @@ def write_probe_files(world: World, directory: Path) -> dict[str, Path]:
     paths["canaries"].write_text(world.canaries_csv(), encoding="utf-8")
     A.write_ip2asn(paths["asn"])
     return paths
+
+
+#: The app whose own roots are the world's third CA (``unknown_ca`` certificates): a
+#: "Signal-like" CA that only the app's endpoint list trusts, as Signal pins its own.
+SIGNAL_LIKE_CA = "signal-ca.pem"
+
+
+def write_app_lists(directory: str, pki: Any, rundir: Path) -> Path:
+    """Copy a scenario's endpoint lists (``app_lists``, beside the scenarios) into the run
+    directory with the Signal-like CA (the world's third CA, ``pki.unknown_ca_pem``) next to
+    them as :data:`SIGNAL_LIKE_CA`; the probe gets the copy as ``--app-lists``."""
+    out = rundir / "app-lists"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted((SCENARIO_DIR / directory).glob("*.toml")):
+        (out / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (out / SIGNAL_LIKE_CA).write_text(Path(pki.unknown_ca_pem).read_text())
+    return out

@@ -1,0 +1,93 @@
+"""Endpoint lists (probe/applists.py): the packaged lists validate, bad files are reported as
+FILE:LINE: reason, and a directory replaces the packaged lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe.applists import (
+    DEFAULT_DIR,
+    BadAppList,
+    declared_ports,
+    find_app_list,
+    load_app_list,
+    validate_app_list,
+)
+
+GOOD = '''app = "whatsapp"
+
+[[endpoints]]
+role = "chat"
+host = "e1.whatsapp.net"
+ports = [443, 5222]
+source = "test"
+date = "2026-12-07"
+'''
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DEFAULT_DIR.glob("*.toml")))
+def test_the_packaged_lists_validate_and_carry_provenance(name: str) -> None:
+    lst = find_app_list(name)
+    assert lst.endpoints
+    assert all(e.source and e.date and e.origin.endswith(tuple("0123456789"))
+               for e in lst.endpoints)
+
+
+def test_packaged_lists_cover_the_apps() -> None:
+    assert len(find_app_list("whatsapp").endpoints) == 16 * 2 + 2
+    assert find_app_list("signal").ca_file is not None
+    assert find_app_list("facebook_messenger").asns == (32934,)
+    assert {5222, 9001} <= declared_ports()
+
+
+@pytest.mark.parametrize(("edit", "line", "reason"), [
+    (('host = "e1.whatsapp.net"', 'host = "bad host"'), 3, "'host'"),
+    (("ports = [443, 5222]", "ports = [0]"), 3, "'port'/'ports'"),
+    (('source = "test"\n', ""), 3, "'source'"),
+    (('date = "2026-12-07"', 'date = "yesterday"'), 3, "'date'"),
+    (('role = "chat"', 'role = "Chat Servers"'), 3, "'role'"),
+    (('app = "whatsapp"', 'app = "icq"'), 1, "'app'"),
+    (("ports = [443, 5222]", 'ports = [443]\nprotocol = "gopher"'), 3, "'protocol'"),
+])
+def test_bad_entries_name_file_line_and_reason(tmp_path: Path, edit, line, reason) -> None:
+    path = tmp_path / "whatsapp.toml"
+    path.write_text(GOOD.replace(*edit))
+    problems = validate_app_list(path)
+    assert problems and problems[0].startswith(f"{path}:{line}: "), problems
+    assert reason in problems[0]
+
+
+def test_duplicates_and_bad_toml(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.toml"
+    dup.write_text(GOOD + GOOD.partition("\n\n")[2].replace("\n", "\n", 1).join(["\n", ""]))
+    assert any("duplicate" in p for p in validate_app_list(dup))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("app = \n")
+    (problem,) = validate_app_list(broken)
+    assert problem.startswith(f"{broken}:1: not TOML")
+
+
+def test_a_directory_replaces_the_packaged_list(tmp_path: Path) -> None:
+    (tmp_path / "whatsapp.toml").write_text(GOOD)
+    assert len(find_app_list("whatsapp", tmp_path).endpoints) == 2
+    assert len(find_app_list("telegram", tmp_path).endpoints) == 13  # falls back
+    with pytest.raises(BadAppList, match="no such endpoint list"):
+        find_app_list("nosuchapp", tmp_path)
+    assert load_app_list(tmp_path / "whatsapp.toml").endpoints[1].url == (
+        "tcp://e1.whatsapp.net:5222")
+
+
+def test_probe_targets_validate_checks_endpoint_lists(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from probe.cli.root import app
+
+    bad = tmp_path / "whatsapp.toml"
+    bad.write_text(GOOD.replace("ports = [443, 5222]", "ports = [70000]"))
+    res = CliRunner().invoke(app, ["targets", "validate", str(bad)])
+    assert res.exit_code == 1
+    assert f"{bad}:3: 'port'/'ports' must be port numbers 1-65535" in res.output
+    res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "signal.toml")])
+    assert res.exit_code == 0, res.output

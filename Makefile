@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml deps/apt.txt
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -e '.[dev,sim]'
+	@$(PY) -m pip install -q -e '.[dev,sim,dask]'
 	@touch $(STAMP)
 
 demo: install

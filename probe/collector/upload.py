@@ -23,7 +23,7 @@ import random
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ class UploadResult:
     refused: int = 0
     retries: int = 0
     pending: int = 0
+    latencies: list[float] = field(default_factory=list)  # s per acknowledged POST
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ def _send(client: httpx.Client, base: str, payload: bytes, options: UploadOption
         headers["content-encoding"] = "gzip"
     for attempt in range(options.attempts):
         retry_after: float | None = None
+        began = time.monotonic()
         try:
             r = client.post(f"{base}/v1/batches", content=payload, headers=headers)
         except httpx.HTTPError as e:
@@ -181,6 +183,7 @@ def _send(client: httpx.Client, base: str, payload: bytes, options: UploadOption
                 except ValueError:
                     answer = None
                 if isinstance(answer, dict) and answer.get("batch_id") == batch.batch_id:
+                    result.latencies.append(time.monotonic() - began)
                     return answer
                 error = "the collector's answer is not an acknowledgement of this batch"
             elif r.status_code == 413 and size > 1:

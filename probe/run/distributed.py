@@ -6,8 +6,9 @@ putting their results together; no scheduling of our own (issue 16). A local clu
 ``tcp://HOST:PORT`` for a real one (docs/collector.md, "Analysis at archive scale").
 
 * :func:`reanalyze` (``probe reanalyze --dask``): the driver makes what needs the whole
-  database in one pass, exactly as the single-process path (:mod:`probe.run.reanalyze`) does —
-  the population states of every run and each run's throttling baseline — then each task
+  database in one pass, with the functions of the single-process path
+  (:mod:`probe.run.reanalyze`) — the population states of every run and each run's throttling
+  baseline — then each task
   judges a slice of one run's measurements with :func:`probe.run.reanalyze.judge_run`, opening
   the database read-only, and returns the changed verdicts; the driver, the one writer, stores
   them. So both paths give the same verdicts by construction (tested). Workers must see the
@@ -25,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from probe.classify import ANALYSIS_VERSION, Context
+from probe.classify import ANALYSIS_VERSION, Context, throttle_baseline
+from probe.classify import population as pop
 from probe.classify.health import rounds
 from probe.errors import UsageError
 from probe.export.parquet import DatasetWriter, _page_rows
@@ -39,14 +41,7 @@ from probe.ingest.pipeline import CHUNK, Chunk, process_chunk
 from probe.ingest.reader import BadInput, raw_file, walk
 from probe.model import Verdict, utcnow_iso
 from probe.run import asn
-from probe.run.reanalyze import (
-    States,
-    country_lookup,
-    judge_run,
-    population_states,
-    rejudge_traces,
-    run_context,
-)
+from probe.run.reanalyze import States, _facts, country_lookup, judge_run, rejudge_traces
 from probe.store import Store
 
 #: Measurements judged per task.
@@ -86,8 +81,11 @@ def _judge_slice(db_path: str, run_id: str, ids: list[str], context: Context,
 
 
 def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None, *,
-              scheduler: str | None = None, workers: int = 2, slice_size: int = SLICE) -> str:
-    """:func:`probe.run.reanalyze.reanalyze` on Dask; the same one-line summary."""
+              scheduler: str | None = None, workers: int = 2, slice_size: int = SLICE,
+              on_done: Callable[[Any], None] | None = None) -> str:
+    """:func:`probe.run.reanalyze.reanalyze` on Dask; the same one-line summary.
+    ``on_done(client)``: called once every task is done, before a local cluster closes (the
+    benchmark reads the workers' peak memory there)."""
     table = asn.load(asn_db) if asn_db else None
     asn_of = table.asn if table else None
     country_of = country_lookup(table)
@@ -95,22 +93,42 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
     db = str(Path(db_path).expanduser().resolve())
     with Store.open(db) as store:
         runs = [store.get_run(run_id)["run_id"]] if run_id else store.run_ids()
-        states = population_states(store, store.run_ids(),
-                                   Context(asn_of=asn_of, country_of=country_of))
+        # one pass over every run: the population's facts (every run) and, for the runs to
+        # judge, their measurements for the throttling baseline — what the single-process
+        # path reads in two passes
+        population = pop.Population()
+        facts_context = Context(asn_of=asn_of, country_of=country_of)
+        contexts: dict[str, Context] = {}
+        for run in store.run_ids():
+            measurements = _facts(store, run, facts_context, population)
+            if run not in runs:
+                for _ in measurements:
+                    pass
+                continue
+            context = Context(health=tuple(rounds(store.health_samples(run))), asn_of=asn_of,
+                              country_of=country_of)
+            contexts[run] = replace(context, throttle_baseline=throttle_baseline(
+                list(measurements), context.health))
+        states = population.states()
         tasks: list[tuple[str, list[str], Context]] = []
         for run in runs:
-            context = run_context(Context(health=tuple(rounds(store.health_samples(run))),
-                                          asn_of=asn_of, country_of=country_of), store, run)
-            ids = [mid for mid, _ in store.iter_measurements(run)]
+            ids = [r[0] for r in store.db.execute(
+                "SELECT measurement_id FROM measurements WHERE run_id = ? ORDER BY rowid",
+                [run]).fetchall()]
             counts["measurements"] += len(ids)
             for i in range(0, len(ids), slice_size):
-                tasks.append((run, ids[i:i + slice_size], context))
+                tasks.append((run, ids[i:i + slice_size], contexts[run]))
         store.checkpoint()  # workers read the file: everything out of the WAL first
     with client(scheduler, workers) as c:
+        # shipped once to every worker, not with each task: a Context carries the fingerprint
+        # database (~0.6 MB pickled, its regexes compiled on first use per object)
         states_f = c.scatter(states, broadcast=True)
-        futures = [c.submit(_judge_slice, db, run, ids, context, states_f, pure=False)
-                   for run, ids, context in tasks]
+        contexts_f = {run: c.scatter(ctx, broadcast=True) for run, ctx in contexts.items()}
+        futures = [c.submit(_judge_slice, db, run, ids, contexts_f[run], states_f, pure=False)
+                   for run, ids, _ in tasks]
         results = c.gather(futures)
+        if on_done is not None:
+            on_done(c)
     with Store.open(db) as store:
         changed = [(mid, new) for part in results for mid, _, new in part]
         store.save_verdicts(changed)
@@ -225,7 +243,8 @@ def analyze_archive(paths: Sequence[str], out: str, *, scheduler: str | None = N
     stamp = utcnow_iso()
     result = ArchiveResult(files=len(files))
     with client(scheduler, workers) as c:
-        futures = [c.submit(_archive_file, f, str(root), base, stamp, pure=False)
+        base_f = c.scatter(base, broadcast=True)  # once per worker (see reanalyze)
+        futures = [c.submit(_archive_file, f, str(root), base_f, stamp, pure=False)
                    for f in files]
         for read, verdicts, table_rows, problems in c.gather(futures):
             result.read += read

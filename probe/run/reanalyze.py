@@ -98,14 +98,6 @@ def reclassify_run(store: Store, run_id: str, context: Context,
     return changed
 
 
-def run_context(context: Context, store: Store, run_id: str) -> Context:
-    """``context`` with the run's throttling baseline (one streaming pass) unless it has one."""
-    if context.throttle_baseline is not None:
-        return context
-    return replace(context, throttle_baseline=throttle_baseline(
-        (m for _, m in store.iter_measurements(run_id)), context.health))
-
-
 def judge_run(store: Store, run_id: str, context: Context, states: States,
               ids: Iterable[str] | None = None
               ) -> Iterator[tuple[str, Verdict | None, Verdict]]:

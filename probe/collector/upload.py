@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -123,7 +124,12 @@ def upload(db_path: str, url: str, token: str, options: UploadOptions | None = N
     rng = rng or random.Random()
     result = UploadResult()
     size = max(1, options.batch_size)
-    verify: Any = options.ca_bundle if options.ca_bundle else True
+    verify: Any = True
+    if options.ca_bundle:
+        try:
+            verify = ssl.create_default_context(cafile=options.ca_bundle)
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(f"--ca-bundle {options.ca_bundle}: {e}") from e
     with Store.open(db_path) as store, httpx.Client(
             timeout=options.timeout, verify=verify, transport=transport,
             headers={"authorization": f"Bearer {token}"}) as client:

@@ -61,20 +61,20 @@ def _measurement(i: int, seed: int) -> Measurement:
     started = time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".000000Z"
     finished = time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".900000Z"
     dns_ok = DNSObservation(1, host, "A", "system", "system", 0.0, 0.01, None,
-                            answers=(DNSAnswer("A", "192.0.2.10"),))
+                            answers=(DNSAnswer("A", "93.184.216.34"),))
     kind = i % 3
     if kind == 1:
         dns = (DNSObservation(1, host, "A", "system", "system", 0.0, 0.01,
                               "dns_nxdomain_error"),)
         return Measurement(Target(url, host, "https", 443, "/"), started, finished, dns=dns)
-    tcp = (TCPObservation(2, "192.0.2.10", 443, 0.01, 0.05,
+    tcp = (TCPObservation(2, "93.184.216.34", 443, 0.01, 0.05,
                           "connection_reset" if kind == 2 else None),)
     if kind == 2:
         return Measurement(Target(url, host, "https", 443, "/"), started, finished,
                            dns=(dns_ok,), tcp=tcp)
-    tls = (TLSObservation(2, "192.0.2.10", 443, host, 0.05, 0.2, None, "TLSv1.3",
+    tls = (TLSObservation(2, "93.184.216.34", 443, host, 0.05, 0.2, None, "TLSv1.3",
                           "TLS_AES_128_GCM_SHA256", "h2", verified=True),)
-    http = (HTTPObservation(2, url, "GET", "192.0.2.10", 443, 0.2, 0.4, None, status=200,
+    http = (HTTPObservation(2, url, "GET", "93.184.216.34", 443, 0.2, 0.4, None, status=200,
                             headers=(("content-type", "text/html"),),
                             body=b"<html><title>Site</title>" + b"x" * 2000,
                             body_length=2025, title=f"Site {i}"),)

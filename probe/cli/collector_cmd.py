@@ -40,8 +40,8 @@ def serve(
         "personal data).")] = False,
 ) -> None:
     """Serve the collector until interrupted."""
-    from probe.collector.server import Limits
-    from probe.collector.server import serve as serve_collector
+    from probe.collector.receiver import Limits
+    from probe.collector.receiver import serve as serve_collector
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from probe.collector.server import is_loopback
+from probe.collector.receiver import is_loopback
 from probe.collector.validation import UPLOAD_SCHEMA
 from probe.errors import ProbeError, UsageError
 from probe.export import jsonl

@@ -75,6 +75,8 @@ def test_an_upload_arrives_namespaced_once_and_every_read_command_reads_it(tmp_p
     assert sum(line.startswith("{") for line in out.output.splitlines()) == 15
     rep = runner.invoke(app, ["report", "--db", str(col), "--format", "json", "--out", "-"])
     assert rep.exit_code == 0, rep.output
+    cmp = runner.invoke(app, ["compare", "--db", str(col), "--format", "json"])
+    assert cmp.exit_code == 0, cmp.output  # the collector's two runs are the two periods
     ana = runner.invoke(app, ["reanalyze", "--db", str(col)])
     assert ana.exit_code == 0 and "reanalyzed 15 measurements" in ana.output
 

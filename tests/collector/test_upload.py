@@ -210,3 +210,22 @@ def test_the_commands(tmp_path, monkeypatch):
     assert any("3 accepted" in line for line in c.log), c.log
     assert any("token revoked" in line for line in c.log), c.log
     assert not any("127.0.0.1" in line for line in c.log if "listening" not in line), c.log
+
+
+def test_probe_watch_uploads_after_its_round(tmp_path):
+    from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
+
+    col, db = tmp_path / "collector.db", tmp_path / "w.db"
+    _, token = enroll(col)
+    with LoopbackWorld(demo_world(tmp_path / "world")) as world, CollectorProcess(col) as c:
+        host, port = world.dns_address
+        res = subprocess.run(
+            [sys.executable, "-m", "probe", "watch", demo_urls(world)["ok"], "--max-runs", "1",
+             "--db", str(db), "--no-system-resolver", "--resolver", f"{host}:{port}",
+             "--ca-bundle", world.ca_pem, "--timeout", "1.5", "--collector", c.url,
+             "--collector-token", token],
+            capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "upload: 1 sent" in res.stderr
+    assert received(col) == (1, 1)
+    assert _pending(db) == 0

@@ -95,7 +95,8 @@ def test_rows_written_before_the_migration_are_web_tests(tmp_path) -> None:
         store.save_measurement(run, Measurement(parse_input("https://a.test/"), STARTED,
                                                 FINISHED), None)
     con = sqlite3.connect(path)  # back to schema 3: no test_name column
-    con.execute("DROP TRIGGER outbox_enqueue")  # schema 7 (upload outbox, collector)
+    for trigger in ("outbox_enqueue", "outbox_skip_imports"):  # schema 7 (outbox, collector)
+        con.execute(f"DROP TRIGGER {trigger}")
     for table in ("outbox", "collector_received", "collector_probes"):
         con.execute(f"DROP TABLE {table}")
     con.execute("ALTER TABLE measurements DROP COLUMN test_name")

@@ -51,7 +51,7 @@ def loopback_demo(db_path: Path) -> str:
 
 def collector_demo(directory: Path, probe_db: Path) -> int:
     """Two probes upload to a collector on loopback; a report over the collector's database."""
-    import sqlite3
+    import shutil
     import subprocess
 
     from probe.collector.upload import upload
@@ -61,11 +61,9 @@ def collector_demo(directory: Path, probe_db: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="probe-demo-collector-") as tmp:
         work = Path(tmp)
         first, second = work / "volunteer-1.db", work / "volunteer-2.db"
-        src, dst = sqlite3.connect(probe_db), sqlite3.connect(first)
-        with dst:
-            src.backup(dst)  # a copy: the demo's own queue stays as it is
-        src.close()
-        dst.close()
+        with Store.open(probe_db) as store:
+            store.checkpoint()  # every row in the file, then a copy: the demo's queue stays
+        shutil.copy(probe_db, first)
         fill_probe_db(second, 12, seed=5)
         db = work / "collector.db"
         with CollectorProcess(db) as collector:

@@ -3,6 +3,7 @@ kill -9 of either side (counted: nothing lost, nothing twice), and the commands.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ import trustme
 
 from probe.cli.root import app
 from probe.collector.upload import UploadOptions, check_url, upload
-from probe.errors import UsageError
+from probe.errors import StorageError, UsageError
 from probe.lab.bench.collector_case import (
     CollectorProcess,
     enroll,
@@ -42,7 +43,7 @@ def _wait_received(db: Path, at_least: int, proc: subprocess.Popen | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if Path(db).exists():
-            with __import__("contextlib").suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error, StorageError):
                 n = received(db)[0]
                 if n >= at_least:
                     return n

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from probe.model import (
 )
 from probe.store import Store
 from probe.store.collector import CollectorStore
+from probe.store.readonly import connect_readonly
 
 _LISTENING = re.compile(r"collector listening on (\S+)")
 
@@ -173,7 +173,7 @@ class CollectorProcess:
 
 def received(db: str | Path) -> tuple[int, int]:
     """(rows, distinct (probe, original id)) received by the collector: equal = no duplicate."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = connect_readonly(db)
     try:
         rows = conn.execute("SELECT count(*) FROM collector_received").fetchone()[0]
         distinct = conn.execute("SELECT count(*) FROM (SELECT DISTINCT probe_id, original_id "

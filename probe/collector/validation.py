@@ -22,6 +22,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import math
 import re
 import types
@@ -165,15 +166,21 @@ def _check(value: Any, hint: Any, where: str, depth: int = 0) -> None:
     raise Invalid(f"{where}: cannot check type {hint!r}")  # a model change this module missed
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _check_record(value: Any, cls: type, where: str, depth: int = 0) -> None:
     if not isinstance(value, dict):
         raise Invalid(f"{where}: expected an object")
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = _fields(cls)
     unknown = set(value) - set(fields)
     if unknown:
         raise Invalid(f"{where}: unknown field {sorted(unknown)[0]!r}")

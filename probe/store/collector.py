@@ -15,8 +15,9 @@ Rules (issue 16, docs/collector.md):
   nothing).
 * Tokens are random (``secrets``), shown once at enrolment; only their SHA-256 is stored.
   Probe ids are random too (``p`` + 16 hex), derived from nothing personal.
-* The peer address the server saw is scrubbed from what is stored (defence in depth: the
-  probe's database is scrubbed already) and is never stored or logged by default.
+* The peer address the server saw (unless loopback) is scrubbed from what is stored (defence
+  in depth: the probe's database is scrubbed already) and is never stored or logged by
+  default.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -179,7 +181,7 @@ class CollectorStore:
     def store_batch(self, probe_id: str, batch_id: str, records: Sequence[Received],
                     peer: str | None = None) -> Stored:
         """Store the new records of one batch in one transaction; see the module docstring."""
-        scrub = Scrubber([peer] if peer else [])
+        scrub = Scrubber([peer] if peer and not _loopback(peer) else [])
         now = utcnow_iso()
         accepted: list[str] = []
         duplicates: list[str] = []
@@ -247,6 +249,14 @@ class CollectorStore:
         """Measurements received per probe id."""
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT probe_id, count(*) FROM collector_received GROUP BY probe_id")}
+
+
+def _loopback(address: str) -> bool:
+    """A peer on this machine identifies nobody (and loopback worlds' sites live there)."""
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _insert(conn: sqlite3.Connection, table: str, found: Sequence[rows.Row],

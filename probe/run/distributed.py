@@ -34,7 +34,7 @@ from typing import Any
 from probe.classify import ANALYSIS_VERSION, Context, throttle_baseline
 from probe.classify import population as pop
 from probe.classify.health import rounds
-from probe.errors import UsageError
+from probe.errors import StorageError, UsageError
 from probe.export.parquet import DatasetWriter, _page_rows
 from probe.export.source import Page
 from probe.ingest.pipeline import CHUNK, Chunk, process_chunk
@@ -91,6 +91,8 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
     country_of = country_lookup(table)
     counts: Counter[str] = Counter()
     db = str(Path(db_path).expanduser().resolve())
+    if not Path(db).is_file():  # never a new empty database
+        raise StorageError(f"cannot open database {db}: no such file")
     with Store.open(db) as store:
         runs = [store.get_run(run_id)["run_id"]] if run_id else store.run_ids()
         # one pass over every run: the population's facts (every run) and, for the runs to

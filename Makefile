@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml deps/apt.txt
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -e '.[dev,sim]'
+	@$(PY) -m pip install -q -e '.[dev,sim,dask]'
 	@# OONI's data library, pinned, for the test that it loads our ooni export (issue 14). Its own
 	@# pins (cryptography~=38, click~=8.0, pyopenssl~=22.1) conflict with ours, so it goes in
 	@# without them, beside the libraries its models need; only its parser is used.

@@ -215,6 +215,9 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("no_bodies", "bool", False, "store body hashes and lengths only"),
     Setting("trace_blocked", "bool", False,
             "then locate the censor of every blocked target (root or CAP_NET_RAW)"),
+    # `probe watch` and `probe upload` (issue 16, docs/collector.md)
+    Setting("collector", "str", None, "collector base URL to upload to", check=_check_url),
+    Setting("collector_token", "secret", None, "this probe's collector token"),
 )
 
 _BY_NAME = {s.name: s for s in RUN_SETTINGS}

@@ -42,8 +42,40 @@ def reanalyze(
     asn_db: Annotated[
         Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
     ] = None,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Judge on Dask's distributed scheduler (a local cluster unless "
+        "--scheduler).")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="tcp://HOST:PORT of a running Dask scheduler (implies --dask).",
+        show_default=False)] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Worker processes of the local Dask cluster.")] = 2,
+    archive: Annotated[list[str] | None, typer.Option(
+        "--archive", help="Instead of the database: OONI .jsonl.gz files or archive "
+        "directories (repeatable), judged on Dask into the Parquet dataset --out.",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="With --archive: the Parquet dataset directory to write.",
+        show_default=False)] = None,
 ) -> None:
     """Recompute verdicts with the current classifier; earlier verdicts are kept as history."""
+    if archive:
+        from probe.run.distributed import analyze_archive
+
+        if out is None:
+            raise UsageError("--archive needs --out DIR (the Parquet dataset to write)")
+        typer.echo(analyze_archive(archive, str(out), scheduler=scheduler,
+                                   workers=workers).summary())
+        return
+    if out is not None:
+        raise UsageError("--out goes with --archive")
+    if dask or scheduler:
+        from probe.run.distributed import reanalyze as dask_reanalyze
+
+        typer.echo(dask_reanalyze(str(db or default_db_path()), run_id,
+                                  str(asn_db) if asn_db else None, scheduler=scheduler,
+                                  workers=workers))
+        return
     summary = do_reanalyze(str(db or default_db_path()), run_id, str(asn_db) if asn_db else None)
     typer.echo(summary)
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import typer
 
-from probe.cli import config as run_config
 from probe.cli import (
+    collector_cmd,
     config_cmd,
     helper_cmd,
     import_cmd,
@@ -27,6 +27,7 @@ from probe.cli import (
     targets_cmd,
     trace_cmd,
 )
+from probe.cli import config as run_config
 from probe.cli import export_cmd as cli_export
 from probe.cli import report_cmd as cli_report
 from probe.cli.sim_cmd import app as sim_app
@@ -48,6 +49,7 @@ app.add_typer(config_cmd.app, name="config")
 cli_report.register(app)
 cli_export.register(app)
 import_cmd.register(app)
+collector_cmd.register(app)
 app.add_typer(sim_app, name="sim", help="The simulated censoring network.")
 
 

@@ -8,6 +8,7 @@ progress and events on stderr. Validation, the run's assembly and ``--trace-bloc
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,7 +145,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         store_bodies=not eff["no_bodies"],
         trace_blocked=plan is None and bool(eff["trace_blocked"]),
         resume=resume,
-        watch=plan,
+        watch=plan if plan is None else dataclasses.replace(
+            plan, collector=eff["collector"], collector_token=eff["collector_token"]),
     )
     quiet = bool(eff["quiet"])
     display = RunDisplay(quiet)
@@ -178,6 +180,14 @@ def watch(
     ] = "1m",
     max_runs: Annotated[
         int | None, typer.Option("--max-runs", min=1, help="Stop after this many full runs.")
+    ] = None,
+    collector: Annotated[
+        str | None, typer.Option("--collector", help="Upload to this collector after each "
+                                 "round (docs/collector.md).", show_default=False),
+    ] = None,
+    collector_token: Annotated[
+        str | None, typer.Option("--collector-token", help="This probe's collector token.",
+                                 show_default=False),
     ] = None,
     **_: Any,
 ) -> None:

@@ -196,8 +196,12 @@ def _headers(text: str | None) -> list[dict[str, str]]:
 class DatasetWriter:
     """Buffers rows per ``(table, date, network)`` and writes each partition's file."""
 
-    def __init__(self, root: Path, row_group_rows: int | None = None) -> None:
+    def __init__(self, root: Path, row_group_rows: int | None = None,
+                 name: str = "part") -> None:
+        # ``name``: the files' prefix; writers working in parallel on one dataset (the Dask
+        # path, probe/run/distributed.py) each take their own
         self.root = root
+        self.name = name
         self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
         self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._buffers: dict[tuple[str, str, str], list[Row]] = {}
@@ -223,7 +227,7 @@ class DatasetWriter:
             directory.mkdir(parents=True, exist_ok=True)
             n = self._files.get(key, 0)
             self._files[key] = n + 1
-            writer = pq.ParquetWriter(directory / f"part-{n:05d}.parquet", SCHEMAS[table],
+            writer = pq.ParquetWriter(directory / f"{self.name}-{n:05d}.parquet", SCHEMAS[table],
                                       compression="zstd")
             self._writers[key] = writer
         writer.write_table(pa.Table.from_pylist(buf, schema=SCHEMAS[table]))

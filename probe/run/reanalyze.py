@@ -27,7 +27,7 @@ from probe.classify import population as pop
 from probe.classify.health import rounds
 from probe.classify.traces import judge
 from probe.ingest.pipeline import population_network
-from probe.model import Measurement, Provenance, VerdictKind
+from probe.model import Measurement, Provenance, Verdict, VerdictKind
 from probe.run import asn
 from probe.store import Store
 
@@ -90,12 +90,28 @@ def reclassify_run(store: Store, run_id: str, context: Context,
                 pass
         if states is None:
             states = population.states()
-    run = store.get_run(run_id)
     changed = []
+    for mid, old, new in judge_run(store, run_id, context, states):
+        store.save_verdict(mid, new)
+        before: VerdictKind = old.verdict if old else new.verdict
+        changed.append((before.value, new.verdict.value))
+    return changed
+
+
+def judge_run(store: Store, run_id: str, context: Context, states: States,
+              ids: Iterable[str] | None = None
+              ) -> Iterator[tuple[str, Verdict | None, Verdict]]:
+    """(measurement id, current verdict, new verdict) for each measurement of the run (or of
+    ``ids``, measurements of that run) whose verdict changed; nothing is written. The one
+    judging loop of both the single-process and the Dask path (:mod:`probe.run.distributed`).
+    ``context`` must carry the run's throttling baseline."""
+    run = store.get_run(run_id)
     # Imported measurements are judged as when imported: without the evidence their source
     # lacks (Provenance.missing, docs/import.md).
     provenances = store.provenances(run_id)
-    for mid, m in store.iter_measurements(run_id):
+    found = (store.iter_measurements(run_id) if ids is None
+             else store.measurements_by_id(list(ids)))
+    for mid, m in found:
         p = provenances.get(mid)
         judged = classify(m, replace(context, missing=frozenset(p.missing)) if p else context)
         network, cc = network_of(store, mid, run, context.probe_cc, provenances)
@@ -106,10 +122,7 @@ def reclassify_run(store: Store, run_id: str, context: Context,
         if old is None or (old.verdict, old.method, old.analysis_version) != (
             new.verdict, new.method, new.analysis_version
         ):
-            store.save_verdict(mid, new)
-            before: VerdictKind = old.verdict if old else new.verdict
-            changed.append((before.value, new.verdict.value))
-    return changed
+            yield mid, old, new
 
 
 def rejudge_traces(store: Store, run_id: str) -> int:

@@ -6,7 +6,9 @@ volunteer's own link down) it stops spending full runs on a dead network: it tak
 health-only rounds (stored as runs with no targets, so the outage is on record), starting at
 ``health_every`` and backing off to ``every``, and starts a full run as soon as a round shows
 connectivity again. Cancellation (SIGINT/SIGTERM) stops it cleanly: the run in progress is
-marked interrupted and nothing finished is lost.
+marked interrupted and nothing finished is lost. With a ``collector`` it uploads the outbox
+after each full run whose network was up (:mod:`probe.collector.upload`); a failed upload is
+only reported: the queue stays and the next round sends it.
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ def parse_duration(text: str) -> float:
 class WatchPlan:
     """``every``: seconds between full runs; ``jitter``: fraction of ``every`` added or taken
     at random; ``health_every``: first pause between health-only rounds while offline;
-    ``max_runs``: stop after this many full runs (None = until stopped)."""
+    ``max_runs``: stop after this many full runs (None = until stopped); ``collector`` and
+    ``collector_token``: upload after each round (None = do not upload)."""
 
     every: float
     jitter: float = 0.1
     health_every: float = 60.0
     max_runs: int | None = None
+    collector: str | None = None
+    collector_token: str | None = None
 
 
 @dataclass(slots=True)
@@ -55,6 +60,19 @@ class WatchLog:
 
     full_runs: list[RunProgress]
     health_runs: list[RunProgress]
+
+
+def upload_round(db_path: str, plan: WatchPlan) -> str:
+    """Send the outbox to ``plan.collector``; one line saying what happened."""
+    from probe.collector.upload import upload
+    from probe.errors import ProbeError
+
+    assert plan.collector and plan.collector_token
+    try:
+        r = upload(db_path, plan.collector, plan.collector_token)
+    except ProbeError as e:
+        return f"upload: {e} (kept in the queue)"
+    return f"upload: {r.accepted} sent, {r.duplicates} already there, {r.pending} pending"
 
 
 def next_pause(plan: WatchPlan, rng: random.Random) -> float:
@@ -87,6 +105,8 @@ async def watch(
         log.full_runs.append(progress)
         on_event(f"run {progress.run_id}: {progress.done}/{progress.total} targets, "
                  f"network {progress.network or 'unknown'}")
+        if plan.collector and plan.collector_token and progress.network not in OFFLINE_STATES:
+            on_event(await asyncio.to_thread(upload_round, db_path, plan))
         if plan.max_runs is not None and len(log.full_runs) >= plan.max_runs:
             break
         pause = plan.health_every

@@ -353,6 +353,75 @@ def _v7_run_leases(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_V8 = (
+    # The probe's upload queue (issue 16): one row per measurement this probe made, queued in
+    # the transaction that stores it (trigger), dequeued when it is imported (someone else's).
+    # ``batch_id`` is set when the row is put in a batch (a resend after a crash reuses it);
+    # ``sent_at`` only once the collector acknowledged the batch.
+    """
+    CREATE TABLE outbox (
+        measurement_id TEXT PRIMARY KEY REFERENCES measurements (measurement_id)
+            ON DELETE CASCADE,
+        queued_at TEXT NOT NULL,
+        batch_id TEXT,                      -- NULL = not yet in a batch
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,                    -- NULL = none
+        refused TEXT,                       -- the collector's reason for refusing it for good
+        sent_at TEXT                        -- NULL = pending (or refused)
+    )
+    """,
+    "CREATE INDEX outbox_pending ON outbox (sent_at, batch_id)",
+    """
+    CREATE TRIGGER outbox_enqueue AFTER INSERT ON measurements
+    BEGIN
+        INSERT OR IGNORE INTO outbox (measurement_id, queued_at)
+        VALUES (NEW.measurement_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+    END
+    """,
+    """
+    CREATE TRIGGER outbox_skip_imports AFTER INSERT ON imports
+    BEGIN
+        DELETE FROM outbox WHERE measurement_id = NEW.measurement_id;
+    END
+    """,
+    # Measurements stored before this version are queued too (a volunteer enrolling later
+    # uploads their history), imported ones excepted.
+    """
+    INSERT OR IGNORE INTO outbox (measurement_id, queued_at)
+    SELECT measurement_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM measurements
+    WHERE measurement_id NOT IN (SELECT measurement_id FROM imports)
+    """,
+    # The collector's side (probe/collector/): enrolled probes (only a hash of each token is
+    # kept) and the provenance of every received measurement. Empty in a probe's database.
+    """
+    CREATE TABLE collector_probes (
+        probe_id TEXT PRIMARY KEY,          -- pseudonymous, random: p + 16 hex
+        token_sha256 TEXT NOT NULL UNIQUE,
+        label TEXT,                         -- the analyst's own note; NULL = none
+        enrolled_at TEXT NOT NULL,
+        expires_at TEXT,                    -- NULL = never
+        revoked_at TEXT                     -- NULL = valid
+    )
+    """,
+    """
+    CREATE TABLE collector_received (
+        measurement_id TEXT PRIMARY KEY REFERENCES measurements (measurement_id)
+            ON DELETE CASCADE,              -- namespaced: <probe's id>@<probe_id>
+        probe_id TEXT NOT NULL,
+        original_id TEXT NOT NULL,          -- the id in the probe's own database
+        batch_id TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX collector_received_probe ON collector_received (probe_id, batch_id)",
+)
+
+
+def _v8_outbox(db: sqlite_utils.Database) -> None:
+    for statement in _V8:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
@@ -363,6 +432,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "HTTP progress: bytes received and the time of the last byte",
               _v6_http_progress),
     Migration(7, "run leases: one owner per run", _v7_run_leases),
+    Migration(8, "upload outbox; collector enrolment and provenance", _v8_outbox),
 )
 
 #: The schema version this code writes.

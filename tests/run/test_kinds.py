@@ -95,6 +95,10 @@ def test_rows_written_before_the_migration_are_web_tests(tmp_path) -> None:
         store.save_measurement(run, Measurement(parse_input("https://a.test/"), STARTED,
                                                 FINISHED), None)
     con = sqlite3.connect(path)  # back to schema 3: no test_name column
+    for trigger in ("outbox_enqueue", "outbox_skip_imports"):  # schema 7 (outbox, collector)
+        con.execute(f"DROP TRIGGER {trigger}")
+    for table in ("outbox", "collector_received", "collector_probes"):
+        con.execute(f"DROP TABLE {table}")
     con.execute("ALTER TABLE measurements DROP COLUMN test_name")
     con.execute("DROP TABLE imports")  # schema 5
     for column in ("received_bytes", "last_byte_t"):  # schema 6

@@ -18,7 +18,10 @@ One process run (so every ratio compares numbers taken on the same machine at th
    from its timeouts, bytes sent per app test (:func:`probe.lab.bench.im_case.bench_im`);
 8. ``probe import ooni`` at 100k and 1M measurements synthesised from the real corpus
    (:func:`probe.lab.bench.import_case.bench_import`; no simulated network, no root:
-   ``--only-import`` runs it alone).
+   ``--only-import`` runs it alone);
+9. the collector (issue 16): 50 probes uploading at once, and ``probe reanalyze --dask`` with
+   1 then 2 workers (:func:`probe.lab.bench.collector_case.bench_collector`; loopback, no root:
+   ``--only-collector`` runs it alone).
 
 It prints where every number comes from, then the tables (medians over the repeats), and
 exits 0 whatever the figures are (it is a benchmark, not a test); 1 when it could not run.
@@ -52,6 +55,7 @@ from probe.cli.config import CONFIG_ENV, RUN_SETTINGS
 from probe.errors import ProbeError
 from probe.lab.bench import sites as W
 from probe.lab.bench import stats as B
+from probe.lab.bench.collector_case import bench_collector, render_collector
 from probe.lab.bench.im_case import bench_im, render_im
 from probe.lab.bench.import_case import SIZES as IMPORT_SIZES
 from probe.lab.bench.import_case import bench_import
@@ -277,6 +281,7 @@ class Results:
     report: dict[str, Any] | None = None
     imports: dict[str, Any] | None = None
     im: dict[str, Any] | None = None
+    collector: dict[str, Any] | None = None
     world_up: float = 0.0
     elapsed: float = 0.0
 
@@ -346,6 +351,8 @@ def run_bench(args: argparse.Namespace) -> Results:
         res.report = bench_report(args.report_dir)
     if args.imports:
         res.imports = run_import_case(args)
+    if args.collector:
+        res.collector = run_collector_case(args)
     res.elapsed = time.monotonic() - started
     return res
 
@@ -354,6 +361,12 @@ def run_import_case(args: argparse.Namespace) -> dict[str, Any]:
     say("import: probe import ooni on input synthesised from tests/data/ooni (cached)…")
     return bench_import(args.report_dir, repeat=args.import_repeat, sizes=args.import_sizes,
                         workers=args.import_workers, say=say)
+
+
+def run_collector_case(args: argparse.Namespace) -> dict[str, Any]:
+    say("collector: 50 probes uploading at once, then probe reanalyze --dask (1 and 2 workers)…")
+    with tempfile.TemporaryDirectory(prefix="probe-bench-collector-") as tmp:
+        return bench_collector(Path(tmp), say=say)
 
 
 def render_import(figures: dict[str, Any]) -> str:
@@ -479,6 +492,8 @@ def render(res: Results, args: argparse.Namespace) -> str:
         out.append(render_im(res.im))
     if res.imports:
         out.append(render_import(res.imports))
+    if res.collector:
+        out.append(render_collector(res.collector))
         out.append("")
     out.append("Unavoidable seconds per target (lower-bound inputs; measured = median over the "
                "repeats of the class's minimum cycle at concurrency 1)")
@@ -535,6 +550,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the im group case (the messengers, issue 14)")
     p.add_argument("--no-import", dest="imports", action="store_false",
                    help="skip the probe import case")
+    p.add_argument("--no-collector", dest="collector", action="store_false",
+                   help="skip the collector and Dask case")
+    p.add_argument("--only-collector", action="store_true",
+                   help="run only the collector and Dask case (loopback, no root)")
     p.add_argument("--only-import", action="store_true",
                    help="run only the probe import case (no simulated network, no root)")
     p.add_argument("--import-sizes", type=lambda s: tuple(int(x) for x in s.split(",")),
@@ -554,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.only_import:
         return main_import(args)
+    if args.only_collector:
+        return main_collector(args)
     ok, why = have_root()
     if not ok:
         print(f"probe bench: {why}", file=sys.stderr)
@@ -582,9 +603,26 @@ def main(argv: list[str] | None = None) -> int:
         data = {"results": {k: [r.summary() for r in getattr(res, k)]
                             for k in ("main", "serial", "sweep", "memory")},
                 "report": res.report, "imports": res.imports, "im": res.im,
+                "collector": res.collector,
                 "class_costs": class_costs(res.serial, args.timeout),
                 "elapsed_s": res.elapsed, "world_up_s": res.world_up}
         args.json.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+def main_collector(args: argparse.Namespace) -> int:
+    """``--only-collector``: the collector and Dask case alone."""
+    started = time.monotonic()
+    try:
+        figures = run_collector_case(args)
+    except (ProbeError, RuntimeError, OSError) as e:
+        print(f"probe bench: {e}", file=sys.stderr)
+        return 1
+    print(f"probe benchmark, collector only ({_f((time.monotonic() - started) / 60)} min; "
+          f"{os.cpu_count()} CPUs)")
+    print(render_collector(figures), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"collector": figures}, indent=1))
     return 0
 
 

@@ -1,8 +1,9 @@
 """Assemble and execute one `probe run` or `probe watch` from a plain request record.
 
 Everything between "the user asked for this" and "the engine runs": validate the target lists,
-canaries, resolvers and files; build the measurement settings and run options; run once or
-watch; then, when asked, trace every blocked target. The command line builds a
+canaries, resolvers and files; build the measurement settings and run options; learn the
+public address from the control helpers before anything is stored (or store no bodies and say
+why: issue 13); run once or watch; then, when asked, trace every blocked target. The command line builds a
 :class:`RunRequest` (after settings precedence) and renders what :func:`execute` reports
 through its callbacks; a library user calls the same function. Tool errors are
 :class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`); nothing here
@@ -15,7 +16,7 @@ import asyncio
 import ipaddress
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from probe.errors import TargetListError, UsageError
 from probe.measure import certs
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import Target, TraceObservation
-from probe.run import tracing
+from probe.run import public_address, tracing
 from probe.run.engine import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
@@ -60,6 +61,8 @@ class RunRequest:
     none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
     to complete; None = a new run. ``watch``: None = run once; else measure periodically.
     ``trace_blocked``: after a single run, locate the censor of every blocked target.
+    ``own_addresses``: the volunteer's public address(es), when known without asking a
+    control helper; empty = learn it from the helpers (:func:`execute`).
     """
 
     sources: tuple[str, ...]
@@ -79,6 +82,7 @@ class RunRequest:
     residual_cooldown: float = DEFAULT_COOLDOWN
     asn_db: Path | None = None
     store_bodies: bool = True
+    own_addresses: tuple[str, ...] = ()
     trace_blocked: bool = False
     resume: str | None = None
     watch: WatchPlan | None = None
@@ -190,6 +194,7 @@ def execute(
     plan = _prepare(request)
     if confirm is not None:
         confirm()
+    plan = _address_first(request, plan, on_event)
     if request.watch is not None:
         return _watch(request, request.watch, plan, on_progress, on_event)
     last: list[RunProgress] = []
@@ -213,6 +218,44 @@ def execute(
     if request.trace_blocked:
         traces = _trace_blocked(done.run_id, plan, on_event)
     return RunOutcome(plan.db_path, done, traces)
+
+
+#: Seconds a control helper has to say who is asking, at start-up.
+LEARN_DEADLINE = 10.0
+
+
+def _address_first(request: RunRequest, plan: _Plan, on_event: EventCallback) -> _Plan:
+    """Make sure the store's scrubber knows the public address before anything is stored.
+
+    Given (``own_addresses``) or learnt from the control helpers now
+    (:func:`probe.run.public_address.learn`): the run scrubs it from its first write. When it
+    cannot be learnt (no helper, or none answered), the run stores no bodies (the likeliest
+    place for a page to echo the address in some spelling), says so (a ``notice`` event) and
+    records why in its settings (``privacy``).
+    """
+    own = tuple(request.own_addresses)
+    problems: tuple[str, ...] = ()
+    if request.controls:
+        first = next(iter(target_lists.iter_sources(
+            list(request.sources), set(request.categories) if request.categories else None)),
+            None)
+        learnt = asyncio.run(public_address.learn(
+            request.controls, token=request.control_token,
+            ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
+            deadline=min(LEARN_DEADLINE, max(request.timeout, 2.0) * 2),
+            probe_url=first.url if first is not None else None))
+        own, problems = own + learnt.addresses, learnt.problems
+    options = replace(plan.options, own_addresses=tuple(dict.fromkeys(
+        (*plan.options.own_addresses, *own))))
+    if own or not plan.settings.store_bodies:
+        return replace(plan, options=options)
+    why = ("the public address could not be learnt from the control helpers ("
+           + "; ".join(problems) + ")" if request.controls else
+           "no control helper to learn the public address from (--control)")
+    note = f"{why}: page bodies are not stored, so none can hold it"
+    on_event("notice", note)
+    return replace(plan, settings=replace(plan.settings, store_bodies=False),
+                   options=replace(options, privacy_note=note))
 
 
 def _watch(request: RunRequest, watch_plan: WatchPlan, plan: _Plan,

@@ -3,11 +3,11 @@
 Everything between "the user asked for this" and "the engine runs": validate the target lists,
 canaries, resolvers and files; build the measurement settings and run options; learn the
 public address from the control helpers before anything is stored (or store no bodies and say
-why: issue 13); run once or watch; then, when asked, trace every blocked target. The command line builds a
-:class:`RunRequest` (after settings precedence) and renders what :func:`execute` reports
-through its callbacks; a library user calls the same function. Tool errors are
-:class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`); nothing here
-prints.
+why: issue 13); run once or watch; then, when asked, trace every blocked target. The command
+line builds a :class:`RunRequest` (after settings precedence) and renders what
+:func:`execute` reports through its callbacks; a library user calls the same function. Tool
+errors are :class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`);
+nothing here prints.
 """
 
 from __future__ import annotations

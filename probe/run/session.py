@@ -194,7 +194,9 @@ def execute(
     plan = _prepare(request)
     if confirm is not None:
         confirm()
-    plan = _address_first(request, plan, on_event)
+    plan = _address_first(request, plan)
+    if plan.options.privacy_note:  # said once the run has started (its store is open)
+        on_progress = _saying_first(plan.options.privacy_note, on_progress, on_event)
     if request.watch is not None:
         return _watch(request, request.watch, plan, on_progress, on_event)
     last: list[RunProgress] = []
@@ -224,14 +226,29 @@ def execute(
 LEARN_DEADLINE = 10.0
 
 
-def _address_first(request: RunRequest, plan: _Plan, on_event: EventCallback) -> _Plan:
+def _saying_first(note: str, on_progress: ProgressCallback | None,
+                  on_event: EventCallback) -> ProgressCallback:
+    """``on_progress`` that first sends ``note`` as a ``notice`` event, at a run's start."""
+    said: list[bool] = []
+
+    def progress(p: RunProgress, target: Target | None, verdict: Any) -> None:
+        if not said:
+            said.append(True)
+            on_event("notice", note)
+        if on_progress is not None:
+            on_progress(p, target, verdict)
+
+    return progress
+
+
+def _address_first(request: RunRequest, plan: _Plan) -> _Plan:
     """Make sure the store's scrubber knows the public address before anything is stored.
 
     Given (``own_addresses``) or learnt from the control helpers now
     (:func:`probe.run.public_address.learn`): the run scrubs it from its first write. When it
     cannot be learnt (no helper, or none answered), the run stores no bodies (the likeliest
-    place for a page to echo the address in some spelling), says so (a ``notice`` event) and
-    records why in its settings (``privacy``).
+    place for a page to echo the address in some spelling) and records why in its settings
+    (``privacy``); :func:`execute` says so (a ``notice`` event) when the run starts.
     """
     own = tuple(request.own_addresses)
     problems: tuple[str, ...] = ()
@@ -253,7 +270,6 @@ def _address_first(request: RunRequest, plan: _Plan, on_event: EventCallback) ->
            + "; ".join(problems) + ")" if request.controls else
            "no control helper to learn the public address from (--control)")
     note = f"{why}: page bodies are not stored, so none can hold it"
-    on_event("notice", note)
     return replace(plan, settings=replace(plan.settings, store_bodies=False),
                    options=replace(options, privacy_note=note))
 

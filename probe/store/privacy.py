@@ -645,6 +645,8 @@ def _inflate(data: bytes, wbits: int) -> tuple[bytes, bool] | None:
             if not z.eof:  # cut short (a truncated body): what came out is kept
                 return (bytes(out), True) if out else None
             rest = z.unused_data
+            if wbits < 0 and rest:  # raw deflate has no checksum: bytes after its end say
+                return None          # this was never a deflate stream
             if wbits != 31 or not rest.startswith(_GZIP_MAGIC):
                 break  # trailing bytes after the stream are not part of the body
     except zlib.error:
@@ -690,7 +692,10 @@ def decode_body(http: HTTPObservation) -> tuple[HTTPObservation, str | None]:
                 result = f"content-encoding {coding}: corrupt stream"
         elif coding == "deflate":
             result = _inflate(body, 15) or _inflate(body, -15)
-            if result is not None and result[1] and not result[0]:
+            # no magic number: a stream cut short is taken only from a body cut short too
+            # (else it is the measuring step's decoded text that happened to inflate a bit)
+            if result is not None and result[1] and len(result[0]) < DECODE_CAP and not (
+                    truncated and result[0]):
                 result = None
         elif coding == "br":
             result = _brotli(body)

@@ -118,3 +118,15 @@ def test_nothing_of_it_reaches_the_file(tmp_path):
     assert len(stored) == 3 and all(PLACEHOLDER.encode() in b or
                                     PLACEHOLDER.encode("utf-16-le") in b or
                                     PLACEHOLDER.encode("utf-16-be") in b for b in stored)
+
+
+def test_a_body_the_measuring_step_decoded_is_never_inflated_again():
+    """"deflate" has no magic number: the measuring step's decoded body (text or binary) must
+    not be taken for a raw deflate stream that happens to parse."""
+    import random
+    rng = random.Random(3)
+    for _ in range(3000):
+        body = bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
+        decoded, why = decode_body(_obs(body, "deflate"))
+        assert why is None and decoded.body == body, body
+    assert decode_body(_obs(PAGE, "deflate"))[0].body == PAGE

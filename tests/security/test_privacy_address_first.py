@@ -35,7 +35,9 @@ SITE_IP = "127.0.0.2"
 class Helper:
     """A control helper on 127.0.0.1 in its own thread; ``ports`` it may measure."""
 
-    def __init__(self, world: LoopbackWorld, ports: frozenset[int]) -> None:
+    def __init__(self, world: LoopbackWorld, ports: frozenset[int],
+                 server: type[ControlServer] = ControlServer) -> None:
+        self.server = server
         host, port = world.dns_address
         self.settings = MeasureSettings.with_timeout(
             2.0, use_system_resolver=False, resolvers=(Resolver(host, port),),
@@ -57,7 +59,7 @@ class Helper:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = ControlServer(self.policy, partial(measure_request, settings=self.settings))
+        server = self.server(self.policy, partial(measure_request, settings=self.settings))
         host, port = self._loop.run_until_complete(server.start(ME, 0))
         self.url = f"http://{host}:{port}"
         self._ready.set()
@@ -142,3 +144,50 @@ def test_learn_asks_every_helper_and_bounds_the_answers(world):
                                                   deadline=5))
     assert learnt.addresses == (ME,)
     assert learnt.problems == ("http://127.0.0.1:1: connection_refused",)
+
+
+class _OldHelper(ControlServer):
+    """A helper from before issue 13: its health answer does not say who is asking."""
+
+    async def _route(self, request, body, peer=None):  # type: ignore[no-untyped-def]
+        status, answer = await super()._route(request, body, peer)
+        if request.target.startswith(b"/v1/health"):
+            answer = {k: v for k, v in answer.items() if k != "client_address"}
+        return status, answer
+
+
+def test_an_older_helper_is_asked_through_a_measurement(world):
+    with Helper(world, ports=frozenset({world.http_port}), server=_OldHelper) as helper:
+        url = f"http://echo.test:{world.http_port}/"
+        learnt = asyncio.run(public_address.learn((helper.url,), deadline=10, probe_url=url))
+        assert learnt.addresses == (ME,)
+        silent = asyncio.run(public_address.learn((helper.url,), deadline=10))
+    assert silent.addresses == () and "names no client address" in silent.problems[0]
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (b'{"x": "' + b"y" * 200_000 + b'"}', "longer than"),
+    (b"[" * 30_000 + b"]" * 30_000, "not JSON"),  # nested past the parser's recursion limit
+    (b"not json", "not JSON"),
+    (b'{"version": 1, "client_address": "not an address"}', "names no client address"),
+    (b'{"version": 1, "client_address": ["127.0.0.1"]}', "names no client address"),
+])
+def test_a_hostile_health_answer_is_a_reason_never_a_crash(answer, why):
+    async def go() -> public_address.Learnt:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: " + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, ME, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await public_address.learn((f"http://{ME}:{port}",), deadline=5)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    learnt = asyncio.run(go())
+    assert learnt.addresses == () and why in learnt.problems[0], learnt.problems

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from probe.export import Selection, export, parse_bound
+from probe.report.safe_text import terminal_stdout
 from probe.store import default_db_path
 from probe.store.merge import merge
 
@@ -66,7 +67,8 @@ def export_command(
         since=parse_bound(since) if since else None,
         until=parse_bound(until, end=True) if until else None,
     )
-    summary = export(db or default_db_path(), fmt.value, out, selection)
+    with terminal_stdout():  # --out - on a terminal: no escape sequence from stored text
+        summary = export(db or default_db_path(), fmt.value, out, selection)
     if fmt is ExportFormat.PARQUET:
         detail = ", ".join(f"{n} {table}" for table, n in summary.rows.items())
         typer.echo(f"exported {detail} to {summary.out}", err=True)

@@ -9,6 +9,7 @@ import typer
 
 from probe.cli.options import DbOption
 from probe.ingest import import_ooni
+from probe.report.safe_text import for_terminal
 from probe.store import Store, default_db_path
 
 app = typer.Typer(help="Import other people's measurements and judge them with our classifier.",
@@ -25,7 +26,7 @@ def ooni(
     """Import OONI measurements (idempotent) and judge each with our classifier."""
 
     def problem(origin: str, why: str) -> None:
-        typer.echo(f"{origin}: skipped: {why}", err=True)
+        typer.echo(for_terminal(f"{origin}: skipped: {why}"), err=True)
 
     with Store.open(str(db or default_db_path())) as store:
         result = import_ooni(store, paths, on_problem=problem)

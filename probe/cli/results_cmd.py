@@ -1,4 +1,7 @@
-"""``probe results`` and ``probe reanalyze``: read (or re-judge) stored runs and print."""
+"""``probe results`` and ``probe reanalyze``: read (or re-judge) stored runs and print.
+
+What reaches a terminal goes through :func:`probe.report.safe_text.terminal_stdout`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import typer
 from probe.cli.options import DbOption
 from probe.errors import UsageError
 from probe.report.run_results import render_results
+from probe.report.safe_text import terminal_stdout
 from probe.run.reanalyze import reanalyze as do_reanalyze
 from probe.store import Store, default_db_path
 
@@ -31,7 +35,8 @@ def results(
     with Store.open_existing(str(db or default_db_path())) as store:  # never creates a file
         rows = store.results(run_id)
     width = shutil.get_terminal_size((120, 24)).columns
-    typer.echo(render_results(rows, fmt, width=width), nl=False)
+    with terminal_stdout():  # json and csv are data, but not on a terminal
+        typer.echo(render_results(rows, fmt, width=width), nl=False)
 
 
 def reanalyze(

@@ -32,6 +32,7 @@ from probe.cli import export_cmd as cli_export
 from probe.cli import report_cmd as cli_report
 from probe.cli.sim_cmd import app as sim_app
 from probe.errors import ProbeError, TargetListError, UsageError, probe_error_in
+from probe.report.safe_text import for_terminal
 
 app = typer.Typer(
     help="Internet censorship measurement probe: tells blocking from outages and shutdowns.",
@@ -98,7 +99,7 @@ def exit_status(exc: BaseException) -> int:
     if error is None:
         raise exc
     for line in error_lines(error):
-        print(one_error_line(line), file=sys.stderr, flush=True)
+        print(one_error_line(for_terminal(line)), file=sys.stderr, flush=True)
     return 2 if isinstance(error, UsageError) else 1
 
 

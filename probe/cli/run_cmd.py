@@ -19,6 +19,7 @@ from probe.cli import config as run_config
 from probe.cli.consent import ensure_consent
 from probe.cli.options import ConfigOption, DbOption
 from probe.cli.progress import RunDisplay
+from probe.report.safe_text import for_terminal
 from probe.run.engine import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST
 from probe.run.session import RunRequest, execute
 from probe.run.watch import WatchPlan, parse_duration
@@ -155,11 +156,11 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         if topic == "finished":
             display.finish()
         elif topic == "notice":
-            typer.echo(f"probe: {text}", err=True)
+            typer.echo(for_terminal(f"probe: {text}"), err=True)
         elif not quiet:
             if topic == "watch":
                 display.finish()
-            typer.echo(f"{topic}: {text}", err=True)
+            typer.echo(for_terminal(f"{topic}: {text}"), err=True)
 
     execute(request, on_progress=display, on_event=event,
             confirm=lambda: ensure_consent(eff["accept_risk"]))

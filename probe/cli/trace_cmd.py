@@ -11,6 +11,7 @@ import typer
 from probe import targets as target_lists
 from probe.cli.consent import ensure_consent
 from probe.errors import UsageError
+from probe.report.safe_text import for_terminal
 from probe.run import tracing
 
 
@@ -58,12 +59,12 @@ def trace(
                                      ca_bundle=str(ca_bundle) if ca_bundle else None)
     found = tracing.trace_url(target, settings, via=via, kind=kind, reference=reference,
                               controls=control or (), db_path=str(db) if db else None,
-                              say=lambda m: typer.echo(m, err=True))
+                              say=lambda m: typer.echo(for_terminal(m), err=True))
     if fmt == "json":
         typer.echo(json.dumps([tracing.to_jsonable(target.url, o) for o in found], indent=2,
                               ensure_ascii=False))
     else:
-        typer.echo(tracing.render_text(target.url, found), nl=False)
+        typer.echo(for_terminal(tracing.render_text(target.url, found)), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,9 @@ fields filled), ``"test_name": "tcp_connect"`` and ``"http": null``. The same ad
 port policy applies. A helper that predates it refuses the scheme (403), which the probe
 records as a failed control, so the verdict is inconclusive, never blocked.
 
-``GET /v1/health`` answers ``{"version": 1, "status": "ok"}``. Errors (each
+``GET /v1/health`` answers ``{"version": 1, "status": "ok", "client_address": "ip"}`` (the
+address since issue 13: the probe learns its public address from it before storing anything,
+:mod:`probe.run.public_address`). Errors (each
 ``{"version": 1, "error": "<one line>"}``): 400 bad request (not JSON, nested too deep,
 duplicate keys, wrong types...), 401 bad token, 403 refused target (a port not allowed, or an
 address that is private, loopback, link-local, reserved, the helper's own... in any spelling,

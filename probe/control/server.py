@@ -313,8 +313,9 @@ class ControlServer:
     ) -> tuple[int, dict[str, Any]]:
         path = request.target.decode("latin-1").split("?", 1)[0]
         method = request.method.decode("latin-1")
-        if path == "/v1/health" and method == "GET":
-            return 200, {"version": PROTOCOL_VERSION, "status": "ok"}
+        if path == "/v1/health" and method == "GET":  # with who is asking: issue 13
+            health = {"version": PROTOCOL_VERSION, "status": "ok"}
+            return 200, health if peer is None else {**health, "client_address": peer}
         if path != "/v1/measure":
             return 404, _error("not found")
         if method != "POST":

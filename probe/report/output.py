@@ -3,14 +3,16 @@
 Formats: ``html``, ``md``, ``csv``, ``json`` for reports; ``table``, ``md``, ``csv``, ``json``,
 ``html`` for comparisons. CSV reports are several tables, so they are written as a directory of
 ``<table>.csv`` files (or, on stdout, one stream with a ``# <table>`` line before each).
-Default paths are under ``reports/``, named by the generation time.
+Default paths are under ``reports/``, named by the generation time. Whatever is written passes
+through :func:`probe.report.safe_text.visible` last (no bidirectional or zero-width character
+reaches a report, whichever renderer made it), and standard output through
+:func:`probe.report.safe_text.terminal_stdout` (no escape sequence reaches a terminal).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 
 from probe.errors import ProbeError, UsageError
@@ -20,6 +22,7 @@ from probe.report.render_html import render_comparison_html, render_html
 from probe.report.render_json import render_comparison_json, render_json
 from probe.report.render_md import render_comparison_md, render_md
 from probe.report.render_text import render_comparison_text
+from probe.report.safe_text import terminal_stdout, visible
 
 REPORT_FORMATS = ("html", "md", "csv", "json")
 COMPARE_FORMATS = ("table", "md", "csv", "json", "html")
@@ -47,10 +50,15 @@ def _write(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(visible(text), encoding="utf-8")
         tmp.replace(path)
     except OSError as e:
         raise ProbeError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _stdout(text: str) -> None:
+    with terminal_stdout() as out:
+        out.write(visible(text))
 
 
 def write_report(report: Report, fmt: str, out: str | None) -> list[Path]:
@@ -63,7 +71,7 @@ def write_report(report: Report, fmt: str, out: str | None) -> list[Path]:
     if fmt == "csv":
         tables = render_csv(report)
         if out == "-":
-            sys.stdout.write(concatenated(tables))
+            _stdout(concatenated(tables))
             return []
         folder = Path(out) if out else default_path(report.meta.generated_at, "csv")
         if folder.suffix == ".csv":  # a file name was given: use it as a prefix
@@ -71,11 +79,11 @@ def write_report(report: Report, fmt: str, out: str | None) -> list[Path]:
         else:
             paths = [folder / f"{name}.csv" for name in tables]
         for path, text in zip(paths, tables.values(), strict=True):
-            _write(path, text)
+            _write(path, visible(text))
         return paths
     text = {"html": render_html, "md": render_md, "json": render_json}[fmt](report)
     if out == "-":
-        sys.stdout.write(text)
+        _stdout(text)
         return []
     path = Path(out) if out else default_path(report.meta.generated_at, fmt)
     _write(path, text)
@@ -102,7 +110,7 @@ def write_comparison(comparison: Comparison, fmt: str, out: str | None) -> list[
 def write_text(text: str, out: str | None) -> list[Path]:
     """Write rendered text to ``out`` (None or ``-`` = stdout). Returns the files written."""
     if out in (None, "-"):
-        sys.stdout.write(text)
+        _stdout(text)
         return []
     path = Path(out)
     _write(path, text)

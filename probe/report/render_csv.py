@@ -2,7 +2,8 @@
 
 Header row = the stable column keys of :mod:`probe.report.tables`; times are ISO 8601 in the
 report's zone. Text that came from the network can start with ``=``, ``+``, ``-`` or ``@``,
-which spreadsheets run as a formula: such cells are prefixed with ``'`` (OWASP's advice).
+which spreadsheets run as a formula: such cells are prefixed with ``'`` (OWASP's advice,
+:func:`probe.report.safe_text.csv_cell`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import io
 
 from probe.report.records import Comparison, Report
 from probe.report.render_json import iso_local
+from probe.report.safe_text import csv_cell
 from probe.report.tables import Cell, Table, comparison_tables, report_tables
 from probe.report.times import resolve_tz
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_value(value: Cell, tz: dt.tzinfo) -> str:
@@ -25,7 +25,7 @@ def csv_value(value: Cell, tz: dt.tzinfo) -> str:
     if isinstance(value, dt.datetime):
         return iso_local(value, tz)
     if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_START) else value
+        return str(csv_cell(value))
     return str(value)
 
 

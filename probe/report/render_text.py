@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from probe.report.records import Comparison, Status
+from probe.report.safe_text import visible
 from probe.report.tables import change_label
 from probe.report.times import fmt_local, resolve_tz
 
@@ -16,7 +17,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def plain(text: object, limit: int = 60) -> str:
-    s = " ".join(_CONTROL.sub(" ", "" if text is None else str(text)).split())
+    s = visible(" ".join(_CONTROL.sub(" ", "" if text is None else str(text)).split()))
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

@@ -4,7 +4,8 @@ Pure: rows in (the dicts of :meth:`probe.store.Store.results`), one string out, 
 The JSON and CSV renderings carry the DESIGN.md contract fields first, in contract order,
 then any other fields of the rows (``measurement_id``, ``finished_at``, ``details``…); the
 table is for people and shows only url, verdict, method, confidence and evidence, fitted to
-the terminal width.
+the terminal width, every cell through :func:`probe.report.safe_text.for_terminal`. CSV cells
+that a spreadsheet would run as a formula are defused (:func:`probe.report.safe_text.csv_cell`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
+
+from probe.report.safe_text import csv_cell, for_terminal
 
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
@@ -87,7 +90,7 @@ def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fields)
     for row in rows:
-        writer.writerow([_csv_cell(row.get(k)) for k in fields])
+        writer.writerow([csv_cell(_csv_cell(row.get(k))) for k in fields])
     return buf.getvalue()
 
 
@@ -96,7 +99,7 @@ def _one_line(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
-    return " ".join(str(value).split())
+    return for_terminal(" ".join(str(value).split()))
 
 
 def _fit(text: str, width: int) -> str:
@@ -129,7 +132,8 @@ def render_table(rows: Sequence[Mapping[str, Any]], width: int = DEFAULT_WIDTH) 
     cells = [[_one_line(row.get(c)) for c in TABLE_COLUMNS] for row in rows]
     for cell, row in zip(cells, rows, strict=True):
         if note := trace_note(row.get("traces")):
-            cell[-1] = f"[{note}] {cell[-1]}"  # first: long evidence is cut at the end
+            # first: long evidence is cut at the end
+            cell[-1] = f"[{for_terminal(note)}] {cell[-1]}"
     header = [{"confidence": "CONF", "test_name": "TEST"}.get(c, c.upper())
               for c in TABLE_COLUMNS]
     natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]

@@ -4,7 +4,8 @@ Text that came from the network (page titles, header values, evidence built from
 carry the probe's own address — block pages and echo services love ``Your IP: …``. A report
 keeps only the addresses the measurement itself contacted or was given (DNS answers, the
 endpoints it connected to, the resolvers it asked); every other IP literal becomes ``[ip]``.
-Escaping for a particular output format is the renderers' job, not this module's.
+Escaping for a particular output format is the renderers' job, not this module's; making
+controls and invisible characters harmless is :mod:`probe.report.safe_text`'s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from probe.report.safe_text import visible
+
 MAX_TEXT = 300
 _V4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 # Candidate IPv6 literals (validated by ipaddress): hex groups with at least two colons.
@@ -20,7 +23,7 @@ _V6 = re.compile(
     r"(?<![0-9A-Za-z:.])\[?((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{0,4}|(?:\d{1,3}\.){3}"
     r"\d{1,3}))(?:%[0-9A-Za-z]+)?\]?(?![0-9A-Za-z:])"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 REPLACEMENT = "[ip]"
 
 
@@ -66,11 +69,13 @@ def scrub_ips(text: str, allowed: frozenset[str] = frozenset()) -> str:
 def clean_text(
     text: str | None, allowed: frozenset[str] = frozenset(), limit: int = MAX_TEXT
 ) -> str:
-    """One line, at most ``limit`` characters, foreign IP literals scrubbed ('' for None)."""
+    """One line, at most ``limit`` characters, foreign IP literals scrubbed, controls (C0 and
+    C1) as spaces and bidirectional / zero-width characters visible
+    (:func:`probe.report.safe_text.visible`); '' for None."""
     if not text:
         return ""
     one = " ".join(_CONTROL.sub(" ", text).split())
     one = scrub_ips(one, allowed)
     if len(one) > limit:
         one = one[: limit - 1] + "…"
-    return one
+    return visible(one)

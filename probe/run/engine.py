@@ -140,6 +140,9 @@ class RunOptions:
     ``residual_cooldown``: seconds to wait before re-measuring targets failed by residual
     censorship (:mod:`probe.run.residual`); 0 = never. ``residual_max``: most targets
     re-measured per run.
+    ``privacy_note``: why bodies are not stored (the public address could not be learnt,
+    :mod:`probe.run.public_address`), recorded in the run's settings as ``privacy``; None =
+    nothing to say.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -155,6 +158,7 @@ class RunOptions:
     rate: float | None = None
     residual_cooldown: float = residual.DEFAULT_COOLDOWN
     residual_max: int = residual.DEFAULT_MAX_REMEASURE
+    privacy_note: str | None = None
 
 
 #: Most failed targets remembered for the residual decision (oldest forgotten first).
@@ -458,6 +462,8 @@ async def run_targets(
             record = settings_record(settings, concurrency)
             record["controls"] = len(options.controls)
             record["canaries"] = len(options.canaries)
+            if options.privacy_note:
+                record["privacy"] = options.privacy_note
             run_id = await writer.call(lambda s: s.start_run(record, total, __version__))
             await writer.call(lambda s: s.claim_run(run_id, lease.lease_fields(me), None,
                                                     lease.LEASE_SECONDS))

@@ -1,12 +1,13 @@
 """Assemble and execute one `probe run` or `probe watch` from a plain request record.
 
 Everything between "the user asked for this" and "the engine runs": validate the target lists,
-canaries, resolvers and files; build the measurement settings and run options; run once or
-watch; then, when asked, trace every blocked target. The command line builds a
-:class:`RunRequest` (after settings precedence) and renders what :func:`execute` reports
-through its callbacks; a library user calls the same function. Tool errors are
-:class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`); nothing here
-prints.
+canaries, resolvers and files; build the measurement settings and run options; learn the
+public address from the control helpers before anything is stored (or store no bodies and say
+why: issue 13); run once or watch; then, when asked, trace every blocked target. The command
+line builds a :class:`RunRequest` (after settings precedence) and renders what
+:func:`execute` reports through its callbacks; a library user calls the same function. Tool
+errors are :class:`~probe.errors.ProbeError` (bad usage: :class:`~probe.errors.UsageError`);
+nothing here prints.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import ipaddress
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from probe.errors import TargetListError, UsageError
 from probe.measure import certs
 from probe.measure.settings import MeasureSettings, Resolver
 from probe.model import Target, TraceObservation
-from probe.run import tracing
+from probe.run import public_address, tracing
 from probe.run.engine import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PER_HOST,
@@ -67,6 +68,8 @@ class RunRequest:
     otherwise the sources only when ``web`` is named, plus each group's inputs
     (:data:`probe.run.kinds.TEST_GROUPS`). ``app_lists``: a directory of endpoint lists
     replacing the packaged ones (:mod:`probe.applists`); None = the packaged lists.
+    ``own_addresses``: the volunteer's public address(es), when known without asking a
+    control helper; empty = learn it from the helpers (:func:`execute`).
     """
 
     sources: tuple[str, ...]
@@ -89,6 +92,7 @@ class RunRequest:
     tests: tuple[str, ...] = ()
     app_lists: Path | None = None
     store_bodies: bool = True
+    own_addresses: tuple[str, ...] = ()
     trace_blocked: bool = False
     resume: str | None = None
     watch: WatchPlan | None = None
@@ -250,6 +254,9 @@ def execute(
     plan = _prepare(request)
     if confirm is not None:
         confirm()
+    plan = _address_first(request, plan)
+    if plan.options.privacy_note:  # said once the run has started (its store is open)
+        on_progress = _saying_first(plan.options.privacy_note, on_progress, on_event)
     if request.watch is not None:
         return _watch(request, request.watch, plan, on_progress, on_event)
     last: list[RunProgress] = []
@@ -274,6 +281,58 @@ def execute(
     if request.trace_blocked:
         traces = _trace_blocked(done.run_id, plan, on_event)
     return RunOutcome(plan.db_path, done, traces)
+
+
+#: Seconds a control helper has to say who is asking, at start-up.
+LEARN_DEADLINE = 10.0
+
+
+def _saying_first(note: str, on_progress: ProgressCallback | None,
+                  on_event: EventCallback) -> ProgressCallback:
+    """``on_progress`` that first sends ``note`` as a ``notice`` event, at a run's start."""
+    said: list[bool] = []
+
+    def progress(p: RunProgress, target: Target | None, verdict: Any) -> None:
+        if not said:
+            said.append(True)
+            on_event("notice", note)
+        if on_progress is not None:
+            on_progress(p, target, verdict)
+
+    return progress
+
+
+def _address_first(request: RunRequest, plan: _Plan) -> _Plan:
+    """Make sure the store's scrubber knows the public address before anything is stored.
+
+    Given (``own_addresses``) or learnt from the control helpers now
+    (:func:`probe.run.public_address.learn`): the run scrubs it from its first write. When it
+    cannot be learnt (no helper, or none answered), the run stores no bodies (the likeliest
+    place for a page to echo the address in some spelling) and records why in its settings
+    (``privacy``); :func:`execute` says so (a ``notice`` event) when the run starts.
+    """
+    own = tuple(request.own_addresses)
+    problems: tuple[str, ...] = ()
+    if request.controls:
+        first = next(iter(target_lists.iter_sources(
+            list(request.sources), set(request.categories) if request.categories else None)),
+            None)
+        learnt = asyncio.run(public_address.learn(
+            request.controls, token=request.control_token,
+            ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
+            deadline=min(LEARN_DEADLINE, max(request.timeout, 2.0) * 2),
+            probe_url=first.url if first is not None else None))
+        own, problems = own + learnt.addresses, learnt.problems
+    options = replace(plan.options, own_addresses=tuple(dict.fromkeys(
+        (*plan.options.own_addresses, *own))))
+    if own or not plan.settings.store_bodies:
+        return replace(plan, options=options)
+    why = ("the public address could not be learnt from the control helpers ("
+           + "; ".join(problems) + ")" if request.controls else
+           "no control helper to learn the public address from (--control)")
+    note = f"{why}: page bodies are not stored, so none can hold it"
+    return replace(plan, settings=replace(plan.settings, store_bodies=False),
+                   options=replace(options, privacy_note=note))
 
 
 def _watch(request: RunRequest, watch_plan: WatchPlan, plan: _Plan,

@@ -8,11 +8,30 @@ here. Rules for this module:
   request come from (the ``client_address`` field of its answer, learnt by
   :meth:`Scrubber.measurement`, kept in memory only and removed from the stored answer).
   Addresses of the measured sites are kept — unless one *is* the volunteer's address.
-* Every textual form is replaced by :data:`PLACEHOLDER`: dotted and dashed IPv4
-  (``192-0-2-7.isp.example``), IPv6 in any spelling (compressed, expanded, upper case, with a
-  zone, with ``%3A`` for ``:``), IPv4-mapped IPv6; in text, URLs, header names and values,
-  bodies (bytes), titles, certificates' text fields, failure strings, control answers, the
-  ``extra`` dicts, verdict evidence and health samples.
+* Every spelling is replaced by :data:`PLACEHOLDER` (issue 13): dotted, dashed and
+  underscored IPv4, in order or reversed (``4.3.2.1.in-addr.arpa``, ``1-2-3-4.dyn.isp``,
+  labels of host names), zero-padded (``001.002.003.004``) or hexadecimal numbers, dots
+  percent-encoded (once or twice), HTML character references (``&#46;``, ``&period;``),
+  fullwidth digits and full stops, one decimal integer (``16909060``, on token boundaries:
+  never inside a longer number) or hex (``0x01020304``, ``01020304``, both byte orders), the
+  ip6.arpa nibbles; base64 of the address at each of its three alignments in the encoded
+  data (cookies, bodies; both alphabets); IPv6 in any spelling (compressed, expanded, upper
+  case, with a zone, with ``%3A`` for ``:``, dashed, 32 bare digits, ip6.arpa) and every IPv6
+  form that carries the IPv4 address (IPv4-mapped or -compatible, NAT64, 6to4, ISATAP,
+  Teredo) — in text, URLs, header names and values, bodies (bytes), titles, certificates'
+  text fields, failure strings, control answers, the ``extra`` dicts, verdict evidence and
+  health samples. The machine's private and link-local interface addresses are looked for
+  in their usual forms only (:meth:`Scrubber.add`).
+* Bodies are read as UTF-8 and, when they hold NUL bytes, as UTF-16/32 (either byte order,
+  BOM or not), and in the charset the response declares (Shift_JIS, EBCDIC …); each reading
+  is written back in its encoding. A body is first decoded through every content-coding
+  still applied to it (``gzip, gzip``, ``deflate``, ``br`` when the brotli library is there:
+  :func:`decode_body`), bounded by :data:`DECODE_CAP`; what is stored is the decoded body.
+  A body that cannot be decoded (or scrubbed in its charset) is not stored, and why is
+  recorded in the measurement's ``extra["privacy"]``.
+* Cheap when there is nothing to find (the OONI importer calls :meth:`Scrubber.rows` for
+  every chunk): :meth:`Scrubber.might_hold` decides with substring searches and a few
+  regexes that start with a literal; the full patterns run only on a hit.
 * A certificate whose DER holds the address (as text or as an IP SAN) keeps its hashes and text
   fields but loses its DER (a certificate naming the volunteer is of no analytic interest).
   A scrubbed body gets a new ``body_sha256`` (of what is stored); ``body_length`` stays the
@@ -23,6 +42,8 @@ here. Rules for this module:
 
 from __future__ import annotations
 
+import base64
+import codecs
 import contextlib
 import dataclasses
 import enum
@@ -30,6 +51,7 @@ import hashlib
 import ipaddress
 import re
 import socket
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -49,15 +71,27 @@ CLIENT_ADDRESS_KEY = "client_address"
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
 
+# --- the spellings of an address ------------------------------------------------------------
+
+#: A decimal digit, ASCII or fullwidth (U+FF10–U+FF19).
+_DIGIT = "[0-9\uff10-\uff19]"
+#: What may stand between an IPv4 address's four numbers: a dot (fullwidth, ideographic,
+#: backslash-escaped, percent-encoded once or twice, an HTML character reference), a dash or
+#: an underscore (reverse-DNS and ISP host names: ``1-2-3-4.dyn.isp.example``).
+_SEP = r"(?:[._\-\uff0e\u3002\uff0d]|\\\.|%(?:25)?2e|&#0*46;?|&#x0*2e;?|&period;)"
+#: A colon in an IPv6 spelling: plain, percent-encoded once or twice.
+_V6SEP = r"(?::|%(?:25)?3a)"
+
 # An IPv6-looking token (hex groups and colons, maybe ``%3A`` for a colon, maybe an embedded
 # IPv4 and a zone); every candidate is parsed before it is compared.
 _IPV6_CANDIDATE = re.compile(
     r"(?<![0-9A-Za-z:])"
-    r"(?:[0-9A-Fa-f]{0,4}(?::|%3[Aa])){2,7}"
+    r"(?:[0-9A-Fa-f]{0,4}(?::|%(?:25)?3[Aa])){2,7}"
     r"(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?"
     r"(?:%25[0-9A-Za-z._-]+|%[0-9A-Za-z._-]+)?"
     r"(?![0-9A-Za-z])"
 )
+_ENCODED_COLON = re.compile(r"%(?:25)?3a", re.IGNORECASE)
 
 
 def _parse(text: str) -> _IPAddress | None:
@@ -75,83 +109,371 @@ def _normalise(address: str) -> _IPAddress | None:
     return ip
 
 
+def _digits(number: int) -> str:
+    """A regex for ``number`` in decimal, each digit ASCII or fullwidth."""
+    return "".join(f"[{c}{chr(0xFF10 + int(c))}]" for c in str(number))
+
+
+def _octet(n: int) -> str:
+    """One IPv4 number: decimal with any zero padding, or hexadecimal (``0x7f``)."""
+    return rf"(?:[0\uff10]*{_digits(n)}|0x0*{n:x})"
+
+
+def _v4_forms(ip: ipaddress.IPv4Address, every: bool = True) -> list[str]:
+    """Regexes (case-insensitive) for the textual spellings of one IPv4 address (``every``
+    False: dotted and dashed only)."""
+    if not every:
+        dotted = re.escape(str(ip))
+        return [rf"(?<![0-9])(?:{dotted}|{dotted.replace(chr(92) + '.', '-')})(?![0-9])"]
+    octets = list(ip.packed)
+    big, little = ip.packed.hex(), ip.packed[::-1].hex()
+    fwd = _SEP.join(_octet(o) for o in octets)
+    rev = _SEP.join(_octet(o) for o in reversed(octets))
+    edge = "[0-9\uff10-\uff19]"
+    return [
+        # dotted, dashed, zero-padded, fullwidth, encoded dots; reversed (in-addr.arpa)
+        rf"(?<!{edge})(?:{fwd}|{rev})(?!{edge})",
+        # one decimal integer (16909060), on token boundaries: never inside a longer number
+        rf"(?<![\w.]){_digits(int(ip))}(?!\w|[.,]{_DIGIT})",
+        # hexadecimal, big- or little-endian, with 0x (any padding) or as 8 bare digits
+        rf"(?<!\w)0x0*(?:{int(big, 16):x}|{int(little, 16):x})(?![0-9a-f])",
+        rf"(?<![0-9a-z])(?:{big}|{little})(?![0-9a-z])",
+        # the nibbles of an ip6.arpa name holding it (IPv4-mapped, 6to4, NAT64 …)
+        r"\.".join(big[::-1]),
+    ]
+
+
+def _v6_forms(ip: ipaddress.IPv6Address, every: bool = True) -> list[str]:
+    """Regexes (case-insensitive) for the fixed textual spellings of one IPv6 address
+    (``every`` False: with colons, plain or percent-encoded, only)."""
+    groups = ip.exploded.split(":")
+    texts = {ip.compressed, ip.exploded, ":".join(f"{int(g, 16):x}" for g in groups)}
+    separators = (":", "%3A", "%253A", "-") if every else (":", "%3A")
+    spelled = {t.replace(":", sep) for t in texts for sep in separators}
+    literal = "|".join(re.escape(t) for t in sorted(spelled, key=len, reverse=True))
+    flat = "".join(groups)
+    exact = rf"(?<![0-9A-Fa-f:])(?:{literal})(?![0-9A-Fa-f])"  # not inside a longer hex run
+    if not every:
+        return [exact]
+    return [
+        exact,
+        rf"(?<![0-9a-z]){flat}(?![0-9a-z])",  # 32 bare hex digits
+        r"\.".join(flat[::-1]),  # the ip6.arpa nibbles
+    ]
+
+
+def _base64_needles(text: str) -> set[str]:
+    """What base64 of any data holding ``text`` certainly contains, at each of the three
+    alignments ``text`` can have in the encoded data (standard and URL-safe alphabets):
+    the characters whose six bits all come from ``text``."""
+    raw = text.encode("ascii")
+    found: set[str] = set()
+    for k in range(3):
+        encoded = base64.b64encode(b"\0" * k + raw).decode("ascii")
+        first, last = -(-8 * k // 6), 8 * (k + len(raw)) // 6
+        needle = encoded[first:last]
+        if len(needle) >= 6:
+            found |= {needle, needle.replace("+", "-").replace("/", "_")}
+    return found
+
+
+def _literal_gate(text: str) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """How the gate looks for a literal that may hold hex letters in any case: the literal
+    itself (no letters); its longest run without letters, confirmed by a case-insensitive
+    pattern (a run long enough to be rare); or, when that run is short, the literal in lower
+    and in upper case (mixed case is then not looked for by the gate)."""
+    run = _caseless(text)
+    if run == text:
+        return (text,), None
+    if len(run) >= 6:
+        return (run,), re.compile(re.escape(text), re.IGNORECASE)
+    return (text.lower(), text.upper()), None
+
+
+def _caseless(text: str) -> str:
+    """The longest run of ``text`` without letters: a substring of every spelling of
+    ``text`` in any letter case (hex), searched without lower-casing the haystack."""
+    runs = re.split("[a-zA-Z]+", text)
+    return max(runs, key=len)
+
+
+def _pair_gates(ip: ipaddress.IPv4Address) -> tuple[re.Pattern[str], ...]:
+    """The gate of the separated spellings of an IPv4 address (in text with fullwidth
+    characters folded to ASCII): every one of them writes each two neighbouring numbers next
+    to each other around a separator, in that order or reversed, each in decimal (any zero
+    padding) or hexadecimal. One pattern per order that starts with the first number in
+    decimal (a literal, which the regex engine scans for quickly), and one per order that
+    starts with ``0x`` (run only when the text holds ``0x``)."""
+    o = ip.packed
+    # any two neighbours will do: the pair whose shorter number is longest is the rarest
+    a, b = max(((o[i], o[i + 1]) for i in range(3)),
+               key=lambda pair: min(len(str(pair[0])), len(str(pair[1]))))
+    gates = []
+    for first, second in ((a, b), (b, a)):
+        after = rf"(?i:{_SEP}(?:0*{second}|0x0*{second:x}))(?![0-9])"
+        gates.append(re.compile(f"{first}{after}"))
+    for first, second in ((a, b), (b, a)):
+        after = rf"(?i:{_SEP}(?:0*{second}|0x0*{second:x}))(?![0-9])"
+        gates.append(re.compile(rf"0(?i:x)0*(?i:{first:x}){after}"))
+    return tuple(gates)
+
+
+def _carried_halves(v4s: list[ipaddress.IPv4Address]
+                    ) -> tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] | None:
+    """The gate of the IPv6 pass for IPv4 addresses: an IPv6 spelling that carries one
+    (IPv4-mapped or -compatible, NAT64, 6to4, ISATAP) writes its two 16-bit halves in hex,
+    the high one followed by one or two separators (Teredo, which obfuscates it, is gated by
+    its prefix ``2001:0::/32``). Per address: literals one of which occurs (a half without
+    letters, else the halves in lower and upper case) and the pattern that confirms it; None
+    = a zero half makes that unreliable (then any colon opens the pass)."""
+    halves = []
+    for ip in v4s:
+        value = int(ip)
+        hi, lo = f"{value >> 16:x}", f"{value & 0xFFFF:x}"
+        if not int(hi, 16) or not int(lo, 16):
+            return None
+        literal = next((h for h in (hi, lo) if h.isdigit()), None)
+        literals = (literal,) if literal else (hi, hi.upper())
+        halves.append((literals, re.compile(
+            rf"(?i:{hi}{_V6SEP}{{1,2}}0*{lo})(?![0-9a-fA-F])")))
+    return tuple(halves)
+
+
+_V6_SEPARATORS = (":", "%3a", "%253a")
+_HEX_PREFIX = re.compile("0[xX]")
+#: Teredo (RFC 4380): 2001:0::/32, whatever the spelling of its zero group.
+_TEREDO = re.compile(r"2001(?::|%(?:25)?3[aA])(?:0{1,4}(?::|%(?:25)?3[aA])|(?::|%(?:25)?3[aA]))")
+#: Fullwidth digits, full stop and hyphen, and the ideographic full stop, folded to ASCII
+#: for the gates (the full patterns match them as they are).
+_FOLD = {**{0xFF10 + d: str(d) for d in range(10)}, 0xFF0E: ".", 0x3002: ".", 0xFF0D: "-"}
+_FOLDED = re.compile("[\uff10-\uff19\uff0e\u3002\uff0d]")
+
+
+def _v6_gate(ips: list[ipaddress.IPv6Address]) -> tuple[tuple[re.Pattern[str], ...], ...]:
+    """The gate of the IPv6 spellings of IPv6 addresses: per address, patterns that all
+    match in every spelling with separators it has. Each of its first six groups is written
+    in hex followed by a separator (``:``, ``%3a``, ``%253a`` or ``-``), so each non-zero
+    group without its leading zeros, followed by ``:``, ``%`` or ``-``, occurs; groups
+    without letters come first (a literal prefix: a fast scan), the most selective first. An
+    address whose first six groups are zero gets no pattern (``()``: always open). The
+    spellings without separators (32 bare digits, ip6.arpa nibbles) are literals of their
+    own (:meth:`Scrubber.add`)."""
+    alts = []
+    for ip in ips:
+        wanted = {g.lstrip("0") for g in ip.exploded.split(":")[:6] if g.strip("0")}
+        ordered = sorted(wanted, key=lambda g: (not g.isdigit(), -len(g), g))
+        alts.append(tuple(re.compile(f"{g}(?::|%|-)") if g.isdigit()
+                          else re.compile(f"(?i:{g})(?::|%|-)") for g in ordered))
+    return tuple(dict.fromkeys(alts))
+
+
 class Scrubber:
     """Replaces the volunteer's own addresses with :data:`PLACEHOLDER` in text, bytes and
     records. ``addresses``: the addresses to scrub (bad ones are ignored); more can be added
-    with :meth:`add` (the control helper's view of the public address)."""
+    with :meth:`add` (the control helper's view of the public address).
+
+    Built once per address (:meth:`add`): one compiled case-insensitive regex of every fixed
+    spelling, and the gates (:meth:`might_hold`) that decide cheaply, with substring searches
+    and a few regexes that start with a literal, whether that regex must run at all.
+    """
 
     def __init__(self, addresses: Iterable[str] = ()) -> None:
         self._ips: set[_IPAddress] = set()
-        self._text: re.Pattern[str] | None = None
-        # The literal prefilter (:func:`_must_hold`): per address, alternatives of clauses
-        # that all hold in any spelling of it, a clause being substrings one of which occurs;
-        # () = no filter for that address.
-        self._needles: tuple[tuple[tuple[str, ...], ...], ...] = ()
-        self._fold = False  # whether a needle holds a letter (then search the lower-cased text)
-        self._mapped: re.Pattern[str] | None = None  # IPv4-mapped hex spellings (lower case)
+        self._full: set[_IPAddress] = set()  # looked for in every spelling
+        self._v4: frozenset[ipaddress.IPv4Address] = frozenset()
+        self._v6: frozenset[ipaddress.IPv6Address] = frozenset()
+        self._text: re.Pattern[str] | None = None  # every fixed spelling
+        self._b64: tuple[str, ...] = ()  # base64 needles (case matters)
+        # the gates: literals in ASCII-folded text / its lower case, pair patterns
+        # literals: what to search for, and a confirming pattern (hex in any letter case)
+        self._literals: tuple[tuple[tuple[str, ...], re.Pattern[str] | None], ...] = ()
+        self._pairs: tuple[re.Pattern[str], ...] = ()  # decimal first
+        self._hex_pairs: tuple[re.Pattern[str], ...] = ()  # 0x first
+        self._halves: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] | None = ()
+        self._v6_needles: tuple[tuple[re.Pattern[str], ...], ...] = ()
+        self._dropped: list[dict[str, Any]] | None = None  # bodies dropped by measurement()
         for address in addresses:
             self.add(address)
 
     @classmethod
     def for_this_host(cls, extra: Iterable[str] = ()) -> Scrubber:
-        """A scrubber for every local interface address plus ``extra``."""
-        return cls([*local_addresses(), *extra])
+        """A scrubber for every local interface address plus ``extra`` (the private and
+        link-local ones in their usual forms only: :meth:`add`)."""
+        scrubber = cls(extra)
+        for address in sorted(local_addresses()):
+            scrubber.add(address, every_spelling=ipaddress.ip_address(address).is_global)
+        return scrubber
 
     @property
     def addresses(self) -> frozenset[str]:
         return frozenset(str(ip) for ip in self._ips)
 
-    def add(self, address: Any) -> bool:
-        """Scrub ``address`` from now on; True if it is a new, valid address."""
+    def add(self, address: Any, *, every_spelling: bool = True) -> bool:
+        """Scrub ``address`` from now on; True if it is a new, valid address.
+
+        ``every_spelling``: look for every spelling of it (the public address, and any
+        address given); False = only its usual forms (dotted or dashed IPv4, IPv6 text), for
+        the machine's private and link-local interface addresses, which identify nobody
+        outside the volunteer's own network and would only slow every write down.
+        """
         if not isinstance(address, str):
             return False
         ip = _normalise(address)
-        if ip is None or ip.is_unspecified or ip in self._ips:
+        if ip is None or ip.is_unspecified or (ip in self._ips and (
+                not every_spelling or ip in self._full)):
             return False
         self._ips.add(ip)
-        self._text = _literal_pattern(self._ips)
-        self._needles = _must_hold(self._ips)
-        self._mapped = _mapped_pattern(self._ips)
-        self._fold = self._mapped is not None or any(
-            c.isalpha() for alt in self._needles for clause in alt for n in clause for c in n)
+        if every_spelling:
+            self._full.add(ip)
+        self._rebuild()
         return True
 
+    def _rebuild(self) -> None:
+        v4 = sorted(i for i in self._ips if isinstance(i, ipaddress.IPv4Address))
+        v6 = sorted(i for i in self._ips if isinstance(i, ipaddress.IPv6Address))
+        self._v4, self._v6 = frozenset(v4), frozenset(v6)
+        full4 = [i for i in v4 if i in self._full]
+        full6 = [i for i in v6 if i in self._full]
+        forms = ([f for i in v4 for f in _v4_forms(i, i in self._full)]
+                 + [f for i in v6 for f in _v6_forms(i, i in self._full)])
+        self._text = re.compile("|".join(f"(?:{f})" for f in forms), re.IGNORECASE)
+        self._b64 = tuple(sorted({n for i in self._full for n in _base64_needles(str(i))},
+                                 key=len, reverse=True))
+        literals = (
+            [t for i in v4 if i not in self._full for t in (str(i), str(i).replace(".", "-"))]
+            + [str(int(i)) for i in full4]
+            + [t for i in full4 for t in (f"{int(i):x}", f"{int.from_bytes(i.packed[::-1]):x}",
+                                          ".".join(i.packed.hex()[::-1]))]
+            + [t for i in full6 for t in ("".join(i.exploded.split(":")),
+                                          ".".join(i.exploded.replace(":", "")[::-1]))])
+        self._literals = tuple(_literal_gate(t) for t in dict.fromkeys(literals))
+        gates = [_pair_gates(i) for i in full4]
+        self._pairs = tuple(p for g in gates for p in g[:2])
+        self._hex_pairs = tuple(p for g in gates for p in g[2:])
+        self._halves = _carried_halves(full4)
+        self._v6_needles = _v6_gate(v6)
+
     def might_hold(self, text: str) -> bool:
-        """Whether ``text`` may hold one of the addresses in any spelling :meth:`scrub_text`
-        replaces (False = certainly none: a few substring searches, no regular expression).
-        Imported and measured text almost never holds the volunteer's address, so this check
-        decides almost every write on its own."""
+        """Whether ``text`` may hold one of the addresses in a spelling :meth:`scrub_text`
+        replaces (False = certainly none). Imported and measured text almost never holds the
+        volunteer's address, so this check decides almost every write on its own: substring
+        searches and a few regexes starting with a literal, all in C."""
         if self._text is None or not text:
             return False
-        if self._fold:
-            text = text.lower()
-        return any(all(any(n in text for n in clause) for clause in alt)
-                   for alt in self._needles) or (
-            self._mapped is not None and self._mapped.search(text) is not None)
+        if any(n in text for n in self._b64):
+            return True
+        folded = text
+        if not text.isascii() and _FOLDED.search(text):
+            folded = text.translate(_FOLD)
+        for runs, whole in self._literals:
+            if any(r in folded for r in runs) and (whole is None or whole.search(folded)):
+                return True
+        if any(p.search(folded) for p in self._pairs):
+            return True
+        if self._hex_pairs and _HEX_PREFIX.search(folded) and any(
+                p.search(folded) for p in self._hex_pairs):
+            return True
+        if self._v6_needles and self._v6_clauses_hold(folded):
+            return True
+        return self._v4_in_v6(folded)
+
+    def _v6_clauses_hold(self, text: str) -> bool:
+        """Whether every pattern of the IPv6 gate of some IPv6 address matches ``text``."""
+        return any(all(p.search(text) for p in alt) for alt in self._v6_needles)
+
+    def _ipv6_pass_open(self, text: str) -> bool:
+        """Whether the IPv6 pass (parse every IPv6-looking token) may replace something in
+        ``text``: an IPv6 address's gate, or an IPv4 address's halves."""
+        return bool(self._v6_needles) and self._v6_clauses_hold(text) or self._v4_in_v6(text)
+
+    def _v4_in_v6(self, text: str) -> bool:
+        """Whether ``text`` may hold an IPv6 spelling that carries an IPv4 address."""
+        if not self._v4 or (":" not in text and "%" not in text):
+            return False
+        if self._halves is None or _TEREDO.search(text):
+            return True
+        return any(any(n in text for n in literals) and p.search(text)
+                   for literals, p in self._halves)
 
     # --- text and bytes ------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
-        """``text`` with every form of every address replaced."""
+        """``text`` with every spelling of every address replaced."""
         if not self.might_hold(text):
             return text
         assert self._text is not None
         text = self._text.sub(PLACEHOLDER, text)
-        if (":" in text or "%3" in text) and any(ip.version == 6 for ip in self._ips):
+        for needle in self._b64:
+            text = text.replace(needle, PLACEHOLDER)
+        if self._ipv6_pass_open(text):
             text = _IPV6_CANDIDATE.sub(self._ipv6_match, text)
         return text
 
     def scrub_bytes(self, data: bytes) -> bytes:
-        """``data`` with every textual form of every address replaced (bytes kept as bytes)."""
+        """``data`` with every spelling of every address replaced, bytes kept as bytes.
+
+        Read as UTF-8 (bytes that are not, kept as they are: ASCII-compatible charsets and
+        binary alike) and, when it holds NUL bytes, also as UTF-16 (both byte orders, both
+        alignments, BOM or not) and UTF-32: each reading that holds an address is scrubbed
+        and written back in the same encoding.
+        """
         if self._text is None or not data:
             return data
-        scrubbed = self.scrub_text(data.decode("latin-1"))
-        return scrubbed.encode("latin-1", errors="replace")
+        text = data.decode("utf-8", "surrogateescape")
+        if self.might_hold(text):
+            data = self.scrub_text(text).encode("utf-8", "surrogateescape")
+        if b"\x00" in data:
+            data = self._scrub_wide(data)
+        return data
+
+    def _scrub_wide(self, data: bytes) -> bytes:
+        for codec, width, offsets in (("utf-16-le", 2, (0, 1)), ("utf-16-be", 2, (0, 1)),
+                                      ("utf-32-le", 4, (0,)), ("utf-32-be", 4, (0,))):
+            for offset in offsets:
+                part = data[offset:]
+                whole = len(part) - len(part) % width
+                try:
+                    text = part[:whole].decode(codec, "surrogatepass")
+                except UnicodeDecodeError:
+                    continue
+                if self.might_hold(text):
+                    scrubbed = self.scrub_text(text).encode(codec, "surrogatepass")
+                    data = data[:offset] + scrubbed + part[whole:]
+        return data
+
+    def scrub_charset(self, data: bytes, charset: str | None) -> bytes | None:
+        """``data`` scrubbed as :meth:`scrub_bytes` does and, when ``charset`` names another
+        text encoding (Shift_JIS, EBCDIC, UTF-7 …), also as text in that encoding. None = it
+        holds an address that cannot be written back in that encoding (drop the body)."""
+        data = self.scrub_bytes(data)
+        codec = _codec(charset)
+        if codec is None or self._text is None:
+            return data
+        try:
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError, ValueError):
+            return data
+        if not self.might_hold(text):
+            return data
+        try:
+            return self.scrub_text(text).encode(codec)
+        except (UnicodeEncodeError, LookupError, ValueError):
+            return None
 
     def _ipv6_match(self, m: re.Match[str]) -> str:
         token = m.group(0)
-        ip = _normalise(token.replace("%3A", ":").replace("%3a", ":"))
-        return PLACEHOLDER if ip is not None and ip in self._ips else token
+        ip = _parse(_ENCODED_COLON.sub(":", token))
+        if ip is None:
+            return token
+        if ip in self._ips:
+            return PLACEHOLDER
+        if isinstance(ip, ipaddress.IPv6Address) and self._v4:
+            carried = {ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), ip.sixtofour}
+            if ip.teredo is not None:
+                carried.add(ip.teredo[1])
+            if carried & self._v4:
+                return PLACEHOLDER
+        return token
 
     def _in_der(self, der: bytes) -> bool:
         return any(ip.packed in der for ip in self._ips) or self.scrub_bytes(der) != der
@@ -205,16 +527,34 @@ class Scrubber:
         return scrubbed
 
     def _http(self, http: HTTPObservation) -> HTTPObservation:
-        scrubbed: HTTPObservation = self._record(http)
+        decoded, why = decode_body(http)
+        if why is not None:  # a body we cannot read could hide the address: not stored
+            if self._dropped is not None:
+                self._dropped.append({"tx_id": http.tx_id,
+                                      "redirect_index": http.redirect_index, "reason": why})
+            decoded = dataclasses.replace(http, body=None)
+        scrubbed: HTTPObservation = self._record(decoded, skip=("body",))
+        body = decoded.body
+        if body is not None:
+            body = self.scrub_charset(body, _declared_charset(decoded.headers, body))
+            if body is None:
+                if self._dropped is not None:
+                    self._dropped.append({"tx_id": http.tx_id,
+                                          "redirect_index": http.redirect_index,
+                                          "reason": "body_dropped: the address cannot be "
+                                                    "removed in its charset"})
+            if body != decoded.body:
+                scrubbed = dataclasses.replace(scrubbed, body=body)
         if scrubbed.body is not None and scrubbed.body != http.body:
             scrubbed = dataclasses.replace(
-                scrubbed, body_sha256=hashlib.sha256(scrubbed.body).hexdigest()
-            )
+                scrubbed, body_sha256=hashlib.sha256(scrubbed.body).hexdigest())
         return scrubbed
 
     def measurement(self, m: Measurement) -> Measurement:
         """``m`` ready for storage: learn the public address from each control answer's
-        ``client_address`` (then drop that field), and scrub every address everywhere."""
+        ``client_address`` (then drop that field), decode every body's content-encoding chain,
+        and scrub every address everywhere. A body that cannot be decoded (or cannot be
+        scrubbed in its charset) is not stored; why is in ``extra["privacy"]``."""
         control = m.control
         if any(CLIENT_ADDRESS_KEY in answer for answer in control):
             for answer in control:
@@ -224,7 +564,18 @@ class Scrubber:
                 for answer in control
             )
             m = dataclasses.replace(m, control=control)
-        return self.value(m)
+        self._dropped = []
+        try:
+            out = self.value(m)
+            if self._text is None:  # nothing to scrub, but bodies are decoded all the same
+                out = dataclasses.replace(m, http=tuple(self._http(h) for h in m.http)) \
+                    if any(_content_codings(h.headers) for h in m.http) else m
+            dropped = self._dropped
+        finally:
+            self._dropped = None
+        if dropped:
+            out = dataclasses.replace(out, extra={**out.extra, "privacy": dropped})
+        return out
 
     def verdict(self, v: Verdict) -> Verdict:
         """``v`` with the addresses scrubbed from its evidence and details."""
@@ -237,92 +588,160 @@ class Scrubber:
     def rows(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         """Database rows (column → value) with the addresses scrubbed from text and bytes.
 
-        A batch that holds none of them (the usual case) is checked in one pass over all its
-        text (:meth:`might_hold`) and returned as it is; otherwise each row is scrubbed as a
-        plain value.
+        A batch that holds none of them (the usual case) is checked with one search per
+        pattern over all its text (:meth:`might_hold`; bytes read as UTF-8, and as UTF-16/32
+        when they hold NUL bytes) and returned as it is; otherwise the rows that may hold one
+        are scrubbed as plain values.
         """
         if self._text is None or not rows:
             return rows
-        texts = [v.decode("latin-1") if isinstance(v, bytes) else v
-                 for r in rows for v in r.values() if isinstance(v, str | bytes)]
-        if not self.might_hold("\x00".join(texts)):
+        if not self._row_may_hold([v for r in rows for v in r.values()]):
             return rows
-        # Some of the batch's text holds the needles: look row by row (the needles of one
-        # address may come from different rows), scrub only the rows that may hold one.
-        return [self.value(r) if self.might_hold("\x00".join(
-            v.decode("latin-1") if isinstance(v, bytes) else v
-            for v in r.values() if isinstance(v, str | bytes))) else r for r in rows]
+        return [self.value(r) if self._row_may_hold(list(r.values())) else r for r in rows]
+
+    def _row_may_hold(self, values: list[Any]) -> bool:
+        texts: list[str] = []
+        for v in values:
+            if isinstance(v, str):
+                texts.append(v)
+            elif isinstance(v, bytes):
+                texts.append(v.decode("utf-8", "surrogateescape"))
+                if b"\x00" in v and self._scrub_wide(v) != v:
+                    return True
+        return self.might_hold("\x00".join(texts))
 
 
-def _must_hold(ips: set[_IPAddress]) -> tuple[tuple[tuple[str, ...], ...], ...]:
-    """The literal prefilter of :meth:`Scrubber.might_hold`: for each address, alternatives
-    of clauses that all hold in every spelling :meth:`Scrubber.scrub_text` replaces, a clause
-    being lower-case substrings one of which occurs (a necessary condition, never a
-    sufficient one).
+# --- bodies: content-encoding and charset ---------------------------------------------------
 
-    * IPv4: its dotted or dashed form; when IPv6 addresses are scrubbed too, the IPv6 pass
-      also replaces IPv4-mapped spellings (``::ffff:c000:207``): :func:`_mapped_pattern`.
-    * IPv6: every spelling that parses to it (compressed or not, leading zeros, upper case,
-      ``%3A``, a zone, the last 32 bits as dotted IPv4) writes each of its first six groups
-      in hex followed by a separator (``:`` or ``%3A``), so each non-zero one of them,
-      without leading zeros and followed by a separator, is a substring (the separator
-      matters: bare 4-digit hex occurs by chance in every chunk of hashes and ids); an
-      address whose first six groups are zero gets no filter (``()``: always checked).
-    """
-    alts: list[tuple[tuple[str, ...], ...]] = []
-    for ip in ips:
-        if ip.version == 4:
-            alts += [((str(ip),),), ((str(ip).replace(".", "-"),),)]
-        else:
-            alts.append(_hex_groups(ip.exploded.split(":")[:6]))
-    return tuple(dict.fromkeys(alts))
+#: Most bytes a body grows to when its content-encoding is decoded here (more is truncated).
+DECODE_CAP = 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_LZW_MAGIC = b"\x1f\x9d"
+_CHARSET_HEADER = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_CHARSET_META = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)",
+                           re.IGNORECASE)
+#: Codecs :meth:`Scrubber.scrub_bytes` already reads (digits are ASCII bytes, or UTF-16/32).
+_READ_ANYWAY = ("utf_8", "ascii", "latin_1", "iso8859", "cp125", "utf_16", "utf_32")
 
 
-def _mapped_pattern(ips: set[_IPAddress]) -> re.Pattern[str] | None:
-    """The prefilter for the IPv4-mapped hex spellings of the IPv4 addresses (the IPv6 pass
-    replaces them when IPv6 addresses are scrubbed too): ``ffff``, a separator (``:`` or
-    ``%3a``; two when a zero group is compressed), the high 16 bits in hex with any leading
-    zeros, a separator, the low 16 bits — searched in lower-cased text (literal prefix
-    ``ffff``: fast). None when there is nothing to look for."""
-    if not any(ip.version == 6 for ip in ips):
+def _content_codings(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """The content-codings of a response, in the order they were applied (RFC 9110 §8.4)."""
+    return [c.strip().lower() for k, v in headers if k.lower() == "content-encoding"
+            for c in v.split(",") if c.strip() and c.strip().lower() != "identity"]
+
+
+def _inflate(data: bytes, wbits: int) -> tuple[bytes, bool] | None:
+    """``data`` inflated (several gzip members too), at most :data:`DECODE_CAP` bytes, and
+    whether it was cut there; None = not a valid stream of that kind."""
+    out = bytearray()
+    rest = data
+    try:
+        while rest:
+            z = zlib.decompressobj(wbits)
+            out += z.decompress(rest, DECODE_CAP + 1 - len(out))
+            if len(out) > DECODE_CAP or z.unconsumed_tail:
+                return bytes(out[:DECODE_CAP]), True
+            if not z.eof:  # cut short (a truncated body): what came out is kept
+                return (bytes(out), True) if out else None
+            rest = z.unused_data
+            if wbits < 0 and rest:  # raw deflate has no checksum: bytes after its end say
+                return None          # this was never a deflate stream
+            if wbits != 31 or not rest.startswith(_GZIP_MAGIC):
+                break  # trailing bytes after the stream are not part of the body
+    except zlib.error:
         return None
-    sep = "(?::|%3a)"
-    forms = []
-    for ip in ips:
-        if ip.version == 4:
-            hi, lo = (f"{int.from_bytes(ip.packed[i:i + 2], 'big'):x}" for i in (0, 2))
-            forms.append(f"{sep}{{1,2}}0*{'' if hi == '0' else hi}"
-                         f"{sep}{{1,2}}0*{'' if lo == '0' else lo}")
-    return re.compile(f"ffff(?:{'|'.join(forms)})") if forms else None
+    return bytes(out), False
 
 
-def _hex_groups(groups: list[str]) -> tuple[tuple[str, ...], ...]:
-    """A clause per distinct non-zero group of ``groups``: it, without its leading zeros,
-    followed by a separator."""
-    return tuple((f"{g}:", f"{g}%3a") for g in sorted({g.lstrip("0") for g in groups
-                                                          if g.strip("0")}))
+def _brotli(data: bytes) -> tuple[bytes, bool] | None | str:
+    """``data`` brotli-decoded (cut at :data:`DECODE_CAP`); None = not brotli; a string =
+    cannot tell here (no brotli library)."""
+    try:
+        import brotli  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return "content-encoding br cannot be decoded here (no brotli library)"
+    try:
+        out = brotli.decompress(data)
+    except Exception:  # brotli.error: not a brotli stream
+        return None
+    return (out[:DECODE_CAP], True) if len(out) > DECODE_CAP else (out, False)
 
 
-def _literal_pattern(ips: set[_IPAddress]) -> re.Pattern[str]:
-    """One regex for the fixed textual forms of every address, case-insensitive."""
-    v4: set[str] = set()
-    v6: set[str] = set()
-    for ip in ips:
-        if ip.version == 4:
-            dotted = str(ip)
-            v4.update((re.escape(dotted), re.escape(dotted.replace(".", "-"))))
+def decode_body(http: HTTPObservation) -> tuple[HTTPObservation, str | None]:
+    """``http`` with its body decoded through every content-coding still applied to it, and
+    None; or ``http`` and why its body cannot be read (then it must not be stored).
+
+    The measuring step decodes a single ``gzip`` or ``deflate`` itself; what it could not
+    (chains like ``gzip, gzip``, ``br``, unknown codings) arrives as received. Codings are
+    undone from the last applied: ``gzip`` when the body starts with its magic, ``deflate``
+    when it is a whole zlib or raw deflate stream, ``br`` when the brotli library is
+    installed; a body that is not in the coding named is taken as already decoded (a server
+    that mislabels plain text). A coding that cannot be undone here (``br`` without brotli,
+    ``zstd``, ``compress``, unknown names) leaves the body unreadable.
+    """
+    codings = _content_codings(http.headers)
+    if http.body is None or not codings:
+        return http, None
+    body, truncated, changed = http.body, http.body_truncated, False
+    for coding in reversed(codings):
+        result: tuple[bytes, bool] | None | str
+        if coding in ("gzip", "x-gzip"):
+            result = _inflate(body, 31) if body.startswith(_GZIP_MAGIC) else None
+            if body.startswith(_GZIP_MAGIC) and result is None:
+                result = f"content-encoding {coding}: corrupt stream"
+        elif coding == "deflate":
+            result = _inflate(body, 15) or _inflate(body, -15)
+            # no magic number: a stream cut short is taken only from a body cut short too
+            # (else it is the measuring step's decoded text that happened to inflate a bit)
+            if result is not None and result[1] and len(result[0]) < DECODE_CAP and not (
+                    truncated and result[0]):
+                result = None
+        elif coding == "br":
+            result = _brotli(body)
+        elif coding == "zstd" and not body.startswith(_ZSTD_MAGIC):
+            result = None
+        elif coding in ("compress", "x-compress") and not body.startswith(_LZW_MAGIC):
+            result = None
         else:
-            assert isinstance(ip, ipaddress.IPv6Address)
-            for text in (ip.compressed, ip.exploded,
-                         ":".join(f"{int(g, 16):x}" for g in ip.exploded.split(":"))):
-                v6.update((re.escape(text), re.escape(text.replace(":", "%3A"))))
-    parts = []
-    if v4:  # not inside a longer number: 10.0.0.1 must not match 10.0.0.12
-        parts.append(rf"(?<![0-9])(?:{'|'.join(sorted(v4, key=len, reverse=True))})(?![0-9])")
-    if v6:  # not inside a longer hex run
-        parts.append(rf"(?<![0-9A-Fa-f:])(?:{'|'.join(sorted(v6, key=len, reverse=True))})"
-                     r"(?![0-9A-Fa-f])")
-    return re.compile("|".join(parts), re.IGNORECASE)
+            result = f"content-encoding {coding} cannot be decoded here"
+        if result is None:
+            break  # not (or no longer) in this coding: decoded already
+        if isinstance(result, str):
+            return http, f"body_dropped: {result}"
+        body, cut = result
+        truncated, changed = truncated or cut, True
+    if not changed:
+        return http, None
+    return dataclasses.replace(http, body=body, body_length=len(body),
+                               body_sha256=hashlib.sha256(body).hexdigest(),
+                               body_truncated=truncated), None
+
+
+def _declared_charset(headers: Sequence[tuple[str, str]], body: bytes) -> str | None:
+    """The charset a response declares: its Content-Type header, else a ``<meta>`` near the
+    start of the body; None = none."""
+    for k, v in headers:
+        if k.lower() == "content-type" and (m := _CHARSET_HEADER.search(v)):
+            return m.group(1)
+    m2 = _CHARSET_META.search(body[:4096])
+    return m2.group(1).decode("ascii", "replace") if m2 else None
+
+
+def _codec(charset: str | None) -> str | None:
+    """A Python text codec for ``charset`` that :meth:`Scrubber.scrub_bytes` does not already
+    read; None = none needed (or not a text encoding)."""
+    if not charset:
+        return None
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return None
+    name = info.name.replace("-", "_")
+    if not getattr(info, "_is_text_encoding", True) or name.startswith(_READ_ANYWAY):
+        return None
+    return info.name
+
 
 
 # --- finding the machine's own addresses -----------------------------------------------------

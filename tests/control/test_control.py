@@ -147,7 +147,8 @@ def test_health_endpoint(world):
         async with httpx.AsyncClient() as c:
             return (await c.get(helper + "/v1/health")).json()
 
-    assert asyncio.run(_serve_and(world, Policy(), go)) == {"version": 1, "status": "ok"}
+    assert asyncio.run(_serve_and(world, Policy(), go)) == {  # who asks: issue 13
+        "version": 1, "status": "ok", "client_address": "127.0.0.1"}
 
 
 def test_a_slow_helper_answer_is_waited_for_until_the_query_deadline(world):

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from probe import failures
+from probe.control import client as control_client
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
 
 __all__ = ["Learnt", "learn"]
@@ -86,16 +86,15 @@ async def _ask(client: httpx.AsyncClient, helper: str, probe_url: str | None,
 
 
 async def learn(helpers: tuple[str, ...], *, token: str | None = None,
-                ca_bundle: str | None = None, deadline: float = 10.0,
+                ca_bundle: str | None = None, control_ca: str | None = None,
+                deadline: float = 10.0,
                 probe_url: str | None = None) -> Learnt:
     """Ask every helper (in parallel, each within ``deadline`` seconds) for the address it
     sees the probe's requests come from. ``probe_url``: an input to ask a helper that does
     not say it in its health answer (None = do not). Never raises for network trouble."""
     if not helpers:
         return Learnt((), ())
-    context = ssl.create_default_context()
-    if ca_bundle:
-        context.load_verify_locations(ca_bundle)
+    context = control_client.tls_context(ca_bundle, control_ca)  # checked by the session
 
     async def one(client: httpx.AsyncClient, helper: str) -> tuple[str | None, str]:
         try:

@@ -201,6 +201,11 @@ def _prepare(request: RunRequest) -> _Plan:
         raise UsageError(f"--ca-bundle {request.ca_bundle}: no such file")
     if request.ca_bundle is not None:  # unusable: fail before a run is created
         certs.trust_anchors(str(request.ca_bundle))
+        try:  # OpenSSL refuses what the x509 parser skips (one good, one damaged certificate)
+            control_client.tls_context(str(request.ca_bundle))
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            raise UsageError(f"--ca-bundle {request.ca_bundle}: unusable for TLS "
+                             f"({' '.join(str(e).split()) or type(e).__name__})") from None
     if request.control_ca is not None:
         if not request.control_ca.is_file():
             raise UsageError(f"--control-ca {request.control_ca}: no such file")
@@ -320,6 +325,7 @@ def _address_first(request: RunRequest, plan: _Plan) -> _Plan:
         learnt = asyncio.run(public_address.learn(
             request.controls, token=request.control_token,
             ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
+            control_ca=str(request.control_ca) if request.control_ca else None,
             deadline=min(LEARN_DEADLINE, max(request.timeout, 2.0) * 2),
             probe_url=first.url if first is not None else None))
         own, problems = own + learnt.addresses, learnt.problems

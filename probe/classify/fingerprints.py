@@ -348,11 +348,24 @@ BODY_MEMO = 4096
 T = TypeVar("T")
 
 
+_last_digest: tuple[bytes, bytes] = (b"", hashlib.sha256(b"").digest())
+
+
+def _digest(body: bytes) -> bytes:
+    """SHA-256 of ``body``, remembered for the last body object seen: the rules ask about
+    one response's body several times (refusal patterns, block pages ours and the field's),
+    and hashing a large page costs more than the lookups it keys."""
+    global _last_digest
+    if _last_digest[0] is not body:
+        _last_digest = (body, hashlib.sha256(body).digest())
+    return _last_digest[1]
+
+
 def _body_memo(memo: dict[bytes, T], body: bytes, scan: Callable[[], T]) -> T:
     """``scan()``'s result for ``body``, remembered by the body's SHA-256 (a pure function of
     the body, so exact): the same block page or landing page is judged again and again in an
     archive, and hashing it is ~20x cheaper than scanning it. Bounded (cleared when full)."""
-    key = hashlib.sha256(body).digest()
+    key = _digest(body)
     found = memo.get(key)
     if found is None:
         if len(memo) >= BODY_MEMO:

@@ -356,9 +356,10 @@ def _digest(body: bytes) -> bytes:
     one response's body several times (refusal patterns, block pages ours and the field's),
     and hashing a large page costs more than the lookups it keys."""
     global _last_digest
-    if _last_digest[0] is not body:
-        _last_digest = (body, hashlib.sha256(body).digest())
-    return _last_digest[1]
+    last = _last_digest  # one read: another thread may replace it meanwhile
+    if last[0] is not body:
+        last = _last_digest = (body, hashlib.sha256(body).digest())
+    return last[1]
 
 
 def _body_memo(memo: dict[bytes, T], body: bytes, scan: Callable[[], T]) -> T:

@@ -31,7 +31,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from probe import failures as f
@@ -416,6 +416,7 @@ def body(value: Any) -> bytes | None:
 #: Page titles remembered by body digest and content type (:func:`_title`).
 TITLE_MEMO = 4096
 _titles: dict[tuple[str | None, str | None], str | None] = {}
+_NOT_SEEN = object()
 
 
 def _title(data: bytes, digest: str | None, content_type: str | None) -> str | None:
@@ -424,8 +425,9 @@ def _title(data: bytes, digest: str | None, content_type: str | None) -> str | N
     100 kB page costs ~0.4 ms, and the same block page or landing page comes back again and
     again in an archive. Bounded (cleared when full)."""
     key = (digest, content_type)
-    if key in _titles:
-        return _titles[key]
+    found = _titles.get(key, _NOT_SEEN)  # one lookup: another thread may clear it meanwhile
+    if found is not _NOT_SEEN:
+        return cast(str | None, found)
     if len(_titles) >= TITLE_MEMO:
         _titles.clear()
     title = _titles[key] = extract_title(data, content_type)

@@ -28,10 +28,11 @@ import io
 import ipaddress
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from dataclasses import field as dc_field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from probe.errors import ProbeError
 from probe.model import Certificate
@@ -174,12 +175,16 @@ class ResponsePattern:
         body: bytes | None,
         title: str | None,
         location: str | None = None,
+        found: Container[str] | None = None,
     ) -> str | None:
-        """What matched (for the evidence), or None."""
+        """What matched (for the evidence), or None. ``found``: the case-folded
+        ``body_contains`` needles that occur in ``body``, when the caller already knows them
+        (:meth:`Fingerprints.blockpage` folds a body once for all its patterns)."""
         if self.status is not None and status != self.status:
             return None
-        if body:
-            text = body.decode("utf-8", errors="replace").casefold()
+        if body and self.body_contains:
+            text: Container[str] = found if found is not None else body.decode(
+                "utf-8", errors="replace").casefold()
             for needle in self.body_contains:
                 if needle.casefold() in text:
                     return f"body contains {needle!r}"
@@ -267,6 +272,10 @@ class Fingerprints:
     false_positives: tuple[ResponsePattern, ...] = ()
     #: The field's collections (``data/field/``), consulted after our own entries.
     field: FieldSet | None = None
+    #: Body digest → the case-folded body needles of our patterns found in it (a bounded
+    #: memo: :func:`_body_memo`).
+    _bodies: dict[bytes, frozenset[str]] = dc_field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def interception(self, chain: Sequence[Certificate]) -> Match | None:
         """The interception CA found in ``chain``: an exact certificate identity (hash,
@@ -283,7 +292,8 @@ class Fingerprints:
                   location: str | None = None) -> Match | None:
         """The first block-page pattern the response matches: ours first, then the strongest
         field fingerprint (confirmed before unconfirmed)."""
-        ours = _first(self.blockpages, status, headers, body, title, location)
+        ours = _first(self.blockpages, status, headers, body, title, location,
+                      self._found(body))
         if ours is not None or self.field is None:
             return ours
         return self.field.blockpage(headers, body)
@@ -291,7 +301,22 @@ class Fingerprints:
     def false_positive(self, status: int | None, headers: Sequence[tuple[str, str]],
                        body: bytes | None, title: str | None) -> Match | None:
         """The first server-side refusal pattern the response matches."""
-        return _first(self.false_positives, status, headers, body, title, None)
+        return _first(self.false_positives, status, headers, body, title, None,
+                      self._found(body))
+
+    def _found(self, body: bytes | None) -> frozenset[str] | None:
+        """The case-folded ``body_contains`` needles of all our response patterns that occur
+        in ``body``: the body is decoded and folded once per distinct body, not once per
+        pattern (a 100 kB page costs ~0.7 ms to fold; block pages repeat across an archive)."""
+        if not body:
+            return None
+
+        def scan() -> frozenset[str]:
+            text = body.decode("utf-8", errors="replace").casefold()
+            return frozenset(n for p in (*self.blockpages, *self.false_positives)
+                             for n in (x.casefold() for x in p.body_contains) if n in text)
+
+        return _body_memo(self._bodies, body, scan)
 
     def blockpage_ip(self, ip: str) -> Match | None:
         """The block-page server list ``ip`` belongs to (ours, then the field's DNS answers)."""
@@ -309,12 +334,45 @@ class Fingerprints:
 
 def _first(patterns: Iterable[ResponsePattern], status: int | None,
            headers: Sequence[tuple[str, str]], body: bytes | None, title: str | None,
-           location: str | None) -> Match | None:
+           location: str | None, found: frozenset[str] | None = None) -> Match | None:
     for p in patterns:
-        what = p.match(status, headers, body, title, location)
+        what = p.match(status, headers, body, title, location, found)
         if what is not None:
             return Match(p.name, p.source, what)
     return None
+
+
+#: Distinct bodies remembered per fingerprint set (a digest and a few needles each).
+BODY_MEMO = 4096
+
+T = TypeVar("T")
+
+
+_last_digest: tuple[bytes, bytes] = (b"", hashlib.sha256(b"").digest())
+
+
+def _digest(body: bytes) -> bytes:
+    """SHA-256 of ``body``, remembered for the last body object seen: the rules ask about
+    one response's body several times (refusal patterns, block pages ours and the field's),
+    and hashing a large page costs more than the lookups it keys."""
+    global _last_digest
+    last = _last_digest  # one read: another thread may replace it meanwhile
+    if last[0] is not body:
+        last = _last_digest = (body, hashlib.sha256(body).digest())
+    return last[1]
+
+
+def _body_memo(memo: dict[bytes, T], body: bytes, scan: Callable[[], T]) -> T:
+    """``scan()``'s result for ``body``, remembered by the body's SHA-256 (a pure function of
+    the body, so exact): the same block page or landing page is judged again and again in an
+    archive, and hashing it is ~20x cheaper than scanning it. Bounded (cleared when full)."""
+    key = _digest(body)
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= BODY_MEMO:
+            memo.clear()
+        found = memo[key] = scan()
+    return found
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -641,6 +699,9 @@ class FieldSet:
     header_lines_by_pattern: Mapping[str, tuple[FieldFingerprint, ...]]
     kz_cas: Mapping[str, tuple[dict[str, str], dict[tuple[str, int], str], str]] = field(
         default_factory=dict)
+    #: Body digest → its field hits (a bounded memo: :func:`_body_memo`).
+    _bodies: dict[bytes, tuple[tuple[FieldFingerprint, str], ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     @functools.cached_property
     def _header_index(self) -> dict[str, _HeaderIndex]:
@@ -669,16 +730,21 @@ class FieldSet:
                 hits.extend((fp, fp.describe("a header")) for fp in
                             self.header_lines_by_pattern[needle])
         if body:
-            text = body.decode("utf-8", errors="replace")
-            for needle in self.body_literals.find(text):
-                hits.extend((fp, fp.describe("body")) for fp in self.body_by_pattern[needle])
-            hits.extend((fp, fp.describe("body")) for fp in self.body_others
-                        if fp.matches(text))
+            in_body = _body_memo(self._bodies, body, lambda: self._body_hits(body))
+            hits.extend(in_body)
         if not hits:
             return None
         fp, what = min(hits, key=lambda h: (not h[0].confirmed, -h[0].confidence, h[0].file,
                                             h[0].line))
         return fp.match(what)
+
+    def _body_hits(self, body: bytes) -> tuple[tuple[FieldFingerprint, str], ...]:
+        hits: list[tuple[FieldFingerprint, str]] = []
+        text = body.decode("utf-8", errors="replace")
+        for needle in self.body_literals.find(text):
+            hits.extend((fp, fp.describe("body")) for fp in self.body_by_pattern[needle])
+        hits.extend((fp, fp.describe("body")) for fp in self.body_others if fp.matches(text))
+        return tuple(hits)
 
 
 def _best(fps: Iterable[FieldFingerprint]) -> FieldFingerprint | None:

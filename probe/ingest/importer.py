@@ -5,9 +5,10 @@ Responsibility: the IO composition behind ``probe import ooni``: stream raw docu
 (:mod:`probe.ingest.mapper`, pure) and judge them with our own classifier told which evidence
 the source lacks (``Context.missing``) — :mod:`probe.ingest.pipeline` — and store them from this
 process, the one writer, a chunk per transaction with their provenance
-(``Store.save_import_rows``, idempotent by ``dedup_key``). One run per OONI ``report_id`` with a
-deterministic id, so a re-import lands in the same run. A document that cannot be read or
-mapped is reported (``FILE:LINE: problem``) and skipped; nothing already stored is lost.
+(:func:`probe.store.bulk.save_imports`, idempotent by ``dedup_key``). One run per OONI
+``report_id`` with a deterministic id, so a re-import lands in the same run. A document that
+cannot be read or mapped is reported (``FILE:LINE: problem``) and skipped; nothing already
+stored is lost.
 
 Then the population (:mod:`probe.classify.population`): imported measurements have no
 canaries, so a network's state per hour is inferred from all of its measurements — the facts
@@ -45,7 +46,7 @@ from probe.ingest.pipeline import (
 )
 from probe.ingest.reader import BadInput, raw_paths
 from probe.model import Measurement, Verdict, utcnow_iso
-from probe.store import Store
+from probe.store import Store, bulk
 
 #: Imported measurements judged again per batch in :func:`apply_population`.
 _BATCH = 1000
@@ -136,8 +137,8 @@ def import_ooni(store: Store, paths: Iterable[str], *, stdin: IO[str] | None = N
             result.runs.update(res.runs)
             if not res.items and not new_runs:
                 continue
-            stored = store.save_import_rows(
-                new_runs, [(it.dedup_key, it.tables) for it in res.items])
+            stored = bulk.save_imports(
+                store, new_runs, [(it.dedup_key, it.run_id, it.tables) for it in res.items])
             for it, ok in zip(res.items, stored, strict=True):
                 if not ok:
                     result.duplicates += 1

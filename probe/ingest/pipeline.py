@@ -11,8 +11,8 @@ Why this shape (measured, docs/import.md "Performance"): per Web Connectivity me
 decoding its JSON is a small part of the work; mapping it and judging it cost several times
 more, and writing it one transaction at a time through sqlite-utils cost more than everything
 else together. So workers do everything but the write, and build the rows the store inserts
-(:mod:`probe.store.rows` builders); the writer stores whole chunks with one ``executemany`` per
-table in one transaction (:meth:`probe.store.Store.save_import_rows`).
+(:mod:`probe.store.bulk` tuples); the writer stores whole chunks with one ``executemany`` per
+table in one transaction (:func:`probe.store.bulk.save_imports`).
 
 Memory stays flat: at most ``window`` chunks are in flight (submitted and not yet written),
 whatever the speeds of the reader, the workers and the writer. Results are written in input
@@ -36,7 +36,7 @@ from probe.classify import population as pop
 from probe.ingest.mapper import SOURCE, Mapped, MappingError, map_document
 from probe.ingest.reader import BadInput, parse
 from probe.model import Provenance
-from probe.store import rows
+from probe.store import bulk
 from probe.store.db import import_measurement_id
 
 T = TypeVar("T")
@@ -60,11 +60,12 @@ class Chunk:
 @dataclass(slots=True)
 class Item:
     """One mapped and judged measurement, ready to store: its ``dedup_key``, run id, rows by
-    table (:data:`probe.store.db.IMPORT_TABLES`), verdict kind and population fact."""
+    table (tuples, in :data:`probe.store.bulk.TABLES` order), verdict kind and population
+    fact."""
 
     dedup_key: str
     run_id: str
-    tables: dict[str, list[rows.Row]]
+    tables: tuple[list[bulk.Row], ...]
     verdict: str
     fact: pop.Fact
     network: tuple[int, str | None] | None  # (probe_asn, probe_cc); None = unknown AS
@@ -76,7 +77,7 @@ class ChunkResult:
     (``runs`` rows) and the documents skipped (``origin``, why)."""
 
     items: list[Item] = field(default_factory=list)
-    runs: dict[str, rows.Row] = field(default_factory=dict)
+    runs: dict[str, bulk.Row] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     read: int = 0
 
@@ -171,28 +172,17 @@ def process_chunk(chunk: Chunk, base: Context | None = None,
         m, p = mapped.measurement, mapped.provenance
         run_id = run_id_of(mapped)
         if run_id not in result.runs:
-            result.runs[run_id] = rows.run_row(
+            result.runs[run_id] = bulk.run_row(
                 run_id, m.started_at, __version__, settings_of(mapped), 0,
                 status="completed", finished_at=m.started_at, probe_asn=p.probe_asn,
                 probe_cc=p.probe_cc, network_name=p.probe_network_name)
         verdict = classify(m, out.get(p.missing))
         mid = import_measurement_id(m.started_at, p.dedup_key)
-        tables = {
-            "measurements": [rows.measurement_row(mid, run_id, m)],
-            "dns_queries": rows.dns_rows(mid, m),
-            "tcp_connects": rows.tcp_rows(mid, m),
-            "tls_handshakes": rows.tls_rows(mid, m),
-            "certificates": rows.certificate_rows(mid, m),
-            "http_requests": rows.http_rows(mid, m),
-            "controls": rows.control_rows(mid, m),
-            "verdicts": [rows.verdict_row(mid, verdict, imported_at)],
-            "imports": [rows.import_row(mid, p, imported_at)],
-        }
+        tables = bulk.measurement_rows(mid, run_id, m, verdict, p, imported_at)
         network, cc = population_network(p)
         fact = pop.fact(m, network, cc, context.country_of)
         result.items.append(Item(
-            p.dedup_key, run_id, {t: r for t, r in tables.items() if r},
-            verdict.verdict.value, fact,
+            p.dedup_key, run_id, tables, verdict.verdict.value, fact,
             (p.probe_asn, p.probe_cc) if p.probe_asn else None))
     return result
 

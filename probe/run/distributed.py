@@ -42,7 +42,7 @@ from probe.ingest.reader import BadInput, raw_file, walk
 from probe.model import Verdict, utcnow_iso
 from probe.run import asn
 from probe.run.reanalyze import States, _facts, country_lookup, judge_run, rejudge_traces
-from probe.store import Store
+from probe.store import Store, bulk
 
 #: Measurements judged per task.
 SLICE = 2000
@@ -191,10 +191,12 @@ def _archive_file(path: str, out: str, base: Context, stamp: str
         page = Page([])
         for it in result.items:
             verdicts[it.verdict] += 1
-            (m,) = it.tables["measurements"]
+            tables = {t: [dict(zip(bulk.COLUMNS[t], r, strict=True)) for r in found]
+                      for t, found in zip(bulk.TABLES, it.tables, strict=True)}
+            (m,) = tables["measurements"]
             page.measurements.append(m)
             mid = m["measurement_id"]
-            for table, found in it.tables.items():
+            for table, found in tables.items():
                 if table == "verdicts":
                     page.verdicts[mid] = found
                 elif table == "http_requests":
@@ -203,7 +205,9 @@ def _archive_file(path: str, out: str, base: Context, stamp: str
                 elif table != "measurements":
                     page.children.setdefault(table, {})[mid] = found
         page.measurements.sort(key=lambda r: r["started_at"])
-        _page_rows(_Runs(result.runs), page, writer)  # type: ignore[arg-type]
+        runs = {rid: dict(zip(bulk.COLUMNS["runs"], row, strict=True))
+                for rid, row in result.runs.items()}
+        _page_rows(_Runs(runs), page, writer)  # type: ignore[arg-type]
 
     try:
         for x in raw_file(Path(path)):

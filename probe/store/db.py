@@ -100,9 +100,6 @@ def import_measurement_id(started_at: str, dedup_key: str) -> str:
     return f"{_compact_time(started_at)}-{digest}"
 
 
-#: Tables an imported measurement's rows go to, parents first (:meth:`Store.save_import_rows`).
-IMPORT_TABLES = ("measurements", "dns_queries", "tcp_connects", "tls_handshakes",
-                 "certificates", "http_requests", "controls", "verdicts", "imports")
 #: Most ``?`` placeholders in one statement (SQLite's historical default limit is 999).
 _VARS = 900
 
@@ -847,52 +844,6 @@ class Store:
         return counts
 
     # --- bulk imports (probe import at archive scale) -------------------------------------
-
-    def save_import_rows(self, runs: Sequence[rows.Row],
-                         items: Sequence[tuple[str, Mapping[str, Sequence[rows.Row]]]]
-                         ) -> list[bool]:
-        """Store many imported measurements in one transaction, idempotently; returns, per
-        item, whether it was stored (False = its ``dedup_key`` was already stored, or came
-        earlier in ``items``).
-
-        ``runs``: ``runs`` rows (:func:`probe.store.rows.run_row`) inserted unless their id
-        exists. ``items``: ``(dedup_key, rows by table)`` built with the row builders
-        (:func:`probe.store.rows.measurement_row`, ``dns_rows``, …, ``verdict_row``,
-        ``import_row``; tables of :data:`IMPORT_TABLES`). Rows are scrubbed like every write
-        (:meth:`Scrubber.rows`: a batch holding none of the volunteer's addresses is checked
-        in one pass). Each run's ``targets_total`` grows by the measurements stored into it.
-        A failure rolls the whole batch back.
-        """
-        stored: list[bool] = []
-        with self._write("save imported measurements") as db:
-            conn = db.conn
-            if runs:
-                self._insert_many(conn, "runs", self.scrubber.rows(list(runs)), "OR IGNORE")
-            keys = [k for k, _ in items]
-            seen: set[str] = set()
-            for i in range(0, len(keys), _VARS):
-                part = keys[i:i + _VARS]
-                seen.update(r[0] for r in conn.execute(
-                    f"SELECT dedup_key FROM imports WHERE dedup_key IN "
-                    f"({','.join('?' * len(part))})", part))
-            by_table: dict[str, list[rows.Row]] = {t: [] for t in IMPORT_TABLES}
-            per_run: dict[str, int] = {}
-            for key, tables in items:
-                if key in seen:
-                    stored.append(False)
-                    continue
-                seen.add(key)
-                stored.append(True)
-                for table, found in tables.items():
-                    by_table[table].extend(found)
-                for m in tables.get("measurements", ()):
-                    per_run[m["run_id"]] = per_run.get(m["run_id"], 0) + 1
-            for table in IMPORT_TABLES:
-                if by_table[table]:
-                    self._insert_many(conn, table, self.scrubber.rows(by_table[table]))
-            conn.executemany("UPDATE runs SET targets_total = targets_total + ? "
-                             "WHERE run_id = ?", [(n, r) for r, n in per_run.items()])
-        return stored
 
     @staticmethod
     def _insert_many(conn: sqlite3.Connection, table: str, found: Sequence[rows.Row],

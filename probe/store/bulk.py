@@ -1,0 +1,188 @@
+"""Bulk writes of imported measurements: rows as tuples in fixed column lists, one transaction.
+
+Responsibility: the fast path of ``probe import`` into the store. The row builders here make
+exactly the values :mod:`probe.store.rows` makes (same encodings; tests/store/test_bulk.py
+checks them against those builders column by column) but as plain tuples in the column order
+of :data:`COLUMNS`, without the per-row dict and schema lookups of
+:func:`probe.store.rows.new_row`: worker processes build them, pickle them cheaply to the one
+writer, and :func:`save_imports` hands them to ``executemany`` with one prepared statement
+per table, inside one transaction (:meth:`probe.store.Store` ``_write``).
+
+Privacy is the store's, as for every write: the rows of each measurement pass the store's
+:class:`~probe.store.privacy.Scrubber` (its literal prefilter over the measurement's text and
+bytes, then, only when that may hold an address, each of its rows is checked and scrubbed as a
+value) — the same rows are scrubbed as by :meth:`probe.store.privacy.Scrubber.rows`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from probe.model import Measurement, Provenance, Verdict
+from probe.store import rows
+from probe.store.db import Store
+from probe.store.privacy import Scrubber
+
+Row = tuple[Any, ...]
+
+#: Tables an imported measurement's rows go to, parents first (the order of an item's rows).
+TABLES = ("measurements", "dns_queries", "tcp_connects", "tls_handshakes", "certificates",
+          "http_requests", "controls", "verdicts", "imports")
+
+#: The columns of each tuple, in order (the columns :mod:`probe.store.rows` fills; SQLite
+#: assigns ``verdict_id``).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": ("run_id", "started_at", "finished_at", "last_seen_at", "probe_version",
+             "settings", "status", "targets_total", "probe_asn", "probe_cc", "network_name"),
+    "measurements": ("measurement_id", "run_id", "url", "hostname", "scheme", "port", "path",
+                     "category", "source", "started_at", "finished_at", "extra", "test_name"),
+    "dns_queries": ("measurement_id", "idx", "tx_id", "hostname", "query_type", "engine",
+                    "resolver", "t0", "t", "failure", "rcode", "answers", "response_index"),
+    "tcp_connects": ("measurement_id", "idx", "tx_id", "ip", "port", "t0", "t", "failure"),
+    "tls_handshakes": ("measurement_id", "idx", "tx_id", "ip", "port", "server_name", "t0",
+                       "t", "failure", "tls_version", "cipher_suite", "alpn", "verified",
+                       "verify_error"),
+    "certificates": ("measurement_id", "tls_idx", "tx_id", "position", "der", "sha256",
+                     "spki_sha256", "subject", "issuer", "not_before", "not_after", "san"),
+    "http_requests": ("measurement_id", "idx", "tx_id", "url", "method", "ip", "port", "t0",
+                      "t", "failure", "redirect_index", "request_headers", "status",
+                      "headers", "body", "body_length", "body_sha256", "body_truncated",
+                      "title", "location", "received_bytes", "last_byte_t"),
+    "controls": ("measurement_id", "idx", "data"),
+    "verdicts": ("measurement_id", "verdict", "method", "confidence", "evidence", "details",
+                 "analysis_version", "created_at", "is_current"),
+    "imports": ("measurement_id", "source", "origin", "dedup_key", "report_id",
+                "measurement_uid", "software_name", "software_version", "test_name",
+                "test_version", "probe_asn", "probe_cc", "probe_network_name", "resolver_ip",
+                "resolver_asn", "ooni_blocking", "ooni_accessible", "ooni_flags", "missing",
+                "imported_at"),
+}
+
+_json = rows.to_json
+
+
+def _bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def run_row(run_id: str, started_at: str, probe_version: str, settings: Mapping[str, Any],
+            total: int, *, status: str, finished_at: str | None, probe_asn: int | None,
+            probe_cc: str | None, network_name: str | None) -> Row:
+    """One ``runs`` tuple (:func:`probe.store.rows.run_row`; ``last_seen_at`` = the start)."""
+    return (run_id, started_at, finished_at, started_at, probe_version, _json(settings),
+            status, int(total), probe_asn, probe_cc, network_name)
+
+
+def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Provenance,
+                     at: str) -> tuple[list[Row], ...]:
+    """Every row of one imported measurement, by table in :data:`TABLES` order: the
+    measurement, its observations, its verdict (``created_at`` = ``at``) and its provenance
+    (``imported_at`` = ``at``)."""
+    t = m.target
+    return (
+        [(mid, run_id, t.url, t.hostname, t.scheme, t.port, t.path, t.category, t.source,
+          m.started_at, m.finished_at, _json(m.extra), t.test_name)],
+        [(mid, i, d.tx_id, d.hostname, d.query_type, d.engine, d.resolver, d.t0, d.t,
+          d.failure, d.rcode,
+          _json([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl} for a in d.answers]),
+          d.response_index) for i, d in enumerate(m.dns)],
+        [(mid, i, c.tx_id, c.ip, c.port, c.t0, c.t, c.failure) for i, c in enumerate(m.tcp)],
+        [(mid, i, h.tx_id, h.ip, h.port, h.server_name, h.t0, h.t, h.failure, h.tls_version,
+          h.cipher_suite, h.alpn, _bool(h.verified), h.verify_error)
+         for i, h in enumerate(m.tls)],
+        [(mid, i, h.tx_id, position, bytes(c.der), c.sha256, c.spki_sha256, c.subject,
+          c.issuer, c.not_before, c.not_after, _json(list(c.san)))
+         for i, h in enumerate(m.tls) for position, c in enumerate(h.certificates)],
+        [(mid, i, h.tx_id, h.url, h.method, h.ip, h.port, h.t0, h.t, h.failure,
+          h.redirect_index, _json([list(x) for x in h.request_headers]), h.status,
+          _json([list(x) for x in h.headers]), None if h.body is None else bytes(h.body),
+          h.body_length, h.body_sha256, int(h.body_truncated), h.title, h.location,
+          h.received_bytes, h.last_byte_t) for i, h in enumerate(m.http)],
+        [(mid, i, _json(c)) for i, c in enumerate(m.control)],
+        [(mid, v.verdict.value, v.method, float(v.confidence), v.evidence, _json(v.details),
+          v.analysis_version, at, 1)],
+        [import_row(mid, p, at)],
+    )
+
+
+def import_row(mid: str, p: Provenance, imported_at: str) -> Row:
+    """One ``imports`` tuple (:func:`probe.store.rows.import_row`)."""
+    dumps = json.dumps
+    return (mid, p.source, p.origin, p.dedup_key, p.report_id, p.measurement_uid,
+            p.software_name, p.software_version, p.test_name, p.test_version, p.probe_asn,
+            p.probe_cc, p.probe_network_name, p.resolver_ip, p.resolver_asn,
+            dumps(p.ooni_blocking), dumps(p.ooni_accessible), p.ooni_flags,
+            dumps(list(p.missing)), imported_at)
+
+
+def _sql(table: str, conflict: str = "") -> str:
+    cols = COLUMNS[table]
+    return (f"INSERT {conflict} INTO {table} ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))})")
+
+
+_SQL = {t: _sql(t) for t in TABLES}
+_RUNS_SQL = _sql("runs", "OR IGNORE")
+#: Most ``?`` placeholders in one statement (SQLite's historical default limit is 999).
+_VARS = 900
+
+
+def _texts(found: Sequence[Row]) -> list[str]:
+    return [v.decode("latin-1") if isinstance(v, bytes) else v
+            for r in found for v in r if isinstance(v, str | bytes)]
+
+
+def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]]) -> Sequence[list[Row]]:
+    """One measurement's rows with the volunteer's addresses scrubbed (the very same lists
+    when none may hold one: :meth:`probe.store.privacy.Scrubber.might_hold` over all its
+    text first, then row by row, as :meth:`~probe.store.privacy.Scrubber.rows` does)."""
+    if not scrubber.might_hold("\x00".join(t for found in tables for t in _texts(found))):
+        return tables
+    return [[scrubber.value(r) if scrubber.might_hold("\x00".join(_texts([r]))) else r
+             for r in found] for found in tables]
+
+
+def save_imports(store: Store, runs: Sequence[Row],
+                 items: Sequence[tuple[str, str, Sequence[list[Row]]]]) -> list[bool]:
+    """Store many imported measurements in one transaction, idempotently; returns, per item,
+    whether it was stored (False = its ``dedup_key`` was already stored, or came earlier in
+    ``items``). ``runs``: :func:`run_row` tuples, inserted unless their id exists; ``items``:
+    ``(dedup_key, run_id, rows by table)`` (:func:`measurement_rows`). Each run's
+    ``targets_total`` grows by the measurements stored into it. A failure rolls the whole
+    batch back (:class:`~probe.errors.StorageError`)."""
+    scrubber = store.scrubber
+    stored: list[bool] = []
+    with store._write("save imported measurements") as db:  # the store's own transaction
+        conn = db.conn
+        if runs:
+            conn.executemany(_RUNS_SQL, [scrubbed(scrubber, [[r]])[0][0] for r in runs])
+        keys = [k for k, _, _ in items]
+        seen: set[str] = set()
+        for i in range(0, len(keys), _VARS):
+            part = keys[i:i + _VARS]
+            seen.update(r[0] for r in conn.execute(
+                f"SELECT dedup_key FROM imports WHERE dedup_key IN "
+                f"({','.join('?' * len(part))})", part))
+        by_table: list[list[Row]] = [[] for _ in TABLES]
+        per_run: dict[str, int] = {}
+        for key, run_id, tables in items:
+            if key in seen:
+                stored.append(False)
+                continue
+            seen.add(key)
+            stored.append(True)
+            for into, found in zip(by_table, scrubbed(scrubber, tables), strict=True):
+                into += found
+            per_run[run_id] = per_run.get(run_id, 0) + 1
+        for table, found in zip(TABLES, by_table, strict=True):
+            if found:
+                conn.executemany(_SQL[table], found)
+        conn.executemany("UPDATE runs SET targets_total = targets_total + ? WHERE run_id = ?",
+                         [(n, r) for r, n in per_run.items()])
+    return stored
+
+
+__all__ = ["COLUMNS", "TABLES", "import_row", "measurement_rows", "run_row", "save_imports",
+           "scrubbed"]

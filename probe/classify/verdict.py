@@ -78,6 +78,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
+    "encrypted_dns_failed "
     "trust_store blockpage_unconfirmed "
     "unexplained interrupted incomplete unsupported_test slow_transfer content_diff".split())
 #: Every method this version can produce, per verdict.
@@ -308,7 +309,7 @@ def judge(case: Case) -> Verdict:
     for rule in rules:
         v = rule(case)
         if v is not None:
-            return _checked(case, v)
+            return _checked(case, dns.corroborate(case, v))
     return _checked(case, unexplained(case))
 
 

@@ -29,16 +29,20 @@ def utcnow_iso() -> str:
 WEB_CONNECTIVITY = "web_connectivity"
 #: TCP reachability of ``host:port`` (OONI's name), written ``tcp://host:port``.
 TCP_CONNECT = "tcp_connect"
+#: Reachability of an encrypted DNS resolver (OONI's name), written ``doh://host[:port]/path``
+#: (DNS-over-HTTPS at ``https://host[:port]/path``) or ``dot://host[:port]`` (DNS-over-TLS).
+DNSCHECK = "dnscheck"
 #: The input schemes of each kind of test (docs/kinds.md): how a list line or a command-line
 #: argument says which test measures it.
 INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     WEB_CONNECTIVITY: ("http", "https"),
     TCP_CONNECT: ("tcp",),
+    DNSCHECK: ("doh", "dot"),
 }
 #: The input schemes of a test this probe does not run itself, stored from another source
 #: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or
 #: ``ooni://TEST_NAME`` for a test without one.
-IMPORTED_SCHEMES: tuple[str, ...] = ("http", "https", "tcp", "ooni")
+IMPORTED_SCHEMES: tuple[str, ...] = ("http", "https", "tcp", "ooni", "doh", "dot")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import dns, dnscheck, endpoint, http, population, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -58,6 +58,7 @@ from probe.classify.context import Context, with_missing
 from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
+    DNSCHECK,
     TCP_CONNECT,
     WEB_CONNECTIVITY,
     DNSObservation,
@@ -212,6 +213,7 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
 RULES_BY_TEST: dict[str, tuple[Callable[[Case], Verdict | None], ...]] = {
     WEB_CONNECTIVITY: RULES,
     TCP_CONNECT: tcp_connect.RULES,
+    DNSCHECK: dnscheck.RULES,
 }
 #: Every test name this version can judge.
 TEST_NAMES: frozenset[str] = frozenset(RULES_BY_TEST)

@@ -23,7 +23,7 @@ from probe.measure.addresses import parse_host
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import measure_target
-from probe.model import TCP_CONNECT, Measurement, TCPObservation, TLSObservation
+from probe.model import DNSCHECK, TCP_CONNECT, Measurement, TCPObservation, TLSObservation
 from probe.targets import parse_input
 
 
@@ -117,7 +117,9 @@ async def measure_request(
 
     A ``tcp://host:port`` input is a TCP reachability request (the ``tcp_connect`` test):
     the same port and address policy, the helper's own DNS and connects plus connects to the
-    probe's addresses, and an answer without ``http`` (None: no fetch was made).
+    probe's addresses, and an answer without ``http`` (None: no fetch was made). A
+    ``doh://``/``dot://`` input (``dnscheck``) is the same, plus TLS handshakes with the probe's
+    addresses.
     """
     started = time.monotonic()
     try:
@@ -140,14 +142,17 @@ async def measure_request(
     own_settings = replace(settings, address_filter=policy.address_allowed,
                            endpoint_guard=guard)
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
-    tcp_only = target.test_name == TCP_CONNECT
+    tcp_only = target.test_name in (TCP_CONNECT, DNSCHECK)
+    # A resolver under dnscheck: the helper connects like tcp_connect and shakes hands (TLS,
+    # the provider's name as SNI) with the probe's addresses; it sends no DNS query itself.
+    scheme = "https" if target.test_name == DNSCHECK else target.scheme
     refused: str | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             measuring = tg.create_task(measure_tcp_connect(target, own_settings) if tcp_only
                                        else measure_target(target, own_settings))
             probing = tg.create_task(_endpoints(probe_addrs, target.hostname, target.port,
-                                                target.scheme, settings))
+                                                scheme, settings))
     except* Refused as group:
         refused = str(group.exceptions[0])
     if refused is not None:
@@ -155,7 +160,7 @@ async def measure_request(
     m, extra = measuring.result(), probing.result()
     body = summarise(m, extra, req.throughput)
     if tcp_only:
-        body.update(test_name=TCP_CONNECT, http=None)
+        body.update(test_name=target.test_name, http=None)
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body

@@ -59,7 +59,7 @@ from probe.measure import tcp as _tcp
 from probe.measure import tls as _tls
 from probe.measure.http import OneConnectionTransport
 from probe.measure.settings import EncryptedResolver, MeasureSettings, Resolver
-from probe.model import DNSAnswer, DNSObservation
+from probe.model import DNSAnswer, DNSObservation, TCPObservation, TLSObservation
 
 QUERY_TYPES = ("A", "AAAA")
 SYSTEM = "system"
@@ -430,10 +430,14 @@ async def encrypted_lookup(
     settings: MeasureSettings,
     tx_id: int,
     clock: Callable[[], float],
+    ip: str | None = None,
+    underneath: list[TCPObservation | TLSObservation] | None = None,
 ) -> tuple[DNSObservation, dict[str, object]]:
     """One ``query_type`` query for ``hostname`` through a DoH or DoT resolver on a connection
     of its own (see the module doc). Returns the observation and the exchange underneath.
-    Never raises for network trouble."""
+    ``ip``: dial this address (None = bootstrap the provider's name with the system
+    resolver); ``underneath`` (if given) receives the TCP and TLS observations (``tx_id``
+    shared with the DNS one). Never raises for network trouble."""
     name = str(resolver)
     t0 = clock()
     exchange: dict[str, object] = {
@@ -458,18 +462,23 @@ async def encrypted_lookup(
         query = make_query(hostname, query_type)
     except Exception as e:  # a name no DNS message can carry
         return done(failures.unknown(f"invalid hostname: {type(e).__name__}: {e}"))
-    ip, failure = await _bootstrap(resolver.host, settings.dns_timeout)
     if ip is None:
-        exchange["bootstrap_failure"] = failure
-        return done(failure)
+        ip, failure = await _bootstrap(resolver.host, settings.dns_timeout)
+        if ip is None:
+            exchange["bootstrap_failure"] = failure
+            return done(failure)
     exchange["address"] = ip
     tcp_obs, conn = await _tcp.connect(ip, resolver.port, settings.connect_timeout, tx_id, clock)
+    if underneath is not None:
+        underneath.append(tcp_obs)
     if conn is None:
         exchange["tcp_failure"] = tcp_obs.failure
         return done(tcp_obs.failure)
     try:
         tls_obs = await _tls.handshake(conn, resolver.host, ip, resolver.port,
                                        settings.tls_timeout, settings.ca_bundle, tx_id, clock)
+        if underneath is not None:
+            underneath.append(tls_obs)
         exchange.update(tls_failure=tls_obs.failure, tls_version=tls_obs.tls_version,
                         verified=tls_obs.verified, verify_error=tls_obs.verify_error)
         if tls_obs.failure is not None:

@@ -103,6 +103,8 @@ class MeasureSettings:
     helper's policy); None = no guard.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``dnscheck_domain``: the name the ``dnscheck`` test looks up through the resolver under
+    test (OONI's dnscheck default, ``example.org``).
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -126,6 +128,7 @@ class MeasureSettings:
     sni_retry: bool = True
     connect_retries: int = 1
     innocuous_sni: str = "example.org"
+    dnscheck_domain: str = "example.org"
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.errors import ProbeError
+from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import Gate, measure_target
-from probe.model import INPUT_SCHEMES, TCP_CONNECT, WEB_CONNECTIVITY, Measurement, Target
+from probe.model import (
+    DNSCHECK,
+    INPUT_SCHEMES,
+    TCP_CONNECT,
+    WEB_CONNECTIVITY,
+    Measurement,
+    Target,
+)
 
 #: Measures one input: ``(target, settings, on_addresses, gate) -> Measurement``. Never
 #: raises for network trouble; ``on_addresses`` is called once with the addresses about to
@@ -62,12 +70,18 @@ def _tcp_reached(m: Measurement) -> bool:
     return any(c.failure is None for c in m.tcp)
 
 
+def _dnscheck_reached(m: Measurement) -> bool:
+    """Did the resolver's address answer (a connect succeeded, or it refused)?"""
+    return any(c.failure is None for c in m.tcp)
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
                                measure_target, _web_reached),
     TCP_CONNECT: TestKind(TCP_CONNECT, INPUT_SCHEMES[TCP_CONNECT],
                           measure_tcp_connect, _tcp_reached),
+    DNSCHECK: TestKind(DNSCHECK, INPUT_SCHEMES[DNSCHECK], measure_dnscheck, _dnscheck_reached),
 }
 
 

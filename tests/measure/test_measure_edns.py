@@ -12,19 +12,22 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from probe import failures
+from probe.classify import classify
 from probe.lab.simnet.devices import doh as doh_device
 from probe.lab.simnet.devices import dot as dot_device
 from probe.lab.world.dns_server import DNSServer
 from probe.lab.world.pki import WorldPKI
 from probe.lab.world.spec import DNSServerConfig
 from probe.measure import dns as mdns
+from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import EncryptedResolver, MeasureSettings
-from probe.model import DNSObservation
+from probe.model import DNSObservation, Measurement, VerdictKind
+from probe.targets import parse_input
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -149,3 +152,37 @@ def test_resolver_names() -> None:
         "https://dns.example/dns-query")
     assert str(EncryptedResolver("doh", "2001:db8::1", 8443, "/q")) == "https://[2001:db8::1]:8443/q"
     assert str(EncryptedResolver("dot", "1.1.1.1", 853)) == "1.1.1.1:853"
+
+
+# --- dnscheck: the resolver itself is the input -------------------------------------------------
+
+
+def _dnscheck(pki: WorldPKI, url: Callable[[Servers], str]) -> Measurement:
+    async def go() -> Measurement:
+        async with _servers(pki) as servers:
+            settings = replace(_settings(pki), dnscheck_domain="site.test")
+            return await measure_dnscheck(parse_input(url(servers)), settings)
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("engine", ["doh", "dot"])
+def test_dnscheck_records_tcp_tls_http_and_the_query(pki: WorldPKI, engine: str) -> None:
+    m = _dnscheck(pki, lambda s: f"doh://127.0.0.1:{s.doh_port}/dns-query" if engine == "doh"
+                  else f"dot://127.0.0.1:{s.dot_port}/")
+    (q,) = m.dns  # an IP literal: no bootstrap lookup
+    assert (q.engine, q.hostname, q.failure, q.addresses) == (engine, "site.test", None,
+                                                              ("192.0.2.10",))
+    assert [c.failure for c in m.tcp] == [None] and m.tcp[0].tx_id == q.tx_id
+    assert [(t.failure, t.verified) for t in m.tls] == [(None, True)]
+    assert [h.status for h in m.http] == ([200] if engine == "doh" else [])
+    assert m.extra["addresses"] == ["127.0.0.1"] and len(m.extra["exchanges"]) == 1
+    assert classify(m).verdict is VerdictKind.OK
+
+
+def test_dnscheck_closed_port_and_bad_certificate(pki: WorldPKI) -> None:
+    closed = _dnscheck(pki, lambda s: "dot://127.0.0.1:1")
+    assert [c.failure for c in closed.tcp] == [failures.CONNECTION_REFUSED]
+    assert closed.tls == () and closed.dns[0].failure == failures.CONNECTION_REFUSED
+    bad = _dnscheck(pki, lambda s: f"dot://127.0.0.1:{s.bad_cert_port}")
+    assert [t.verified for t in bad.tls] == [False] and bad.dns[0].rcode is None
+    assert classify(bad).verdict is not VerdictKind.BLOCKED  # no control: never blocked

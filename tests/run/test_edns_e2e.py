@@ -73,7 +73,8 @@ def test_run_with_doh_and_dot_stores_their_answers_and_exchanges(tmp_path: Path)
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["results", "--db", str(db), "--format", "json"])
     (row,) = json.loads(res.stdout)
-    assert row["verdict"] == "inconclusive"  # no control given; the fetch itself worked
+    # the fetch worked over validated HTTPS; the resolvers' loopback answers are no "bogon"
+    assert row["verdict"] == "ok", row["evidence"]
     with sqlite3.connect(db) as conn:
         engines = conn.execute("SELECT engine, query_type, failure, resolver FROM dns_queries "
                                "ORDER BY engine, query_type").fetchall()
@@ -98,3 +99,21 @@ def test_bad_encrypted_resolver_is_a_one_line_usage_error(
     assert res.exit_code == 2, res.output
     assert message in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "p.db").exists()
+
+
+def test_dnscheck_inputs_run_store_and_show_alike(tmp_path: Path) -> None:
+    db = tmp_path / "probe.db"
+    with LoopbackWorld(demo_world(tmp_path / "world")) as world, \
+            EncryptedDNSThread(world) as edns:
+        inputs = [f"doh://127.0.0.1:{edns.doh_port}/dns-query", f"dot://127.0.0.1:{edns.dot_port}/",
+                  "dot://127.0.0.1:1"]
+        res = CliRunner().invoke(app, ["run", *inputs, "--db", str(db), "--ca-bundle",
+                                       world.ca_pem, "--timeout", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["results", "--db", str(db), "--format", "json"])
+    rows = {r["url"]: r for r in json.loads(res.stdout)}
+    assert {r["test_name"] for r in rows.values()} == {"dnscheck"}
+    assert rows[f"doh://127.0.0.1:{edns.doh_port}/dns-query"]["verdict"] == "ok"
+    assert rows[f"dot://127.0.0.1:{edns.dot_port}"]["verdict"] == "ok"
+    closed = rows["dot://127.0.0.1:1"]
+    assert (closed["verdict"], closed["method"]) == ("inconclusive", "no_control")

@@ -20,6 +20,7 @@ from probe.control.policy import Policy
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
 from probe.measure import tcp, tls
 from probe.measure.addresses import parse_host
+from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import measure_target
@@ -118,8 +119,8 @@ async def measure_request(
     A ``tcp://host:port`` input is a TCP reachability request (the ``tcp_connect`` test):
     the same port and address policy, the helper's own DNS and connects plus connects to the
     probe's addresses, and an answer without ``http`` (None: no fetch was made). A
-    ``doh://``/``dot://`` input (``dnscheck``) is the same, plus TLS handshakes with the probe's
-    addresses.
+    ``doh://``/``dot://`` input (``dnscheck``) is measured by the helper's own dnscheck (TCP,
+    TLS, one query through the resolver), plus TLS handshakes with the probe's addresses.
     """
     started = time.monotonic()
     try:
@@ -143,14 +144,15 @@ async def measure_request(
                            endpoint_guard=guard)
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
     tcp_only = target.test_name in (TCP_CONNECT, DNSCHECK)
-    # A resolver under dnscheck: the helper connects like tcp_connect and shakes hands (TLS,
-    # the provider's name as SNI) with the probe's addresses; it sends no DNS query itself.
+    # A resolver under dnscheck: the helper runs the same dnscheck (its own TCP, TLS with the
+    # provider's name as SNI, one query) and shakes hands with the probe's addresses.
     scheme = "https" if target.test_name == DNSCHECK else target.scheme
+    own = {TCP_CONNECT: measure_tcp_connect, DNSCHECK: measure_dnscheck}.get(
+        target.test_name, measure_target)
     refused: str | None = None
     try:
         async with asyncio.TaskGroup() as tg:
-            measuring = tg.create_task(measure_tcp_connect(target, own_settings) if tcp_only
-                                       else measure_target(target, own_settings))
+            measuring = tg.create_task(own(target, own_settings))
             probing = tg.create_task(_endpoints(probe_addrs, target.hostname, target.port,
                                                 scheme, settings))
     except* Refused as group:

@@ -117,3 +117,20 @@ def test_dnscheck_inputs_run_store_and_show_alike(tmp_path: Path) -> None:
     assert rows[f"dot://127.0.0.1:{edns.dot_port}"]["verdict"] == "ok"
     closed = rows["dot://127.0.0.1:1"]
     assert (closed["verdict"], closed["method"]) == ("inconclusive", "no_control")
+
+    # probe export --format ooni: OONI's dnscheck (ts-028) keys, input in OONI's own form
+    out = tmp_path / "ooni.jsonl"
+    res = CliRunner().invoke(app, ["export", "--db", str(db), "--format", "ooni",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    objs = {o["input"]: o for o in map(json.loads, out.read_text().splitlines())}
+    doh = objs[f"https://127.0.0.1:{edns.doh_port}/dns-query"]
+    assert (doh["test_name"], doh["test_keys"]["bootstrap"]) == ("dnscheck", None)
+    (lookup,) = doh["test_keys"]["lookups"].values()
+    # the world does not know example.org: the resolver's NXDOMAIN is the lookup's failure
+    assert lookup["failure"] == "dns_nxdomain_error" and lookup["queries"][0]["engine"] == "doh"
+    assert lookup["tcp_connect"][0]["status"]["success"] is True
+    assert lookup["tls_handshakes"][0]["failure"] is None
+    assert lookup["requests"][0]["response"]["code"] == 200
+    (refused,) = objs["dot://127.0.0.1:1"]["test_keys"]["lookups"].values()
+    assert refused["failure"] == "connection_refused" and refused["tls_handshakes"] == []

@@ -39,6 +39,9 @@ ENDPOINT = "endpoint"
 #: Kinds whose input names an endpoint list, written ``NAME://LIST`` (``whatsapp://whatsapp``,
 #: ``endpoint://vpn``): one measurement of every endpoint the list declares, one verdict.
 APP_TESTS: tuple[str, ...] = (WHATSAPP, TELEGRAM, SIGNAL, FACEBOOK_MESSENGER, ENDPOINT)
+#: Reachability of an encrypted DNS resolver (OONI's name), written ``doh://host[:port]/path``
+#: (DNS-over-HTTPS at ``https://host[:port]/path``) or ``dot://host[:port]`` (DNS-over-TLS).
+DNSCHECK = "dnscheck"
 #: The input schemes of each kind of test (docs/kinds.md): how a list line or a command-line
 #: argument says which test measures it.
 INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -49,11 +52,12 @@ INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     SIGNAL: ("signal",),
     FACEBOOK_MESSENGER: ("facebook_messenger",),
     ENDPOINT: ("endpoint",),
+    DNSCHECK: ("doh", "dot"),
 }
 #: The input schemes of a test this probe does not run itself, stored from another source
 #: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or
 #: ``ooni://TEST_NAME`` for a test without one.
-IMPORTED_SCHEMES: tuple[str, ...] = ("http", "https", "tcp", "ooni")
+IMPORTED_SCHEMES: tuple[str, ...] = ("http", "https", "tcp", "ooni", "doh", "dot")
 
 
 @dataclass(frozen=True, slots=True)

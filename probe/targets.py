@@ -183,6 +183,8 @@ def parse_input(text: str, category: str | None = None, source: str | None = Non
     reason. ``tcp://host:port`` is a ``tcp_connect`` input (:func:`parse_endpoint`); anything
     else is a web URL (:func:`parse_url`, with its reasons for what is not)."""
     scheme = text.strip().partition("://")[0].lower()
+    if "://" in text and scheme in _RESOLVER_PORTS:
+        return parse_resolver(text, category, source)
     if "://" in text and scheme in _ENDPOINT_KINDS:
         return parse_endpoint(text, category, source)
     if "://" in text and scheme in _LIST_KINDS:
@@ -206,6 +208,38 @@ def parse_list_input(text: str, category: str | None = None,
     return Target(url=f"{scheme}://{name}", hostname=name, scheme=scheme, port=443, path="",
                   category=_category(category) if category is not None else None,
                   source=source, test_name=test_name)
+#: ``dnscheck`` input schemes and their default ports (RFC 8484 HTTPS, RFC 7858 §3.1).
+_RESOLVER_PORTS: dict[str, int] = {"doh": 443, "dot": 853}
+
+
+def parse_resolver(text: str, category: str | None = None,
+                   source: str | None = None) -> Target:
+    """Normalise a ``dnscheck`` input: ``doh://host[:port]/path`` (the DoH URL
+    ``https://host[:port]/path``; path ``/dns-query`` when none) or ``dot://host[:port][/]``
+    (OONI's dnscheck form ``dot://1.1.1.1:853/``). The port is always written out."""
+    url = text.strip()
+    if not url or any(c.isspace() for c in url):
+        raise InvalidValue("bad input: empty or whitespace inside")
+    if any(ord(c) < 32 or ord(c) == 127 for c in url) or _undecodable(url):
+        raise InvalidValue("bad input: control character or invalid text inside")
+    prefix, _, rest = url.partition("://")
+    scheme = prefix.lower()
+    netloc, slash, path = rest.partition("/")
+    path = slash + path
+    if not netloc or any(c in rest for c in "?#"):
+        raise InvalidValue(f"bad input: want {scheme}://host[:port]"
+                           + ("/path" if scheme == "doh" else ""))
+    if "@" in netloc:
+        raise InvalidValue("bad input: userinfo (user@) not allowed")
+    if scheme == "dot" and path not in ("", "/"):
+        raise InvalidValue("bad input: a dot:// input has no path")
+    host, port = _host_port(netloc, _RESOLVER_PORTS[scheme])
+    path = (path or "/dns-query") if scheme == "doh" else ""
+    shown = f"[{host}]" if ":" in host else host
+    return Target(url=f"{scheme}://{shown}:{port}{path}", hostname=host, scheme=scheme,
+                  port=port, path=path,
+                  category=_category(category) if category is not None else None,
+                  source=source, test_name=_ENDPOINT_KINDS[scheme])
 
 
 def parse_endpoint(text: str, category: str | None = None,

@@ -15,10 +15,21 @@ host while the control's does, or the control cannot reach it while reaching the
 addresses. ``dns.inconsistent`` needs an answer with no supported address and a refuted one;
 anything in between is judged at the layer that failed. A name the control says does not
 exist is no site at all: an answer for it is a resolver's NXDOMAIN rewriting, ``down.dns``.
+
+Encrypted resolvers (DoH, DoT; engines in :data:`ENCRYPTED`) are witnesses, never suspects.
+Their answers come through a TLS session whose certificate validated for the provider, so
+the volunteer's network cannot have rewritten them: a lie or a failure there is the
+provider's own filtering or the provider being unreachable, not this site being blocked on
+this network (OONI's dnscheck measures provider reachability as a test of its own). So the
+rules below look for lies only in the system and UDP resolvers' answers; a DoH/DoT failure
+alone is ``inconclusive`` (``encrypted_dns_failed``); and a DNS verdict against the system or
+UDP resolver is corroborated — strong evidence, named in the verdict — when an encrypted
+resolver got an answer the control vouches for (:func:`corroborate`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from probe import failures as f
@@ -26,6 +37,7 @@ from probe.classify.base import (
     CONTENT_DIFF,
     CONTROL_FETCHED,
     FINGERPRINT,
+    NO_EVIDENCE,
     SAME_ADDRESS,
     Case,
     blocked,
@@ -36,7 +48,7 @@ from probe.classify.base import (
     without_control,
 )
 from probe.classify.observations import host, is_bogon, local_test_answer, took, via
-from probe.model import DNSObservation, Verdict
+from probe.model import DNSObservation, Verdict, VerdictKind
 
 #: Failure string → ``blocked`` method when the control resolves the name.
 DNS_METHODS: dict[str, str] = {
@@ -60,6 +72,13 @@ _RANK = (f.DNS_NXDOMAIN, f.DNS_REFUSED, f.DNS_SERVFAIL, f.DNS_BOGON, f.GENERIC_T
          f.DNS_NO_ANSWER, f.DNS_TEMPORARY_FAILURE, f.DNS_SERVER_MISBEHAVING)
 #: Control failures meaning "the name does not exist" (an expired domain, a CNAME to nothing).
 NONEXISTENT = (f.DNS_NXDOMAIN, f.DNS_NO_ANSWER)
+#: Engines of encrypted resolvers (DNS-over-HTTPS, DNS-over-TLS): witnesses, never suspects.
+ENCRYPTED = ("doh", "dot")
+
+
+def plain(observations: Sequence[DNSObservation]) -> list[DNSObservation]:
+    """The observations of resolvers the volunteer's network can tamper with (system, UDP)."""
+    return [d for d in observations if d.engine not in ENCRYPTED]
 
 
 def method_for(d: DNSObservation) -> str:
@@ -156,7 +175,7 @@ def dns_injected(case: Case) -> Verdict | None:
     known block-page address).
     """
     groups: dict[tuple[int, str, str, str], list[DNSObservation]] = {}
-    for d in case.m.dns:
+    for d in plain(case.m.dns):
         groups.setdefault((d.tx_id, d.resolver, host(d.hostname), d.query_type), []).append(d)
     for (tx_id, resolver, hostname, qtype), group in groups.items():
         parsed = sorted((d for d in group if d.rcode is not None), key=lambda d: d.response_index)
@@ -205,7 +224,7 @@ def dns_injected(case: Case) -> Verdict | None:
 def _scoped_dns(case: Case) -> list[DNSObservation]:
     """DNS observations for the names the control vouches for: the target's host, and
     redirect hosts the control's own fetch went through."""
-    return [d for d in case.m.dns
+    return [d for d in plain(case.m.dns)
             if host(d.hostname) == case.target_host or case.control.visited(host(d.hostname))]
 
 
@@ -262,7 +281,7 @@ def dns_bogon(case: Case) -> Verdict | None:
     misconfigured everywhere: OONI calls that down, and so do we. Loopback answers of a
     loopback resolver are the local test world and are skipped.
     """
-    for d in case.m.dns:
+    for d in plain(case.m.dns):
         hostname = host(d.hostname)
         bogons = [a for a in d.addresses if is_bogon(a) and not local_test_answer(d, a)]
         if not bogons:
@@ -303,7 +322,7 @@ def dns_nonexistent_name(case: Case) -> Verdict | None:
     cv = case.control
     if not case.control_about(hostname) or cv.resolved or cv.dns_failure not in NONEXISTENT:
         return None
-    answered = [d for d in case.m.dns if host(d.hostname) == hostname and d.addresses]
+    answered = [d for d in plain(case.m.dns) if host(d.hostname) == hostname and d.addresses]
     if not answered:
         return None
     d = answered[0]
@@ -327,7 +346,7 @@ def dns_inconsistent(case: Case) -> Verdict | None:
     hostname = case.target_host
     if not case.control_about(hostname):
         return None
-    observations = [d for d in case.m.dns if host(d.hostname) == hostname]
+    observations = [d for d in plain(case.m.dns) if host(d.hostname) == hostname]
     for (engine, resolver), group in _groups(observations).items():
         addresses = list(dict.fromkeys(a for d in group for a in d.addresses))
         if not addresses or any(supported(case, a, hostname) for a in addresses):
@@ -357,9 +376,9 @@ def dns_failure(case: Case) -> Verdict | None:
     resolver lying (OONI: "dns"), even when another resolver's answer let the fetch go on —
     the volunteer's browser uses the system resolver. The same failure at the control is the
     site's DNS being broken: ``down.dns`` (OONI's "expected failure": NXDOMAIN everywhere,
-    CNAME without A). DNS-over-HTTPS failures are about reaching the DoH server, not about
-    the name, and a foreign UDP resolver's silence is about reaching it: those count only when
-    every resolver failed.
+    CNAME without A). DoH/DoT failures are about reaching the provider, not about the name:
+    they never count (alone, ``inconclusive`` ``encrypted_dns_failed``); a foreign UDP
+    resolver's silence is about reaching it: it counts only when every resolver failed.
     """
     a = case.attempt
     groups = _groups(a.dns)
@@ -375,6 +394,19 @@ def dns_failure(case: Case) -> Verdict | None:
     if not failed:
         return None
     all_failed = not resolved
+    if all_failed and not plain(failed):
+        d = min(failed, key=_rank)
+        return inconclusive(
+            case, "encrypted_dns_failed",
+            f"DNS {d.query_type} lookup of {a.hostname} via {via(d)} failed: {d.failure}, and "
+            "no other resolver was asked; an encrypted resolver failing is about reaching "
+            "the provider (see dnscheck), not about this site", NO_EVIDENCE,
+            step="dns", tx_id=d.tx_id, failure=d.failure, hostname=a.hostname,
+            resolver=d.resolver, engine=d.engine,
+            failures=[{"resolver": x.resolver, "engine": x.engine, "failure": x.failure}
+                      for x in failed])
+    if all_failed:
+        failed = plain(failed)  # a witness's failure never stands for the network's
     if not all_failed:
         failed = [d for d in failed if d.engine == "system"
                   or (d.engine == "udp" and d.failure not in (f.GENERIC_TIMEOUT, None))]
@@ -420,3 +452,45 @@ def dns_failure(case: Case) -> Verdict | None:
     if cv.http is not None and not cv.http.ok:
         return by_failed_fetch(case, "dns", method, what, **common)
     return without_control(case, method, what, **common)
+
+
+# --- encrypted resolvers as witnesses -----------------------------------------------------------
+
+
+def encrypted_witness(case: Case, hostname: str) -> tuple[DNSObservation, str] | None:
+    """An encrypted resolver's answer for ``hostname`` with an address the control (or a
+    validating TLS handshake) vouches for, and why; None = no such answer."""
+    for d in case.m.dns:
+        if d.engine not in ENCRYPTED or host(d.hostname) != hostname:
+            continue
+        for ip in d.addresses:
+            why = supported(case, ip, hostname)
+            if why is not None:
+                return d, f"{ip}: {why}"
+    return None
+
+
+def corroborate(case: Case, v: Verdict) -> Verdict:
+    """``v`` made strong evidence when an encrypted resolver contradicts the lie it names.
+
+    WHY: a DoH/DoT answer travels inside TLS validated for the provider, so the volunteer's
+    network could not change it; when it agrees with the control while the system or UDP
+    resolver gave a bogon, a block-page address, a refuted address or an error, the network
+    tampered with plain DNS only — the pattern OONI reports as DNS blocking that DoH evades
+    (its Web Connectivity 0.5 asks a DoH resolver for the same reason). Confidence rises to
+    :data:`FINGERPRINT` and the evidence names both answers.
+    """
+    if (v.verdict is not VerdictKind.BLOCKED or not (v.method or "").startswith("dns.")
+            or v.details.get("engine") in ENCRYPTED or v.details.get("step") != "dns"):
+        return v
+    hostname = v.details.get("hostname") or case.target_host
+    found = encrypted_witness(case, str(hostname))
+    if found is None:
+        return v
+    d, why = found
+    return dataclasses.replace(
+        v, confidence=max(v.confidence, FINGERPRINT),
+        evidence=(f"{v.evidence}; the encrypted resolver {via(d)} answered "
+                  f"{', '.join(d.addresses)} ({why}), so only plain DNS was tampered with"),
+        details={**v.details, "encrypted_resolver": d.resolver, "encrypted_engine": d.engine,
+                 "encrypted_tx_id": d.tx_id, "encrypted_addresses": list(d.addresses)})

@@ -254,11 +254,16 @@ def _by_control_fetch(case: Case, method: str, down_method: str, what: str,
 # --- TLS ----------------------------------------------------------------------------------------
 
 
+#: Input schemes whose connections are TLS: web HTTPS, and the encrypted resolvers of the
+#: ``dnscheck`` test (a DoT input has no HTTP exchange to make its attempt's URL https).
+TLS_SCHEMES = ("https", "doh", "dot")
+
+
 def tls_failure(case: Case) -> Verdict | None:
     """Every TLS handshake for the last URL failed, or every completed one presented a chain
     that does not validate (interception having been ruled out by :func:`interception`)."""
     a = case.attempt
-    if a.scheme != "https" or not a.tls:
+    if a.scheme not in TLS_SCHEMES or not a.tls:
         return None
     done = [t for t in a.tls if t.failure is None]
     if not done:

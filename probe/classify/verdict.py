@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import apps, dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import apps, dns, dnscheck, endpoint, http, population, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -59,6 +59,7 @@ from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
     APP_TESTS,
+    DNSCHECK,
     TCP_CONNECT,
     WEB_CONNECTIVITY,
     DNSObservation,
@@ -79,6 +80,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
+    "encrypted_dns_failed "
     "trust_store blockpage_unconfirmed "
     "unexplained interrupted incomplete unsupported_test slow_transfer content_diff".split())
 #: Every method this version can produce, per verdict.
@@ -212,6 +214,7 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
 RULES_BY_TEST: dict[str, tuple[Callable[[Case], Verdict | None], ...]] = {
     WEB_CONNECTIVITY: RULES,
     TCP_CONNECT: tcp_connect.RULES,
+    DNSCHECK: dnscheck.RULES,
 }
 #: Every test name this version can judge.
 TEST_NAMES: frozenset[str] = frozenset(RULES_BY_TEST)
@@ -315,7 +318,7 @@ def judge(case: Case) -> Verdict:
     for rule in rules:
         v = rule(case)
         if v is not None:
-            return _checked(case, v)
+            return _checked(case, dns.corroborate(case, v))
     return _checked(case, unexplained(case))
 
 

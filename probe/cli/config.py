@@ -157,6 +157,19 @@ def _check_resolver(text: str) -> str | None:
     return None
 
 
+def _check_encrypted(engine: str) -> Callable[[str], str | None]:
+    """The check of ``--doh``/``--dot`` values (their parser's own message)."""
+    def check(text: str) -> str | None:
+        from probe.measure.settings import EncryptedResolver
+
+        try:
+            EncryptedResolver.parse(engine, text)
+        except ValueError as e:
+            return str(e)
+        return None
+    return check
+
+
 def _check_category(text: str) -> str | None:
     from probe.targets import CATEGORIES
 
@@ -189,6 +202,10 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("db", "path", None, "SQLite database (default: <user data dir>/probe.db)"),
     Setting("resolver", "strs", [], "extra UDP resolvers IP[:PORT]", check=_check_resolver),
     Setting("no_system_resolver", "bool", False, "do not use the system resolver"),
+    Setting("doh", "strs", [], "DNS-over-HTTPS resolvers https://HOST[:PORT]/PATH",
+            check=_check_encrypted("doh")),
+    Setting("dot", "strs", [], "DNS-over-TLS resolvers HOST[:PORT] (port 853 by default)",
+            check=_check_encrypted("dot")),
     Setting("ca_bundle", "path", None, "extra trust anchors (PEM)"),
     Setting("category", "strs", [], "only these category codes", check=_check_category),
     Setting("concurrency", "int", 8, "targets measured at once", minimum=1, maximum=1000),

@@ -37,6 +37,16 @@ def run(
     no_system_resolver: Annotated[
         bool, typer.Option("--no-system-resolver", help="Do not use the system resolver.")
     ] = False,
+    doh: Annotated[
+        list[str] | None,
+        typer.Option("--doh", help="DNS-over-HTTPS resolver https://HOST[:PORT]/PATH "
+                     "(repeatable)."),
+    ] = None,
+    dot: Annotated[
+        list[str] | None,
+        typer.Option("--dot", help="DNS-over-TLS resolver HOST[:PORT], port 853 by default "
+                     "(repeatable)."),
+    ] = None,
     ca_bundle: Annotated[
         Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
     ] = None,
@@ -128,6 +138,8 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         db=eff["db"],
         resolvers=tuple(eff["resolver"] or ()),
         use_system_resolver=not eff["no_system_resolver"],
+        doh=tuple(eff["doh"] or ()),
+        dot=tuple(eff["dot"] or ()),
         ca_bundle=eff["ca_bundle"],
         categories=tuple(eff["category"] or ()),
         concurrency=eff["concurrency"],

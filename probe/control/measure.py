@@ -20,10 +20,11 @@ from probe.control.policy import Policy
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
 from probe.measure import tcp, tls
 from probe.measure.addresses import parse_host
+from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import measure_target
-from probe.model import TCP_CONNECT, Measurement, TCPObservation, TLSObservation
+from probe.model import DNSCHECK, TCP_CONNECT, Measurement, TCPObservation, TLSObservation
 from probe.targets import parse_input
 
 
@@ -117,7 +118,9 @@ async def measure_request(
 
     A ``tcp://host:port`` input is a TCP reachability request (the ``tcp_connect`` test):
     the same port and address policy, the helper's own DNS and connects plus connects to the
-    probe's addresses, and an answer without ``http`` (None: no fetch was made).
+    probe's addresses, and an answer without ``http`` (None: no fetch was made). A
+    ``doh://``/``dot://`` input (``dnscheck``) is measured by the helper's own dnscheck (TCP,
+    TLS, one query through the resolver), plus TLS handshakes with the probe's addresses.
     """
     started = time.monotonic()
     try:
@@ -140,14 +143,18 @@ async def measure_request(
     own_settings = replace(settings, address_filter=policy.address_allowed,
                            endpoint_guard=guard)
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
-    tcp_only = target.test_name == TCP_CONNECT
+    tcp_only = target.test_name in (TCP_CONNECT, DNSCHECK)
+    # A resolver under dnscheck: the helper runs the same dnscheck (its own TCP, TLS with the
+    # provider's name as SNI, one query) and shakes hands with the probe's addresses.
+    scheme = "https" if target.test_name == DNSCHECK else target.scheme
+    own = {TCP_CONNECT: measure_tcp_connect, DNSCHECK: measure_dnscheck}.get(
+        target.test_name, measure_target)
     refused: str | None = None
     try:
         async with asyncio.TaskGroup() as tg:
-            measuring = tg.create_task(measure_tcp_connect(target, own_settings) if tcp_only
-                                       else measure_target(target, own_settings))
+            measuring = tg.create_task(own(target, own_settings))
             probing = tg.create_task(_endpoints(probe_addrs, target.hostname, target.port,
-                                                target.scheme, settings))
+                                                scheme, settings))
     except* Refused as group:
         refused = str(group.exceptions[0])
     if refused is not None:
@@ -155,7 +162,7 @@ async def measure_request(
     m, extra = measuring.result(), probing.result()
     body = summarise(m, extra, req.throughput)
     if tcp_only:
-        body.update(test_name=TCP_CONNECT, http=None)
+        body.update(test_name=target.test_name, http=None)
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body

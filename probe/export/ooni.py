@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from probe.export.ooni_apps import app_test_keys
 from probe.export.source import Record
 from probe.model import (
     APP_TESTS,
+    DNSCHECK,
     TCP_CONNECT,
     DNSObservation,
     HTTPObservation,
@@ -49,6 +51,9 @@ from probe.model import (
 TEST_NAME = "web_connectivity"
 #: The version of OONI's tcp_connect test whose test keys a ``tcp://`` input is exported as.
 TCP_CONNECT_VERSION = "0.1.0"
+#: The version of OONI's dnscheck spec (ts-028, 2020-12-02) whose test keys a ``doh://`` or
+#: ``dot://`` input is exported as.
+DNSCHECK_VERSION = "0.9.0"
 #: The web_connectivity version whose test-key layout this export follows.
 TEST_VERSION = "0.4.3"
 DATA_FORMAT_VERSION = "0.2.0"
@@ -407,6 +412,66 @@ def _http_experiment_failure(m: Measurement) -> str | None:
     return tcp[0] if tcp and len(tcp) == len(m.tcp) else None
 
 
+# --- dnscheck (ts-028) ----------------------------------------------------------------------
+
+
+def dnscheck_input(m: Measurement) -> str:
+    """OONI's dnscheck input: ``https://host[:port]/path`` for DoH, ``dot://host:port`` for DoT."""
+    t = m.target
+    host = f"[{t.hostname}]" if ":" in t.hostname else t.hostname
+    if t.scheme == "doh":
+        return f"https://{host}{'' if t.port == 443 else f':{t.port}'}{t.path}"
+    return f"dot://{host}:{t.port}"
+
+
+def dnscheck_keys(m: Measurement, control: Mapping[str, Any], control_failure: str | None,
+                  blocking: str | bool | None, accessible: bool | None,
+                  x_probe: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The input and ts-028 test keys: ``domain``, ``bootstrap`` (the provider's name resolved,
+    None for an IP literal), ``bootstrap_failure``, and ``lookups`` keyed by the endpoint URL
+    (``dot://ip:port``, ``https://ip[:port]/path``), each with the observations of its
+    transaction; the verdict keys ride along as for the other tests."""
+    t = m.target
+    encrypted = {d.tx_id for d in m.dns if d.engine in ("doh", "dot")}
+    boot = [d for d in m.dns if d.tx_id not in encrypted]
+    try:
+        ipaddress.ip_address(t.hostname.strip("[]"))
+        literal = True
+    except ValueError:
+        literal = False
+    lookups: dict[str, Any] = {}
+    for d in m.dns:
+        if d.tx_id not in encrypted:
+            continue
+        tcps = [c for c in m.tcp if c.tx_id == d.tx_id]
+        ip = tcps[0].ip if tcps else "?"
+        where = endpoint(ip, t.port)
+        key = f"dot://{where}" if t.scheme == "dot" else f"https://{where}{t.path}"
+        lookups[key] = {
+            "failure": d.failure,
+            "queries": [query_entry(d)],
+            "tcp_connect": [tcp_entry(c, control) for c in tcps],
+            "tls_handshakes": [tls_entry(h) for h in m.tls if h.tx_id == d.tx_id],
+            "requests": [request_entry(h) for h in m.http if h.tx_id == d.tx_id] or None,
+        }
+    boot_failure = next((d.failure for d in boot if d.failure and not d.addresses), None)
+    if any(d.addresses for d in boot):
+        boot_failure = None
+    keys = {
+        "domain": m.extra.get("domain", "example.org"),
+        "bootstrap": None if literal else {
+            "failure": boot_failure, "queries": [query_entry(d) for d in boot]},
+        "bootstrap_failure": boot_failure,
+        "lookups": lookups,
+        "control": control,
+        "control_failure": control_failure,
+        "blocking": blocking,
+        "accessible": accessible,
+        "x_probe": x_probe,
+    }
+    return dnscheck_input(m), keys
+
+
 # --- the whole object -----------------------------------------------------------------------
 
 
@@ -490,6 +555,10 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
     elif m.test_name in APP_TESTS:
         # each app in OONI's own test format (ts-018/019/020/029), from our per-role verdicts
         test_name, test_version, ooni_input, test_keys = app_test_keys(m, v, test_keys)
+    if m.test_name == DNSCHECK:
+        test_name, test_version = DNSCHECK, DNSCHECK_VERSION
+        ooni_input, test_keys = dnscheck_keys(m, control, control_failure, blocking,
+                                              accessible, x_probe)
     return {
         "annotations": {k: str(val) for k, val in annotations.items() if val is not None},
         "data_format_version": DATA_FORMAT_VERSION,

@@ -23,6 +23,21 @@ Caps against hostile resolvers and floods (constants below):
   dnspython itself refuses compression-pointer loops and lying counts;
 * a hostname no DNS message can carry (empty or over-long label, bad IDNA) is recorded as a
   failure, never raised.
+
+Encrypted resolvers (``--doh URL``, ``--dot HOST[:PORT]``; :class:`EncryptedResolver`): each
+query goes on its own connection made with the probe's own TCP and TLS steps
+(:mod:`probe.measure.tcp`, :mod:`probe.measure.tls`) rather than dnspython's
+``dns.asyncquery.https``/``tls``, which hide the address dialled, the handshake and the HTTP
+status that a censored provider is told apart by. dnspython builds and parses the messages.
+The provider's name is resolved with the system resolver (a stub's bootstrap); its
+certificate must validate for that name (or IP) against the trust anchors, as a real client
+insists — an unvalidated answer is never recorded as an answer. DoT: a two-byte length
+prefix per message (RFC 7858 §3.3, RFC 1035 §4.2.2); DoH: ``POST`` of
+``application/dns-message`` over HTTP/1.1 (RFC 8484 §4.1), status 200 required. Each lookup
+yields one :class:`DNSObservation` per query (engine ``doh``/``dot``, ``resolver`` the URL or
+``host:port``) whose ``failure`` is the transport's when the exchange broke, and a dict in
+``exchanges`` (:func:`resolve`) saying what happened underneath: address, TCP and TLS
+outcome, TLS version, certificate validation, HTTP status.
 """
 
 from __future__ import annotations
@@ -36,11 +51,15 @@ from dataclasses import dataclass
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import httpx
 
 from probe import failures
 from probe.measure import addresses as _addresses
-from probe.measure.settings import MeasureSettings, Resolver
-from probe.model import DNSAnswer, DNSObservation
+from probe.measure import tcp as _tcp
+from probe.measure import tls as _tls
+from probe.measure.http import OneConnectionTransport
+from probe.measure.settings import EncryptedResolver, MeasureSettings, Resolver
+from probe.model import DNSAnswer, DNSObservation, TCPObservation, TLSObservation
 
 QUERY_TYPES = ("A", "AAAA")
 SYSTEM = "system"
@@ -48,6 +67,9 @@ UDP = "udp"
 MAX_RECORDS = 64  # records parsed (and answers kept) per message
 MAX_RESPONSES = 16  # responses recorded per query
 MAX_QUEUED = 256  # datagrams waiting to be parsed
+DOH = "doh"
+DOT = "dot"
+MAX_MESSAGE = 65535  # a DNS message over TCP or HTTP is at most this long (its length prefix)
 
 _ANSWER_TYPES = {dns.rdatatype.A: "A", dns.rdatatype.AAAA: "AAAA", dns.rdatatype.CNAME: "CNAME"}
 
@@ -128,7 +150,8 @@ def bounded_wire(wire: bytes) -> bytes:
 
 
 def parse_response(
-    wire: bytes, queries: Sequence[dns.message.Message]
+    wire: bytes, queries: Sequence[dns.message.Message],
+    query_types: Sequence[str] = QUERY_TYPES,
 ) -> tuple[int, ParsedResponse] | None:
     """Match a datagram to one of ``queries`` and interpret it.
 
@@ -148,7 +171,7 @@ def parse_response(
         except Exception:  # dnspython may raise on odd question sections
             matches = False
         if matches:
-            return i, interpret(response, QUERY_TYPES[i] if i < len(QUERY_TYPES) else "A")
+            return i, interpret(response, query_types[i] if i < len(query_types) else "A")
     return None
 
 
@@ -174,12 +197,16 @@ def select_addresses(
     """The addresses the endpoint steps dial, in a deterministic order.
 
     Union of the addresses of the *first* response of each engine/resolver (system first,
-    then ``settings.resolvers`` in order), IPv4 before IPv6 (stable), duplicates dropped,
-    at most ``settings.max_addresses``. Loopback answers are dropped unless they come from a
-    loopback resolver (our own test world); the system resolver's are always dropped.
+    then ``settings.resolvers`` in order, then the encrypted resolvers), IPv4 before IPv6
+    (stable), duplicates dropped, at most ``settings.max_addresses``. Loopback answers are
+    dropped unless they come from a loopback resolver (our own test world); the system
+    resolver's are always dropped.
     """
     order = [SYSTEM] + [str(r) for r in settings.resolvers]
+    order += [str(r) for r in settings.encrypted_resolvers]
     loopback_ok = {str(r) for r in settings.resolvers if is_loopback(r.ip)}
+    loopback_ok |= {str(r) for r in settings.encrypted_resolvers
+                    if is_loopback(r.host) or r.host == "localhost"}
     found: list[str] = []
     for resolver in order:
         for obs in observations:
@@ -336,16 +363,171 @@ async def udp_lookup(
     return out
 
 
+async def _bootstrap(host: str, limit: float) -> tuple[str | None, str | None]:
+    """The address to dial for an encrypted resolver's ``host``: itself if an IP literal, else
+    the system resolver's first answer (IPv4 first). Returns (address, failure)."""
+    if _addresses.parse_host(host) is not None:
+        return host.strip("[]"), None
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(limit):
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM,
+                                           proto=socket.IPPROTO_TCP)
+    except Exception as e:  # every resolver error becomes a failure string
+        return None, failures.classify_exception(e)
+    ips = [str(sa[0]) for family, *_, sa in infos if family in (socket.AF_INET, socket.AF_INET6)]
+    ips.sort(key=lambda ip: ":" in ip)
+    return (ips[0], None) if ips else (None, failures.DNS_NO_ANSWER)
+
+
+async def _read_exact(conn: _tcp.Connection, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await conn.read(n - len(data))
+        if not chunk:
+            raise EOFError("connection closed mid-message")
+        data += chunk
+    return data
+
+
+async def _dot_exchange(conn: _tcp.Connection, wire: bytes) -> bytes:
+    """One DNS message over DoT/TCP framing: length-prefixed query, length-prefixed answer."""
+    await conn.write(struct.pack("!H", len(wire)) + wire)
+    (length,) = struct.unpack("!H", await _read_exact(conn, 2))
+    return await _read_exact(conn, length)
+
+
+async def _doh_exchange(conn: _tcp.Connection, resolver: EncryptedResolver, wire: bytes,
+                        exchange: dict[str, object]) -> bytes | None:
+    """POST ``wire`` to the DoH URL over ``conn``; records the HTTP status in ``exchange``.
+    Returns the body of a 200 answer, else None (``exchange["failure"]`` says why)."""
+    url = str(resolver)
+    transport = OneConnectionTransport(conn, "https", resolver.host, resolver.port)
+    client = httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+    try:
+        request = client.build_request("POST", url, content=wire, headers={
+            "content-type": "application/dns-message", "accept": "application/dns-message"})
+        response = await transport.handle_async_request(request)
+        exchange["http_status"] = response.status_code
+        body = b""
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > MAX_MESSAGE:
+                break
+        await response.aclose()
+    finally:
+        await client.aclose()
+    if response.status_code != 200:
+        exchange["failure"] = failures.unknown(f"DoH answered HTTP {response.status_code}")
+        return None
+    return body
+
+
+async def encrypted_lookup(
+    hostname: str,
+    resolver: EncryptedResolver,
+    query_type: str,
+    settings: MeasureSettings,
+    tx_id: int,
+    clock: Callable[[], float],
+    ip: str | None = None,
+    underneath: list[TCPObservation | TLSObservation] | None = None,
+) -> tuple[DNSObservation, dict[str, object]]:
+    """One ``query_type`` query for ``hostname`` through a DoH or DoT resolver on a connection
+    of its own (see the module doc). Returns the observation and the exchange underneath.
+    ``ip``: dial this address (None = bootstrap the provider's name with the system
+    resolver); ``underneath`` (if given) receives the TCP and TLS observations (``tx_id``
+    shared with the DNS one). Never raises for network trouble."""
+    name = str(resolver)
+    t0 = clock()
+    exchange: dict[str, object] = {
+        "tx_id": tx_id, "engine": resolver.engine, "resolver": name, "query_type": query_type,
+        "server_name": resolver.host, "address": None, "port": resolver.port,
+        "bootstrap_failure": None, "tcp_failure": None, "tls_failure": None,
+        "tls_version": None, "verified": None, "verify_error": None, "http_status": None,
+        "failure": None, "t0": t0, "t": t0}
+
+    def done(failure: str | None, parsed: ParsedResponse | None = None) -> tuple[
+            DNSObservation, dict[str, object]]:
+        t = clock()
+        failure = exchange["failure"] = str(exchange["failure"] or failure or "") or None
+        exchange["t"] = t
+        obs = DNSObservation(
+            tx_id=tx_id, hostname=hostname, query_type=query_type, engine=resolver.engine,
+            resolver=name, t0=t0, t=t, failure=parsed.failure if parsed else failure,
+            rcode=parsed.rcode if parsed else None, answers=parsed.answers if parsed else ())
+        return obs, exchange
+
+    try:
+        query = make_query(hostname, query_type)
+    except Exception as e:  # a name no DNS message can carry
+        return done(failures.unknown(f"invalid hostname: {type(e).__name__}: {e}"))
+    if ip is None:
+        ip, failure = await _bootstrap(resolver.host, settings.dns_timeout)
+        if ip is None:
+            exchange["bootstrap_failure"] = failure
+            return done(failure)
+    exchange["address"] = ip
+    tcp_obs, conn = await _tcp.connect(ip, resolver.port, settings.connect_timeout, tx_id, clock)
+    if underneath is not None:
+        underneath.append(tcp_obs)
+    if conn is None:
+        exchange["tcp_failure"] = tcp_obs.failure
+        return done(tcp_obs.failure)
+    try:
+        tls_obs = await _tls.handshake(conn, resolver.host, ip, resolver.port,
+                                       settings.tls_timeout, settings.ca_bundle, tx_id, clock)
+        if underneath is not None:
+            underneath.append(tls_obs)
+        exchange.update(tls_failure=tls_obs.failure, tls_version=tls_obs.tls_version,
+                        verified=tls_obs.verified, verify_error=tls_obs.verify_error)
+        if tls_obs.failure is not None:
+            return done(tls_obs.failure)
+        if tls_obs.verified is not True:
+            # A real client stops here: whatever such a server says is not the resolver's.
+            return done(tls_obs.verify_error or failures.unknown("ssl_unverified"))
+        try:
+            async with asyncio.timeout(settings.dns_timeout):
+                if resolver.engine == DOH:
+                    wire = await _doh_exchange(conn, resolver, query.to_wire(), exchange)
+                    if wire is None:
+                        return done(None)
+                else:
+                    wire = await _dot_exchange(conn, query.to_wire())
+        except Exception as e:  # resets, EOF, timeouts, HTTP framing errors
+            return done(failures.classify_exception(e))
+        match = parse_response(wire, [query], [query_type])
+        if match is None:
+            return done(failures.DNS_SERVER_MISBEHAVING)
+        return done(None, match[1])
+    finally:
+        conn.close()
+
+
+async def _encrypted(
+    hostname: str, resolver: EncryptedResolver, settings: MeasureSettings,
+    tx_ids: Sequence[int], clock: Callable[[], float], exchanges: list[dict[str, object]] | None,
+) -> list[DNSObservation]:
+    got = await asyncio.gather(*(encrypted_lookup(hostname, resolver, q, settings, tx_ids[i],
+                                                  clock) for i, q in enumerate(QUERY_TYPES)))
+    if exchanges is not None:
+        exchanges.extend(x for _, x in got)
+    return [o for o, _ in got]
+
+
 async def resolve(
     hostname: str,
     settings: MeasureSettings,
     next_tx: Callable[[], int],
     clock: Callable[[], float],
+    exchanges: list[dict[str, object]] | None = None,
 ) -> list[DNSObservation]:
     """Resolve ``hostname`` with every configured engine concurrently.
 
-    Returns all observations: system resolver first, then each UDP resolver in order; within
-    an engine, A before AAAA and responses in arrival order. Never raises for network trouble.
+    Returns all observations: system resolver first, then each UDP resolver in order, then
+    each encrypted resolver; within an engine, A before AAAA and responses in arrival order.
+    ``exchanges``, if given, receives one dict per encrypted query describing the connection
+    underneath (see the module doc). Never raises for network trouble.
     """
     jobs = []
     if settings.use_system_resolver:
@@ -353,5 +535,8 @@ async def resolve(
     for resolver in settings.resolvers:
         ids = [next_tx() for _ in QUERY_TYPES]
         jobs.append(udp_lookup(hostname, resolver, settings, ids, clock))
+    for enc in settings.encrypted_resolvers:
+        ids = [next_tx() for _ in QUERY_TYPES]
+        jobs.append(_encrypted(hostname, enc, settings, ids, clock, exchanges))
     results = await asyncio.gather(*jobs)
     return [obs for group in results for obs in group]

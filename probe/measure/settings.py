@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,11 +20,75 @@ class Resolver:
 
 
 @dataclass(frozen=True, slots=True)
+class EncryptedResolver:
+    """A DNS resolver reached over TLS: DNS-over-HTTPS (RFC 8484, ``engine`` ``doh``, POST of
+    ``application/dns-message`` to ``https://host[:port]/path``) or DNS-over-TLS (RFC 7858,
+    ``engine`` ``dot``, length-prefixed messages on a TLS connection to ``host:port``).
+
+    ``host`` is a name (resolved with the system resolver, as a stub's bootstrap does) or an
+    IP literal (IPv6 without brackets). ``str()`` is what observations name it by: the DoH URL,
+    or ``host:port`` for DoT (OONI's ``resolver_address``).
+    """
+
+    engine: str
+    host: str
+    port: int
+    path: str = ""
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.engine == "doh":
+            port = "" if self.port == 443 else f":{self.port}"
+            return f"https://{host}{port}{self.path or '/'}"
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, engine: str, text: str) -> EncryptedResolver:
+        """``--doh https://HOST[:PORT]/PATH`` or ``--dot HOST[:PORT]`` (also OONI's
+        ``dot://HOST:PORT/``; default port 853); raises ValueError naming the problem."""
+        if engine == "doh":
+            parts = urlsplit(text.strip())
+            if parts.scheme.lower() != "https" or not parts.hostname:
+                raise ValueError(f"{text!r} is not an https:// URL")
+            default_port, path = 443, parts.path or "/"
+            if parts.query or parts.fragment:
+                raise ValueError(f"{text!r}: a DoH URL takes no query or fragment")
+        elif engine == "dot":
+            raw = text.strip()
+            if "://" in raw:
+                if not raw.lower().startswith("dot://"):
+                    raise ValueError(f"{text!r} is not HOST[:PORT] or dot://HOST[:PORT]")
+            else:
+                raw = f"dot://{raw}"
+            parts = urlsplit(raw)
+            if not parts.hostname or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"{text!r} is not HOST[:PORT]")
+            default_port, path = 853, ""
+        else:
+            raise ValueError(f"unknown encrypted DNS engine {engine!r}")
+        try:
+            port = parts.port or default_port
+        except ValueError:
+            raise ValueError(f"{text!r}: bad port") from None
+        host = parts.hostname.lower()
+        if ":" in host:
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueError(f"{text!r}: bad IPv6 address") from None
+        elif not all(c.isalnum() or c in "-._" for c in host):
+            raise ValueError(f"{text!r}: bad host name")
+        return cls(engine, host, port, path)
+
+
+@dataclass(frozen=True, slots=True)
 class MeasureSettings:
     """Everything a measurement step needs to know besides the target.
 
     ``use_system_resolver``: also resolve with getaddrinfo (the volunteer's configured resolver).
     ``resolvers``: extra UDP resolvers queried with dnspython (``--resolver``), in order.
+    ``encrypted_resolvers``: DoH/DoT resolvers (``--doh``, ``--dot``), in order; each gets its
+    own A and AAAA observations, the connection underneath in ``extra["dns_exchanges"]``.
     ``ca_bundle``: a PEM file of extra trust anchors (the simulated world's CA); None = system only.
     ``dns_linger``: seconds to keep listening after the first UDP answer (catches a second,
     genuine answer behind an injected one).
@@ -39,6 +105,8 @@ class MeasureSettings:
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
     ``app_lists``: a directory of endpoint lists replacing the packaged ``targets/apps`` ones
     (:mod:`probe.applists`, ``--app-lists``); None = the packaged lists.
+    ``dnscheck_domain``: the name the ``dnscheck`` test looks up through the resolver under
+    test (OONI's dnscheck default, ``example.org``).
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -46,6 +114,7 @@ class MeasureSettings:
 
     use_system_resolver: bool = True
     resolvers: tuple[Resolver, ...] = ()
+    encrypted_resolvers: tuple[EncryptedResolver, ...] = ()
     ca_bundle: str | None = None
     dns_timeout: float = 5.0
     dns_linger: float = 0.5
@@ -62,6 +131,7 @@ class MeasureSettings:
     connect_retries: int = 1
     innocuous_sni: str = "example.org"
     app_lists: str | None = None
+    dnscheck_domain: str = "example.org"
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -95,7 +95,10 @@ async def measure_tcp_connect(
             else:
                 if guard is not None:
                     guard([], target.port)
-                dns_obs = tuple(await dns.resolve(host, settings, next_tx, clock))
+                exchanges: list[dict[str, object]] = []
+                dns_obs = tuple(await dns.resolve(host, settings, next_tx, clock, exchanges))
+                if exchanges:
+                    extra["dns_exchanges"] = exchanges
                 if guard is not None:
                     guard(dns.answer_addresses(dns_obs), target.port)
                 addresses = dns.select_addresses(list(dns_obs), settings)

@@ -22,7 +22,7 @@ Loopback and unspecified addresses are never dialled, except an IP-literal targe
 is itself loopback, answers of a loopback resolver (the test world), and loopback redirect
 targets when either of those holds. ``Measurement.extra["hops"]`` lists, per hop, the URL,
 the DNS and endpoint transaction ids and the addresses dialled, so every observation can be
-placed in its hop.
+placed in its hop; with DoH/DoT resolvers, ``dns_exchanges`` the connections underneath.
 """
 
 from __future__ import annotations
@@ -180,8 +180,11 @@ async def _measure_hop(
     else:
         if settings.endpoint_guard is not None:
             settings.endpoint_guard([], hop.port)  # the port, before any query
-        observations = await dns.resolve(hop.host, settings, next_tx, clock)
+        exchanges: list[dict[str, object]] = []
+        observations = await dns.resolve(hop.host, settings, next_tx, clock, exchanges)
         rec.dns.extend(observations)
+        if exchanges:
+            info["dns_exchanges"] = exchanges
         info["dns_tx_ids"] = sorted({o.tx_id for o in observations})
         if settings.endpoint_guard is not None:
             settings.endpoint_guard(dns.answer_addresses(observations), hop.port)

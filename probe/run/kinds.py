@@ -20,11 +20,13 @@ from typing import Any
 
 from probe.errors import ProbeError
 from probe.measure.apps import control_requests, measure_app
+from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
 from probe.measure.web import Gate, measure_target
 from probe.model import (
     APP_TESTS,
+    DNSCHECK,
     ENDPOINT,
     FACEBOOK_MESSENGER,
     INPUT_SCHEMES,
@@ -86,12 +88,18 @@ def _app_reached(m: Measurement) -> bool:
         for x in (e.get("extra") or {}).get("udp", []) if isinstance(x, dict))
 
 
+def _dnscheck_reached(m: Measurement) -> bool:
+    """Did the resolver's address answer (a connect succeeded, or it refused)?"""
+    return any(c.failure is None for c in m.tcp)
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
                                measure_target, _web_reached),
     TCP_CONNECT: TestKind(TCP_CONNECT, INPUT_SCHEMES[TCP_CONNECT],
                           measure_tcp_connect, _tcp_reached),
+    DNSCHECK: TestKind(DNSCHECK, INPUT_SCHEMES[DNSCHECK], measure_dnscheck, _dnscheck_reached),
     **{name: TestKind(name, INPUT_SCHEMES[name], measure_app, _app_reached, control_requests)
        for name in APP_TESTS},
 }

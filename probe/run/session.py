@@ -25,7 +25,7 @@ from probe import targets as target_lists
 from probe.control import client as control_client
 from probe.errors import TargetListError, UsageError
 from probe.measure import certs
-from probe.measure.settings import MeasureSettings, Resolver
+from probe.measure.settings import EncryptedResolver, MeasureSettings, Resolver
 from probe.model import Target, TraceObservation
 from probe.run import public_address, tracing
 from probe.run.engine import (
@@ -59,7 +59,8 @@ class RunRequest:
     """One `probe run` (or, with ``watch``, `probe watch`), as plain values.
 
     ``sources``: URLs and/or target list files. ``db``: None = the user data dir's database.
-    ``resolvers``: extra UDP resolvers as ``IP[:PORT]`` text. ``categories``: only list rows of
+    ``resolvers``: extra UDP resolvers as ``IP[:PORT]`` text. ``doh``/``dot``: encrypted
+    resolvers as ``--doh``/``--dot`` text. ``categories``: only list rows of
     these category codes; empty = all. ``canaries``/``asn_db``/``ca_bundle``: files; None =
     none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
     to complete; None = a new run. ``watch``: None = run once; else measure periodically.
@@ -76,6 +77,8 @@ class RunRequest:
     db: Path | None = None
     resolvers: tuple[str, ...] = ()
     use_system_resolver: bool = True
+    doh: tuple[str, ...] = ()
+    dot: tuple[str, ...] = ()
     ca_bundle: Path | None = None
     categories: tuple[str, ...] = ()
     concurrency: int = DEFAULT_CONCURRENCY
@@ -127,6 +130,14 @@ def parse_resolver(text: str) -> Resolver:
     if not 0 < port < 65536:
         raise UsageError(f"--resolver {text!r}: bad port")
     return Resolver(host, port)
+
+
+def parse_encrypted(engine: str, text: str) -> EncryptedResolver:
+    """``--doh URL`` / ``--dot HOST[:PORT]`` → EncryptedResolver; UsageError on bad input."""
+    try:
+        return EncryptedResolver.parse(engine, text)
+    except ValueError as e:
+        raise UsageError(f"--{engine} {e}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +208,8 @@ def _prepare(request: RunRequest) -> _Plan:
     if request.asn_db is not None and not request.asn_db.is_file():
         raise UsageError(f"--asn-db {request.asn_db}: no such file")
     resolvers = tuple(parse_resolver(r) for r in request.resolvers)
+    encrypted = tuple(parse_encrypted(engine, text) for engine, texts in
+                      (("doh", request.doh), ("dot", request.dot)) for text in texts)
     if request.ca_bundle is not None and not request.ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {request.ca_bundle}: no such file")
     if request.ca_bundle is not None:  # unusable: fail before a run is created
@@ -213,14 +226,15 @@ def _prepare(request: RunRequest) -> _Plan:
             control_client.tls_context(control_ca=str(request.control_ca))
         except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
             raise UsageError(f"--control-ca {request.control_ca}: unusable: {e}") from None
-    if not request.use_system_resolver and not resolvers:
-        raise UsageError("--no-system-resolver needs at least one --resolver")
+    if not request.use_system_resolver and not resolvers and not encrypted:
+        raise UsageError("--no-system-resolver needs at least one --resolver, --doh or --dot")
     if not total:
         raise UsageError("no targets to measure")
     settings = MeasureSettings.with_timeout(
         request.timeout,
         use_system_resolver=request.use_system_resolver,
         resolvers=resolvers,
+        encrypted_resolvers=encrypted,
         ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
         store_bodies=request.store_bodies,
         app_lists=str(request.app_lists) if request.app_lists else None,

@@ -238,6 +238,9 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("isp-nxdomain-while-public-resolver-works", meas(
         dns=sys_dns(failure=f.DNS_NXDOMAIN) + (udp(HOST, IP),), tcp_=(tcp(),), tls_=(tls(),),
         http_=(http(),), control=(ctl(),)), CTX, "blocked", "dns.nxdomain"),
+    ("encrypted-dns-failed-alone", meas(dns=(DNSObservation(
+        3, HOST, "A", "doh", "https://dns.example/dns-query", 0.0, 0.2, f.CONNECTION_RESET),),
+        control=(ctl(),)), CTX, "inconclusive", "encrypted_dns_failed"),
     ("nxdomain-everywhere", meas(dns=sys_dns(failure=f.DNS_NXDOMAIN), control=(CTL_NXDOMAIN,)),
      CTX, "down", "down.dns"),
     ("cname-without-a-everywhere", meas(
@@ -592,7 +595,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.3.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.4.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

@@ -59,14 +59,18 @@ class Case:
 def _cases(sc: S.Scenario) -> list[Case]:
     out = []
     for target in sc.targets:
-        host = urlsplit(target.url).hostname
+        parts = urlsplit(target.url)
+        if parts.scheme not in ("http", "https", "doh"):
+            continue  # a DoT input has no URL a trace takes
+        url = target.url if parts.scheme != "doh" else f"https://{parts.netloc}{parts.path}"
+        host = parts.hostname
         for c in sc.censors:
             hosts = c.params.get("hosts") or []
             if host in hosts:
                 kind = KIND_OF[c.technique]
                 if c.technique == "tcp_inject" and c.params.get("port") == 443:
                     kind = "tls"
-                out.append(Case(target.url, kind, c.technique, c.router))
+                out.append(Case(url, kind, c.technique, c.router))
     return out
 
 

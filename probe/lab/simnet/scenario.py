@@ -17,7 +17,8 @@ scenarios)::
     concurrency = 8                     # probe --concurrency
     probe_args = ["--residual-cooldown", "15"]  # more probe run options
     resolvers = ["public"]              # extra --resolver: "public", "isp" or "ip[:port]";
-                                        # "doh" = --doh with the public resolver's DoH URL
+                                        # "doh" = --doh with the public resolver's DoH URL,
+                                        # "dot" = --dot with its name (port 853)
     require = ["shutdown/shutdown.full"]  # outcomes that must appear among the targets
 
     [[sites]]                            # see SITE_KEYS
@@ -36,7 +37,7 @@ scenarios)::
     apply = "cut"                       # or remove = "cut"; the entry has id = "cut"
 
     [[targets]]
-    url = "https://meduza.io/"
+    url = "https://meduza.io/"          # or a dnscheck input: doh://NAME/PATH, dot://NAME:853
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
     xfail = "issue 4: needs the control vantage"
 """
@@ -163,8 +164,8 @@ def _target(data: Any, where: str) -> TargetSpec:
                           expect=parse_expect(d["expect"], f"{where}.expect"),
                           xfail=d.get("xfail"), note=str(d.get("note", "")))
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ScenarioError(f"{where}.url: {url!r} is not an http(s) URL")
+    if parts.scheme not in ("http", "https", "doh", "dot") or not parts.hostname:
+        raise ScenarioError(f"{where}.url: {url!r} is not an http(s), doh or dot URL")
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")

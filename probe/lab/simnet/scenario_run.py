@@ -29,7 +29,7 @@ from typing import Any
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.scenario import Expect, Scenario
 from probe.lab.simnet.sim import EventTimer, Sim, SimError, child_env, probe_capabilities
-from probe.targets import parse_url
+from probe.targets import parse_input
 
 Say = Callable[[str], None]
 
@@ -89,7 +89,7 @@ class RunOptions:
 
 def normalise_url(url: str) -> str:
     try:
-        return parse_url(url).url
+        return parse_input(url).url
     except Exception:  # noqa: BLE001 - compare raw when the probe's normaliser is unavailable
         return url
 
@@ -112,6 +112,10 @@ def probe_argv(sim: Sim, db: Path, opts: RunOptions) -> list[str]:
         if r == "doh":
             if caps.get("doh"):
                 argv += ["--doh", A.PUBLIC_DOH_URL]
+            continue
+        if r == "dot":
+            if caps.get("dot"):
+                argv += ["--dot", A.PUBLIC_RESOLVER_NAME]
             continue
         ip = {"public": A.PUBLIC_RESOLVER_IP, "isp": A.ISP_RESOLVER_IP}.get(r, r)
         argv += ["--resolver", ip]

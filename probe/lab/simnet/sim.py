@@ -92,11 +92,12 @@ def probe_capabilities() -> dict[str, bool]:
         caps["control"] = "--control" in out
         caps["canaries"] = "--canaries" in out
         caps["doh"] = "--doh" in out
+        caps["dot"] = "--dot" in out
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
                              capture_output=True, text=True, timeout=30,
                              env=child_env(probe=True), cwd="/").stdout
         caps["helper"] = "--listen" in out
-        for flag in ("ca-bundle", "resolver", "timeout"):
+        for flag in ("ca-bundle", "resolver", "timeout", "allow-port"):
             caps[f"helper_{flag.replace('-', '_')}"] = f"--{flag}" in out
     except (OSError, subprocess.SubprocessError):
         pass
@@ -213,10 +214,18 @@ class Sim:
                 argv += ["--resolver", A.PUBLIC_RESOLVER_IP]
             if caps.get("helper_timeout"):
                 argv += ["--timeout", str(self.probe_timeout)]
+            if caps.get("helper_allow_port"):
+                argv += ["--allow-port", "853"]  # DoT: the dnscheck inputs' control
             self._spawn("control", "ctl", argv, ready=None, probe=True)
             self.control_url = f"http://{listen}"
         self._spawn_device(Device("doh", "intl", "probe.lab.simnet.devices.doh", {
             "listen": f"{A.PUBLIC_RESOLVER_IP}:443",
+            "names": [A.PUBLIC_RESOLVER_NAME, A.PUBLIC_RESOLVER_IP],
+            "upstream": f"{A.PUBLIC_RESOLVER_IP}:53",
+            "pki_dir": str(pki_dir),
+        }))
+        self._spawn_device(Device("dot", "intl", "probe.lab.simnet.devices.dot", {
+            "listen": f"{A.PUBLIC_RESOLVER_IP}:853",
             "names": [A.PUBLIC_RESOLVER_NAME, A.PUBLIC_RESOLVER_IP],
             "upstream": f"{A.PUBLIC_RESOLVER_IP}:53",
             "pki_dir": str(pki_dir),

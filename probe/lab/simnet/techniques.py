@@ -466,6 +466,14 @@ class IpBlock(Technique):
                 out.append(_check(self.cid(f"control-connects:{ip}"), "ctl", "tcp",
                                   f"the control connects to {ip}:{port}", {"outcome": "ok"},
                                   ip=ip, port=port))
+        if self.p["port"] not in (0, 80, 443):
+            # a port of its own (DoT's 853): the same address still answers on 443, so it is
+            # the port that is blocked (an innocuous site listens on no such port)
+            ip = self.ips()[0]
+            out.append(_check(self.cid("other-port"), "cli", "tcp",
+                              f"TCP to {ip}:443 works (only port {port} is blocked)",
+                              {"outcome": "ok"}, ip=ip, port=443))
+            return out
         other = self.ctx.world.ip_of(self.innocuous(self.hosts))
         out.append(_check(self.cid("innocuous"), "cli", "tcp", f"TCP to {other}:{port} works",
                           {"outcome": "ok"}, ip=other, port=port))

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import dns, endpoint, families, http, population, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -320,7 +320,8 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     """
     ctx = context if context is not None else Context()
     case = make_case(m, ctx)
-    return with_missing(residual_note(m, network_cut(case, judge(case))), ctx.missing)
+    judged = families.apply(case, network_cut(case, judge(case)))
+    return with_missing(residual_note(m, judged), ctx.missing)
 
 
 def classify_run(measurements: Iterable[Measurement],

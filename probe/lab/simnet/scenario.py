@@ -13,6 +13,8 @@ scenarios)::
     notes = "longer text"               # optional
     tags = ["dns", "ooni-qa"]           # optional
     transit = 2                         # transit routers between the ISP and the world
+    ipv6 = false                        # dual stack: every address, site and route gets an
+                                        # IPv6 twin, DNS answers AAAA, an IPv6 canary (issue 15)
     timeout = 3.0                       # probe --timeout
     concurrency = 8                     # probe --concurrency
     probe_args = ["--residual-cooldown", "15"]  # more probe run options
@@ -203,6 +205,9 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     transit = d.get("transit", 2)
     if not isinstance(transit, int) or not 1 <= transit <= 8:
         raise ScenarioError(f"{where}.transit: expected 1..8")
+    ipv6 = d.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise ScenarioError(f"{where}.ipv6: expected true or false")
     timeout = d.get("timeout", 3.0)
     if not isinstance(timeout, int | float) or not 0.5 <= timeout <= 30:
         raise ScenarioError(f"{where}.timeout: expected seconds 0.5..30")
@@ -225,6 +230,7 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         notes=str(d.get("notes", "")).strip(),
         tags=str_list(d.get("tags", []), f"{where}.tags"),
         transit=transit,
+        ipv6=ipv6,
         timeout=float(timeout),
         concurrency=concurrency,
         resolvers=resolvers,

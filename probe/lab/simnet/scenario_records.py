@@ -50,9 +50,9 @@ SITE_DOWN = ("refused", "timeout")
 REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_NAME["isp"].cidr,
                   "control": A.NETWORK_BY_NAME["mlab"].cidr}
 
-TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
-            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks",
-            "probe_args")
+TOP_KEYS = ("description", "notes", "tags", "transit", "ipv6", "timeout", "concurrency",
+            "resolvers", "require", "sites", "censor", "events", "clock", "targets", "demo",
+            "selfchecks", "probe_args")
 #: What event offsets count from: the probe's start, or its first connection to a target.
 CLOCKS = ("first_target", "start")
 
@@ -126,6 +126,7 @@ class Scenario:
     notes: str = ""
     tags: tuple[str, ...] = ()
     transit: int = 2
+    ipv6: bool = False  # dual stack: IPv6 twins of every address, AAAA records (issue 15)
     timeout: float = 3.0
     concurrency: int = 8
     resolvers: tuple[str, ...] = ()

@@ -19,18 +19,30 @@ What IPv6 did still matters, and only the canaries can say who is to blame:
   step's technique, ``family: ipv6`` and the IPv4 result in the evidence.
 * anything else (no IPv6 canary, no control at that address) — ``ok`` with the note
   ``ipv6_failed``: not enough to blame anyone.
+
+Without IPv6 canaries the run's own measurements may speak (:func:`apply_run`): when at least
+:data:`MIN_V6_FAILURES` dual-stack targets worked over IPv4 and failed over IPv6 and none worked
+over IPv6, this network's IPv6 is broken — the same conclusion, reached from the population
+(the way :mod:`probe.classify.population` infers shutdowns without canaries).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from probe import failures as f
-from probe.classify.base import SAME_ADDRESS, Case, blocked, inconclusive
+from probe.classify.base import SAME_ADDRESS, Case, blocked, inconclusive, make_case
+from probe.classify.context import Context
 from probe.classify.endpoint import TCP_METHODS, TLS_METHODS
 from probe.classify.health import IPv6State, ipv6_during
 from probe.classify.observations import endpoint, is_ipv6, resolver_ip
-from probe.model import Verdict, VerdictKind
+from probe.model import Measurement, Verdict, VerdictKind
+
+#: Dual-stack targets that worked over IPv4 and failed over IPv6 (none working over IPv6)
+#: before the run's population says IPv6 is broken here. WHY 3: one or two sites with a broken
+#: AAAA record are common (the site's fault); every site of a run failing alike is the network.
+MIN_V6_FAILURES = 3
 
 IPV4 = "ipv4"
 IPV6 = "ipv6"
@@ -144,3 +156,65 @@ def apply(case: Case, v: Verdict) -> Verdict:
             symptom=v.method, symptom_verdict=v.verdict.value,
             **{k: val for k, val in details.items() if k != "symptom"})
     return dataclasses.replace(v, details=details)
+
+
+class IPv6Population:
+    """Counts, over one run's measurements, the dual-stack targets that worked over IPv6 and
+    those that worked over IPv4 but failed over IPv6 (module docstring)."""
+
+    def __init__(self) -> None:
+        self.ok6 = 0
+        self.fail6 = 0
+
+    def add(self, m: Measurement, context: Context) -> None:
+        fams = results(make_case(m, context))
+        if fams.get(IPV6) == OK:
+            self.ok6 += 1
+        elif IPV6 in fams and fams.get(IPV4) == OK:
+            self.fail6 += 1
+
+    @property
+    def broken(self) -> bool:
+        """IPv6 is broken here, by the population: enough failures and no success."""
+        return not self.ok6 and self.fail6 >= MIN_V6_FAILURES
+
+    def apply(self, v: Verdict, m: Measurement, context: Context) -> Verdict:
+        """``v`` with the population's IPv6 state applied where the canaries said nothing
+        about IPv6 around ``m``."""
+        if not self.broken or ipv6_during(context.health, m.started_at,
+                                          m.finished_at)[0] is not IPv6State.UNKNOWN:
+            return v
+        return _broken_by_population(v, self.fail6)
+
+
+def apply_run(measurements: Sequence[Measurement], verdicts: Sequence[Verdict],
+              context: Context) -> list[Verdict]:
+    """The verdicts of one run with the population's view of IPv6 applied
+    (:class:`IPv6Population`)."""
+    population = IPv6Population()
+    for m in measurements:
+        population.add(m, context)
+    return [population.apply(v, m, context)
+            for m, v in zip(measurements, verdicts, strict=True)]
+
+
+def _broken_by_population(v: Verdict, fail6: int) -> Verdict:
+    why = (f"no IPv6 canary, but {fail6} targets of this run worked over IPv4 and failed over "
+           "IPv6 and none worked over IPv6: this network's IPv6 is broken")
+    if v.verdict is VerdictKind.OK and v.details.get("note_family") == "ipv6_failed":
+        evidence = v.evidence.split("; over IPv6 ")[0]
+        return dataclasses.replace(
+            v, evidence=f"{evidence}; over IPv6 it failed ({v.details['families'][IPV6]}); "
+            f"{why}, not the site",
+            details={**v.details, "note_family": "ipv6_broken_here", "ipv6_here": "broken",
+                     "ipv6_by": "population"})
+    at = v.details.get("ip")
+    if (v.verdict in (VerdictKind.BLOCKED, VerdictKind.DOWN) and isinstance(at, str)
+            and is_ipv6(resolver_ip(at))):
+        keep = {k: val for k, val in v.details.items() if k not in ("symptom", "note_family")}
+        return Verdict(VerdictKind.INCONCLUSIVE, "local_ipv6", 0.4,
+                       f"{v.evidence.split('; ')[0]}; {why}, so an IPv6 failure says nothing "
+                       "about the site", v.analysis_version,
+                       {**keep, "symptom": v.method, "symptom_verdict": v.verdict.value,
+                        "ipv6_here": "broken", "ipv6_by": "population"})
+    return v

@@ -329,13 +329,15 @@ def classify_run(measurements: Iterable[Measurement],
     """Verdicts for every measurement of one run, computing per-run aggregates once (the
     throttling baseline, when the context does not carry one), then the population inference
     over the run's own measurements where its canaries said nothing
-    (:func:`probe.classify.population.apply_run`)."""
+    (:func:`probe.classify.population.apply_run`), and the same for IPv6
+    (:func:`probe.classify.families.apply_run`)."""
     ms = list(measurements)
     ctx = context if context is not None else Context()
     if ctx.throttle_baseline is None:
         ctx = dataclasses.replace(
             ctx, throttle_baseline=throttling.throttle_baseline(ms, ctx.health))
-    return population.apply_run(ms, [classify(m, ctx) for m in ms], ctx)
+    verdicts = population.apply_run(ms, [classify(m, ctx) for m in ms], ctx)
+    return families.apply_run(ms, verdicts, ctx)
 
 
 __all__ = ["ANALYSIS_VERSION", "METHODS", "RULES", "RULES_BY_TEST", "TEST_NAMES", "classify",

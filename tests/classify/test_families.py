@@ -145,3 +145,33 @@ def test_rounds_carry_ipv6_and_broken_wins_the_window() -> None:
     state, r = ipv6_during(hs, "2026-11-21T10:15:00.000000Z", "2026-11-21T10:15:05.000000Z")
     assert state is B and r is hs[1]
     assert ipv6_during((), BEFORE, BEFORE) == (U, None)
+
+
+V6_ONLY = meas(dns=sys_dns("example.test", IP6), tcp_=(tcp(11, IP6, T),),
+               control=(ctl(addrs=(IP6,)),))
+
+
+@pytest.mark.parametrize(("run", "v6", "expect"), [
+    # three sites fail over IPv6 only, none works over IPv6, no IPv6 canary: broken here
+    ([dual(v6_tcp=T)] * 3 + [V6_ONLY], None,
+     [("ok", None, "ipv6_broken_here")] * 3 + [("inconclusive", "local_ipv6", None)]),
+    # two are not enough (a site's broken AAAA is common)
+    ([dual(v6_tcp=T)] * 2, None, [("ok", None, "ipv6_failed")] * 2),
+    # one site worked over IPv6: IPv6 works here, the failures are the sites'
+    ([dual(v6_tcp=T)] * 3 + [dual()], None,
+     [("ok", None, "ipv6_failed")] * 3 + [("ok", None, None)]),
+    # canaries without IPv6 samples say nothing about IPv6: the population speaks
+    ([dual(v6_tcp=T)] * 3, U, [("ok", None, "ipv6_broken_here")] * 3),
+    # IPv6 canaries that answer win over the population
+    ([dual(v6_tcp=T)] * 3 + [V6_ONLY], W,
+     [("blocked", "tcp.timeout", None)] * 3 + [("blocked", "tcp.timeout", None)]),
+])
+def test_ipv6_from_the_population(run: list[Measurement], v6: IPv6State | None,
+                                  expect: list[tuple[str, str | None, str | None]]) -> None:
+    from probe.classify import classify_run
+
+    got = classify_run(run, ctx(v6))
+    assert [(v.verdict.value, v.method, v.details.get("note_family")) for v in got] == expect
+    if expect[-1][1] == "local_ipv6":
+        assert got[-1].details["ipv6_by"] == "population"
+        assert got[-1].details["symptom"] == "tcp.timeout"

@@ -3,6 +3,7 @@ means (issue 15)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +176,25 @@ def test_ipv6_from_the_population(run: list[Measurement], v6: IPv6State | None,
     if expect[-1][1] == "local_ipv6":
         assert got[-1].details["ipv6_by"] == "population"
         assert got[-1].details["symptom"] == "tcp.timeout"
+
+
+def test_reanalyze_applies_the_run_population_of_ipv6(tmp_path: Path) -> None:
+    """The stored path (probe/run/reanalyze.py, as the runner uses it) sees the same."""
+    from probe.model import Provenance
+    from probe.run.reanalyze import reanalyze
+    from probe.store import Store
+
+    db = tmp_path / "probe.db"
+    with Store.open(db) as store:
+        run = store.start_run({"import": "ooni"}, 0)
+        for i, m in enumerate([dual(v6_tcp=T)] * 3 + [V6_ONLY]):
+            store.save_import(run, m, None, Provenance(
+                source="ooni", origin=f"x.jsonl:{i}", dedup_key=f"uid-{i}",
+                test_name="web_connectivity", measurement_uid=f"uid-{i}", probe_asn=64501,
+                probe_cc="KZ", missing=("canaries",)))
+    reanalyze(str(db))
+    with Store.open_readonly(db) as store:
+        got = [store.current_verdict(mid) for mid, _ in store.iter_measurements()]
+    assert [(v.verdict.value, v.method) for v in got if v is not None] == [
+        ("ok", None)] * 3 + [("inconclusive", "local_ipv6")]
+    assert all(v is not None and v.details["ipv6_by"] == "population" for v in got)

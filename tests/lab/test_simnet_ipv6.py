@@ -112,3 +112,32 @@ def test_family_cut(name: str, nfproto: str, verdict: str, outcome: str) -> None
     assert cut["cut"]["expect"] == {"outcome": outcome}
     assert cut["other-family"]["ip"] == (v6 if nfproto == "ipv4" else v4)
     assert t.global_effect and t.remove() == f"nft delete table inet c_{t.id}\n"
+
+
+def _row(url: str, verdict: str, method: str | None, families: object) -> dict[str, object]:
+    details = {} if families is None else {"families": families}
+    return {"url": url, "verdict": verdict, "method": method, "details": details}
+
+
+@pytest.mark.parametrize(("families", "status"), [
+    ({"ipv4": "ok", "ipv6": "tcp.timeout"}, "PASS"),
+    ({"ipv4": "ok", "ipv6": "ok"}, "FAIL"),  # right verdict, wrong family story
+    (None, "FAIL"),
+])
+def test_scenario_targets_check_their_families(families: object, status: str) -> None:
+    from probe.lab.simnet.scenario_run import ScenarioResult, compare
+
+    sc = S.load(S.find("ipv6_only_block"))
+    result = ScenarioResult(sc.name, sc.description, sc.techniques)
+    compare(sc, [_row("https://meduza.io/", "blocked", "tcp.timeout", families),
+                 _row("https://www.debian.org/", "ok", None, {"ipv4": "ok", "ipv6": "ok"})],
+            result)
+    assert result.targets[0].status == status and result.targets[1].status == "PASS"
+    assert result.status == status
+    assert "ipv6:tcp.timeout" in result.targets[0].expected
+
+
+def test_families_key_is_validated() -> None:
+    with pytest.raises(S.ScenarioError, match="families"):
+        S.parse({"description": "x", "targets": [{"url": "https://www.gov.kz/", "expect": "ok",
+                                                  "families": {"ipv5": "ok"}}]}, "bad")

@@ -40,6 +40,7 @@ scenarios)::
     [[targets]]
     url = "https://meduza.io/"
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
+    families = { ipv4 = "ok", ipv6 = "tcp.timeout" }  # optional: details["families"] (ipv6)
     xfail = "issue 4: needs the control vantage"
 """
 
@@ -151,7 +152,8 @@ def _event(data: Any, where: str) -> EventSpec:
 
 
 def _target(data: Any, where: str) -> TargetSpec:
-    d = check_keys(data, ("url", "expect", "xfail", "note"), where, required=("url", "expect"))
+    d = check_keys(data, ("url", "expect", "xfail", "note", "families"), where,
+                   required=("url", "expect"))
     url = d["url"]
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
@@ -161,9 +163,16 @@ def _target(data: Any, where: str) -> TargetSpec:
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
+    families = d.get("families")
+    if families is not None and (
+            not isinstance(families, dict) or not families
+            or not set(families) <= {"ipv4", "ipv6"}
+            or not all(isinstance(v, str) for v in families.values())):
+        raise ScenarioError(f"{where}.families: expected {{ ipv4 = \"ok\", ipv6 = \"...\" }}")
     return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
-                      note=str(d.get("note", "")))
+                      note=str(d.get("note", "")),
+                      families=tuple(sorted(families.items())) if families else None)
 
 
 def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:

@@ -112,10 +112,16 @@ class TargetSpec:
     expect: tuple[Expect, ...]
     xfail: str | None = None
     note: str = ""
+    #: the verdict's per-family results (``details["families"]``) that must be seen; None =
+    #: not checked (dual-stack scenarios, issue 15)
+    families: tuple[tuple[str, str], ...] | None = None
 
     @property
     def expect_text(self) -> str:
-        return " | ".join(map(str, self.expect))
+        text = " | ".join(map(str, self.expect))
+        if self.families is not None:
+            text += " " + ",".join(f"{k}:{v}" for k, v in self.families)
+        return text
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,13 @@ def test_v6_twins_are_global_unique_and_inside_their_network() -> None:
     assert A.v6_of(A.CLIENT_IP) == "2a00:2596::1:2"
     assert ipaddress.ip_address(A.v6_of(A.CLIENT_IP)) in ipaddress.ip_network(
         A.v6_net(A.CLIENT_NET))
-    with pytest.raises(ValueError, match="no IPv6 twin"):
-        A.v6_net("10.0.0.0/8")
+    for cidr, twin in (("10.0.0.0/8", "2a00:a00::/24"), ("149.154.160.0/20", "2a00:959a::a0:0/108"),
+                       ("80.80.101.0/24", "2a00:5050::65:0/112"),
+                       ("37.150.1.2/32", "2a00:2596::1:2/128")):
+        assert A.v6_net(cidr) == twin
+        v4 = ipaddress.ip_network(cidr)
+        for host in (v4.network_address, v4.broadcast_address):
+            assert ipaddress.ip_address(A.v6_of(str(host))) in ipaddress.ip_network(twin)
 
 
 def test_bringup_is_unchanged_without_ipv6_and_dual_stack_with_it() -> None:

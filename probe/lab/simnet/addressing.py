@@ -105,14 +105,14 @@ def v6_of(ip: str) -> str:
 
 
 def v6_net(cidr: str) -> str:
-    """The IPv6 twin of a /16 (a /32) or a /24 (a /112) of the plan."""
+    """The IPv6 twin of an IPv4 range of the plan, the smallest range holding the twins of all
+    its addresses: a /16 → /32, a /20 → /108, a /24 → /112, a /32 → /128."""
     net = ipaddress.IPv4Network(cidr)
-    a, b, c, _ = net.network_address.packed
-    if net.prefixlen == 16:
-        return f"2a00:{a:02x}{b:02x}::/32"
-    if net.prefixlen == 24:
-        return str(ipaddress.IPv6Network(f"2a00:{a:02x}{b:02x}::{c:x}:0/112"))
-    raise ValueError(f"no IPv6 twin for {cidr} (only /16 and /24)")
+    n = net.prefixlen
+    # a.b sit in the second group (16 bits), c and d in the low bytes of the last two groups
+    plen = 16 + n if n <= 16 else 88 + n if n <= 24 else 96 + n
+    base = ipaddress.IPv6Address(v6_of(str(net.network_address)))
+    return str(ipaddress.IPv6Network((base, plen), strict=False))
 
 
 def domestic_cidrs() -> list[str]:

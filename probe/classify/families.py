@@ -1,6 +1,7 @@
 """Per-family results: what the probe got over IPv4 and over IPv6, and what IPv6 failures mean.
 
-Responsibility: the outcome of the last URL tried per address family (:func:`results`, e.g.
+Responsibility (web measurements; other kinds judge their own endpoints): the outcome of the
+last URL tried per address family (:func:`results`, e.g.
 ``{"ipv4": "ok", "ipv6": "tcp.timeout"}``, carried in every verdict's ``details["families"]``
 once IPv6 was tried) and the one decision that depends on the family (:func:`apply`), taken
 after the ordered rules of :mod:`probe.classify.verdict`.
@@ -37,7 +38,7 @@ from probe.classify.context import Context
 from probe.classify.endpoint import TCP_METHODS, TLS_METHODS
 from probe.classify.health import IPv6State, ipv6_during
 from probe.classify.observations import endpoint, is_ipv6, resolver_ip
-from probe.model import Measurement, Verdict, VerdictKind
+from probe.model import WEB_CONNECTIVITY, Measurement, Verdict, VerdictKind
 
 #: Dual-stack targets that worked over IPv4 and failed over IPv6 (none working over IPv6)
 #: before the run's population says IPv6 is broken here. WHY 3: one or two sites with a broken
@@ -104,6 +105,8 @@ def _text(fams: dict[str, str]) -> str:
 
 def apply(case: Case, v: Verdict) -> Verdict:
     """The verdict once the address families are taken into account (module docstring)."""
+    if case.m.test_name != WEB_CONNECTIVITY:
+        return v  # other kinds judge their own endpoints (docs/kinds.md)
     fams = results(case)
     if IPV6 not in fams:
         return v  # an IPv4-only site (or no connection at all): nothing to add
@@ -167,6 +170,8 @@ class IPv6Population:
         self.fail6 = 0
 
     def add(self, m: Measurement, context: Context) -> None:
+        if m.test_name != WEB_CONNECTIVITY:
+            return
         fams = results(make_case(m, context))
         if fams.get(IPV6) == OK:
             self.ok6 += 1
@@ -181,8 +186,9 @@ class IPv6Population:
     def apply(self, v: Verdict, m: Measurement, context: Context) -> Verdict:
         """``v`` with the population's IPv6 state applied where the canaries said nothing
         about IPv6 around ``m``."""
-        if not self.broken or ipv6_during(context.health, m.started_at,
-                                          m.finished_at)[0] is not IPv6State.UNKNOWN:
+        if not self.broken or m.test_name != WEB_CONNECTIVITY:
+            return v
+        if ipv6_during(context.health, m.started_at, m.finished_at)[0] is not IPv6State.UNKNOWN:
             return v
         return _broken_by_population(v, self.fail6)
 

@@ -16,6 +16,14 @@ A cut applies to a measurement only when the site's own host did not answer it
 (:func:`probe.classify.verdict.network_cut`): a censor that keeps dropping a client's traffic
 after a trigger (residual censorship) makes the canaries look cut right after the triggering
 request, and :func:`cut_began_after` tells such a cut from one already in place.
+
+IPv6 is judged on its own (issue 15): a canary whose target is an IPv6 literal (``[fd00::1]``,
+``https://[2001:db8::1]/``) is an IPv6 sample, every other one an IPv4 sample (names are dialled
+at their first, IPv4, address). :func:`ipv6_state` says whether this network's IPv6 works
+(an IPv6 canary beyond the gateway answered), is broken (IPv6 canaries beyond the gateway all
+failed while IPv4 ones answered) or is unknown (no IPv6 canaries): a volunteer's broken IPv6
+is a classic source of false "blocked" verdicts (ooni/probe#2456, #2192) and must never be
+blamed on a site.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from probe.model import HealthSample, HealthScope, Measurement, Verdict
 
@@ -42,14 +51,62 @@ class NetworkState(enum.StrEnum):
         return self.value.startswith("shutdown.") or self is NetworkState.LOCAL_OUTAGE
 
 
+class IPv6State(enum.StrEnum):
+    """Whether the volunteer's network carries IPv6, from the IPv6 canaries of one round."""
+
+    WORKS = "works"
+    BROKEN = "broken"
+    UNKNOWN = "unknown"
+
+
+#: Scopes whose answer proves a path beyond the volunteer's own link.
+_BEYOND = (HealthScope.RESOLVER, HealthScope.DOMESTIC, HealthScope.INTERNATIONAL,
+           HealthScope.CONTROL)
+
+
+def sample_family(target: str) -> str:
+    """``ipv6`` for a canary whose target is an IPv6 literal (bare, bracketed, with a port or
+    in a URL), ``ipv4`` for everything else."""
+    text = target.strip()
+    if "://" in text:
+        text = urlsplit(text).netloc.rpartition("@")[2]
+    if text.startswith("["):
+        return "ipv6"
+    return "ipv6" if text.count(":") >= 2 else "ipv4"
+
+
+def ipv6_state(samples: Iterable[HealthSample]) -> IPv6State:
+    """Does IPv6 work here (see the module docstring)? ``broken`` needs an IPv4 canary beyond
+    the gateway that answered in the same round: with nothing answering at all, the network
+    is cut (or the link is down), which :func:`infer_state` says, not a broken IPv6."""
+    v6_up = v6_seen = v4_up = False
+    for s in samples:
+        if s.scope not in _BEYOND:
+            continue
+        if sample_family(s.target) == "ipv6":
+            v6_seen = True
+            v6_up = v6_up or s.failure is None
+        else:
+            v4_up = v4_up or s.failure is None
+    if v6_up:
+        return IPv6State.WORKS
+    if v6_seen and v4_up:
+        return IPv6State.BROKEN
+    return IPv6State.UNKNOWN
+
+
 @dataclass(frozen=True, slots=True)
 class HealthRound:
-    """The samples taken together at one instant and the state they show."""
+    """The samples taken together at one instant and the state they show.
+
+    ``ipv6``: what the round's IPv6 canaries say (:func:`ipv6_state`); ``unknown`` = none.
+    """
 
     at: str
     state: NetworkState
     up: dict[str, int]
     down: dict[str, int]
+    ipv6: IPv6State = IPv6State.UNKNOWN
 
     def summary(self) -> str:
         parts = [f"{s} {self.up.get(s, 0)}/{self.up.get(s, 0) + self.down.get(s, 0)} up"
@@ -98,7 +155,8 @@ def rounds(samples: Sequence[HealthSample]) -> list[HealthRound]:
         for s in group:
             bucket = up if s.failure is None else down
             bucket[s.scope.value] = bucket.get(s.scope.value, 0) + 1
-        out.append(HealthRound(min(s.at for s in group), infer_state(group), up, down))
+        out.append(HealthRound(min(s.at for s in group), infer_state(group), up, down,
+                               ipv6_state(group)))
     return out
 
 
@@ -137,6 +195,26 @@ def state_during(
         if r.state is NetworkState.WHOLE:
             return r.state, r
     return NetworkState.UNKNOWN, None
+
+
+def ipv6_during(
+    health: Sequence[HealthRound], started_at: str, finished_at: str
+) -> tuple[IPv6State, HealthRound | None]:
+    """What the rounds around a measurement (the same window as :func:`state_during`) say
+    about IPv6, and the round that said it. ``broken`` in any of them wins (a failure over
+    IPv6 then cannot be blamed on the site); else ``works`` if any round saw IPv6 work."""
+    if not health:
+        return IPv6State.UNKNOWN, None
+    start, end = _parse(started_at), _parse(finished_at)
+    before = [r for r in health if _parse(r.at) <= start]
+    during = [r for r in health if start < _parse(r.at) <= end]
+    after = [r for r in health if _parse(r.at) > end]
+    window = before[-1:] + during + after[:1]
+    for wanted in (IPv6State.BROKEN, IPv6State.WORKS):
+        for r in window:
+            if r.ipv6 is wanted:
+                return wanted, r
+    return IPv6State.UNKNOWN, None
 
 
 def cut_began_after(health: Sequence[HealthRound], cut: HealthRound, started_at: str) -> bool:

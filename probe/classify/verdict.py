@@ -45,7 +45,17 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import apps, dns, dnscheck, endpoint, http, population, tcp_connect, throttling
+from probe.classify import (
+    apps,
+    dns,
+    dnscheck,
+    endpoint,
+    families,
+    http,
+    population,
+    tcp_connect,
+    throttling,
+)
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -330,7 +340,8 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     """
     ctx = context if context is not None else Context()
     case = make_case(m, ctx)
-    return with_missing(residual_note(m, network_cut(case, judge(case))), ctx.missing)
+    judged = families.apply(case, network_cut(case, judge(case)))
+    return with_missing(residual_note(m, judged), ctx.missing)
 
 
 def classify_run(measurements: Iterable[Measurement],
@@ -338,13 +349,15 @@ def classify_run(measurements: Iterable[Measurement],
     """Verdicts for every measurement of one run, computing per-run aggregates once (the
     throttling baseline, when the context does not carry one), then the population inference
     over the run's own measurements where its canaries said nothing
-    (:func:`probe.classify.population.apply_run`)."""
+    (:func:`probe.classify.population.apply_run`), and the same for IPv6
+    (:func:`probe.classify.families.apply_run`)."""
     ms = list(measurements)
     ctx = context if context is not None else Context()
     if ctx.throttle_baseline is None:
         ctx = dataclasses.replace(
             ctx, throttle_baseline=throttling.throttle_baseline(ms, ctx.health))
-    return population.apply_run(ms, [classify(m, ctx) for m in ms], ctx)
+    verdicts = population.apply_run(ms, [classify(m, ctx) for m in ms], ctx)
+    return families.apply_run(ms, verdicts, ctx)
 
 
 __all__ = ["ANALYSIS_VERSION", "METHODS", "RULES", "RULES_BY_TEST", "TEST_NAMES", "classify",

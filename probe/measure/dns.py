@@ -198,9 +198,9 @@ def select_addresses(
 
     Union of the addresses of the *first* response of each engine/resolver (system first,
     then ``settings.resolvers`` in order, then the encrypted resolvers), IPv4 before IPv6
-    (stable), duplicates dropped, at most ``settings.max_addresses``. Loopback answers are
-    dropped unless they come from a loopback resolver (our own test world); the system
-    resolver's are always dropped.
+    (stable), duplicates dropped, at most ``settings.max_addresses``, of which one is IPv6 when
+    the answers have one. Loopback answers are dropped unless they come from a loopback
+    resolver (our own test world); the system resolver's are always dropped.
     """
     order = [SYSTEM] + [str(r) for r in settings.resolvers]
     order += [str(r) for r in settings.encrypted_resolvers]
@@ -218,7 +218,18 @@ def select_addresses(
                 if ip not in found:
                     found.append(ip)
     found.sort(key=lambda ip: ":" in ip)
-    return found[: settings.max_addresses]
+    return _both_families(found, settings.max_addresses)
+
+
+def _both_families(found: list[str], cap: int) -> list[str]:
+    """The first ``cap`` of ``found`` (IPv4 first), keeping one slot for the first IPv6
+    address when there is one and the cap would leave IPv6 out (issue 15: AAAA addresses are
+    measured like A ones, so per-family results exist even for a site with many A records)."""
+    chosen = found[:cap]
+    v6 = next((ip for ip in found if ":" in ip), None)
+    if cap >= 2 and v6 is not None and v6 not in chosen:
+        chosen[-1] = v6
+    return chosen
 
 
 # --- IO part ---------------------------------------------------------------------------------

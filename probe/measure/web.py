@@ -7,7 +7,8 @@ try next, never what a result means.
 Flow for each hop (hop 0 is the target URL, then each redirect):
 
 1. DNS with every configured engine (skipped for an IP-literal host);
-2. TCP to each selected address concurrently (at most ``max_addresses``, IPv4 first), and for
+2. TCP to each selected address concurrently (at most ``max_addresses``, IPv4 first, one of
+   them IPv6 when DNS gave one: :func:`probe.measure.dns.select_addresses`), and for
    https a TLS handshake on each connection with SNI = the URL's host; each address is one
    transaction (``tx_id``) shared by its TCP, TLS and HTTP observations;
 3. an HTTP GET over the connection of the *first* address (in address order) whose TCP and

@@ -12,7 +12,9 @@ Shutdowns from the population (:mod:`probe.classify.population`): before judging
 gathers a fact per measurement into per-(network, hour) states — an imported measurement's
 network is its provenance's AS and country (across every run of the database), one of ours is
 its own run (the vantage's country from the run's ``probe_cc``) — and a failure in a cut hour
-becomes ``shutdown`` where the run's canaries said nothing.
+becomes ``shutdown`` where the run's canaries said nothing. The same pass counts the run's
+dual-stack targets per family: IPv6 failing for every one of them while IPv4 works is this
+network's broken IPv6, never a block (:class:`probe.classify.families.IPv6Population`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from probe.classify import ANALYSIS_VERSION, Context, classify, throttle_baseline
+from probe.classify import families as fam
 from probe.classify import population as pop
 from probe.classify.health import rounds
 from probe.classify.traces import judge
@@ -79,9 +82,10 @@ def reclassify_run(store: Store, run_id: str, context: Context,
     :func:`reanalyze`, over the whole database). Returns (old verdict, new verdict) for each
     change (old = new for a first verdict).
     """
+    ipv6 = fam.IPv6Population()  # the run's own view of IPv6 (issue 15), same pass
     if context.throttle_baseline is None or states is None:
         population = pop.Population()
-        measurements = _facts(store, run_id, context, population)
+        measurements = _counted(_facts(store, run_id, context, population), ipv6, context)
         if context.throttle_baseline is None:
             context = replace(context, throttle_baseline=throttle_baseline(measurements,
                                                                            context.health))
@@ -90,8 +94,11 @@ def reclassify_run(store: Store, run_id: str, context: Context,
                 pass
         if states is None:
             states = population.states()
+    else:
+        for _ in _counted((m for _, m in store.iter_measurements(run_id)), ipv6, context):
+            pass
     changed = []
-    for mid, old, new in judge_run(store, run_id, context, states):
+    for mid, old, new in judge_run(store, run_id, context, states, ipv6=ipv6):
         store.save_verdict(mid, new)
         before: VerdictKind = old.verdict if old else new.verdict
         changed.append((before.value, new.verdict.value))
@@ -99,12 +106,13 @@ def reclassify_run(store: Store, run_id: str, context: Context,
 
 
 def judge_run(store: Store, run_id: str, context: Context, states: States,
-              ids: Iterable[str] | None = None
+              ids: Iterable[str] | None = None, ipv6: fam.IPv6Population | None = None
               ) -> Iterator[tuple[str, Verdict | None, Verdict]]:
     """(measurement id, current verdict, new verdict) for each measurement of the run (or of
     ``ids``, measurements of that run) whose verdict changed; nothing is written. The one
     judging loop of both the single-process and the Dask path (:mod:`probe.run.distributed`).
-    ``context`` must carry the run's throttling baseline."""
+    ``context`` must carry the run's throttling baseline. ``ipv6``: the run's own view of
+    IPv6 (counted in the caller's pass; None = not applied)."""
     run = store.get_run(run_id)
     # Imported measurements are judged as when imported: without the evidence their source
     # lacks (Provenance.missing, docs/import.md).
@@ -118,11 +126,21 @@ def judge_run(store: Store, run_id: str, context: Context, states: States,
         x = pop.fact(m, network, cc, context.country_of)
         new = pop.apply(judged, x, states.get((x.network, x.hour)),
                         pop.canaries_state(m, context))
+        if ipv6 is not None:
+            new = ipv6.apply(new, m, context)
         old = store.current_verdict(mid)
         if old is None or (old.verdict, old.method, old.analysis_version) != (
             new.verdict, new.method, new.analysis_version
         ):
             yield mid, old, new
+
+
+def _counted(measurements: Iterable[Measurement], into: fam.IPv6Population,
+             context: Context) -> Iterator[Measurement]:
+    """Yield ``measurements``, counting each one's per-family result into ``into``."""
+    for m in measurements:
+        into.add(m, context)
+        yield m
 
 
 def rejudge_traces(store: Store, run_id: str) -> int:

@@ -107,8 +107,14 @@ def test_select_addresses_order_loopback_and_cap() -> None:
         _obs("127.0.0.1:5353", 0, "127.0.0.1", "198.51.100.1"),
     ]
     # system first, IPv4 first, loopback only from the loopback resolver, deduplicated, capped
+    # with one slot kept for IPv6 (issue 15)
     assert mdns.select_addresses(observations, settings) == [
-        "198.51.100.2", "198.51.100.1", "127.0.0.1"]
+        "198.51.100.2", "198.51.100.1", "2001:db8::1"]
+    assert mdns.select_addresses(observations, MeasureSettings(
+        resolvers=settings.resolvers, max_addresses=1)) == ["198.51.100.2"]
+    v4_only = [o for o in observations if o.resolver != "192.0.2.53:53"]
+    assert mdns.select_addresses(v4_only, MeasureSettings(
+        resolvers=settings.resolvers, max_addresses=2)) == ["198.51.100.2", "127.0.0.1"]
     assert mdns.select_addresses(observations, MeasureSettings(
         resolvers=settings.resolvers, max_addresses=10))[-1] == "2001:db8::1"
 

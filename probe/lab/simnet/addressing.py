@@ -7,6 +7,12 @@ ranges are bogons, and a world built from them would make every honest DNS answe
 tampering — but they exist only inside the simulator's namespaces, which have no link out of
 the machine. True bogons (10.10.34.35) are kept for the censor's lies.
 
+Dual stack (``ipv6 = true`` in a scenario, issue 15): every IPv4 address and range has an IPv6
+twin (:func:`v6_of`, :func:`v6_net`), ``a.b.c.d`` → ``2a00:AABB::c:d`` inside the network's
+``2a00:AABB::/32``. The twins are global-looking for the same reason as the IPv4 plan: ULA
+(fd00::/8) is not global unicast, so the classifier would take every honest AAAA answer for a
+bogon. They exist only inside the namespaces, like the IPv4 ones.
+
 The same table produces the world's ip2asn file (iptoasn TSV: range_start, range_end, AS number,
 country, AS name) handed to the probe with ``--asn-db``.
 """
@@ -98,6 +104,23 @@ UNROUTED_IP = "45.129.0.10"
 
 #: The first host index handed out in each network (x.y.1.10, x.y.1.11, …).
 _FIRST_HOST = 256 + 10
+
+
+def v6_of(ip: str) -> str:
+    """The IPv6 twin of an IPv4 address of the plan: ``37.150.1.2`` → ``2a00:2596::1:2``."""
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return str(ipaddress.IPv6Address(f"2a00:{a:02x}{b:02x}::{c:x}:{d:x}"))
+
+
+def v6_net(cidr: str) -> str:
+    """The IPv6 twin of an IPv4 range of the plan, the smallest range holding the twins of all
+    its addresses: a /16 → /32, a /20 → /108, a /24 → /112, a /32 → /128."""
+    net = ipaddress.IPv4Network(cidr)
+    n = net.prefixlen
+    # a.b sit in the second group (16 bits), c and d in the low bytes of the last two groups
+    plen = 16 + n if n <= 16 else 88 + n if n <= 24 else 96 + n
+    base = ipaddress.IPv6Address(v6_of(str(net.network_address)))
+    return str(ipaddress.IPv6Network((base, plen), strict=False))
 
 
 def domestic_cidrs() -> list[str]:

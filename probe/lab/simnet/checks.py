@@ -58,6 +58,30 @@ def base_checks(world: World, ca_pem: str, client_side: bool) -> list[Check]:
                "an address outside the simulated world leads nowhere (no route off the machine)",
                {"outcome": ["timeout", "unreachable"]}, ip="192.0.2.1", port=443, timeout=1.0),
         ]
+    if world.ipv6:
+        out += _dual_stack_checks(world, ca_pem, client_side)
+    return out
+
+
+def _dual_stack_checks(world: World, ca_pem: str, client_side: bool) -> list[Check]:
+    """The world really is dual stack (issue 15): AAAA answers, IPv6 paths to a site."""
+    example6 = world.ips6_of(INNOCUOUS_HOST)[0]
+    out = [
+        _c("base:public-resolver-aaaa", "ctl", "dns", "the public resolver answers AAAA",
+           {"rcode": "NOERROR", "addrs_any": [example6]}, server=A.PUBLIC_RESOLVER_IP,
+           name=INNOCUOUS_HOST, qtype="AAAA"),
+        _c("base:control-tls-ipv6", "ctl", "tls",
+           "the control completes a valid TLS handshake over IPv6",
+           {"outcome": "ok", "issuer_contains": WORLD_ISSUER}, ip=example6, sni=INNOCUOUS_HOST,
+           verify=True, cafile=ca_pem),
+        _c("base:no-way-out-ipv6", "cli", "tcp",
+           "an IPv6 address outside the simulated world leads nowhere",
+           {"outcome": ["timeout", "unreachable"]}, ip="2001:db8::1", port=443, timeout=1.0),
+    ]
+    if client_side:
+        out.append(_c("base:isp-resolver-aaaa", "cli", "dns", "the ISP resolver answers AAAA",
+                      {"rcode": "NOERROR", "addrs_any": [example6]}, server=A.ISP_RESOLVER_IP,
+                      name=INNOCUOUS_HOST, qtype="AAAA"))
     return out
 
 

@@ -13,6 +13,8 @@ scenarios)::
     notes = "longer text"               # optional
     tags = ["dns", "ooni-qa"]           # optional
     transit = 2                         # transit routers between the ISP and the world
+    ipv6 = false                        # dual stack: every address, site and route gets an
+                                        # IPv6 twin, DNS answers AAAA, an IPv6 canary (issue 15)
     timeout = 3.0                       # probe --timeout
     concurrency = 8                     # probe --concurrency
     probe_args = ["--residual-cooldown", "15"]  # more probe run options
@@ -39,6 +41,7 @@ scenarios)::
     [[targets]]
     url = "https://meduza.io/"          # or a dnscheck input: doh://NAME/PATH, dot://NAME:853
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
+    families = { ipv4 = "ok", ipv6 = "tcp.timeout" }  # optional: details["families"] (ipv6)
     xfail = "issue 4: needs the control vantage"
 """
 
@@ -152,7 +155,8 @@ def _event(data: Any, where: str) -> EventSpec:
 
 
 def _target(data: Any, where: str) -> TargetSpec:
-    d = check_keys(data, ("url", "expect", "xfail", "note"), where, required=("url", "expect"))
+    d = check_keys(data, ("url", "expect", "xfail", "note", "families"), where,
+                   required=("url", "expect"))
     url = d["url"]
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
@@ -169,9 +173,16 @@ def _target(data: Any, where: str) -> TargetSpec:
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
+    families = d.get("families")
+    if families is not None and (
+            not isinstance(families, dict) or not families
+            or not set(families) <= {"ipv4", "ipv6"}
+            or not all(isinstance(v, str) for v in families.values())):
+        raise ScenarioError(f"{where}.families: expected {{ ipv4 = \"ok\", ipv6 = \"...\" }}")
     return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
-                      note=str(d.get("note", "")))
+                      note=str(d.get("note", "")),
+                      families=tuple(sorted(families.items())) if families else None)
 
 
 def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
@@ -215,6 +226,9 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
     transit = d.get("transit", 2)
     if not isinstance(transit, int) or not 1 <= transit <= 8:
         raise ScenarioError(f"{where}.transit: expected 1..8")
+    ipv6 = d.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise ScenarioError(f"{where}.ipv6: expected true or false")
     timeout = d.get("timeout", 3.0)
     if not isinstance(timeout, int | float) or not 0.5 <= timeout <= 30:
         raise ScenarioError(f"{where}.timeout: expected seconds 0.5..30")
@@ -237,6 +251,7 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         notes=str(d.get("notes", "")).strip(),
         tags=str_list(d.get("tags", []), f"{where}.tags"),
         transit=transit,
+        ipv6=ipv6,
         timeout=float(timeout),
         concurrency=concurrency,
         resolvers=resolvers,

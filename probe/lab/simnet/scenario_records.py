@@ -51,9 +51,9 @@ SITE_DOWN = ("refused", "timeout")
 REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_NAME["isp"].cidr,
                   "control": A.NETWORK_BY_NAME["mlab"].cidr}
 
-TOP_KEYS = ("description", "notes", "tags", "transit", "timeout", "concurrency", "resolvers",
-            "require", "sites", "censor", "events", "clock", "targets", "demo", "selfchecks",
-            "probe_args", "app_lists")
+TOP_KEYS = ("description", "notes", "tags", "transit", "ipv6", "timeout", "concurrency",
+            "resolvers", "require", "sites", "censor", "events", "clock", "targets", "demo",
+            "selfchecks", "probe_args", "app_lists")
 #: What event offsets count from: the probe's start, or its first connection to a target.
 CLOCKS = ("first_target", "start")
 
@@ -116,10 +116,16 @@ class TargetSpec:
     expect: tuple[Expect, ...]
     xfail: str | None = None
     note: str = ""
+    #: the verdict's per-family results (``details["families"]``) that must be seen; None =
+    #: not checked (dual-stack scenarios, issue 15)
+    families: tuple[tuple[str, str], ...] | None = None
 
     @property
     def expect_text(self) -> str:
-        return " | ".join(map(str, self.expect))
+        text = " | ".join(map(str, self.expect))
+        if self.families is not None:
+            text += " " + ",".join(f"{k}:{v}" for k, v in self.families)
+        return text
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class Scenario:
     notes: str = ""
     tags: tuple[str, ...] = ()
     transit: int = 2
+    ipv6: bool = False  # dual stack: IPv6 twins of every address, AAAA records (issue 15)
     timeout: float = 3.0
     concurrency: int = 8
     resolvers: tuple[str, ...] = ()

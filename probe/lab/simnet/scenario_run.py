@@ -244,6 +244,13 @@ def compare(scenario: Scenario, rows: list[dict[str, Any]], result: ScenarioResu
         seen.append((verdict, method))
         got = f"{verdict}/{method}" if method else str(verdict)
         status = judge(t.expect, t.xfail, verdict, method)
+        if t.families is not None:
+            details = row.get("details")
+            fams = details.get("families") if isinstance(details, dict) else None
+            got += " " + (",".join(f"{k}:{v}" for k, v in sorted(fams.items()))
+                          if isinstance(fams, dict) else "no-families")
+            if fams != dict(t.families) and status == PASS:
+                status = FAIL
         result.targets.append(TargetResult(t.url, t.expect_text, got, status, t.xfail,
                                            row.get("confidence"), str(row.get("evidence", ""))))
     for req in scenario.require:

@@ -147,8 +147,9 @@ class Sim:
         rundir = netns.RUN_ROOT / prefix
         rundir.mkdir(parents=True, mode=0o755)
         sim = cls(scenario=scenario, prefix=prefix, rundir=rundir,
-                  topo=plan(prefix, scenario.transit), world=World.build(scenario), mode=mode,
-                  say=say, probe_timeout=probe_timeout or scenario.timeout)
+                  topo=plan(prefix, scenario.transit, scenario.ipv6),
+                  world=World.build(scenario), mode=mode, say=say,
+                  probe_timeout=probe_timeout or scenario.timeout)
         sim.write_state()
         try:
             sim._bring_up(control)

@@ -5,6 +5,11 @@ the authoritative DNS data (served by a server abroad and by its anycast instanc
 public resolver, the ISP resolver (forwarding, plus whatever lies the censor adds), one web
 server per world namespace, the block-page server, and the per-run files handed to the probe
 (ip2asn table, canaries, target list). It starts nothing; the runner does.
+
+In a dual-stack scenario (``ipv6 = true``) every site also has the IPv6 twins of its addresses
+(:func:`probe.lab.simnet.addressing.v6_of`): AAAA records next to the A ones, servers listening
+on both, and IPv6 canaries (the twins of the international canaries, as address literals) so the
+probe can tell whether IPv6 works from the client.
 """
 
 from __future__ import annotations
@@ -92,6 +97,17 @@ class World:
         """Every address that serves ``host`` (authoritative ones first)."""
         return list(self.site(host).served_ips)
 
+    @property
+    def ipv6(self) -> bool:
+        return self.scenario.ipv6
+
+    def ips6_of(self, host: str) -> list[str]:
+        """The IPv6 twins of :meth:`ips_of` (empty unless the scenario is dual stack)."""
+        return [A.v6_of(ip) for ip in self.ips_of(host)] if self.ipv6 else []
+
+    def _v6(self, ips: list[str]) -> list[str]:
+        return [A.v6_of(ip) for ip in ips] if self.ipv6 else []
+
     def ip_of(self, host: str) -> str:
         return self.site(host).ips[0]
 
@@ -109,6 +125,8 @@ class World:
             for name in s.names:
                 if s.spec.dns == "answer":
                     records[name] = {"A": list(s.spec.a or s.ips), "ttl": 60}
+                    if self.ipv6 and not s.spec.a:
+                        records[name]["AAAA"] = self._v6(list(s.ips))
                 elif s.spec.dns == "cname_only":
                     behaviours[name] = "cname_only"
                 elif s.spec.dns != "nxdomain":
@@ -117,10 +135,13 @@ class World:
 
     def isp_resolver(self, behaviours: dict[str, str], records: dict[str, Any]) -> dict[str, Any]:
         """The ISP resolver: forwards to the domestic DNS instance; lies where told to."""
-        geo = {
+        geo: dict[str, Any] = {
             name: {"A": list(s.geo_ips), "ttl": 60}
             for s in self.sites.values() if s.geo_ips for name in s.names
         }
+        for rec in geo.values():
+            if self.ipv6:
+                rec["AAAA"] = self._v6(rec["A"])
         return {
             "listen": [f"{A.ISP_RESOLVER_IP}:53"],
             "records": {**geo, **records},
@@ -157,7 +178,7 @@ class World:
             if s.spec.plain_ports:
                 continue  # served by servers of its own (_extra_servers)
             if s.spec.down != "refused":
-                listen.extend(ip for ip in mine if ip not in listen)
+                listen.extend(ip for ip in mine + self._v6(mine) if ip not in listen)
             site = dict(s.spec.site)
             if s.spec.geo_behaviour and set(mine) <= set(s.geo_ips):
                 site["behaviour"] = s.spec.geo_behaviour  # the CDN node near the client
@@ -204,10 +225,11 @@ class World:
         if not drops:
             return ""
         elems = ", ".join(drops)
+        v6 = (f"    ip6 daddr {{ {', '.join(self._v6(drops))} }} drop\n" if self.ipv6 else "")
         return (
             "table inet world_down {\n"
             "  chain cinput { type filter hook input priority 0; policy accept;\n"
-            f"    ip daddr {{ {elems} }} drop\n"
+            f"    ip daddr {{ {elems} }} drop\n{v6}"
             "  }\n}\n"
         )
 
@@ -221,6 +243,10 @@ class World:
                 rows.append(f"https://{h}/,{scope},{h},simulated world canary")
         rows.append(f"http://{A.CONTROL_IP}:{A.CONTROL_PORT}/,control,control helper,"
                     "simulated control host")
+        if self.ipv6:
+            for h in CANARY_HOSTS["international"]:
+                rows.append(f"https://[{self.ips6_of(h)[0]}]/,international,{h} (IPv6),"
+                            "simulated world canary over IPv6")
         return "\n".join(rows) + "\n"
 
     def targets_txt(self) -> str:

@@ -418,6 +418,8 @@ class IpBlock(Technique):
         "action": ("choice:drop|reset|refuse|host_unreachable|net_unreachable", "drop",
                    "what the router does with the packets"),
         "port": ("int", 0, "only this TCP port (0 = every protocol and port)"),
+        "family": ("choice:ipv4|ipv6|both", "ipv4",
+                   "which of the sites' addresses: IPv4, their IPv6 twins (ipv6 = true) or both"),
     }
     movable = True
     removable = True
@@ -426,6 +428,13 @@ class IpBlock(Technique):
     def check_params(cls, params: dict[str, Any]) -> None:
         if not params["hosts"] and not params["ips"]:
             raise ValueError("give 'hosts' or 'ips'")
+
+    def blocked_ips(self) -> list[str]:
+        """The addresses the rule matches: IPv4 ones, and/or the hosts' IPv6 twins."""
+        v4 = self.ips() if self.p["family"] in ("ipv4", "both") else []
+        v6 = ([ip for h in self.hosts for ip in self.ctx.world.ips6_of(h)]
+              if self.p["family"] in ("ipv6", "both") else [])
+        return v4 + v6
 
     def apply(self) -> str:
         verdict = {
@@ -438,6 +447,8 @@ class IpBlock(Technique):
         match = f"tcp dport {self.p['port']} " if self.p["port"] else ""
         if self.p["action"] == "reset" and not self.p["port"]:
             match = "meta l4proto tcp "
+        if self.p["family"] != "ipv4":
+            return self._apply_inet(verdict, match)
         elems = ", ".join(self.ips())
         extra = ""
         if self.p["action"] == "reset" and not self.p["port"]:
@@ -450,6 +461,29 @@ class IpBlock(Technique):
             "  }\n}\n"
         )
 
+    def _apply_inet(self, verdict: str, match: str) -> str:
+        """IPv6 (or both): one set per family; ICMP rejects become their ICMPv6 kin through
+        nft's ``icmpx`` (the inet family's family-neutral reject)."""
+        verdict = verdict.replace("icmp type port-unreachable", "icmpx type port-unreachable")
+        verdict = verdict.replace("icmp type host-unreachable", "icmpx type host-unreachable")
+        verdict = verdict.replace("icmp type net-unreachable", "icmpx type no-route")
+        v4 = [ip for ip in self.blocked_ips() if ":" not in ip]
+        v6 = [ip for ip in self.blocked_ips() if ":" in ip]
+        sets, rules = "", ""
+        for name, kind, key, elems in (("blocked", "ipv4_addr", "ip", v4),
+                                       ("blocked6", "ipv6_addr", "ip6", v6)):
+            if not elems:
+                continue
+            sets += f"  set {name} {{ type {kind}; elements = {{ {', '.join(elems)} }} }}\n"
+            rules += f'    iifname "{self.lan}" {key} daddr @{name} {match}{verdict}\n'
+            if self.p["action"] == "reset" and not self.p["port"]:
+                rules += f'    iifname "{self.lan}" {key} daddr @{name} drop\n'
+        return _nft(
+            f"table inet c_{self.id} {{\n{sets}"
+            "  chain cforward { type filter hook forward priority -5; policy accept;\n"
+            f"{rules}  }}\n}}\n"
+        )
+
     def remove(self) -> str:
         return f"nft delete table inet c_{self.id}\n"
 
@@ -458,11 +492,12 @@ class IpBlock(Technique):
                 "host_unreachable": "unreachable", "net_unreachable": "unreachable"}
         port = self.p["port"] or 443
         out = []
-        for ip in self.ips():
+        for ip in self.blocked_ips():
             out.append(_check(self.cid(f"blocked:{ip}"), "cli", "tcp",
                               f"TCP to {ip}:{port} fails ({self.p['action']})",
                               {"outcome": want[self.p["action"]]}, ip=ip, port=port, timeout=2.0))
-            if self.ctx.world.role_of(ip) in ("dom", "intl"):
+            v4 = ip if ":" not in ip else None
+            if v4 is None or self.ctx.world.role_of(v4) in ("dom", "intl"):
                 out.append(_check(self.cid(f"control-connects:{ip}"), "ctl", "tcp",
                                   f"the control connects to {ip}:{port}", {"outcome": "ok"},
                                   ip=ip, port=port))
@@ -477,6 +512,12 @@ class IpBlock(Technique):
         other = self.ctx.world.ip_of(self.innocuous(self.hosts))
         out.append(_check(self.cid("innocuous"), "cli", "tcp", f"TCP to {other}:{port} works",
                           {"outcome": "ok"}, ip=other, port=port))
+        if self.p["family"] == "ipv6":
+            # blocked over IPv6 only: the same hosts still answer over IPv4
+            ip4 = self.ctx.world.ip_of(self.hosts[0])
+            out.append(_check(self.cid("ipv4-works"), "cli", "tcp",
+                              f"TCP to {self.hosts[0]} over IPv4 ({ip4}:{port}) works",
+                              {"outcome": "ok"}, ip=ip4, port=port))
         return out
 
     def checks_removed(self) -> list[Check]:
@@ -884,6 +925,66 @@ class Shutdown(Technique):
                        {"outcome": "ok"}, ip=self.ctx.world.ip_of(INNOCUOUS_HOST), port=443)]
 
 
+class FamilyCut(Technique):
+    """One address family cut on the client's access link, the other untouched (issue 15).
+
+    ``family = "ipv6"`` with ``action = "unreachable"`` is a volunteer whose IPv6 is broken (the
+    router answers ICMPv6 "no route", as a CPE without an IPv6 uplink does); with ``drop`` it is
+    a shutdown of IPv6 only. ``family = "ipv4"`` is a shutdown of IPv4 while IPv6 still works.
+    Only forwarded traffic is cut: the ISP resolver on the router still answers (over IPv4).
+    """
+
+    name = "family_cut"
+    summary = "cut one address family (IPv4 or IPv6) on the client's link, keep the other"
+    PARAMS = {
+        "family": ("choice:ipv4|ipv6", REQUIRED, "the family that is cut"),
+        "action": ("choice:drop|unreachable", "drop",
+                   "drop (timeouts, a shutdown) or reject with ICMP no-route (broken IPv6)"),
+    }
+    removable = True
+    global_effect = True
+
+    def touched_hosts(self) -> list[str]:
+        return list(self.ctx.world.sites)
+
+    def apply(self) -> str:
+        key = "ip" if self.p["family"] == "ipv4" else "ip6"
+        what = "drop" if self.p["action"] == "drop" else "reject with icmpx type no-route"
+        return _nft(
+            f"table inet c_{self.id} {{\n"
+            "  chain cforward { type filter hook forward priority -10; policy accept;\n"
+            f'    iifname "{self.lan}" meta nfproto {"ipv4" if key == "ip" else "ipv6"} {what}\n'
+            f'    oifname "{self.lan}" meta nfproto {"ipv4" if key == "ip" else "ipv6"} drop\n'
+            "  }\n}\n"
+        )
+
+    def remove(self) -> str:
+        return f"nft delete table inet c_{self.id}\n"
+
+    def checks(self) -> list[Check]:
+        w = self.ctx.world
+        v4, v6 = w.ip_of(INNOCUOUS_HOST), w.ips6_of(INNOCUOUS_HOST)[0]
+        cut, kept = (v4, v6) if self.p["family"] == "ipv4" else (v6, v4)
+        want = "timeout" if self.p["action"] == "drop" else "unreachable"
+        return [
+            _check(self.cid("cut"), "cli", "tcp",
+                   f"{INNOCUOUS_HOST} over {self.p['family']} ({cut}) fails ({want})",
+                   {"outcome": want}, ip=cut, port=443, timeout=1.5),
+            _check(self.cid("other-family"), "cli", "tcp",
+                   f"{INNOCUOUS_HOST} over the other family ({kept}) works", {"outcome": "ok"},
+                   ip=kept, port=443),
+            _check(self.cid("control-fine"), "ctl", "tcp",
+                   f"the control reaches {cut}", {"outcome": "ok"}, ip=cut, port=443),
+        ]
+
+    def checks_removed(self) -> list[Check]:
+        w = self.ctx.world
+        ip = w.ip_of(INNOCUOUS_HOST) if self.p["family"] == "ipv4" else w.ips6_of(
+            INNOCUOUS_HOST)[0]
+        return [_check(self.cid("restored"), "cli", "tcp", f"{ip} is reachable again",
+                       {"outcome": "ok"}, ip=ip, port=443)]
+
+
 class LocalLinkDown(Technique):
     name = "local_link_down"
     summary = "not censorship: the volunteer's own access link is down (no carrier)"
@@ -1151,7 +1252,7 @@ TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze, ResidualBlock)
+                Flaky, Freeze, ResidualBlock, FamilyCut)
 }
 
 

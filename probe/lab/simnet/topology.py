@@ -15,6 +15,11 @@ so bogon and unroutable addresses time out as they do on the real Internet.
 World hosts own whole address ranges through ``local`` routes (AnyIP): every address of their
 networks is local, so sites need no per-address set-up.
 
+Dual stack (``plan(..., ipv6=True)``, issue 15): every interface, loopback address, owned range
+and route also gets its IPv6 twin (:func:`probe.lab.simnet.addressing.v6_of`); routers forward
+IPv6, world hosts may bind any address of their ranges (``ip_nonlocal_bind``). Without it IPv6
+stays disabled in every namespace, exactly as before.
+
 Nothing here touches the root namespace: veth pairs are created directly inside their two
 namespaces and no namespace has a link or route out of the simulation.
 """
@@ -71,6 +76,7 @@ class Topology:
     prefix: str
     transit: int
     nodes: dict[str, Node] = field(default_factory=dict)
+    ipv6: bool = False
 
     # --- names -------------------------------------------------------------------------
     def ns(self, role: str) -> str:
@@ -97,7 +103,7 @@ class Topology:
         return self.nodes[role].hop
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "transit": self.transit,
+        return {"prefix": self.prefix, "transit": self.transit, "ipv6": self.ipv6,
                 "nodes": {k: asdict(v) for k, v in self.nodes.items()}}
 
     @classmethod
@@ -110,11 +116,13 @@ class Topology:
             for key in ("lo_addrs", "local_ranges"):
                 n[key] = tuple(n[key])
             nodes[role] = Node(**n)
-        return cls(prefix=data["prefix"], transit=data["transit"], nodes=nodes)
+        return cls(prefix=data["prefix"], transit=data["transit"], nodes=nodes,
+                   ipv6=bool(data.get("ipv6", False)))
 
 
-def plan(prefix: str, transit: int = DEFAULT_TRANSIT) -> Topology:
-    """Compute every namespace, address and route of the topology (no side effects)."""
+def plan(prefix: str, transit: int = DEFAULT_TRANSIT, ipv6: bool = False) -> Topology:
+    """Compute every namespace, address and route of the topology (no side effects);
+    ``ipv6``: dual stack (the IPv6 twins are derived when the topology is brought up)."""
     if not 1 <= transit <= 8:
         raise ValueError(f"transit router count {transit} out of range 1..8")
     last = f"t{transit}"
@@ -226,7 +234,7 @@ def plan(prefix: str, transit: int = DEFAULT_TRANSIT) -> Topology:
             blackhole_default=blackhole,
             routes=tuple(routes),
         )
-    return Topology(prefix=prefix, transit=transit, nodes=nodes)
+    return Topology(prefix=prefix, transit=transit, nodes=nodes, ipv6=ipv6)
 
 
 def _peer_ip(ifaces: dict[str, list[Iface]], role: str, peer: str) -> str:
@@ -252,11 +260,21 @@ def bringup_script(topo: Topology) -> str:
         lines.append(f"ip netns add {node.ns}")
     for node in topo.nodes.values():
         sysctls = [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
             "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.default.rp_filter=0",
         ]
+        if topo.ipv6:
+            # no duplicate address detection (addresses usable at once), no router adverts
+            sysctls += ["net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+                        "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+                        "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0"]
+            if node.kind == "router":
+                sysctls.append("net.ipv6.conf.all.forwarding=1")
+            if node.kind == "host":
+                sysctls.append("net.ipv6.ip_nonlocal_bind=1")
+        else:
+            sysctls = ["net.ipv6.conf.all.disable_ipv6=1",
+                       "net.ipv6.conf.default.disable_ipv6=1", *sysctls]
         if node.kind == "router":
             sysctls.append("net.ipv4.ip_forward=1")
         lines.append(f"ip netns exec {node.ns} sysctl -q -w {' '.join(sysctls)}")
@@ -288,6 +306,8 @@ def bringup_script(topo: Topology) -> str:
             batch.append(f"route add default via {node.default_via}{src}")
         if node.blackhole_default:
             batch.append("route add blackhole default")
+        if topo.ipv6:
+            batch.extend(_v6_batch(node))
         body = "\n".join(batch)
         lines.append(f"ip -n {node.ns} -batch - <<'EOF'\n{body}\nEOF")
         if have_ethtool:
@@ -298,6 +318,29 @@ def bringup_script(topo: Topology) -> str:
     lines.append(f"mkdir -p {etc}")
     lines.append(f"cat > {etc}/resolv.conf <<'EOF'\n{resolv_conf(A.ISP_RESOLVER_IP)}EOF")
     return "\n".join(lines) + "\n"
+
+
+def _v6_batch(node: Node) -> list[str]:
+    """The IPv6 twins of a node's addresses and routes (``ip -batch`` lines)."""
+    out: list[str] = []
+    for i in node.ifaces:
+        ip, _, _ = i.addr.partition("/")
+        out.append(f"addr add {A.v6_of(ip)}/112 dev {i.name} nodad")
+    for a in node.lo_addrs:
+        out.append(f"addr add {A.v6_of(a)}/128 dev lo nodad")
+    for r in node.local_ranges:
+        out.append(f"route add local {A.v6_net(r)} dev lo")
+    for prefix, via in node.routes:
+        out.append(f"route add {A.v6_net(prefix)} via {A.v6_of(via)}")
+    if node.default_src and node.default_src not in node.lo_addrs:
+        # an IPv6 preferred source must be an assigned address (a local route is not enough)
+        out.append(f"addr add {A.v6_of(node.default_src)}/128 dev lo nodad")
+    if node.default_via:
+        src = f" src {A.v6_of(node.default_src)}" if node.default_src else ""
+        out.append(f"route add ::/0 via {A.v6_of(node.default_via)}{src}")
+    if node.blackhole_default:
+        out.append("route add blackhole ::/0")
+    return out
 
 
 def bring_up(topo: Topology) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe import failures as f
 from probe.classify import control as ctl
@@ -18,6 +17,7 @@ from probe.classify.context import Context
 from probe.classify.health import HealthRound, NetworkState, state_during
 from probe.classify.observations import Attempt, final_hop, last_attempt, succeeded, tls_of
 from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind
+from probe.targets import split_url
 
 #: Version of the rules; stored with every verdict so re-analysis can tell old from new.
 #: Change it whenever a rule changes an outcome.
@@ -70,7 +70,7 @@ class Case:
         """The final response came over TLS whose chain validated for the host: it is the
         site's own answer (or that of someone holding its key, such as its CDN)."""
         h = self.final
-        if h is None or urlsplit(h.url).scheme != "https":
+        if h is None or split_url(h.url).scheme != "https":
             return False
         t = tls_of(self.m, h)
         return t is not None and t.verified is True

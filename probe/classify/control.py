@@ -29,9 +29,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe import failures as f
+from probe.targets import split_url
 
 
 def _str(value: Any) -> str | None:
@@ -210,7 +210,7 @@ class ControlView:
         """The control's fetch went through ``hostname`` (the URL's host or a redirect)."""
         if self.about(hostname):
             return True
-        return any((urlsplit(u).hostname or "").rstrip(".").lower() == hostname
+        return any((split_url(u).hostname or "").rstrip(".").lower() == hostname
                    for h in self.https for u in h.redirect_chain)
 
     def summary(self) -> dict[str, Any]:
@@ -292,7 +292,7 @@ def _read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
                 fetch = replace(fetch, failure=_why_no_fetch(dns, mine))
             https.append(fetch)
     https.sort(key=lambda h: not h.ok)
-    hostname = (urlsplit(url).hostname or "").rstrip(".").lower() if url else None
+    hostname = (split_url(url).hostname or "").rstrip(".").lower() if url else None
     return ControlView(
         helpers=tuple(helpers), failed=tuple(failed), url=url, hostname=hostname or None,
         dns_done=dns_done, dns_addrs=tuple(addrs),

@@ -33,9 +33,9 @@ import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from probe.model import HealthSample, HealthScope, Measurement, Verdict
+from probe.targets import split_url
 
 
 class NetworkState(enum.StrEnum):
@@ -69,7 +69,7 @@ def sample_family(target: str) -> str:
     in a URL), ``ipv4`` for everything else."""
     text = target.strip()
     if "://" in text:
-        text = urlsplit(text).netloc.rpartition("@")[2]
+        text = split_url(text).netloc.rpartition("@")[2]
     if text.startswith("["):
         return "ipv6"
     return "ipv6" if text.count(":") >= 2 else "ipv4"

@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe import failures as f
 from probe.classify.base import (
@@ -41,6 +40,7 @@ from probe.classify.endpoint import TCP_METHODS, failed_how
 from probe.classify.fingerprints import Match
 from probe.classify.observations import endpoint, host, is_bogon, secs, succeeded, took
 from probe.model import HTTPObservation, Verdict
+from probe.targets import split_url
 
 HTTP_METHODS: dict[str, str] = {
     f.CONNECTION_RESET: "http.reset",
@@ -219,8 +219,8 @@ def blockpage(case: Case) -> Verdict | None:
 def _blockpage_verdict(case: Case, h: HTTPObservation, match: Match) -> Verdict | None:
     """The blocked verdict for a response matching ``match`` (None: not a block page)."""
     fp = case.ctx.fingerprints
-    hop_host = host(urlsplit(h.url).hostname or "")
-    to = host(urlsplit(h.location).hostname or "") if h.location else ""
+    hop_host = host(split_url(h.url).hostname or "")
+    to = host(split_url(h.location).hostname or "") if h.location else ""
     if match.by_location and case.control.visited(to):
         return None
     common = _common(h, location=h.location, **match.details())
@@ -342,9 +342,9 @@ def http_diff(case: Case) -> Verdict | None:
     if c.status is not None and c.status >= 400 and h.status is not None and h.status < 400:
         return ok(case, 0.5, f"{what}; the control was refused but the probe got the page",
                   note="control_refused", **common)
-    hosts = {host(urlsplit(x.url).hostname or "") for x in case.m.http}
+    hosts = {host(split_url(x.url).hostname or "") for x in case.m.http}
     foreign = hosts - {case.target_host} - {
-        host(urlsplit(u).hostname or "") for u in c.redirect_chain}
+        host(split_url(u).hostname or "") for u in c.redirect_chain}
     if foreign and h.redirect_index:
         return blocked(case, "http.redirect", CONTENT_DIFF,
                        f"{what}; the probe was redirected to {', '.join(sorted(foreign))}, "
@@ -415,15 +415,15 @@ def redirect_failure(case: Case, h: HTTPObservation, failure: str, what: str,
         return without_control(case, "http.redirect", what, **common)
     if not c.ok:
         return by_failed_fetch(case, "http", "http.redirect", what, **common)
-    hosts = {host(urlsplit(x.url).hostname or "") for x in case.m.http}
-    hosts |= {host(urlsplit(x.location).hostname or "") for x in case.m.http if x.location}
+    hosts = {host(split_url(x.url).hostname or "") for x in case.m.http}
+    hosts |= {host(split_url(x.location).hostname or "") for x in case.m.http if x.location}
     foreign = hosts - {case.target_host, ""} - {
-        host(urlsplit(u).hostname or "") for u in c.redirect_chain}
+        host(split_url(u).hostname or "") for u in c.redirect_chain}
     if foreign:
         return blocked(case, "http.redirect", CONTENT_DIFF,
                        f"{what}; the redirects went to {', '.join(sorted(foreign))}, which the "
                        f"control never visited; {_control_page(case)}", **common)
-    if failure == f.HTTP_INVALID_REDIRECT_LOCATION_HOST and urlsplit(h.url).scheme == "http":
+    if failure == f.HTTP_INVALID_REDIRECT_LOCATION_HOST and split_url(h.url).scheme == "http":
         return blocked(case, "http.redirect", CONTENT_DIFF,
                        f"{what}; a broken redirect over plain HTTP that the control does not "
                        f"get ({_control_page(case)})", **common)

@@ -12,7 +12,6 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe.model import (
     DNSObservation,
@@ -21,6 +20,7 @@ from probe.model import (
     TCPObservation,
     TLSObservation,
 )
+from probe.targets import split_url
 
 
 def host(name: str) -> str:
@@ -147,7 +147,7 @@ def last_attempt(m: Measurement) -> Attempt:
         url, index = hop.url, hop.redirect_index
         if hop.location is not None and succeeded(hop):
             url, index, via_hop = hop.location, hop.redirect_index + 1, hop
-    parts = urlsplit(url)
+    parts = split_url(url)
     hostname = host(parts.hostname or t.hostname)
     scheme = parts.scheme or t.scheme
     earlier = {h.tx_id for h in m.http if h.redirect_index < index}
@@ -165,6 +165,6 @@ def last_attempt(m: Measurement) -> Attempt:
 def sni_retries(m: Measurement, hostname: str) -> tuple[TLSObservation, ...]:
     """Handshakes with an innocuous SNI: a server name that is not any host of this
     measurement's redirect chain (the measure step's retry after a failed handshake)."""
-    hosts = {host(m.target.hostname)} | {host(urlsplit(h.url).hostname or "") for h in m.http}
+    hosts = {host(m.target.hostname)} | {host(split_url(h.url).hostname or "") for h in m.http}
     hosts.add(hostname)
     return tuple(t for t in m.tls if host(t.server_name) not in hosts)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from probe import failures as f
 from probe.classify import (
@@ -80,6 +79,7 @@ from probe.model import (
     Verdict,
     VerdictKind,
 )
+from probe.targets import split_url
 
 #: ``blocked`` methods (DESIGN.md vocabulary, plus ``tls.handshake``: an injected TLS alert).
 BLOCKED_METHODS: frozenset[str] = frozenset(
@@ -132,7 +132,7 @@ def final_ok(case: Case) -> Verdict | None:
     h = case.final
     if not case.responded or h is None:
         return None
-    https = urlsplit(h.url).scheme == "https"
+    https = split_url(h.url).scheme == "https"
     if https and not case.https_verified:
         return None
     c = case.control.http

@@ -32,7 +32,6 @@ import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from probe import failures as f
 from probe.measure.certs import parse_certificate
@@ -51,7 +50,7 @@ from probe.model import (
     TCPObservation,
     TLSObservation,
 )
-from probe.targets import parse_url
+from probe.targets import parse_url, split_url
 
 #: Who measured: the ``source`` of every Provenance this module makes.
 SOURCE = "ooni"
@@ -461,7 +460,7 @@ def http_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation],
         resp = r.get("response") if isinstance(r.get("response"), Mapping) else {}
         assert isinstance(req, Mapping) and isinstance(resp, Mapping)
         url = str(req.get("url") or "")
-        parts = urlsplit(url)
+        parts = split_url(url)
         name = (parts.hostname or "").rstrip(".").lower()
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)

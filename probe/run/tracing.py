@@ -21,7 +21,6 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from probe import failures
 from probe.classify import traces
@@ -32,6 +31,7 @@ from probe.measure.trace import TraceSettings
 from probe.model import Target, TraceObservation
 from probe.store import Store
 from probe.store.privacy import Scrubber
+from probe.targets import split_url
 
 __all__ = [
     "NEED_RAW",
@@ -101,7 +101,7 @@ def plan_for_result(row: Mapping[str, Any]) -> TracePlan | None:
     method = row.get("method") or ""
     step = details.get("step") or method.split(".", 1)[0]
     url = str(row["url"])
-    parts = urlsplit(str(details.get("url") or url))
+    parts = split_url(str(details.get("url") or url))
     host = str(details.get("server_name") or details.get("hostname") or parts.hostname
                or row.get("hostname") or "")
     ip = details.get("ip") if isinstance(details.get("ip"), str) else None
@@ -133,7 +133,7 @@ def reference_address(reference: str | None, controls: Sequence[str] = ()) -> st
         except ValueError:
             raise UsageError(f"--reference {reference!r}: not an IPv4 address") from None
     for url in controls:
-        host = urlsplit(url).hostname
+        host = split_url(url).hostname
         if host:
             try:
                 return str(ipaddress.IPv4Address(host))
@@ -147,7 +147,7 @@ async def resolve_reference(reference: str | None, controls: Sequence[str]) -> s
     found = reference_address(reference, controls)
     if found or not controls:
         return found
-    host = urlsplit(controls[0]).hostname
+    host = split_url(controls[0]).hostname
     return await _resolve(host) if host else None
 
 

@@ -37,6 +37,9 @@ class MeasureSettings:
     helper's policy); None = no guard.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``http3``: when the web test also tries HTTP/3 (QUIC) after the TCP path: ``advertised``
+    (the target's HTTP/1.1 response carries an ``h3`` Alt-Svc, RFC 7838/9114 §3.1), ``always``
+    (every https target, ``--http3``) or ``off``.
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -59,6 +62,7 @@ class MeasureSettings:
     sni_retry: bool = True
     connect_retries: int = 1
     innocuous_sni: str = "example.org"
+    http3: str = "advertised"
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -81,6 +81,7 @@ class RunRequest:
     residual_cooldown: float = DEFAULT_COOLDOWN
     asn_db: Path | None = None
     store_bodies: bool = True
+    http3: str = "advertised"
     trace_blocked: bool = False
     resume: str | None = None
     watch: WatchPlan | None = None
@@ -165,6 +166,7 @@ def _prepare(request: RunRequest) -> _Plan:
         resolvers=resolvers,
         ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
         store_bodies=request.store_bodies,
+        http3=request.http3,
     )
     options = RunOptions(
         concurrency=request.concurrency,

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import dns, endpoint, http, population, quic, tcp_connect, throttling
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -320,7 +320,8 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     """
     ctx = context if context is not None else Context()
     case = make_case(m, ctx)
-    return with_missing(residual_note(m, network_cut(case, judge(case))), ctx.missing)
+    v = with_missing(residual_note(m, network_cut(case, judge(case))), ctx.missing)
+    return quic.annotate(m, v)  # beside the verdict, never changing it
 
 
 def classify_run(measurements: Iterable[Measurement],

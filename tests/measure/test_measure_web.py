@@ -37,6 +37,7 @@ HTTP_PORT = _free_port()
 HTTPS_PORT = _free_port()
 H3_PORT = _free_port()  # UDP: the HTTP/3 server of h3.test (advertised in its Alt-Svc)
 SITES = {
+    "h3world.test": {"title": "Both ways", "http3": True},  # the world's own HTTP/3
     "h3.test": {"title": "TCP page", "headers": {"Alt-Svc": f'h3=":{H3_PORT}"; ma=60'}},
     "ok.test": {"title": "Healthy site"},
     "expired.test": {"cert": "expired"},
@@ -410,9 +411,9 @@ def _h3_measure(url: str, settings: MeasureSettings, serve: bool) -> Measurement
         # advertised, nothing answers the Initial: a timeout, then the innocuous-SNI retry
         ("h3.test", "advertised", False, "alt-svc", "h3",
          [failures.GENERIC_TIMEOUT, failures.GENERIC_TIMEOUT], []),
-        # --http3 on a site that does not speak it (nothing on its UDP port)
-        ("ok.test", "always", False, "always", "https",
-         [failures.GENERIC_TIMEOUT, failures.GENERIC_TIMEOUT], []),
+        # --http3 on a site that does not speak it: the server's HTTP/3 (for h3world.test)
+        # answers with a chain not naming ok.test, so no request is sent over it
+        ("ok.test", "always", False, "always", "https", [None], []),
     ],
 )
 def test_http3_attempt(settings: MeasureSettings, host: str, mode: str, serve: bool,
@@ -450,3 +451,17 @@ def test_http3_attempt(settings: MeasureSettings, host: str, mode: str, serve: b
 ])
 def test_alt_svc_h3_port(headers: tuple[tuple[str, str], ...], port: int | None) -> None:
     assert web.alt_svc_h3_port(headers) == port
+
+
+def test_world_site_serves_http3_and_advertises_it(settings: MeasureSettings) -> None:
+    m, _ = measure(https("h3world.test"), settings)
+    (h,) = m.http
+    assert (h.status, h.title) == (200, "Both ways")
+    assert ("Alt-Svc", f'h3=":{HTTPS_PORT}"; ma=3600') in h.headers
+    assert m.extra["http3"]["reason"] == "alt-svc"
+    (q,), (h3,) = m.quic, m.http3
+    assert (q.failure, q.alpn, q.verified, q.port) == (None, "h3", True, HTTPS_PORT)
+    assert (h3.status, h3.title, h3.url) == (200, "Both ways", https("h3world.test"))
+    # a site without http3 on the same server: no Alt-Svc, no attempt
+    m, _ = measure(https("ok.test"), settings)
+    assert not any(k.lower() == "alt-svc" for k, _ in m.http[0].headers) and not m.quic

@@ -43,7 +43,7 @@ METHODS: dict[str, frozenset[str]] = {
 SIM_SITE_KEYS = ("host", "net", "ips", "geo_net", "geo_behaviour", "dns", "a", "down")
 #: probe.lab.world SiteConfig keys a site may set.
 WORLD_SITE_KEYS = ("behaviour", "title", "body", "cert", "status", "headers", "content_type",
-                   "aliases", "size", "delay", "region_block", "region_content")
+                   "aliases", "size", "delay", "region_block", "region_content", "http3")
 SITE_DNS = ("answer", "nxdomain", "cname_only", "servfail", "refused", "silent")
 SITE_DOWN = ("refused", "timeout")
 #: Names usable instead of CIDRs in region_block / region_content.

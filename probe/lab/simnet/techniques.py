@@ -418,6 +418,8 @@ class IpBlock(Technique):
         "action": ("choice:drop|reset|refuse|host_unreachable|net_unreachable", "drop",
                    "what the router does with the packets"),
         "port": ("int", 0, "only this TCP port (0 = every protocol and port)"),
+        "protocol": ("choice:tcp|udp", "tcp",
+                     "with port: which protocol (udp with port 443 = QUIC dropped)"),
     }
     movable = True
     removable = True
@@ -426,6 +428,8 @@ class IpBlock(Technique):
     def check_params(cls, params: dict[str, Any]) -> None:
         if not params["hosts"] and not params["ips"]:
             raise ValueError("give 'hosts' or 'ips'")
+        if params["protocol"] == "udp" and (not params["port"] or params["action"] != "drop"):
+            raise ValueError("protocol 'udp' needs a port and action 'drop'")
 
     def apply(self) -> str:
         verdict = {
@@ -435,7 +439,7 @@ class IpBlock(Technique):
             "host_unreachable": "reject with icmp type host-unreachable",
             "net_unreachable": "reject with icmp type net-unreachable",
         }[self.p["action"]]
-        match = f"tcp dport {self.p['port']} " if self.p["port"] else ""
+        match = f"{self.p['protocol']} dport {self.p['port']} " if self.p["port"] else ""
         if self.p["action"] == "reset" and not self.p["port"]:
             match = "meta l4proto tcp "
         elems = ", ".join(self.ips())
@@ -458,6 +462,8 @@ class IpBlock(Technique):
                 "host_unreachable": "unreachable", "net_unreachable": "unreachable"}
         port = self.p["port"] or 443
         out = []
+        if self.p["protocol"] == "udp":
+            return self._udp_checks(port)
         for ip in self.ips():
             out.append(_check(self.cid(f"blocked:{ip}"), "cli", "tcp",
                               f"TCP to {ip}:{port} fails ({self.p['action']})",
@@ -469,6 +475,23 @@ class IpBlock(Technique):
         other = self.ctx.world.ip_of(self.innocuous(self.hosts))
         out.append(_check(self.cid("innocuous"), "cli", "tcp", f"TCP to {other}:{port} works",
                           {"outcome": "ok"}, ip=other, port=port))
+        return out
+
+    def _udp_checks(self, port: int) -> list[Check]:
+        """UDP dropped: a QUIC handshake from the client times out while TCP to the same
+        address works, and the control's QUIC handshake gets through."""
+        out = []
+        for ip in self.ips():
+            out.append(_check(self.cid(f"quic-dropped:{ip}"), "cli", "quic",
+                              f"QUIC to {ip}:{port} times out", {"outcome": "timeout"},
+                              ip=ip, port=port, timeout=2.0))
+            out.append(_check(self.cid(f"tcp-works:{ip}"), "cli", "tcp",
+                              f"TCP to {ip}:{port} still works", {"outcome": "ok"},
+                              ip=ip, port=port))
+            if self.ctx.world.role_of(ip) in ("dom", "intl"):
+                out.append(_check(self.cid(f"control-quic:{ip}"), "ctl", "quic",
+                                  f"the control's QUIC to {ip}:{port} works", {"outcome": "ok"},
+                                  ip=ip, port=port, timeout=3.0))
         return out
 
     def checks_removed(self) -> list[Check]:

@@ -1048,6 +1048,55 @@ class Freeze(Technique):
 
 
 # ============================================================================ residual censorship
+class QuicSni(Technique):
+    """QUIC filtered by the SNI of the client's Initial, decrypted on the path (its keys derive
+    from the connection id; devices/quic_sni.py): the Initial is dropped, the handshake times
+    out, TCP/TLS is untouched (China since April 2024, issue 15)."""
+
+    name = "quic_sni"
+    summary = ("QUIC SNI filtering: the censor decrypts the client's Initial (NFQUEUE) and drops "
+               "it when its SNI is blocked; TCP/TLS untouched")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "server names whose QUIC Initials are dropped"),
+        "queue": ("int", 33, "NFQUEUE number"),
+    }
+    movable = True
+    removable = True
+
+    def _rule(self, op: str) -> str:
+        return (f"iptables {op} FORWARD -i {self.lan} -p udp --dport 443 "
+                f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass\n")
+
+    def apply(self) -> str:
+        return self._rule("-A")
+
+    def remove(self) -> str:
+        return self._rule("-D")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"quicsni-{self.id}", self.router, "probe.lab.simnet.devices.quic_sni",
+                       {"queue": self.p["queue"], "keywords": self.hosts})]
+
+    def checks(self) -> list[Check]:
+        out = []
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            other = self.innocuous(self.hosts)
+            out.append(_check(self.cid(f"quic-sni:{h}"), "cli", "quic",
+                              f"a QUIC Initial with SNI {h} to {ip} is dropped",
+                              {"outcome": "timeout"}, ip=ip, port=443, sni=h, timeout=2.0))
+            out.append(_check(self.cid(f"quic-innocuous:{h}"), "cli", "quic",
+                              f"SNI {other} to the same address {ip} completes the handshake",
+                              {"outcome": "ok"}, ip=ip, port=443, sni=other, timeout=3.0))
+            out.append(_check(self.cid(f"tls:{h}"), "cli", "tls",
+                              f"TLS over TCP with SNI {h} still works", {"outcome": "ok"},
+                              ip=ip, sni=h, timeout=3.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "quic",
+                              f"the control's QUIC with SNI {h} works", {"outcome": "ok"},
+                              ip=ip, port=443, sni=h, timeout=3.0))
+        return out
+
+
 class ResidualBlock(Technique):
     """After a keyword (HTTP request or TLS SNI), the client is blocked from the same server or
     from every server for ``seconds`` (GFW-style residual censorship; devices/penalty.py)."""
@@ -1162,7 +1211,7 @@ TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze, ResidualBlock)
+                Flaky, Freeze, ResidualBlock, QuicSni)
 }
 
 

@@ -137,8 +137,9 @@ async def measure_request(
         if reason is not None:
             raise Refused(reason)
 
+    # http3 off: the helper's answer has no QUIC part yet, and an Alt-Svc may name any UDP port
     own_settings = replace(settings, address_filter=policy.address_allowed,
-                           endpoint_guard=guard)
+                           endpoint_guard=guard, http3="off")
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
     tcp_only = target.test_name == TCP_CONNECT
     refused: str | None = None

@@ -39,6 +39,7 @@ scenarios)::
     url = "https://meduza.io/"
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
     xfail = "issue 4: needs the control vantage"
+    quic = "quic.blocked"               # optional: the verdict's details.quic.method (issue 15)
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def _event(data: Any, where: str) -> EventSpec:
 
 
 def _target(data: Any, where: str) -> TargetSpec:
-    d = check_keys(data, ("url", "expect", "xfail", "note"), where, required=("url", "expect"))
+    d = check_keys(data, ("url", "expect", "xfail", "note", "quic"), where,
+                   required=("url", "expect"))
     url = d["url"]
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
@@ -159,9 +161,13 @@ def _target(data: Any, where: str) -> TargetSpec:
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
+    quic = d.get("quic")
+    if quic is not None and (not isinstance(quic, str)
+                             or not re.fullmatch(r"quic\.[a-z_]+", quic)):
+        raise ScenarioError(f"{where}.quic: expected a QUIC method like 'quic.blocked'")
     return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
-                      note=str(d.get("note", "")))
+                      note=str(d.get("note", "")), quic=quic)
 
 
 def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:

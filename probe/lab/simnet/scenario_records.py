@@ -112,6 +112,7 @@ class TargetSpec:
     expect: tuple[Expect, ...]
     xfail: str | None = None
     note: str = ""
+    quic: str | None = None  # the expected QUIC finding (details.quic.method); None = not checked
 
     @property
     def expect_text(self) -> str:

@@ -187,6 +187,32 @@ class TLSObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class QUICHandshake:
+    """One QUIC handshake (TLS 1.3 inside QUIC, RFC 9001) to ``ip:port`` over UDP.
+
+    Recorded like a :class:`TLSObservation`: ``certificates`` is the whole presented chain
+    (empty when the handshake failed first), ``verified``/``verify_error`` the result of our own
+    validation (None = not attempted), ``failure`` the handshake's own failure (a dropped
+    Initial is ``generic_timeout_error``). ``quic_version`` is ``QUICv1``, ``QUICv2`` or the
+    version number in hex; ``alpn`` the negotiated protocol (``h3``). ``tx_id`` is shared with
+    the HTTP/3 request sent over it (``Measurement.http3``).
+    """
+
+    tx_id: int
+    ip: str
+    port: int
+    server_name: str
+    t0: float
+    t: float
+    failure: str | None
+    quic_version: str | None = None
+    alpn: str | None = None
+    certificates: tuple[Certificate, ...] = ()
+    verified: bool | None = None
+    verify_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPObservation:
     """One HTTP request/response exchange (one redirect hop).
 
@@ -231,6 +257,9 @@ class Measurement:
     observations are relative to ``started_at``. ``control`` holds the control vantage's
     answers (one dict per control queried, as returned by its client); empty = no control.
     ``extra`` is a place for step-specific frozen data (JSON-serialisable).
+    ``quic``/``http3``: the QUIC handshakes and the HTTP/3 requests over them (the web test's
+    HTTP/3 attempt, after the TCP path); kept apart from ``tls``/``http`` so the verdict on
+    what users get over TCP never reads them by mistake.
     """
 
     target: Target
@@ -241,6 +270,8 @@ class Measurement:
     tls: tuple[TLSObservation, ...] = ()
     http: tuple[HTTPObservation, ...] = ()
     control: tuple[dict[str, Any], ...] = ()
+    quic: tuple[QUICHandshake, ...] = ()
+    http3: tuple[HTTPObservation, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -34,6 +34,7 @@ from probe.model import (
     HealthScope,
     HTTPObservation,
     Measurement,
+    QUICHandshake,
     Target,
     TCPObservation,
     TLSObservation,
@@ -369,6 +370,20 @@ def full_measurement(**changes: Any) -> Measurement:
                             title="News of the day — Жаңалықтар"),
         ),
         control=(FAILED_HELPER, control_answer(url, body_length=1000)),
+        quic=(
+            QUICHandshake(20, "93.184.216.34", 443, "news.test", 0.5, 0.55, None,
+                          quic_version="QUICv1", alpn="h3", certificates=(CERT_LEAF, CERT_CA),
+                          verified=True),
+            QUICHandshake(21, "93.184.216.35", 443, "news.test", 0.5, 10.5,
+                          "generic_timeout_error"),
+        ),
+        http3=(
+            HTTPObservation(20, "https://news.test/", "GET", "93.184.216.34", 443, 0.55, 0.6,
+                            None, request_headers=((":authority", "news.test"),), status=200,
+                            headers=(("content-type", "text/html"),), body=b"<title>h3</title>",
+                            body_length=17, body_sha256="aa" * 32, title="h3",
+                            received_bytes=40, last_byte_t=0.59),
+        ),
         extra={"hops": [{"url": url, "dns": [1, 2, 3], "endpoints": [10, 11, 12, 13]}],
                "note": "ünïcode"},
     )
@@ -616,6 +631,12 @@ def measurement_naming(me: str, site: str = "203.0.113.5") -> Measurement:
             title=f"Hello {me}", location=f"https://site.example/?from={me}"),),
         control=({"control": "https://helper.example", "client_address": me,
                   "http": {"headers": [["X-Client-IP", me]]}},),
+        quic=(QUICHandshake(4, site, 443, "site.example", 0.2, 0.3, None, quic_version="QUICv1",
+                            alpn="h3", certificates=(cert_naming(me),)),),
+        http3=(HTTPObservation(4, f"https://site.example/echo?ip={me}", "GET", site, 443, 0.3,
+                               0.4, None, status=200, headers=(("x-client-ip", me),), body=body,
+                               body_length=len(body),
+                               body_sha256=hashlib.sha256(body).hexdigest()),),
         extra={"note": [me, 1, None, True]},
     )
 

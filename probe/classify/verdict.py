@@ -52,6 +52,7 @@ from probe.classify import (
     families,
     http,
     population,
+    quic,
     tcp_connect,
     throttling,
 )
@@ -341,7 +342,8 @@ def classify(m: Measurement, context: Context | None = None) -> Verdict:
     ctx = context if context is not None else Context()
     case = make_case(m, ctx)
     judged = families.apply(case, network_cut(case, judge(case)))
-    return with_missing(residual_note(m, judged), ctx.missing)
+    v = with_missing(residual_note(m, judged), ctx.missing)
+    return quic.annotate(m, v)  # beside the verdict, never changing it
 
 
 def classify_run(measurements: Iterable[Measurement],

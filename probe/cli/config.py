@@ -230,6 +230,8 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("quiet", "bool", False, "no progress output"),
     Setting("accept_risk", "bool", False, "accept the informed-consent notice (unattended use)"),
     Setting("no_bodies", "bool", False, "store body hashes and lengths only"),
+    Setting("http3", "bool", False,
+            "also try HTTP/3 (QUIC) on every https target, not only those advertising it"),
     Setting("trace_blocked", "bool", False,
             "then locate the censor of every blocked target (root or CAP_NET_RAW)"),
     # `probe watch` and `probe upload` (issue 16, docs/collector.md)

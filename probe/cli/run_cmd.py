@@ -112,6 +112,10 @@ def run(
     no_bodies: Annotated[
         bool, typer.Option("--no-bodies", help="Store body hashes and lengths only.")
     ] = False,
+    http3: Annotated[
+        bool, typer.Option("--http3", help="Also try HTTP/3 (QUIC) on every https target, "
+                           "not only those that advertise it (Alt-Svc).")
+    ] = False,
     trace_blocked: Annotated[
         bool, typer.Option("--trace-blocked", help="Then locate the censor of every blocked "
                            "target with TTL-limited packets (needs root or CAP_NET_RAW).")
@@ -156,6 +160,7 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         tests=tuple(g.strip() for t in (eff["tests"] or ()) for g in t.split(",") if g.strip()),
         app_lists=eff["app_lists"],
         store_bodies=not eff["no_bodies"],
+        http3="always" if eff["http3"] else "advertised",
         trace_blocked=plan is None and bool(eff["trace_blocked"]),
         resume=resume,
         watch=plan if plan is None else dataclasses.replace(

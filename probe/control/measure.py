@@ -140,8 +140,9 @@ async def measure_request(
         if reason is not None:
             raise Refused(reason)
 
+    # http3 off: the helper's answer has no QUIC part yet, and an Alt-Svc may name any UDP port
     own_settings = replace(settings, address_filter=policy.address_allowed,
-                           endpoint_guard=guard)
+                           endpoint_guard=guard, http3="off")
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
     tcp_only = target.test_name in (TCP_CONNECT, DNSCHECK)
     # A resolver under dnscheck: the helper runs the same dnscheck (its own TCP, TLS with the

@@ -13,7 +13,7 @@ Object layout (``schema`` names the version of this layout)::
      finished_at, status, probe_version, targets_total, probe_asn, probe_cc, network_name,
      settings}, "target": {url, hostname, scheme, port, path, category, source},
      "started_at": ..., "finished_at": ..., "dns": [...], "tcp": [...], "tls": [...],
-     "http": [...], "control": [...], "extra": {...},
+     "http": [...], "quic": [...], "http3": [...], "control": [...], "extra": {...},
      "verdict": {verdict, method, confidence, evidence, analysis_version, details,
                  created_at} | null}
 """
@@ -35,6 +35,7 @@ from probe.model import (
     DNSObservation,
     HTTPObservation,
     Measurement,
+    QUICHandshake,
     Target,
     TCPObservation,
     TLSObservation,
@@ -107,6 +108,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "tcp": to_jsonable(m.tcp),
         "tls": to_jsonable(m.tls),
         "http": to_jsonable(m.http),
+        "quic": to_jsonable(m.quic),
+        "http3": to_jsonable(m.http3),
         "control": list(m.control),  # JSON-native already (stored as JSON)
         "extra": m.extra,
         "verdict": verdict,
@@ -147,6 +150,15 @@ def _certificate(d: Mapping[str, Any]) -> Certificate:
     )
 
 
+def _http(h: Mapping[str, Any]) -> HTTPObservation:
+    return HTTPObservation(**{
+        **h,
+        "request_headers": _pairs(h["request_headers"]),
+        "headers": _pairs(h["headers"]),
+        "body": None if h["body"] is None else unb64(h["body"]),
+    })
+
+
 def measurement_from_json(obj: Mapping[str, Any]) -> Measurement:
     """Rebuild the Measurement of one export object (raises KeyError/ValueError if malformed)."""
     if obj.get("schema") != SCHEMA:
@@ -165,15 +177,13 @@ def measurement_from_json(obj: Mapping[str, Any]) -> Measurement:
                                                          for c in h["certificates"])})
             for h in obj["tls"]
         ),
-        http=tuple(
-            HTTPObservation(**{
-                **h,
-                "request_headers": _pairs(h["request_headers"]),
-                "headers": _pairs(h["headers"]),
-                "body": None if h["body"] is None else unb64(h["body"]),
-            })
-            for h in obj["http"]
+        http=tuple(_http(h) for h in obj["http"]),
+        quic=tuple(
+            QUICHandshake(**{**h, "certificates": tuple(_certificate(c)
+                                                        for c in h["certificates"])})
+            for h in obj.get("quic", ())  # absent in exports written before QUIC
         ),
+        http3=tuple(_http(h) for h in obj.get("http3", ())),
         control=tuple(obj["control"]),
         extra=dict(obj["extra"]),
     )

@@ -42,6 +42,7 @@ from probe.model import (
     DNSObservation,
     HTTPObservation,
     Measurement,
+    QUICHandshake,
     TCPObservation,
     TLSObservation,
     Verdict,
@@ -300,9 +301,34 @@ def tls_entry(h: TLSObservation) -> dict[str, Any]:
     }
 
 
-def request_entry(h: HTTPObservation) -> dict[str, Any]:
+def quic_entry(h: QUICHandshake) -> dict[str, Any]:
+    """A QUIC handshake as OONI's ``quic_handshakes`` entry (probe-cli's archival TLS-or-QUIC
+    handshake: the TLS fields, ``network`` ``quic``); failure as for TLS."""
+    failure = h.failure
+    if failure is None and h.verified is False:
+        failure = h.verify_error or failures.SSL_INVALID_CERTIFICATE
     return {
-        "network": "tcp",
+        "network": "quic",
+        "address": endpoint(h.ip, h.port),
+        "server_name": h.server_name,
+        "tls_version": "TLSv1.3" if h.failure is None else "",  # QUIC always carries TLS 1.3
+        "cipher_suite": "",
+        "negotiated_protocol": h.alpn or "",
+        "no_tls_verify": False,
+        "peer_certificates": [{"format": "base64", "data": b64(c.der)} for c in h.certificates],
+        "failure": failure,
+        "t0": h.t0,
+        "t": h.t,
+        "transaction_id": h.tx_id,
+        "x_probe": {"handshake_failure": h.failure, "verified": h.verified,
+                    "verify_error": h.verify_error, "quic_version": h.quic_version},
+    }
+
+
+def request_entry(h: HTTPObservation, transport: str = "tcp") -> dict[str, Any]:
+    """One request; ``transport`` ``quic`` = an HTTP/3 request (``network`` ``udp``)."""
+    return {
+        "network": "udp" if transport == "quic" else "tcp",
         "address": endpoint(h.ip, h.port) if h.ip else "",
         "request": {
             "method": h.method,
@@ -312,7 +338,7 @@ def request_entry(h: HTTPObservation) -> dict[str, Any]:
             "body": "",
             "body_is_truncated": False,
             "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
-            "x_transport": "tcp",
+            "x_transport": transport,
         },
         "response": {
             "code": h.status if h.status is not None else 0,
@@ -515,7 +541,10 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "dns_experiment_failure": _dns_experiment_failure(m),
         "tcp_connect": [tcp_entry(c, control) for c in m.tcp],
         "tls_handshakes": [tls_entry(h) for h in m.tls],
-        "requests": [request_entry(h) for h in reversed(m.http)],
+        # HTTP/3 requests last: requests[0] stays the final response over TCP, as OONI reads it
+        "requests": [request_entry(h) for h in reversed(m.http)]
+        + [request_entry(h, "quic") for h in m.http3],
+        "quic_handshakes": [quic_entry(h) for h in m.quic],
         "http_experiment_failure": _http_experiment_failure(m),
         "control_request": {
             "http_request": m.target.url,

@@ -161,6 +161,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("location", pa.string()),
         _f("received_bytes", pa.int64()),
         _f("last_byte_t", pa.float64()),
+        _f("transport", pa.string(), False),  # tcp = HTTP/1.1, quic = HTTP/3
     ]),
     "health_samples": pa.schema([
         _f("run_id", pa.string(), False),

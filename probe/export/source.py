@@ -40,6 +40,7 @@ PAGE_SIZE = 500
 #: Observation tables keyed by ``(measurement_id, idx)``, in record order.
 OBSERVATION_TABLES: tuple[str, ...] = (
     "dns_queries", "tcp_connects", "tls_handshakes", "http_requests", "controls",
+    "quic_handshakes",
 )
 _RELATIVE = re.compile(r"^(\d+)\s*(m|min|h|d|w)$", re.IGNORECASE)
 _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -278,6 +279,7 @@ class Source:
                     page.rows_of("certificates", mid),
                     page.rows_of("http_requests", mid),
                     page.rows_of("controls", mid),
+                    page.rows_of("quic_handshakes", mid),
                 )
                 found = page.verdicts.get(mid)
                 vrow = found[-1] if found else None

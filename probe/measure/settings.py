@@ -107,6 +107,9 @@ class MeasureSettings:
     (:mod:`probe.applists`, ``--app-lists``); None = the packaged lists.
     ``dnscheck_domain``: the name the ``dnscheck`` test looks up through the resolver under
     test (OONI's dnscheck default, ``example.org``).
+    ``http3``: when the web test also tries HTTP/3 (QUIC) after the TCP path: ``advertised``
+    (the target's HTTP/1.1 response carries an ``h3`` Alt-Svc, RFC 7838/9114 §3.1), ``always``
+    (every https target, ``--http3``) or ``off``.
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -132,6 +135,7 @@ class MeasureSettings:
     innocuous_sni: str = "example.org"
     app_lists: str | None = None
     dnscheck_domain: str = "example.org"
+    http3: str = "advertised"
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

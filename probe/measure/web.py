@@ -19,6 +19,15 @@ Flow for each hop (hop 0 is the target URL, then each redirect):
    ``max_redirects`` times; a redirect beyond that is recorded as the failure
    ``http_too_many_redirects`` on the last HTTP observation (its status/headers are kept).
 
+5. HTTP/3 (``settings.http3``): for an https target whose first response advertises ``h3`` in
+   ``Alt-Svc`` (or every https target with ``always``), after the TCP path: one QUIC handshake
+   (:mod:`probe.measure.quic`) to each address of the target URL's hop, to the advertised port,
+   and an HTTP/3 GET of the target URL over each whose chain verified. A handshake that fails
+   (not a certificate problem) is tried once more with the innocuous SNI when
+   ``settings.sni_retry`` is on. Redirects are not followed over HTTP/3.
+   ``Measurement.extra["http3"]`` says why it was tried (``alt-svc``/``always``), the port and
+   the transaction ids.
+
 Loopback and unspecified addresses are never dialled, except an IP-literal target host that
 is itself loopback, answers of a loopback resolver (the test world), and loopback redirect
 targets when either of those holds. ``Measurement.extra["hops"]`` lists, per hop, the URL,
@@ -41,12 +50,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from probe import failures
-from probe.measure import certs, dns, http, tcp, tls
+from probe.measure import certs, dns, http, quic, tcp, tls
 from probe.measure.settings import MeasureSettings
 from probe.model import (
     DNSObservation,
     HTTPObservation,
     Measurement,
+    QUICHandshake,
     Target,
     TCPObservation,
     TLSObservation,
@@ -63,6 +73,8 @@ class _Record:
     tls: list[TLSObservation] = field(default_factory=list)
     http: list[HTTPObservation] = field(default_factory=list)
     hops: list[dict[str, Any]] = field(default_factory=list)
+    quic: list[QUICHandshake] = field(default_factory=list)
+    http3: list[HTTPObservation] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +273,66 @@ async def _connect_and_fetch(
     return obs
 
 
+def alt_svc_h3_port(headers: tuple[tuple[str, str], ...]) -> int | None:
+    """The port of an ``h3`` alternative on the same host advertised in ``Alt-Svc`` headers
+    (RFC 7838 §3: ``h3=":443"; ma=86400, h3-29=":443"``); None = none (or ``clear``).
+    Alternatives on another host are not followed (a different server to measure)."""
+    for name, value in headers:
+        if name.lower() != "alt-svc":
+            continue
+        for entry in value.split(","):
+            proto, _, rest = entry.strip().partition("=")
+            if proto.strip() != "h3":
+                continue
+            authority = rest.split(";", 1)[0].strip().strip('"')
+            host, _, port = authority.rpartition(":")
+            if host == "" and port.isdigit() and 0 < int(port) < 65536:
+                return int(port)
+    return None
+
+
+async def _try_http3(
+    hop: _Hop, info: dict[str, Any], settings: MeasureSettings, rec: _Record,
+    next_tx: Callable[[], int], clock: Callable[[], float], gate: Gate | None,
+) -> dict[str, Any] | None:
+    """The HTTP/3 attempt of step 5 (module docstring); None = not tried."""
+    if hop.scheme != "https" or settings.http3 == "off" or not info["addresses"]:
+        return None
+    first = [h for h in rec.http if h.redirect_index == 0]
+    advertised = next((p for h in first if (p := alt_svc_h3_port(h.headers))), None)
+    if advertised is not None:
+        reason, port = "alt-svc", advertised
+    elif settings.http3 == "always":
+        reason, port = "always", hop.port
+    else:
+        return None
+    addresses = list(info["addresses"])
+    tx_ids = [next_tx() for _ in addresses]
+
+    async def one(ip: str, tx: int) -> list[tuple[QUICHandshake, HTTPObservation | None]]:
+        done = [await quic.measure(hop.url, ip, port, settings, tx, 0, clock)]
+        failed = done[0][0].failure
+        if failed is not None and settings.sni_retry and hop.host != settings.innocuous_sni:
+            innocuous = f"https://{settings.innocuous_sni}:{port}/"
+            done.append(await quic.measure(innocuous, ip, port, settings, next_tx(), 0, clock))
+        return done
+
+    async with hold_addresses(gate, addresses):
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(one(ip, tx)) for ip, tx in zip(addresses, tx_ids,
+                                                                   strict=True)]
+    retries: list[int] = []
+    for task in tasks:
+        for handshake, request in task.result():
+            rec.quic.append(handshake)
+            if handshake.tx_id not in tx_ids:
+                retries.append(handshake.tx_id)
+            if request is not None:
+                rec.http3.append(request)
+    return {"reason": reason, "port": port, "addresses": addresses, "tx_ids": tx_ids,
+            "retry_tx_ids": retries}
+
+
 async def measure_target(
     target: Target,
     settings: MeasureSettings,
@@ -306,6 +378,7 @@ async def measure_target(
     )
     index = 0
     extra: dict[str, Any] = {"hops": rec.hops}
+    first_hop = hop
     try:
         async with asyncio.timeout(settings.target_deadline()):
             while hop is not None:
@@ -322,6 +395,11 @@ async def measure_target(
                         obs, failure=failures.HTTP_INVALID_REDIRECT_LOCATION_HOST)
                     break
                 index += 1
+            if rec.hops and first_hop is not None:
+                attempt = await _try_http3(first_hop, rec.hops[0], settings, rec, next_tx,
+                                           clock, gate)
+                if attempt is not None:
+                    extra["http3"] = attempt
     except TimeoutError:
         # Every step has its own deadline; this one bounds a chain of slow-but-legal hops.
         # The step in flight is abandoned (no observation), the others are kept.
@@ -334,6 +412,8 @@ async def measure_target(
         tcp=tuple(rec.tcp),
         tls=tuple(rec.tls),
         http=tuple(rec.http),
+        quic=tuple(rec.quic),
+        http3=tuple(rec.http3),
         extra=extra,
     )
 

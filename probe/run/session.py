@@ -96,6 +96,7 @@ class RunRequest:
     app_lists: Path | None = None
     store_bodies: bool = True
     own_addresses: tuple[str, ...] = ()
+    http3: str = "advertised"
     trace_blocked: bool = False
     resume: str | None = None
     watch: WatchPlan | None = None
@@ -238,6 +239,7 @@ def _prepare(request: RunRequest) -> _Plan:
         ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
         store_bodies=request.store_bodies,
         app_lists=str(request.app_lists) if request.app_lists else None,
+        http3=request.http3,
     )
     options = RunOptions(
         concurrency=request.concurrency,

@@ -555,6 +555,7 @@ class Store:
             ("certificates", rows.certificate_rows(mid, m)),
             ("http_requests", rows.http_rows(mid, m)),
             ("controls", rows.control_rows(mid, m)),
+            ("quic_handshakes", rows.quic_rows(mid, m)),
         ):
             if records:
                 db.table(table).insert_all(records)
@@ -679,6 +680,7 @@ class Store:
         certs = children("certificates", "tls_idx, position")
         http = children("http_requests")
         controls = children("controls")
+        quic = children("quic_handshakes")
         return [
             (
                 mid,
@@ -690,6 +692,7 @@ class Store:
                     certs.get(mid, ()),
                     http.get(mid, ()),
                     controls.get(mid, ()),
+                    quic.get(mid, ()),
                 ),
             )
             for mid, r in zip(ids, page, strict=True)

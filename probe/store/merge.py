@@ -36,7 +36,7 @@ from probe.store.readonly import BUSY_TIMEOUT_MS, connect_readonly, one_line, ur
 #: Tables copied per measurement, parents before children (foreign keys are enforced).
 MEASUREMENT_CHILDREN: tuple[str, ...] = (
     "dns_queries", "tcp_connects", "tls_handshakes", "certificates", "http_requests",
-    "controls", "verdicts", "imports",
+    "controls", "verdicts", "imports", "quic_handshakes",
 )
 
 

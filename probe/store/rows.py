@@ -28,6 +28,7 @@ from probe.model import (
     HTTPObservation,
     Measurement,
     Provenance,
+    QUICHandshake,
     Target,
     TCPObservation,
     TLSObservation,
@@ -257,6 +258,8 @@ def certificate_rows(measurement_id: str, m: Measurement) -> list[Row]:
 
 
 def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    """HTTP/1.1 requests, then HTTP/3 ones (``transport`` 'quic'), numbered on."""
+    tagged = [(h, "tcp") for h in m.http] + [(h, "quic") for h in m.http3]
     return [
         new_row("http_requests", **{
             "measurement_id": measurement_id,
@@ -281,9 +284,52 @@ def http_rows(measurement_id: str, m: Measurement) -> list[Row]:
             "location": h.location,
             "received_bytes": h.received_bytes,
             "last_byte_t": h.last_byte_t,
+            "transport": transport,
         })
-        for i, h in enumerate(m.http)
+        for i, (h, transport) in enumerate(tagged)
     ]
+
+
+def _certificate_json(c: Certificate) -> dict[str, Any]:
+    return {"der": bytes(c.der).hex(), "sha256": c.sha256, "spki_sha256": c.spki_sha256,
+            "subject": c.subject, "issuer": c.issuer, "not_before": c.not_before,
+            "not_after": c.not_after, "san": list(c.san)}
+
+
+def quic_rows(measurement_id: str, m: Measurement) -> list[Row]:
+    return [
+        new_row("quic_handshakes", **{
+            "measurement_id": measurement_id,
+            "idx": i,
+            "tx_id": h.tx_id,
+            "ip": h.ip,
+            "port": h.port,
+            "server_name": h.server_name,
+            "t0": h.t0,
+            "t": h.t,
+            "failure": h.failure,
+            "quic_version": h.quic_version,
+            "alpn": h.alpn,
+            "verified": _bool(h.verified),
+            "verify_error": h.verify_error,
+            "certificates": to_json([_certificate_json(c) for c in h.certificates]),
+        })
+        for i, h in enumerate(m.quic)
+    ]
+
+
+def quic_from_row(r: Mapping[str, Any]) -> QUICHandshake:
+    return QUICHandshake(
+        tx_id=r["tx_id"], ip=r["ip"], port=r["port"], server_name=r["server_name"],
+        t0=r["t0"], t=r["t"], failure=r["failure"], quic_version=r["quic_version"],
+        alpn=r["alpn"], verified=_unbool(r["verified"]), verify_error=r["verify_error"],
+        certificates=tuple(
+            Certificate(der=bytes.fromhex(c["der"]), sha256=c["sha256"],
+                        spki_sha256=c["spki_sha256"], subject=c["subject"],
+                        issuer=c["issuer"], not_before=c["not_before"],
+                        not_after=c["not_after"], san=tuple(c.get("san") or ()))
+            for c in from_json(r["certificates"], [])),
+    )
 
 
 def control_rows(measurement_id: str, m: Measurement) -> list[Row]:
@@ -399,8 +445,12 @@ def measurement_from_rows(
     certificates: Iterable[Mapping[str, Any]] = (),
     http: Iterable[Mapping[str, Any]] = (),
     controls: Iterable[Mapping[str, Any]] = (),
+    quic: Iterable[Mapping[str, Any]] = (),
 ) -> Measurement:
-    """Rebuild one Measurement from its rows (each iterable already in ``idx`` order)."""
+    """Rebuild one Measurement from its rows (each iterable already in ``idx`` order).
+    ``http`` rows with ``transport`` 'quic' are the HTTP/3 requests (rows without the column,
+    older databases, are HTTP/1.1)."""
+    http = list(http)
     chains: dict[int, list[Certificate]] = {}
     for c in sorted(certificates, key=lambda r: (r["tls_idx"], r["position"])):
         chains.setdefault(c["tls_idx"], []).append(certificate_from_row(c))
@@ -420,8 +470,10 @@ def measurement_from_rows(
         dns=tuple(dns_from_row(r) for r in dns),
         tcp=tuple(tcp_from_row(r) for r in tcp),
         tls=tuple(tls_from_row(r, chains.get(r["idx"], ())) for r in tls),
-        http=tuple(http_from_row(r) for r in http),
+        http=tuple(http_from_row(r) for r in http if r.get("transport", "tcp") != "quic"),
         control=tuple(from_json(r["data"], {}) for r in controls),
+        quic=tuple(quic_from_row(r) for r in quic),
+        http3=tuple(http_from_row(r) for r in http if r.get("transport") == "quic"),
         extra=from_json(m["extra"], {}),
     )
 

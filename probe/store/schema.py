@@ -422,6 +422,41 @@ def _v8_outbox(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_V9 = (
+    """
+    CREATE TABLE quic_handshakes (
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tx_id INTEGER NOT NULL,             -- shared with its HTTP/3 request, if any
+        ip TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        server_name TEXT NOT NULL,
+        t0 REAL NOT NULL,
+        t REAL NOT NULL,
+        failure TEXT,
+        quic_version TEXT,                  -- QUICv1, QUICv2 or the number in hex
+        alpn TEXT,
+        verified INTEGER,                   -- 0/1, NULL = not attempted
+        verify_error TEXT,
+        certificates TEXT NOT NULL DEFAULT '[]',  -- JSON list, leaf first: the certificates
+                                            -- table's columns, der as hex
+        PRIMARY KEY (measurement_id, idx)
+    )
+    """,
+    # 'tcp' = HTTP/1.1 over the measured TCP (+TLS) connection, 'quic' = HTTP/3
+    "ALTER TABLE http_requests ADD COLUMN transport TEXT NOT NULL DEFAULT 'tcp'",
+)
+
+
+def _v9_quic(db: sqlite_utils.Database) -> None:
+    # QUIC and HTTP/3 (issue 15): one row per QUIC handshake, its chain inline (the
+    # certificates table is keyed to tls_handshakes); HTTP/3 requests are http_requests rows
+    # with transport 'quic', so every reader of that table that ignores the column still
+    # sees one row per request.
+    for statement in _V9:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
@@ -433,6 +468,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v6_http_progress),
     Migration(7, "run leases: one owner per run", _v7_run_leases),
     Migration(8, "upload outbox; collector enrolment and provenance", _v8_outbox),
+    Migration(9, "QUIC handshakes; HTTP/3 requests (http_requests.transport)", _v9_quic),
 )
 
 #: The schema version this code writes.

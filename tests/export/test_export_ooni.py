@@ -203,7 +203,14 @@ def parse_back(o: dict[str, Any]) -> dict[str, Any]:
                   tuple(map(tuple, r["request"]["headers_list"])),
                   r["x_probe"]["body_sha256"], body(r["response"]["body"]),
                   r["response"]["body_is_truncated"])
-                 for r in reversed(tk["requests"])],
+                 for r in reversed(tk["requests"]) if r["request"]["x_transport"] == "tcp"],
+        "quic": [(h["transaction_id"], h["address"], h["server_name"],
+                  h["x_probe"]["handshake_failure"], h["negotiated_protocol"] or None,
+                  tuple(base64.b64decode(c["data"]) for c in h["peer_certificates"]))
+                 for h in tk["quic_handshakes"]],
+        "http3": [(r["transaction_id"], r["request"]["url"], r["response"]["code"] or None,
+                   r["network"])
+                  for r in tk["requests"] if r["request"]["x_transport"] == "quic"],
     }
 
 
@@ -219,6 +226,9 @@ def stored_view(m: Measurement) -> dict[str, Any]:
                  tuple(c.der for c in h.certificates)) for h in m.tls],
         "http": [(h.tx_id, h.url, h.failure, h.status, h.headers, h.request_headers,
                   h.body_sha256, h.body or b"", h.body_truncated) for h in m.http],
+        "quic": [(h.tx_id, ep(h.ip, h.port), h.server_name, h.failure, h.alpn,
+                  tuple(c.der for c in h.certificates)) for h in m.quic],
+        "http3": [(h.tx_id, h.url, h.status, "udp") for h in m.http3],
     }
 
 
@@ -246,8 +256,11 @@ def test_requests_are_newest_first_and_bodies_keep_their_bytes(
     exported: tuple[Built, list[dict[str, Any]]],
 ) -> None:
     o = by_name(exported)
-    urls = [r["request"]["url"] for r in o["ok"]["test_keys"]["requests"]]
-    assert urls == ["https://www.news.test/", "https://news.test/"]
+    urls = [(r["request"]["url"], r["request"]["x_transport"])
+            for r in o["ok"]["test_keys"]["requests"]]
+    # newest first over TCP; the HTTP/3 request last, so requests[0] stays the TCP final
+    assert urls == [("https://www.news.test/", "tcp"), ("https://news.test/", "tcp"),
+                    ("https://news.test/", "quic")]
     newest = o["ok"]["test_keys"]["requests"][0]
     assert newest["response"]["body"].startswith("<title>News of the day")  # UTF-8 → text
     assert newest["response"]["headers"] == {"Content-Type": "text/html; charset=utf-8",
@@ -411,7 +424,8 @@ def test_ooni_comparison_keys(fn: Callable[..., Any], final: HTTPObservation | N
 
 
 def test_measurement_without_any_observation() -> None:
-    m = full_measurement(dns=(), tcp=(), tls=(), http=(), control=(), extra={})
+    m = full_measurement(dns=(), tcp=(), tls=(), http=(), control=(), extra={}, quic=(),
+                         http3=())
     run = {"run_id": "20261121T000000Z-00000000", "started_at": "2026-11-21T00:00:00Z",
            "probe_version": "0.1.0", "probe_asn": None, "probe_cc": None}
     o = record_to_ooni(Record("mid", run, m, None, None))

@@ -120,7 +120,11 @@ def test_duckdb_reads_the_values(dataset: tuple[Built, Path, dict[str, int]]) ->
     assert certs[0][3] == dt.datetime(2027, 1, 1, tzinfo=UTC)
     assert certs[1][:2] == (False, "ssl_unknown_authority") and certs[2][2] == []
     http = q(f"SELECT redirect_index, status, headers, body_sha256, body_stored, body_length "
-             f"FROM {scan(root, 'http_requests')} WHERE measurement_id = ? ORDER BY idx", ok)
+             f"FROM {scan(root, 'http_requests')} WHERE measurement_id = ? "
+             "AND transport = 'tcp' ORDER BY idx", ok)
+    h3 = q(f"SELECT status, body_sha256 FROM {scan(root, 'http_requests')} "
+           "WHERE measurement_id = ? AND transport = 'quic'", ok)
+    assert h3 == [(200, m.http3[0].body_sha256)]
     assert http[0][:2] == (0, 301)
     assert http[0][2][:2] == [{"name": "Set-Cookie", "value": "a=1"},
                               {"name": "Set-Cookie", "value": "b=2"}]

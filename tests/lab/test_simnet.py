@@ -103,11 +103,34 @@ def test_xfail_names_an_issue() -> None:
           "targets": [{"url": "https://a.kz/", "expect": "ok"}]}, "unknown network"),
         ({"description": "x", "surprise": 1,
           "targets": [{"url": "https://www.gov.kz/", "expect": "ok"}]}, "unknown key"),
+        ({"description": "x", "targets": [{"url": "https://www.gov.kz/", "expect": "ok",
+                                           "quic": "blocked"}]}, "QUIC method"),
+        ({"description": "x", "censor": [{"technique": "ip_block", "hosts": ["www.gov.kz"],
+                                          "protocol": "udp"}],
+          "targets": [{"url": "https://www.gov.kz/", "expect": "ok"}]}, "needs a port"),
     ],
 )
 def test_bad_scenarios_are_rejected(doc: dict, message: str) -> None:
     with pytest.raises(S.ScenarioError, match=message):
         S.parse(doc, "bad")
+
+
+@pytest.mark.parametrize(("row_quic", "status"), [
+    ({"method": "quic.blocked"}, "PASS"),
+    ({"method": "quic.failed"}, "FAIL"),
+    (None, "FAIL"),  # no QUIC finding at all
+])
+def test_compare_checks_the_quic_finding(row_quic: dict | None, status: str) -> None:
+    from probe.lab.simnet.scenario_run import ScenarioResult, compare
+
+    sc = S.parse({"description": "x", "targets": [
+        {"url": "https://www.gov.kz/", "expect": "ok", "quic": "quic.blocked"}]}, "q")
+    details = {} if row_quic is None else {"quic": row_quic}
+    result = ScenarioResult("q", "x", [])
+    compare(sc, [{"url": "https://www.gov.kz/", "verdict": "ok", "method": None,
+                  "details": details}], result)
+    (target,) = result.targets
+    assert (target.status, result.status) == (status, status)
 
 
 def test_expect_lists_and_matching() -> None:

@@ -35,7 +35,10 @@ def _free_port() -> int:
 
 HTTP_PORT = _free_port()
 HTTPS_PORT = _free_port()
+H3_PORT = _free_port()  # UDP: the HTTP/3 server of h3.test (advertised in its Alt-Svc)
 SITES = {
+    "h3world.test": {"title": "Both ways", "http3": True},  # the world's own HTTP/3
+    "h3.test": {"title": "TCP page", "headers": {"Alt-Svc": f'h3=":{H3_PORT}"; ma=60'}},
     "ok.test": {"title": "Healthy site"},
     "expired.test": {"cert": "expired"},
     "notyet.test": {"cert": "not_yet_valid"},
@@ -377,3 +380,88 @@ def test_a_whole_target_has_a_deadline_even_when_every_step_is_within_its_own(
     assert took < 2.0
     assert m.extra["deadline_exceeded"] == 0.5
     assert m.tcp and m.tls and m.tls[0].verified  # what finished before the deadline is kept
+
+
+# --- HTTP/3 after the TCP path ----------------------------------------------------------------
+
+
+def _h3_measure(url: str, settings: MeasureSettings, serve: bool) -> Measurement:
+    from probe.lab.world import WorldPKI
+    from probe.lab.world.h3_server import serving
+
+    async def go() -> Measurement:
+        if not serve:
+            return await web.measure_target(target(url), settings)
+        pki = WorldPKI.create(Path(settings.ca_bundle or "").parent)
+        chain, key = pki.issue(["h3.test", "ok.test"])
+        async with serving("127.0.0.1", H3_PORT, chain, key, body=b"<title>Over h3</title>"):
+            return await web.measure_target(target(url), settings)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("host", "mode", "serve", "reason", "port", "handshakes", "statuses"),
+    [
+        # advertised in Alt-Svc, the server answers: one handshake, the page over HTTP/3
+        ("h3.test", "advertised", True, "alt-svc", "h3", [None], [200]),
+        # not advertised: no HTTP/3 attempt unless asked for
+        ("ok.test", "advertised", True, None, None, [], []),
+        ("h3.test", "off", True, None, None, [], []),
+        # advertised, nothing answers the Initial: a timeout, then the innocuous-SNI retry
+        ("h3.test", "advertised", False, "alt-svc", "h3",
+         [failures.GENERIC_TIMEOUT, failures.GENERIC_TIMEOUT], []),
+        # --http3 on a site that does not speak it: the server's HTTP/3 (for h3world.test)
+        # answers with a chain not naming ok.test, so no request is sent over it
+        ("ok.test", "always", False, "always", "https", [None], []),
+    ],
+)
+def test_http3_attempt(settings: MeasureSettings, host: str, mode: str, serve: bool,
+                       reason: str | None, port: str | None, handshakes: list[str | None],
+                       statuses: list[int]) -> None:
+    settings = dataclasses.replace(settings, http3=mode)
+    m = _h3_measure(https(host), settings, serve)
+    assert [h.status for h in m.http] == [200]  # the TCP path is unchanged
+    assert [h.failure for h in m.quic] == handshakes
+    assert [h.status for h in m.http3] == statuses
+    if reason is None:
+        assert "http3" not in m.extra
+        return
+    expected_port = {"h3": H3_PORT, "https": HTTPS_PORT}[port or ""]
+    assert (m.extra["http3"]["reason"], m.extra["http3"]["port"]) == (reason, expected_port)
+    assert all(q.port == expected_port and q.ip == "127.0.0.1" for q in m.quic)
+    if len(m.quic) == 2:
+        assert (m.quic[0].server_name, m.quic[1].server_name) == (host, "example.org")
+        assert m.extra["http3"]["retry_tx_ids"] == [m.quic[1].tx_id]
+    if statuses:
+        (q,), (h,) = m.quic, m.http3
+        assert (q.alpn, q.verified, h.tx_id, h.title) == ("h3", True, q.tx_id, "Over h3")
+        assert h.t0 >= m.http[0].t
+
+
+@pytest.mark.parametrize(("headers", "port"), [
+    ((("Alt-Svc", 'h3=":443"; ma=86400'),), 443),
+    ((("alt-svc", 'h3-29=":8443", h3=":9443"'),), 9443),
+    ((("Alt-Svc", 'h3="other.example:443"'),), None),  # another host: not followed
+    ((("Alt-Svc", "clear"),), None),
+    ((("Alt-Svc", 'h2=":443"'),), None),
+    ((("Alt-Svc", 'h3=":99999"'),), None),
+    ((("Server", 'h3=":443"'),), None),
+    ((), None),
+])
+def test_alt_svc_h3_port(headers: tuple[tuple[str, str], ...], port: int | None) -> None:
+    assert web.alt_svc_h3_port(headers) == port
+
+
+def test_world_site_serves_http3_and_advertises_it(settings: MeasureSettings) -> None:
+    m, _ = measure(https("h3world.test"), settings)
+    (h,) = m.http
+    assert (h.status, h.title) == (200, "Both ways")
+    assert ("Alt-Svc", f'h3=":{HTTPS_PORT}"; ma=3600') in h.headers
+    assert m.extra["http3"]["reason"] == "alt-svc"
+    (q,), (h3,) = m.quic, m.http3
+    assert (q.failure, q.alpn, q.verified, q.port) == (None, "h3", True, HTTPS_PORT)
+    assert (h3.status, h3.title, h3.url) == (200, "Both ways", https("h3world.test"))
+    # a site without http3 on the same server: no Alt-Svc, no attempt
+    m, _ = measure(https("ok.test"), settings)
+    assert not any(k.lower() == "alt-svc" for k, _ in m.http[0].headers) and not m.quic

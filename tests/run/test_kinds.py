@@ -104,6 +104,8 @@ def test_rows_written_before_the_migration_are_web_tests(tmp_path) -> None:
     for column in ("received_bytes", "last_byte_t"):  # schema 6
         con.execute(f"ALTER TABLE http_requests DROP COLUMN {column}")
     con.execute("DROP TABLE run_leases")  # schema 7
+    con.execute("DROP TABLE quic_handshakes")  # schema 8 (QUIC)
+    con.execute("ALTER TABLE http_requests DROP COLUMN transport")
     con.execute("DELETE FROM schema_migrations WHERE version >= 4")
     con.commit()
     con.close()

@@ -107,6 +107,7 @@ def _built() -> dict[str, list[rows.Row]]:
         "certificates": rows.certificate_rows("m", m),
         "http_requests": rows.http_rows("m", m),
         "controls": rows.control_rows("m", m),
+        "quic_handshakes": rows.quic_rows("m", m),
         "verdicts": [rows.verdict_row("m", verdict_naming("192.0.2.7"), "t")],
         "health_samples": [rows.health_row("r", sample)],
         "traces": [rows.trace_row(trace_naming("192.0.2.7"), "u", "m", "r")],

@@ -43,6 +43,7 @@ scenarios)::
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
     families = { ipv4 = "ok", ipv6 = "tcp.timeout" }  # optional: details["families"] (ipv6)
     xfail = "issue 4: needs the control vantage"
+    quic = "quic.blocked"               # optional: the verdict's details.quic.method (issue 15)
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _event(data: Any, where: str) -> EventSpec:
 
 
 def _target(data: Any, where: str) -> TargetSpec:
-    d = check_keys(data, ("url", "expect", "xfail", "note", "families"), where,
+    d = check_keys(data, ("url", "expect", "xfail", "note", "families", "quic"), where,
                    required=("url", "expect"))
     url = d["url"]
     if not isinstance(url, str):
@@ -179,10 +180,15 @@ def _target(data: Any, where: str) -> TargetSpec:
             or not set(families) <= {"ipv4", "ipv6"}
             or not all(isinstance(v, str) for v in families.values())):
         raise ScenarioError(f"{where}.families: expected {{ ipv4 = \"ok\", ipv6 = \"...\" }}")
+    quic = d.get("quic")
+    if quic is not None and (not isinstance(quic, str)
+                             or not re.fullmatch(r"quic\.[a-z_]+", quic)):
+        raise ScenarioError(f"{where}.quic: expected a QUIC method like 'quic.blocked'")
     return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
                       note=str(d.get("note", "")),
-                      families=tuple(sorted(families.items())) if families else None)
+                      families=tuple(sorted(families.items())) if families else None,
+                      quic=quic)
 
 
 def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:

@@ -44,7 +44,7 @@ SIM_SITE_KEYS = ("host", "net", "ips", "geo_net", "geo_behaviour", "dns", "a", "
                  "tls_ports", "plain_ports")
 #: probe.lab.world SiteConfig keys a site may set.
 WORLD_SITE_KEYS = ("behaviour", "title", "body", "cert", "status", "headers", "content_type",
-                   "aliases", "size", "delay", "region_block", "region_content")
+                   "aliases", "size", "delay", "region_block", "region_content", "http3")
 SITE_DNS = ("answer", "nxdomain", "cname_only", "servfail", "refused", "silent")
 SITE_DOWN = ("refused", "timeout")
 #: Names usable instead of CIDRs in region_block / region_content.
@@ -119,6 +119,7 @@ class TargetSpec:
     #: the verdict's per-family results (``details["families"]``) that must be seen; None =
     #: not checked (dual-stack scenarios, issue 15)
     families: tuple[tuple[str, str], ...] | None = None
+    quic: str | None = None  # the expected QUIC finding (details.quic.method); None = not checked
 
     @property
     def expect_text(self) -> str:

@@ -251,6 +251,11 @@ def compare(scenario: Scenario, rows: list[dict[str, Any]], result: ScenarioResu
                           if isinstance(fams, dict) else "no-families")
             if fams != dict(t.families) and status == PASS:
                 status = FAIL
+        if t.quic is not None:  # the QUIC finding beside the verdict (issue 15)
+            quic = ((row.get("details") or {}).get("quic") or {}).get("method")
+            got += f" [{quic}]"
+            if quic != t.quic and status == PASS:
+                status = FAIL
         result.targets.append(TargetResult(t.url, t.expect_text, got, status, t.xfail,
                                            row.get("confidence"), str(row.get("evidence", ""))))
     for req in scenario.require:

@@ -256,6 +256,39 @@ def check_resolve(c: Check) -> dict[str, Any]:
     return {"outcome": "ok", "addrs": addrs, "seconds": time.monotonic() - t0}
 
 
+def check_quic(c: Check) -> dict[str, Any]:
+    """A QUIC handshake (ALPN h3, no verification) to ``ip:port``: ``ok`` or ``timeout``."""
+    import asyncio
+
+    from aioquic.asyncio.protocol import QuicConnectionProtocol
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    async def handshake() -> str:
+        config = QuicConfiguration(is_client=True, alpn_protocols=["h3"],
+                                   verify_mode=ssl.CERT_NONE, server_name=c.get("sni"))
+        family = socket.AF_INET6 if ":" in c["ip"] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: QuicConnectionProtocol(QuicConnection(configuration=config)), sock=sock)
+        try:
+            async with asyncio.timeout(c.get("timeout", 2.0)):
+                protocol.connect((c["ip"], c["port"]))
+                await protocol.wait_connected()
+            return "ok"
+        except TimeoutError:
+            return "timeout"
+        except ConnectionError:
+            return "closed"
+        finally:
+            protocol.close()
+            transport.close()
+
+    t0 = time.monotonic()
+    return {"outcome": asyncio.run(handshake()), "seconds": time.monotonic() - t0}
+
+
 def check_sequence(c: Check) -> dict[str, Any]:
     """Run ``steps`` one after the other (e.g. a first SYN lost, a retry that gets through)."""
     steps = [run_check(step) for step in c["steps"]]
@@ -265,6 +298,7 @@ def check_sequence(c: Check) -> dict[str, Any]:
 
 
 KINDS = {"sequence": check_sequence, "tcp": check_tcp, "tls": check_tls, "http": check_http,
+         "quic": check_quic,
          "dns": check_dns,
          "resolve": check_resolve}
 

@@ -420,6 +420,8 @@ class IpBlock(Technique):
         "port": ("int", 0, "only this TCP port (0 = every protocol and port)"),
         "family": ("choice:ipv4|ipv6|both", "ipv4",
                    "which of the sites' addresses: IPv4, their IPv6 twins (ipv6 = true) or both"),
+        "protocol": ("choice:tcp|udp", "tcp",
+                     "with port: which protocol (udp with port 443 = QUIC dropped)"),
     }
     movable = True
     removable = True
@@ -428,6 +430,8 @@ class IpBlock(Technique):
     def check_params(cls, params: dict[str, Any]) -> None:
         if not params["hosts"] and not params["ips"]:
             raise ValueError("give 'hosts' or 'ips'")
+        if params["protocol"] == "udp" and (not params["port"] or params["action"] != "drop"):
+            raise ValueError("protocol 'udp' needs a port and action 'drop'")
 
     def blocked_ips(self) -> list[str]:
         """The addresses the rule matches: IPv4 ones, and/or the hosts' IPv6 twins."""
@@ -444,7 +448,7 @@ class IpBlock(Technique):
             "host_unreachable": "reject with icmp type host-unreachable",
             "net_unreachable": "reject with icmp type net-unreachable",
         }[self.p["action"]]
-        match = f"tcp dport {self.p['port']} " if self.p["port"] else ""
+        match = f"{self.p['protocol']} dport {self.p['port']} " if self.p["port"] else ""
         if self.p["action"] == "reset" and not self.p["port"]:
             match = "meta l4proto tcp "
         if self.p["family"] != "ipv4":
@@ -492,6 +496,8 @@ class IpBlock(Technique):
                 "host_unreachable": "unreachable", "net_unreachable": "unreachable"}
         port = self.p["port"] or 443
         out = []
+        if self.p["protocol"] == "udp":
+            return self._udp_checks(port)
         for ip in self.blocked_ips():
             out.append(_check(self.cid(f"blocked:{ip}"), "cli", "tcp",
                               f"TCP to {ip}:{port} fails ({self.p['action']})",
@@ -518,6 +524,23 @@ class IpBlock(Technique):
             out.append(_check(self.cid("ipv4-works"), "cli", "tcp",
                               f"TCP to {self.hosts[0]} over IPv4 ({ip4}:{port}) works",
                               {"outcome": "ok"}, ip=ip4, port=port))
+        return out
+
+    def _udp_checks(self, port: int) -> list[Check]:
+        """UDP dropped: a QUIC handshake from the client times out while TCP to the same
+        address works, and the control's QUIC handshake gets through."""
+        out = []
+        for ip in self.ips():
+            out.append(_check(self.cid(f"quic-dropped:{ip}"), "cli", "quic",
+                              f"QUIC to {ip}:{port} times out", {"outcome": "timeout"},
+                              ip=ip, port=port, timeout=2.0))
+            out.append(_check(self.cid(f"tcp-works:{ip}"), "cli", "tcp",
+                              f"TCP to {ip}:{port} still works", {"outcome": "ok"},
+                              ip=ip, port=port))
+            if self.ctx.world.role_of(ip) in ("dom", "intl"):
+                out.append(_check(self.cid(f"control-quic:{ip}"), "ctl", "quic",
+                                  f"the control's QUIC to {ip}:{port} works", {"outcome": "ok"},
+                                  ip=ip, port=port, timeout=3.0))
         return out
 
     def checks_removed(self) -> list[Check]:
@@ -1138,6 +1161,55 @@ class Freeze(Technique):
 
 
 # ============================================================================ residual censorship
+class QuicSni(Technique):
+    """QUIC filtered by the SNI of the client's Initial, decrypted on the path (its keys derive
+    from the connection id; devices/quic_sni.py): the Initial is dropped, the handshake times
+    out, TCP/TLS is untouched (China since April 2024, issue 15)."""
+
+    name = "quic_sni"
+    summary = ("QUIC SNI filtering: the censor decrypts the client's Initial (NFQUEUE) and drops "
+               "it when its SNI is blocked; TCP/TLS untouched")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "server names whose QUIC Initials are dropped"),
+        "queue": ("int", 33, "NFQUEUE number"),
+    }
+    movable = True
+    removable = True
+
+    def _rule(self, op: str) -> str:
+        return (f"iptables {op} FORWARD -i {self.lan} -p udp --dport 443 "
+                f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass\n")
+
+    def apply(self) -> str:
+        return self._rule("-A")
+
+    def remove(self) -> str:
+        return self._rule("-D")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"quicsni-{self.id}", self.router, "probe.lab.simnet.devices.quic_sni",
+                       {"queue": self.p["queue"], "keywords": self.hosts})]
+
+    def checks(self) -> list[Check]:
+        out = []
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            other = self.innocuous(self.hosts)
+            out.append(_check(self.cid(f"quic-sni:{h}"), "cli", "quic",
+                              f"a QUIC Initial with SNI {h} to {ip} is dropped",
+                              {"outcome": "timeout"}, ip=ip, port=443, sni=h, timeout=2.0))
+            out.append(_check(self.cid(f"quic-innocuous:{h}"), "cli", "quic",
+                              f"SNI {other} to the same address {ip} completes the handshake",
+                              {"outcome": "ok"}, ip=ip, port=443, sni=other, timeout=3.0))
+            out.append(_check(self.cid(f"tls:{h}"), "cli", "tls",
+                              f"TLS over TCP with SNI {h} still works", {"outcome": "ok"},
+                              ip=ip, sni=h, timeout=3.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "quic",
+                              f"the control's QUIC with SNI {h} works", {"outcome": "ok"},
+                              ip=ip, port=443, sni=h, timeout=3.0))
+        return out
+
+
 class ResidualBlock(Technique):
     """After a keyword (HTTP request or TLS SNI), the client is blocked from the same server or
     from every server for ``seconds`` (GFW-style residual censorship; devices/penalty.py)."""
@@ -1252,7 +1324,7 @@ TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze, ResidualBlock, FamilyCut)
+                Flaky, Freeze, ResidualBlock, FamilyCut, QuicSni)
 }
 
 

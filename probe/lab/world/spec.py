@@ -64,6 +64,9 @@ JSON shape of a whole world (:class:`WorldConfig`)::
                 (checked before the behaviour).
 ``region_content`` ``{cidr: body}``: for behaviour ``geo``, the body served to clients in that
                 range (most specific range wins; others get ``body``).
+``http3``       also serve the page over HTTP/3 (QUIC, UDP on the HTTPS port of every listen
+                IP) and advertise it in ``Alt-Svc`` (default false). Over HTTP/3 the site
+                answers its normal page whatever its behaviour.
 """
 
 from __future__ import annotations
@@ -434,9 +437,12 @@ class SiteConfig:
     delay: float = 0.0
     region_block: list[str] = field(default_factory=list)
     region_content: dict[str, str] = field(default_factory=dict)
+    http3: bool = False
 
     def __post_init__(self) -> None:
         parse_web_behaviour(self.behaviour)
+        if not isinstance(self.http3, bool):
+            raise ValueError("site.http3: expected true/false")
         for key in ("title", "content_type"):
             if not isinstance(getattr(self, key), str):
                 raise ValueError(f"site.{key}: expected a string")

@@ -201,6 +201,8 @@ class WebServer:
         self._tls: ssl.SSLContext | None = None
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._h3: list[Any] = []  # aioquic servers of the sites with http3
+        self._alt_svc: str | None = None
 
     # -- sites ------------------------------------------------------------------------------
 
@@ -281,9 +283,36 @@ class WebServer:
                         "https" if tls else "http",
                         format_hostport(ip, actual),
                     )
+            await self._start_h3()
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_h3(self) -> None:
+        """HTTP/3 on UDP at the HTTPS port of every listen IP, for the sites with ``http3``
+        (one certificate naming all of them: aioquic serves one chain per server)."""
+        names = [n for key, site in self.config.sites.items() if site.http3
+                 for n in (key, *site.aliases)]
+        if not names or not self.bound_https:
+            return
+        from . import h3_server  # aioquic only where a world serves HTTP/3
+
+        chain, key = self.pki.issue(names, "valid")
+        for ip, port in self.bound_https:
+            server, _ = await h3_server.start(ip, port, chain, key, self._h3_answer)
+            self._h3.append(server)
+            log.info("http3 listening on %s", format_hostport(ip, port))
+        self._alt_svc = f'h3=":{self.bound_https[0][1]}"; ma=3600'
+
+    def _h3_answer(self, authority: str, path: str) -> tuple[int, tuple[tuple[str, str], ...],
+                                                             bytes]:
+        host = authority if authority.endswith("]") else authority.rsplit(":", 1)[0]
+        found = self.site_for(host.strip("[]"))
+        if found is None or not found[1].http3:
+            return 404, (("content-type", "text/plain"),), b"no such site over HTTP/3\n"
+        hostname, site = found
+        return (site.status, (("content-type", site.content_type),),
+                _page_for(site, hostname))
 
     def _bind_all(self, port: int) -> list[socket.socket]:
         last: OSError | None = None
@@ -317,6 +346,9 @@ class WebServer:
         for lsock in self._listeners:
             lsock.close()
         self._listeners.clear()
+        for server in self._h3:
+            server.close()
+        self._h3.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -530,6 +562,8 @@ class WebServer:
             await asyncio.sleep(float(arg))
         status = site.status
         headers = dict(site.headers)
+        if tls and site.http3 and self._alt_svc is not None:
+            headers.setdefault("Alt-Svc", self._alt_svc)  # RFC 7838: where HTTP/3 is
         page = _page_for(site, hostname)
         size: int | None = site.size
         rate: int | None = None

@@ -1,0 +1,139 @@
+"""A censor that filters QUIC by the server name in the client's Initial packet.
+
+Written for this simulator after the behaviour documented for the Great Firewall since April
+2024 (issue 15; Zohaib et al., "Exposing and Circumventing SNI-based QUIC Censorship of the
+Great Firewall of China", USENIX Security 2025): the censor decrypts the client's Initial
+packet — its keys derive from the Destination Connection ID alone (RFC 9001 §5.2), so anyone
+on the path can — reads the ClientHello's SNI from its CRYPTO frames and drops the datagram
+when the name is blocked; the handshake times out. Other names, and every non-Initial packet,
+pass.
+
+Runs on a router. iptables queues the client's UDP datagrams to port 443 (``--queue-bypass``)
+to this device; decryption uses aioquic's Initial keys and header-protection removal
+(:class:`aioquic.quic.crypto.CryptoPair`). Only QUIC v1 and v2 Initials whose ClientHello
+starts in the packet (CRYPTO offset 0) are judged. Config::
+
+    {"queue": 33, "keywords": ["www.youtube.com"]}
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from typing import Any
+
+from probe.lab.simnet.devices.common import log, parse_args, ready, stop_event
+from probe.lab.world.web_server import parse_sni
+
+PROG = "probe.lab.simnet.devices.quic_sni"
+_V1, _V2 = 0x00000001, 0x6B3343CF
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of a QUIC variable-length integer (RFC 9000 §16)."""
+    first = data[pos]
+    size = 1 << (first >> 6)
+    value = first & 0x3F
+    for b in data[pos + 1 : pos + size]:
+        value = (value << 8) | b
+    return value, pos + size
+
+
+def initial_sni(datagram: bytes) -> str | None:
+    """The SNI of the ClientHello in a client Initial packet; None = not an Initial we can
+    read, or no SNI."""
+    from aioquic.quic.crypto import CryptoPair  # the world's QUIC stack (aioquic)
+
+    if len(datagram) < 7 or not datagram[0] & 0x80:
+        return None  # short header: not an Initial
+    version = int.from_bytes(datagram[1:5], "big")
+    packet_type = (datagram[0] & 0x30) >> 4
+    if (version, packet_type) not in ((_V1, 0), (_V2, 1)):
+        return None
+    pos = 5
+    dcid = datagram[pos + 1 : pos + 1 + datagram[pos]]
+    pos += 1 + datagram[pos]
+    pos += 1 + datagram[pos]  # source connection id
+    token_length, pos = _varint(datagram, pos)
+    pos += token_length
+    length, pos = _varint(datagram, pos)
+    packet = datagram[: pos + length]
+    crypto = CryptoPair()
+    crypto.setup_initial(cid=dcid, is_client=False, version=version)
+    _, payload, _ = crypto.decrypt_packet(packet, pos, 0)
+    hello = b""
+    i = 0
+    while i < len(payload):
+        frame = payload[i]
+        if frame in (0x00, 0x01):  # PADDING, PING
+            i += 1
+        elif frame == 0x06:  # CRYPTO: offset, length, data
+            offset, i = _varint(payload, i + 1)
+            size, i = _varint(payload, i)
+            if offset == len(hello):
+                hello += payload[i : i + size]
+            i += size
+        else:
+            break  # ACK or anything else: the ClientHello's frames come first in practice
+    if not hello:
+        return None
+    record = b"\x16\x03\x01" + len(hello).to_bytes(2, "big") + hello
+    return parse_sni(record)
+
+
+class QuicSni:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.keywords = {k.lower() for k in config["keywords"]}
+        self.count = 0
+
+    def handle(self, pkt: Any) -> None:
+        verdict = "accept"
+        try:
+            verdict = self._judge(pkt.get_payload())
+        except Exception as exc:  # noqa: BLE001 - a verdict must always be given
+            log(PROG, f"{type(exc).__name__}: {exc}")
+        finally:
+            if verdict == "drop":
+                pkt.drop()
+            else:
+                pkt.accept()
+
+    def _judge(self, data: bytes) -> str:
+        if len(data) < 28 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
+            return "accept"  # IPv4 + UDP only (the simulated network's client side)
+        udp = (data[0] & 0x0F) * 4
+        sni = initial_sni(data[udp + 8 :])
+        if sni is not None and sni in self.keywords:
+            self.count += 1
+            return "drop"
+        return "accept"
+
+
+def main() -> int:
+    config, ready_file = parse_args(PROG)
+    from netfilterqueue import NetfilterQueue  # the optional `sim` extra
+
+    stop = stop_event()
+    device = QuicSni(config)
+    nfq = NetfilterQueue()
+    try:
+        nfq.bind(config["queue"], device.handle, max_len=4096)
+    except OSError as exc:
+        log(PROG, f"cannot bind NFQUEUE: {exc}")
+        return 1
+    sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+    ready(ready_file, {"queue": config["queue"]})
+    try:
+        while not stop.is_set():
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                nfq.run(block=False)
+    finally:
+        sock.close()
+        nfq.unbind()
+    log(PROG, f"stopped after {device.count} drops")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

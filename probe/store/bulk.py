@@ -27,7 +27,8 @@ from probe.store.privacy import Scrubber
 
 Row = tuple[Any, ...]
 
-#: Tables an imported measurement's rows go to, parents first (the order of an item's rows).
+#: Tables an imported measurement's rows go to, parents first (the order of an item's rows). No
+#: quic_handshakes: no OONI test the importer maps carries QUIC observations.
 TABLES = ("measurements", "dns_queries", "tcp_connects", "tls_handshakes", "certificates",
           "http_requests", "controls", "verdicts", "imports")
 
@@ -49,7 +50,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "http_requests": ("measurement_id", "idx", "tx_id", "url", "method", "ip", "port", "t0",
                       "t", "failure", "redirect_index", "request_headers", "status",
                       "headers", "body", "body_length", "body_sha256", "body_truncated",
-                      "title", "location", "received_bytes", "last_byte_t"),
+                      "title", "location", "received_bytes", "last_byte_t", "transport"),
     "controls": ("measurement_id", "idx", "data"),
     "verdicts": ("measurement_id", "verdict", "method", "confidence", "evidence", "details",
                  "analysis_version", "created_at", "is_current"),
@@ -99,7 +100,9 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
           h.redirect_index, _json([list(x) for x in h.request_headers]), h.status,
           _json([list(x) for x in h.headers]), None if h.body is None else bytes(h.body),
           h.body_length, h.body_sha256, int(h.body_truncated), h.title, h.location,
-          h.received_bytes, h.last_byte_t) for i, h in enumerate(m.http)],
+          h.received_bytes, h.last_byte_t, transport)
+         for i, (h, transport) in enumerate(
+             [*((h, "tcp") for h in m.http), *((h, "quic") for h in m.http3)])],
         [(mid, i, _json(c)) for i, c in enumerate(m.control)],
         [(mid, v.verdict.value, v.method, float(v.confidence), v.evidence, _json(v.details),
           v.analysis_version, at, 1)],

@@ -29,11 +29,17 @@ def utcnow_iso() -> str:
 WEB_CONNECTIVITY = "web_connectivity"
 #: TCP reachability of ``host:port`` (OONI's name), written ``tcp://host:port``.
 TCP_CONNECT = "tcp_connect"
+#: Tor's directory authorities and bridges (OONI's name, spec ts-023-tor), written
+#: ``tor://LIST``: every target of the Tor list LIST (probe/measure/torlist.py) in one measurement.
+TOR = "tor"
+#: Kinds whose input names a list (``tor://tor``): one measurement of every entry, one verdict.
+APP_TESTS: tuple[str, ...] = (TOR,)
 #: The input schemes of each kind of test (docs/kinds.md): how a list line or a command-line
 #: argument says which test measures it.
 INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     WEB_CONNECTIVITY: ("http", "https"),
     TCP_CONNECT: ("tcp",),
+    TOR: ("tor",),
 }
 #: The input schemes of a test this probe does not run itself, stored from another source
 #: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or
@@ -64,7 +70,10 @@ class Target:
     test_name: str = WEB_CONNECTIVITY
 
     def __post_init__(self) -> None:
-        if self.scheme not in INPUT_SCHEMES.get(self.test_name, IMPORTED_SCHEMES):
+        allowed = INPUT_SCHEMES.get(self.test_name, IMPORTED_SCHEMES)
+        if self.test_name in APP_TESTS:  # OONI's own measurements of these have no input
+            allowed = (*allowed, "ooni")
+        if self.scheme not in allowed:
             raise ValueError(f"unsupported scheme {self.scheme!r} for {self.test_name}")
         if not self.hostname:
             raise ValueError("empty hostname")

@@ -23,7 +23,7 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 from probe.errors import InvalidValue, TargetListError
-from probe.model import INPUT_SCHEMES, WEB_CONNECTIVITY, Target
+from probe.model import APP_TESTS, INPUT_SCHEMES, WEB_CONNECTIVITY, Target
 
 try:  # a dependency of httpx; IDNA 2008 + UTS 46, unlike the stdlib's IDNA 2003 codec
     import idna as _idna
@@ -167,9 +167,15 @@ def parse_url(text: str, category: str | None = None, source: str | None = None)
 
 #: Input schemes of kinds whose input is an endpoint ``scheme://host:port`` → test name.
 _ENDPOINT_KINDS: dict[str, str] = {
-    scheme: name for name, schemes in INPUT_SCHEMES.items() if name != WEB_CONNECTIVITY
+    scheme: name for name, schemes in INPUT_SCHEMES.items()
+    if name != WEB_CONNECTIVITY and name not in APP_TESTS
     for scheme in schemes
 }
+#: Input schemes of kinds whose input names a list (``tor://tor``) → test name.
+_LIST_KINDS: dict[str, str] = {
+    scheme: name for name in APP_TESTS for scheme in INPUT_SCHEMES[name]
+}
+_LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
 
 def parse_input(text: str, category: str | None = None, source: str | None = None) -> Target:
@@ -179,7 +185,26 @@ def parse_input(text: str, category: str | None = None, source: str | None = Non
     scheme = text.strip().partition("://")[0].lower()
     if "://" in text and scheme in _ENDPOINT_KINDS:
         return parse_endpoint(text, category, source)
+    if "://" in text and scheme in _LIST_KINDS:
+        return parse_list_input(text, category, source)
     return parse_url(text, category, source)
+
+
+def parse_list_input(text: str, category: str | None = None,
+                     source: str | None = None) -> Target:
+    """Normalise a list input ``KIND://LIST`` (``tor://tor``): the kind of test and the
+    name of its list. ``hostname`` holds the list name; ``port`` is unused (443)."""
+    prefix, _, rest = text.strip().partition("://")
+    scheme = prefix.lower()
+    test_name = _LIST_KINDS.get(scheme)
+    if test_name is None:
+        raise InvalidValue(f"unknown scheme {scheme!r}")
+    name = rest.rstrip("/").lower()
+    if not _LIST_NAME.match(name):
+        raise InvalidValue(f"bad input: want {scheme}://LIST (a list name such as {scheme})")
+    return Target(url=f"{scheme}://{name}", hostname=name, scheme=scheme, port=443, path="",
+                  category=_category(category) if category is not None else None,
+                  source=source, test_name=test_name)
 
 
 def parse_endpoint(text: str, category: str | None = None,

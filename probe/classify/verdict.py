@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from probe import failures as f
-from probe.classify import dns, endpoint, http, population, tcp_connect, throttling
+from probe.classify import dns, endpoint, http, population, tcp_connect, throttling, tor
 from probe.classify.base import (
     ANALYSIS_VERSION,
     Case,
@@ -59,6 +59,7 @@ from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
     TCP_CONNECT,
+    TOR,
     WEB_CONNECTIVITY,
     DNSObservation,
     HTTPObservation,
@@ -211,6 +212,7 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
 RULES_BY_TEST: dict[str, tuple[Callable[[Case], Verdict | None], ...]] = {
     WEB_CONNECTIVITY: RULES,
     TCP_CONNECT: tcp_connect.RULES,
+    TOR: tor.RULES,
 }
 #: Every test name this version can judge.
 TEST_NAMES: frozenset[str] = frozenset(RULES_BY_TEST)

@@ -191,6 +191,7 @@ RUN_SETTINGS: tuple[Setting, ...] = (
             "seconds to wait before re-measuring targets failed by residual censorship "
             "(0 = never re-measure)", minimum=0.0),
     Setting("asn_db", "path", None, "iptoasn TSV for ASN comparisons"),
+    Setting("app_lists", "path", None, "directory of endpoint lists replacing targets/apps"),
     Setting("quiet", "bool", False, "no progress output"),
     Setting("accept_risk", "bool", False, "accept the informed-consent notice (unattended use)"),
     Setting("no_bodies", "bool", False, "store body hashes and lengths only"),

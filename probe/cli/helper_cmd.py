@@ -46,6 +46,10 @@ def serve(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
+    app_lists: Annotated[
+        Path | None, typer.Option("--app-lists", help="Directory of lists (NAME.toml) "
+                                  "replacing the packaged targets/apps ones.")
+    ] = None,
 ) -> None:
     """Serve the control helper's JSON API (v1) until interrupted."""
     from probe.control.service import serve as serve_helper
@@ -56,4 +60,4 @@ def serve(
     resolvers = tuple(parse_resolver(r) for r in resolver or [])
     asyncio.run(serve_helper(host.strip("[]"), int(port), allow or [], allow_port or [], token,
                              resolvers, str(ca_bundle) if ca_bundle else None, max_concurrent,
-                             timeout))
+                             timeout, str(app_lists) if app_lists else None))

@@ -77,6 +77,10 @@ def run(
     asn_db: Annotated[
         Path | None, typer.Option("--asn-db", help="iptoasn TSV for ASN comparisons.")
     ] = None,
+    app_lists: Annotated[
+        Path | None, typer.Option("--app-lists", help="Directory of endpoint lists "
+                                  "(NAME.toml) replacing the packaged targets/apps ones.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     accept_risk: Annotated[
         bool, typer.Option("--accept-risk", help="Accept the consent notice (unattended use).")
@@ -122,6 +126,7 @@ def _execute(ctx: typer.Context, sources: list[str], resume: str | None,
         health_interval=eff["health_interval"],
         residual_cooldown=eff["residual_cooldown"],
         asn_db=eff["asn_db"],
+        app_lists=eff["app_lists"],
         store_bodies=not eff["no_bodies"],
         trace_blocked=plan is None and bool(eff["trace_blocked"]),
         resume=resume,

@@ -20,8 +20,9 @@ from probe.control.server import Policy
 from probe.measure import tcp, tls
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
+from probe.measure.tor import measure_tor
 from probe.measure.web import measure_target
-from probe.model import TCP_CONNECT, Measurement, TCPObservation, TLSObservation
+from probe.model import TCP_CONNECT, TOR, Measurement, Target, TCPObservation, TLSObservation
 from probe.targets import parse_input
 
 
@@ -112,6 +113,8 @@ async def measure_request(
         target = parse_input(req.url)
     except ValueError as e:
         return _refusal(req.url, f"bad url: {e}")
+    if target.test_name == TOR:
+        return await _tor(req, target, policy, settings, started)
     if not policy.port_allowed(target.port):
         return _refusal(req.url, f"port {target.port} not allowed")
     if not policy.address_allowed(target.hostname.strip("[]")) and _is_ip(target.hostname):
@@ -130,6 +133,24 @@ async def measure_request(
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body
+
+
+async def _tor(req: MeasureRequest, target: Target, policy: Policy,
+               settings: MeasureSettings, started: float) -> dict[str, Any]:
+    """A ``tor://LIST`` request: the helper measures its own copy of the Tor list ``LIST``
+    (packaged, or its ``--app-lists`` directory) — the ports are the ones that list declares,
+    nothing the request names — with the same address policy. The answer carries one line
+    per target (id, protocol, failing step, failure) under ``tor``; ``http`` is None."""
+    m = await measure_tor(target, replace(settings, address_filter=policy.address_allowed))
+    info = m.extra.get("tor", {})
+    if info.get("list_error"):
+        return _refusal(req.url, f"no usable Tor list: {info['list_error']}")
+    keep = ("id", "name", "protocol", "step", "failure", "t")
+    return {"version": PROTOCOL_VERSION, "url": req.url, "failure": None, "test_name": TOR,
+            "http": None, "endpoints": {},
+            "tor": {"targets": [{k: t.get(k) for k in keep} for t in info.get("targets", [])],
+                    "not_allowed": info.get("not_allowed", [])},
+            "elapsed": round(time.monotonic() - started, 6)}
 
 
 async def _endpoints(

@@ -27,14 +27,15 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
 
 async def serve(host: str, port: int, allow: list[str], allow_ports: list[int],
                 token: str | None, resolvers: tuple[Resolver, ...], ca_bundle: str | None,
-                max_concurrent: int, step_timeout: float) -> None:
-    """Serve until SIGTERM/SIGINT; prints one ``listening`` line when ready."""
+                max_concurrent: int, step_timeout: float, app_lists: str | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; prints one ``listening`` line when ready. ``app_lists``:
+    the directory of lists (``tor://LIST`` requests) replacing the packaged ones."""
     policy = make_policy(allow, allow_ports, token, max_concurrent, step_timeout)
     # dns_linger=0: the helper reports only the first answer to each query (summarise), so
     # waiting for a second, injected-behind answer would only delay every probe's target.
     settings = MeasureSettings.with_timeout(
         step_timeout, use_system_resolver=not resolvers, resolvers=resolvers, ca_bundle=ca_bundle,
-        dns_linger=0.0,
+        dns_linger=0.0, app_lists=app_lists,
     )
     server = ControlServer(policy, partial(measure_request, settings=settings))
     try:

@@ -33,6 +33,8 @@ class MeasureSettings:
     helper refuses private networks this way); None = every resolved address may be dialled.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
+    ``app_lists``: a directory of the user's own endpoint/Tor lists (``NAME.toml``) that
+    replace the packaged ``targets/apps`` ones of the same name; None = the packaged lists.
     ``connect_retries``: how many more times a connect that timed out is tried (packet loss
     that a retry survives is not blocking; a blackholed address costs this many more
     ``connect_timeout``).
@@ -54,6 +56,7 @@ class MeasureSettings:
     sni_retry: bool = True
     connect_retries: int = 1
     innocuous_sni: str = "example.org"
+    app_lists: str | None = None
     user_agent: str = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -21,8 +21,9 @@ from typing import Any
 from probe.errors import ProbeError
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
+from probe.measure.tor import measure_tor
 from probe.measure.web import Gate, measure_target
-from probe.model import INPUT_SCHEMES, TCP_CONNECT, WEB_CONNECTIVITY, Measurement, Target
+from probe.model import INPUT_SCHEMES, TCP_CONNECT, TOR, WEB_CONNECTIVITY, Measurement, Target
 
 #: Measures one input: ``(target, settings, on_addresses, gate) -> Measurement``. Never
 #: raises for network trouble; ``on_addresses`` is called once with the addresses about to
@@ -62,12 +63,18 @@ def _tcp_reached(m: Measurement) -> bool:
     return any(c.failure is None for c in m.tcp)
 
 
+def _tor_reached(m: Measurement) -> bool:
+    """Did any Tor target answer (a connect succeeded or was refused)?"""
+    return any(c.failure in (None, "connection_refused") for c in m.tcp)
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
                                measure_target, _web_reached),
     TCP_CONNECT: TestKind(TCP_CONNECT, INPUT_SCHEMES[TCP_CONNECT],
                           measure_tcp_connect, _tcp_reached),
+    TOR: TestKind(TOR, INPUT_SCHEMES[TOR], measure_tor, _tor_reached),
 }
 
 

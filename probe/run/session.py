@@ -58,7 +58,8 @@ class RunRequest:
     ``resolvers``: extra UDP resolvers as ``IP[:PORT]`` text. ``categories``: only list rows of
     these category codes; empty = all. ``canaries``/``asn_db``/``ca_bundle``: files; None =
     none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
-    to complete; None = a new run. ``watch``: None = run once; else measure periodically.
+    to complete; None = a new run. ``app_lists``: a directory of lists (Tor's, the apps')
+    replacing the packaged ``targets/apps`` ones; None = the packaged lists. ``watch``: None = run once; else measure periodically.
     ``trace_blocked``: after a single run, locate the censor of every blocked target.
     """
 
@@ -78,6 +79,7 @@ class RunRequest:
     health_interval: float = 60.0
     residual_cooldown: float = DEFAULT_COOLDOWN
     asn_db: Path | None = None
+    app_lists: Path | None = None
     store_bodies: bool = True
     trace_blocked: bool = False
     resume: str | None = None
@@ -156,6 +158,7 @@ def _prepare(request: RunRequest) -> _Plan:
         resolvers=resolvers,
         ca_bundle=str(request.ca_bundle) if request.ca_bundle else None,
         store_bodies=request.store_bodies,
+        app_lists=str(request.app_lists) if request.app_lists else None,
     )
     options = RunOptions(
         concurrency=request.concurrency,

@@ -34,6 +34,7 @@ from probe import failures
 from probe.measure import http, tcp, tls
 from probe.measure.pt import ManagedClient, PTHandshake, TransportError
 from probe.measure.settings import MeasureSettings
+from probe.measure.torlist import BadTorList, TorTarget, find_tor_list
 from probe.measure.web import Gate, hold_addresses
 from probe.model import (
     HTTPObservation,
@@ -43,7 +44,6 @@ from probe.model import (
     TLSObservation,
     utcnow_iso,
 )
-from probe.measure.torlist import BadTorList, TorTarget, find_tor_list
 
 #: Bytes of a directory document kept (and read): a descriptor is ~3 KB.
 DIR_BODY_CAP = 64 * 1024

@@ -59,7 +59,8 @@ class RunRequest:
     these category codes; empty = all. ``canaries``/``asn_db``/``ca_bundle``: files; None =
     none. ``rate``: targets started per second; 0 = no limit. ``resume``: an interrupted run
     to complete; None = a new run. ``app_lists``: a directory of lists (Tor's, the apps')
-    replacing the packaged ``targets/apps`` ones; None = the packaged lists. ``watch``: None = run once; else measure periodically.
+    replacing the packaged ``targets/apps`` ones; None = the packaged lists. ``watch``: None =
+    run once; else measure periodically.
     ``trace_blocked``: after a single run, locate the censor of every blocked target.
     """
 

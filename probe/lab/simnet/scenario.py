@@ -39,6 +39,12 @@ scenarios)::
     url = "https://meduza.io/"
     expect = "blocked/tls.reset"        # "verdict" or "verdict/method"; a list = any of them
     xfail = "issue 4: needs the control vantage"
+
+    [tor]                                # a private Tor network (probe/lab/world/tor_net.py)
+    authorities = 3                     # directory authorities (2-5); relays = 1 (0-3)
+    [[targets]]
+    url = "tor://tor-dirauths"          # tor://LIST: tor, tor-dirauths, tor-vanilla, tor-obfs4
+    expect = "blocked/tcp.timeout"
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ from probe.lab.simnet.scenario_records import (
     SITE_DNS,
     SITE_DOWN,
     TOP_KEYS,
+    TOR_KEYS,
+    TOR_LISTS,
     VERDICTS,
     WORLD_SITE_KEYS,
     CensorSpec,
@@ -154,11 +162,18 @@ def _target(data: Any, where: str) -> TargetSpec:
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ScenarioError(f"{where}.url: {url!r} is not an http(s) URL")
+    if parts.scheme not in ("http", "https", "tor") or not parts.hostname:
+        raise ScenarioError(f"{where}.url: {url!r} is not an http(s) URL (or tor://LIST)")
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
+    if parts.scheme == "tor":
+        if parts.netloc not in TOR_LISTS or parts.path not in ("", "/"):
+            raise ScenarioError(f"{where}.url: {url!r}: a tor target is tor://LIST, LIST one of "
+                                f"{', '.join(TOR_LISTS)} (the world's [tor] network)")
+        return TargetSpec(url=f"tor://{parts.netloc}", hostname=parts.netloc,
+                          expect=parse_expect(d["expect"], f"{where}.expect"),
+                          xfail=xfail, note=str(d.get("note", "")))
     return TargetSpec(url=url, hostname=host_name(parts.hostname, f"{where}.url"),
                       expect=parse_expect(d["expect"], f"{where}.expect"), xfail=xfail,
                       note=str(d.get("note", "")))
@@ -193,7 +208,12 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         raise ScenarioError(f"{where}: at least one target")
     known = set(hosts) | {s.host for s in base_sites()}
     aliases = {a for s in sites for a in s.site.get("aliases", [])}
+    tor = _tor(d.get("tor"), f"{where}.tor")
     for i, t in enumerate(targets):
+        if t.url.startswith("tor://"):
+            if tor is None:
+                raise ScenarioError(f"{where}: targets[{i}]: {t.url} needs a [tor] network")
+            continue
         if t.hostname not in known | aliases:
             raise ScenarioError(f"{where}: targets[{i}]: {t.hostname} is not a site of the world")
     for c in censors:
@@ -237,7 +257,22 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         targets=targets,
         selfchecks=tuple(selfchecks),
         demo=bool(d.get("demo", False)),
+        tor=tor,
     )
+
+
+def _tor(data: Any, where: str) -> dict[str, int] | None:
+    """``[tor]``: how many directory authorities (2-5, default 3) and relays (0-3, default 1)
+    the private Tor network has; its bridges are always one vanilla and one obfs4."""
+    if data is None:
+        return None
+    d = check_keys(data, TOR_KEYS, where)
+    out = {"authorities": d.get("authorities", 3), "relays": d.get("relays", 1)}
+    for key, (lo, hi) in (("authorities", (2, 5)), ("relays", (0, 3))):
+        v = out[key]
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ScenarioError(f"{where}.{key}: expected {lo}..{hi}")
+    return out
 
 
 def load(path: str | Path) -> Scenario:

@@ -39,9 +39,9 @@ def _serve(sock: socket.socket, handle) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
-def _listener() -> socket.socket:
+def _listener(host: str = "127.0.0.1") -> socket.socket:
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((host, 0))
     s.listen(16)
     return s
 
@@ -53,11 +53,13 @@ def _echo(conn: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def obfs4_server(orport: int, state: Path) -> Iterator[tuple[int, str]]:
-    """obfs4proxy as a managed *server* transport in front of ``orport``: (port, cert)."""
+def obfs4_server(orport: int, state: Path, host: str = "127.0.0.1"
+                 ) -> Iterator[tuple[int, str]]:
+    """obfs4proxy as a managed *server* transport on ``host`` in front of ``orport`` (on
+    127.0.0.1): (port, cert)."""
     env = {"PATH": os.environ["PATH"], "TOR_PT_MANAGED_TRANSPORT_VER": "1",
            "TOR_PT_STATE_LOCATION": str(state), "TOR_PT_SERVER_TRANSPORTS": "obfs4",
-           "TOR_PT_SERVER_BINDADDR": "obfs4-127.0.0.1:0",
+           "TOR_PT_SERVER_BINDADDR": f"obfs4-{host}:0",
            "TOR_PT_ORPORT": f"127.0.0.1:{orport}", "TOR_PT_EXIT_ON_STDIN_CLOSE": "1"}
     proc = subprocess.Popen(["obfs4proxy"], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,4 +1,4 @@
-"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format.
+"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` (or its own test's) format.
 
 Responsibility: translating one stored measurement (+ run, current verdict) into the JSON
 object OONI's tools and pipelines read (ooni/spec data format 0.2.0, ``web_connectivity``
@@ -31,9 +31,11 @@ from typing import Any
 
 from probe import failures
 from probe.export.jsonl import b64
+from probe.export.ooni_tor import TOR_VERSION, tor_test_keys
 from probe.export.source import Record
 from probe.model import (
     TCP_CONNECT,
+    TOR,
     DNSObservation,
     HTTPObservation,
     Measurement,
@@ -483,6 +485,12 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
             "accessible": accessible,
             "x_probe": x_probe,
         }
+    if m.test_name == TOR:
+        # OONI's tor (ts-023): no input, test keys per target (probe/export/ooni_tor.py); our
+        # input names the list, kept as ``input`` so each list's measurement stays apart.
+        test_name, test_version = TOR, TOR_VERSION
+        test_keys = {**tor_test_keys(m), "control_failure": control_failure,
+                     "x_probe": x_probe}
     return {
         "annotations": {k: str(val) for k, val in annotations.items() if val is not None},
         "data_format_version": DATA_FORMAT_VERSION,

@@ -121,6 +121,9 @@ def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
     runnable: list[tuple[Any, str | None]] = []
     skipped: list[tuple[Any, str | None]] = []
     for t in scenario.targets:
+        if t.url.startswith("tor://"):  # the private Tor network lives in the namespaces only
+            skipped.append((t, "a tor:// target needs the simulated network's Tor daemons"))
+            continue
         reason = skip_reason(scenario, world.site(t.hostname))
         (skipped if reason else runnable).append((t, reason))
     result: dict[str, Any] = {"name": scenario.name, "targets": [], "skipped": [

@@ -463,7 +463,7 @@ class Sim:
 
     def arm_clock(self) -> None:
         """Count the client's first SYN to any target address (the events' time origin)."""
-        ips = sorted({ip for t in self.scenario.targets
+        ips = sorted({ip for t in self.scenario.targets if not t.url.startswith("tor://")
                       for ip in self.world.site(t.hostname).served_ips})
         if not ips:
             return

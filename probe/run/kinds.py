@@ -22,15 +22,17 @@ from probe.errors import ProbeError
 from probe.measure.apps import control_requests, measure_app
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
+from probe.measure.tor import measure_tor
 from probe.measure.web import Gate, measure_target
 from probe.model import (
-    APP_TESTS,
     ENDPOINT,
+    ENDPOINT_LIST_TESTS,
     FACEBOOK_MESSENGER,
     INPUT_SCHEMES,
     SIGNAL,
     TCP_CONNECT,
     TELEGRAM,
+    TOR,
     WEB_CONNECTIVITY,
     WHATSAPP,
     Measurement,
@@ -86,6 +88,11 @@ def _app_reached(m: Measurement) -> bool:
         for x in (e.get("extra") or {}).get("udp", []) if isinstance(x, dict))
 
 
+def _tor_reached(m: Measurement) -> bool:
+    """Did any Tor target answer (a connect succeeded or was refused)?"""
+    return any(c.failure in (None, "connection_refused") for c in m.tcp)
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
@@ -93,15 +100,16 @@ KINDS: dict[str, TestKind] = {
     TCP_CONNECT: TestKind(TCP_CONNECT, INPUT_SCHEMES[TCP_CONNECT],
                           measure_tcp_connect, _tcp_reached),
     **{name: TestKind(name, INPUT_SCHEMES[name], measure_app, _app_reached, control_requests)
-       for name in APP_TESTS},
+       for name in ENDPOINT_LIST_TESTS},
+    TOR: TestKind(TOR, INPUT_SCHEMES[TOR], measure_tor, _tor_reached),
 }
 #: Test groups for ``probe run --tests`` (OONI's groups): each group's inputs. ``web`` is the
 #: URL list given; ``im`` the four messengers; ``circumvention`` the endpoint lists of VPNs
-#: (and the ``tor`` kind once it is registered).
+#: and Tor's authorities and bridges (the ``tor`` list).
 TEST_GROUPS: dict[str, tuple[str, ...]] = {
     "im": (f"{WHATSAPP}://{WHATSAPP}", f"{TELEGRAM}://{TELEGRAM}", f"{SIGNAL}://{SIGNAL}",
            f"{FACEBOOK_MESSENGER}://{FACEBOOK_MESSENGER}"),
-    "circumvention": (f"{ENDPOINT}://vpn",),
+    "circumvention": (f"{ENDPOINT}://vpn", f"{TOR}://tor"),
 }
 
 

@@ -45,7 +45,7 @@ def test_scenario_parses(name: str) -> None:
     world = World.build(sc)
     for t in sc.targets:
         if not t.url.startswith(("http://", "https://")):
-            continue  # an app (KIND://LIST): its endpoints are its list's
+            continue  # an app (KIND://LIST): its endpoints are its list's (or [tor]'s)
         world.site(t.hostname)  # every target is a site of the world
 
 

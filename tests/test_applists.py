@@ -111,3 +111,12 @@ def test_probe_targets_validate_checks_endpoint_lists(tmp_path: Path) -> None:
     assert f"{bad}:3: 'port'/'ports' must be port numbers 1-65535" in res.output
     res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "signal.toml")])
     assert res.exit_code == 0, res.output
+    # a Tor list is checked by its own reader, with the same FILE:LINE reasons
+    res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "tor.toml")])
+    assert res.exit_code == 0, res.output
+    bad_tor = tmp_path / "tor.toml"
+    bad_tor.write_text('app = "tor"\n[[targets]]\nprotocol = "dir_port"\n'
+                       'address = "192.0.2.1:99999"\nsource = "x"\ndate = 2026-12-07\n')
+    res = CliRunner().invoke(app, ["targets", "validate", str(bad_tor)])
+    assert res.exit_code == 1
+    assert f"{bad_tor}:2: 'address' must be IP:PORT (or [IPv6]:PORT)" in res.output

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -190,3 +191,31 @@ def test_a_missing_list_is_recorded_not_raised(tmp_path) -> None:
     settings = MeasureSettings.with_timeout(1.0, app_lists=str(tmp_path))
     m = asyncio.run(measure_tor(parse_input("tor://nosuchlist"), settings))
     assert "no such Tor list" in m.extra["tor"]["list_error"] and m.tcp == ()
+
+
+def test_targets_the_policy_refuses_are_named_not_dialled(tmp_path) -> None:
+    """The control helper's policy (address filter and per-hop guard) applies per target: a
+    refused address or port is listed under ``not_allowed`` and never dialled; the rest are
+    measured."""
+    closed = _listener()
+    free_port = closed.getsockname()[1]
+    closed.close()
+    src = 'source = "test"\ndate = 2026-12-07\n'
+    rows = [("127.0.0.1", free_port, True), ("127.0.0.1", 9999, False),
+            ("192.0.2.9", 80, False)]
+    (tmp_path / "mixed.toml").write_text('app = "tor"\n' + "".join(
+        f'[[targets]]\nprotocol = "dir_port"\naddress = "{ip}:{port}"\n{src}'
+        for ip, port, _ in rows))
+
+    def guard(addresses: list[str], port: int) -> None:
+        if port == 9999:
+            raise PermissionError("port 9999 not allowed")
+
+    settings = replace(MeasureSettings.with_timeout(1.0, app_lists=str(tmp_path)),
+                       address_filter=lambda a: a != "192.0.2.9", endpoint_guard=guard)
+    m = asyncio.run(measure_tor(parse_input("tor://mixed"), settings))
+    info = m.extra["tor"]
+    assert sorted(info["not_allowed"]) == sorted(
+        f"{ip}:{port}" for ip, port, ok in rows if not ok)
+    assert [t["id"] for t in info["targets"]] == [f"127.0.0.1:{free_port}"]
+    assert {c.port for c in m.tcp} == {free_port}

@@ -103,11 +103,25 @@ def test_xfail_names_an_issue() -> None:
           "targets": [{"url": "https://a.kz/", "expect": "ok"}]}, "unknown network"),
         ({"description": "x", "surprise": 1,
           "targets": [{"url": "https://www.gov.kz/", "expect": "ok"}]}, "unknown key"),
+        ({"description": "x", "targets": [{"url": "tor://tor", "expect": "ok"}]},
+         "needs a \\[tor\\] network"),
+        ({"description": "x", "tor": {}, "targets": [{"url": "tor://mine", "expect": "ok"}]},
+         "LIST one of"),
     ],
 )
 def test_bad_scenarios_are_rejected(doc: dict, message: str) -> None:
     with pytest.raises(S.ScenarioError, match=message):
         S.parse(doc, "bad")
+
+
+def test_app_lists_and_a_tor_network_in_one_scenario() -> None:
+    """A scenario may measure the apps (its own endpoint lists) and the private Tor network."""
+    sc = S.parse({"description": "x", "app_lists": "apps", "tor": {"relays": 0},
+                  "targets": [{"url": "whatsapp://whatsapp", "expect": "ok"},
+                              {"url": "tor://tor-obfs4", "expect": "ok"},
+                              {"url": "https://www.gov.kz/", "expect": "ok"}]}, "both")
+    assert sc.app_lists == "apps" and sc.tor == {"authorities": 3, "relays": 0}
+    assert [t.hostname for t in sc.targets] == ["whatsapp", "tor-obfs4", "www.gov.kz"]
 
 
 def test_expect_lists_and_matching() -> None:

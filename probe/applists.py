@@ -24,8 +24,12 @@ Format::
     source = "OONI spec ts-018"      # where the entry comes from
     date = "2026-12-07"              # when it was taken from there (YYYY-MM-DD)
 
-Each ``(role, host, port)`` becomes one :class:`AppEndpoint`. Kernel module: standard library
-and :mod:`probe.errors` only.
+Each ``(role, host, port)`` becomes one :class:`AppEndpoint`. The pieces every list format
+shares — :class:`BadAppList` with its ``FILE:LINE`` problems, :func:`read_list` (TOML with the
+line of a syntax error), :func:`entry_lines`, :func:`provenance` (``source``/``date``),
+:func:`list_path` — are used by the Tor list reader too (:mod:`probe.measure.torlist`, OONI's
+own target format), and :func:`declared_ports`/:func:`validate_app_list` take the other
+formats' readers by ``app`` name. Kernel module: standard library and :mod:`probe.errors` only.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,10 +123,53 @@ class AppList:
         return tuple(sorted({e.port for e in self.endpoints}))
 
 
-def _entry_lines(text: str) -> list[int]:
-    """The line number of each ``[[endpoints]]`` header, in order."""
+#: Another list format (``tor``): a reader from the file to the ports its entries declare,
+#: raising :class:`BadAppList` (or a subclass) when the file does not validate.
+PortReader = Callable[[Path], Iterable[int]]
+
+
+def entry_lines(text: str, table: str = "endpoints") -> list[int]:
+    """The line number of each ``[[TABLE]]`` header, in order."""
+    header = f"[[{table}]]"
     return [i for i, line in enumerate(text.splitlines(), 1)
-            if line.strip().replace(" ", "").startswith("[[endpoints]]")]
+            if line.strip().replace(" ", "").startswith(header)]
+
+
+def read_list(path: str | os.PathLike[str],
+              error: type[BadAppList] = BadAppList) -> tuple[str, dict[str, Any]]:
+    """A list file's text and its TOML document; ``error`` with ``FILE:LINE: reason`` when
+    it cannot be read or is not TOML (the line of the syntax error)."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise error([f"{shown}:0: cannot read ({e.__class__.__name__})"]) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise error([f"{shown}:{m.group(1) if m else 0}: not TOML ({e})"]) from None
+
+
+def provenance(raw: Mapping[str, Any], where: str,
+               problems: list[str]) -> tuple[str, str] | None:
+    """An entry's ``(source, date)``: where it comes from and when it was taken (YYYY-MM-DD);
+    None after appending ``WHERE: reason`` to ``problems`` when either is missing or bad."""
+    before = len(problems)
+    source = raw.get("source")
+    if not isinstance(source, str) or not source.strip():
+        problems.append(f"{where}: 'source' (where the entry comes from) is required")
+    date = raw.get("date")
+    if isinstance(date, dt.date):
+        date = date.isoformat()
+    try:
+        dt.date.fromisoformat(str(date))
+    except ValueError:
+        problems.append(f"{where}: 'date' must be YYYY-MM-DD (when the entry was taken)")
+    if len(problems) > before:
+        return None
+    assert isinstance(source, str)
+    return source.strip(), str(date)
 
 
 def _host(value: Any) -> str | None:
@@ -178,20 +226,11 @@ def _entry(raw: Any, where: str, problems: list[str]) -> list[AppEndpoint]:
             problems.append(f"{where}: 'payload_hex' is not hexadecimal")
         if len(payload) > 1200:
             problems.append(f"{where}: 'payload_hex' longer than 1200 bytes")
-    source = raw.get("source")
-    if not isinstance(source, str) or not source.strip():
-        problems.append(f"{where}: 'source' (where the entry comes from) is required")
-    date = raw.get("date")
-    if isinstance(date, dt.date):
-        date = date.isoformat()
-    try:
-        dt.date.fromisoformat(str(date))
-    except ValueError:
-        problems.append(f"{where}: 'date' must be YYYY-MM-DD (when the entry was taken)")
-    if problems and problems[-1].startswith(where):
+    origin = provenance(raw, where, problems)
+    if origin is None or (problems and problems[-1].startswith(where)):
         return []
-    assert isinstance(role, str) and host is not None and isinstance(source, str)
-    return [AppEndpoint(role, host, p, str(protocol), source.strip(), str(date), where,
+    assert isinstance(role, str) and host is not None
+    return [AppEndpoint(role, host, p, str(protocol), origin[0], origin[1], where,
                         str(path), payload) for p in ports]
 
 
@@ -199,15 +238,7 @@ def load_app_list(path: str | os.PathLike[str]) -> AppList:
     """Read and validate one endpoint list; :class:`BadAppList` lists every problem."""
     p = Path(path)
     shown = str(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadAppList([f"{shown}:0: cannot read ({e.__class__.__name__})"]) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise BadAppList([f"{shown}:{m.group(1) if m else 0}: not TOML ({e})"]) from None
+    text, doc = read_list(p)
     problems: list[str] = []
     bad = sorted(set(doc) - _TOP)
     if bad:
@@ -227,7 +258,7 @@ def load_app_list(path: str | os.PathLike[str]) -> AppList:
         problems.append(f"{shown}:1: 'asns' must be a list of AS numbers")
         asns = []
     raw = doc.get("endpoints", [])
-    lines = _entry_lines(text)
+    lines = entry_lines(text)
     endpoints: list[AppEndpoint] = []
     if not isinstance(raw, list) or not raw:
         problems.append(f"{shown}:1: no [[endpoints]]")
@@ -245,10 +276,26 @@ def load_app_list(path: str | os.PathLike[str]) -> AppList:
     return AppList(str(app), p.stem, shown, tuple(endpoints), ca_file, tuple(asns))
 
 
-def validate_app_list(path: str | os.PathLike[str]) -> list[str]:
-    """Every problem of one endpoint list as ``FILE:LINE: reason``; empty = valid."""
+def _app_of(path: Path) -> str | None:
+    """The ``app`` a list file names (None when it cannot be read as TOML)."""
     try:
-        load_app_list(path)
+        app = read_list(path)[1].get("app")
+    except BadAppList:
+        return None
+    return app if isinstance(app, str) else None
+
+
+def validate_app_list(path: str | os.PathLike[str],
+                      others: Mapping[str, PortReader] | None = None) -> list[str]:
+    """Every problem of one list as ``FILE:LINE: reason``; empty = valid. A list whose
+    ``app`` names one of ``others`` (``tor``: :data:`probe.measure.torlist.FORMATS`) is
+    validated by that format's reader."""
+    reader = (others or {}).get(_app_of(Path(path)) or "")
+    try:
+        if reader is not None:
+            reader(Path(path))
+        else:
+            load_app_list(path)
     except BadAppList as e:
         return e.problems
     return []
@@ -274,15 +321,19 @@ def find_app_list(name: str, directory: str | os.PathLike[str] | None = None) ->
     return load_app_list(path)
 
 
-def declared_ports(directory: str | os.PathLike[str] | None = None) -> frozenset[int]:
+def declared_ports(directory: str | os.PathLike[str] | None = None,
+                   others: Mapping[str, PortReader] | None = None) -> frozenset[int]:
     """Every port the lists of ``directory`` (default: the packaged ``targets/apps``) declare:
-    the control helper allows exactly these besides its own (``probe helper serve``). A list
-    that does not validate declares nothing."""
+    the control helper allows exactly these besides its own (``probe helper serve``). The
+    endpoint lists are read here; a list whose ``app`` names one of ``others`` (``tor``:
+    :data:`probe.measure.torlist.FORMATS`) by that format's reader. A list that does not
+    validate declares nothing."""
     where = Path(directory) if directory is not None else DEFAULT_DIR
     ports: set[int] = set()
     for path in sorted(where.glob("*.toml")) if where.is_dir() else ():
+        reader = (others or {}).get(_app_of(path) or "")
         try:
-            ports.update(load_app_list(path).ports)
+            ports.update(reader(path) if reader is not None else load_app_list(path).ports)
         except BadAppList:
             continue
     return frozenset(ports)

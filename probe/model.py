@@ -36,9 +36,15 @@ SIGNAL = "signal"
 FACEBOOK_MESSENGER = "facebook_messenger"
 #: Any ``host:port`` a named endpoint list declares (VPN servers…), over TCP, TLS or UDP.
 ENDPOINT = "endpoint"
-#: Kinds whose input names an endpoint list, written ``NAME://LIST`` (``whatsapp://whatsapp``,
-#: ``endpoint://vpn``): one measurement of every endpoint the list declares, one verdict.
-APP_TESTS: tuple[str, ...] = (WHATSAPP, TELEGRAM, SIGNAL, FACEBOOK_MESSENGER, ENDPOINT)
+#: Tor's directory authorities and bridges (OONI's name, spec ts-023-tor), written
+#: ``tor://LIST``: every target of the Tor list LIST (probe/measure/torlist.py) in one measurement.
+TOR = "tor"
+#: Kinds measuring an endpoint list (:mod:`probe.applists`) with the app measurer.
+ENDPOINT_LIST_TESTS: tuple[str, ...] = (WHATSAPP, TELEGRAM, SIGNAL, FACEBOOK_MESSENGER, ENDPOINT)
+#: Kinds whose input names a list, written ``NAME://LIST`` (``whatsapp://whatsapp``,
+#: ``endpoint://vpn``, ``tor://tor``): one measurement of every entry the list declares, one
+#: verdict. The endpoint lists' kinds, and ``tor`` with its own list format.
+APP_TESTS: tuple[str, ...] = (*ENDPOINT_LIST_TESTS, TOR)
 #: Reachability of an encrypted DNS resolver (OONI's name), written ``doh://host[:port]/path``
 #: (DNS-over-HTTPS at ``https://host[:port]/path``) or ``dot://host[:port]`` (DNS-over-TLS).
 DNSCHECK = "dnscheck"
@@ -53,6 +59,7 @@ INPUT_SCHEMES: dict[str, tuple[str, ...]] = {
     FACEBOOK_MESSENGER: ("facebook_messenger",),
     ENDPOINT: ("endpoint",),
     DNSCHECK: ("doh", "dot"),
+    TOR: ("tor",),
 }
 #: The input schemes of a test this probe does not run itself, stored from another source
 #: (``probe import ooni``, docs/import.md: whatsapp, tor, …): its input URL, or

@@ -171,7 +171,7 @@ _ENDPOINT_KINDS: dict[str, str] = {
     if name != WEB_CONNECTIVITY and name not in APP_TESTS
     for scheme in schemes
 }
-#: Input schemes of kinds whose input names an endpoint list (``whatsapp://whatsapp``).
+#: Input schemes of kinds whose input names a list (``whatsapp://whatsapp``, ``tor://tor``).
 _LIST_KINDS: dict[str, str] = {
     scheme: name for name in APP_TESTS for scheme in INPUT_SCHEMES[name]
 }
@@ -211,9 +211,10 @@ def parse_input(text: str, category: str | None = None, source: str | None = Non
 
 def parse_list_input(text: str, category: str | None = None,
                      source: str | None = None) -> Target:
-    """Normalise an endpoint-list input ``KIND://LIST`` (``whatsapp://whatsapp``,
-    ``endpoint://vpn``): the kind of test and the name of its endpoint list
-    (:mod:`probe.applists`). ``hostname`` holds the list name; ``port`` is unused (443)."""
+    """Normalise a list input ``KIND://LIST`` (``whatsapp://whatsapp``, ``endpoint://vpn``,
+    ``tor://tor``): the kind of test and the name of its list (an endpoint list,
+    :mod:`probe.applists`, or a Tor list). ``hostname`` holds the list name; ``port`` is
+    unused (443)."""
     prefix, _, rest = text.strip().partition("://")
     scheme = prefix.lower()
     test_name = _LIST_KINDS.get(scheme)

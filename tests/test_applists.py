@@ -15,6 +15,8 @@ from probe.applists import (
     load_app_list,
     validate_app_list,
 )
+from probe.measure.torlist import FORMATS as TOR_FORMATS
+from probe.measure.torlist import find_tor_list
 
 GOOD = '''app = "whatsapp"
 
@@ -27,7 +29,8 @@ date = "2026-12-07"
 '''
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in DEFAULT_DIR.glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in DEFAULT_DIR.glob("*.toml")
+                                         if p.stem != "tor"))  # tor: tests/measure/test_torlist.py
 def test_the_packaged_lists_validate_and_carry_provenance(name: str) -> None:
     lst = find_app_list(name)
     assert lst.endpoints
@@ -40,6 +43,23 @@ def test_packaged_lists_cover_the_apps() -> None:
     assert find_app_list("signal").ca_file is not None
     assert find_app_list("facebook_messenger").asns == (32934,)
     assert {5222, 9001} <= declared_ports()
+
+
+def test_declared_ports_and_validation_read_tor_lists_with_their_own_reader(tmp_path) -> None:
+    """One function for the helper's ports: the endpoint lists' and, given the Tor format's
+    reader, the Tor list's (its authorities' OR/Dir ports); a bad Tor list declares nothing
+    and is reported as FILE:LINE like an endpoint list."""
+    tor_ports = set(find_tor_list("tor").ports)
+    assert {9101, 9131} <= tor_ports  # moria1's OR and Dir ports
+    assert not {9101, 9131} & declared_ports()  # without its reader the Tor list is skipped
+    assert tor_ports | {5222, 9001} <= declared_ports(None, TOR_FORMATS)
+    assert validate_app_list(DEFAULT_DIR / "tor.toml", TOR_FORMATS) == []
+    bad = tmp_path / "tor.toml"
+    bad.write_text('app = "tor"\n\n[[targets]]\nprotocol = "dir_port"\n'
+                   'address = "192.0.2.1:9030"\nsource = "x"\ndate = "yesterday"\n')
+    assert validate_app_list(bad, TOR_FORMATS) == [
+        f"{bad}:3: 'date' must be YYYY-MM-DD (when the entry was taken)"]
+    assert declared_ports(tmp_path, TOR_FORMATS) == frozenset()
 
 
 @pytest.mark.parametrize(("edit", "line", "reason"), [
@@ -91,3 +111,12 @@ def test_probe_targets_validate_checks_endpoint_lists(tmp_path: Path) -> None:
     assert f"{bad}:3: 'port'/'ports' must be port numbers 1-65535" in res.output
     res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "signal.toml")])
     assert res.exit_code == 0, res.output
+    # a Tor list is checked by its own reader, with the same FILE:LINE reasons
+    res = CliRunner().invoke(app, ["targets", "validate", str(DEFAULT_DIR / "tor.toml")])
+    assert res.exit_code == 0, res.output
+    bad_tor = tmp_path / "tor.toml"
+    bad_tor.write_text('app = "tor"\n[[targets]]\nprotocol = "dir_port"\n'
+                       'address = "192.0.2.1:99999"\nsource = "x"\ndate = 2026-12-07\n')
+    res = CliRunner().invoke(app, ["targets", "validate", str(bad_tor)])
+    assert res.exit_code == 1
+    assert f"{bad_tor}:2: 'address' must be IP:PORT (or [IPv6]:PORT)" in res.output

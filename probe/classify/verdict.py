@@ -55,6 +55,7 @@ from probe.classify import (
     quic,
     tcp_connect,
     throttling,
+    tor,
 )
 from probe.classify.base import (
     ANALYSIS_VERSION,
@@ -68,9 +69,10 @@ from probe.classify.context import Context, with_missing
 from probe.classify.health import NetworkState, cut_began_after, residual_note
 from probe.classify.observations import endpoint as fmt_endpoint
 from probe.model import (
-    APP_TESTS,
     DNSCHECK,
+    ENDPOINT_LIST_TESTS,
     TCP_CONNECT,
+    TOR,
     WEB_CONNECTIVITY,
     DNSObservation,
     HTTPObservation,
@@ -220,12 +222,14 @@ RULES: tuple[Callable[[Case], Verdict | None], ...] = (
 
 
 #: The rules of each kind of test, by test name (docs/kinds.md): :data:`RULES` for the web
-#: test, :data:`probe.classify.tcp_connect.RULES` for ``tcp_connect``. A kind's rules may end
-#: without a verdict; :func:`unexplained` then has the last word.
+#: test, :data:`probe.classify.tcp_connect.RULES` for ``tcp_connect``,
+#: :data:`probe.classify.tor.RULES` for ``tor``, one aggregating rule per app kind (below). A
+#: kind's rules may end without a verdict; :func:`unexplained` then has the last word.
 RULES_BY_TEST: dict[str, tuple[Callable[[Case], Verdict | None], ...]] = {
     WEB_CONNECTIVITY: RULES,
     TCP_CONNECT: tcp_connect.RULES,
     DNSCHECK: dnscheck.RULES,
+    TOR: tor.RULES,
 }
 #: Every test name this version can judge.
 TEST_NAMES: frozenset[str] = frozenset(RULES_BY_TEST)
@@ -314,7 +318,8 @@ def _checked(case: Case, v: Verdict) -> Verdict:
 
 #: The app kinds (whatsapp, telegram, signal, facebook_messenger, endpoint): one rule that
 #: judges each endpoint with the rules above and aggregates (:mod:`probe.classify.apps`).
-RULES_BY_TEST.update({name: (apps.app_rule(RULES, network_cut, _checked),) for name in APP_TESTS})
+RULES_BY_TEST.update({name: (apps.app_rule(RULES, network_cut, _checked),)
+                      for name in ENDPOINT_LIST_TESTS})
 TEST_NAMES = frozenset(RULES_BY_TEST)
 
 

@@ -74,6 +74,11 @@ def serve(
         int, typer.Option("--max-per-client", min=1,
                           help="Open connections from one address at once.")
     ] = 64,
+    app_lists: Annotated[
+        Path | None, typer.Option("--app-lists", help="Directory of lists (NAME.toml) "
+                                  "replacing the packaged targets/apps ones; their ports "
+                                  "are allowed too.")
+    ] = None,
 ) -> None:
     """Serve the control helper's JSON API (v1) until interrupted."""
     from probe.control.service import ServiceOptions
@@ -90,5 +95,5 @@ def serve(
         step_timeout=timeout, deny=tuple(deny or ()), allow_self=allow_self,
         tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
         trusted_proxies=tuple(trusted_proxy or ()), max_connections=max_connections,
-        max_per_client=max_per_client)
+        max_per_client=max_per_client, app_lists=str(app_lists) if app_lists else None)
     asyncio.run(serve_helper(opts))

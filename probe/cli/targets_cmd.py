@@ -10,18 +10,19 @@ import typer
 from probe import applists
 from probe import targets as target_lists
 from probe.errors import ProbeError
+from probe.measure.torlist import FORMATS as TOR_FORMATS
 
 app = typer.Typer(help="Check and list target lists.", no_args_is_help=True)
 
 
 @app.command("validate")
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Target lists, or endpoint lists "
-                                                "(NAME.toml, targets/apps).")],
+    files: Annotated[list[Path], typer.Argument(help="Target lists, or endpoint and Tor "
+                                                "lists (NAME.toml, targets/apps).")],
 ) -> None:
     """Report every bad row as FILE:LINE: reason; exit 1 if any."""
     problems = [p for f in files for p in (
-        applists.validate_app_list(f) if f.suffix == ".toml"
+        applists.validate_app_list(f, TOR_FORMATS) if f.suffix == ".toml"
         else target_lists.validate_file(str(f)))]
     for problem in problems:
         typer.echo(problem)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,8 +24,17 @@ from probe.measure.addresses import parse_host
 from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
+from probe.measure.tor import measure_tor
 from probe.measure.web import measure_target
-from probe.model import DNSCHECK, TCP_CONNECT, Measurement, TCPObservation, TLSObservation
+from probe.model import (
+    DNSCHECK,
+    TCP_CONNECT,
+    TOR,
+    Measurement,
+    Target,
+    TCPObservation,
+    TLSObservation,
+)
 from probe.targets import parse_input
 
 
@@ -105,6 +115,20 @@ class Refused(Exception):
     """Raised by the policy guard to abort a measurement: something it would dial is refused."""
 
 
+def _guard(policy: Policy) -> Callable[[list[str], int], None]:
+    """The policy as a ``MeasureSettings.endpoint_guard``: raises :class:`Refused` for a
+    refused port or any refused address of a hop."""
+
+    def guard(addresses: list[str], port: int) -> None:
+        reason = policy.port_refusal(port)
+        for a in addresses:
+            reason = reason or policy.refusal(a, port)
+        if reason is not None:
+            raise Refused(reason)
+
+    return guard
+
+
 async def measure_request(
     req: MeasureRequest, policy: Policy, settings: MeasureSettings
 ) -> dict[str, Any]:
@@ -127,22 +151,17 @@ async def measure_request(
         target = parse_input(req.url)
     except ValueError as e:
         return _refusal(req.url, f"bad url: {e}")
+    if target.test_name == TOR:
+        return await _tor(req, target, policy, settings, started)
     literal = parse_host(target.hostname)
     why = policy.refusal(str(literal), target.port) if literal else policy.port_refusal(
         target.port)
     if why is not None:
         return _refusal(req.url, why)
 
-    def guard(addresses: list[str], port: int) -> None:
-        reason = policy.port_refusal(port)
-        for a in addresses:
-            reason = reason or policy.refusal(a, port)
-        if reason is not None:
-            raise Refused(reason)
-
     # http3 off: the helper's answer has no QUIC part yet, and an Alt-Svc may name any UDP port
     own_settings = replace(settings, address_filter=policy.address_allowed,
-                           endpoint_guard=guard, http3="off")
+                           endpoint_guard=_guard(policy), http3="off")
     probe_addrs = [a for a in req.addresses if policy.refusal(a, target.port) is None]
     tcp_only = target.test_name in (TCP_CONNECT, DNSCHECK)
     # A resolver under dnscheck: the helper runs the same dnscheck (its own TCP, TLS with the
@@ -167,6 +186,26 @@ async def measure_request(
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body
+
+
+async def _tor(req: MeasureRequest, target: Target, policy: Policy,
+               settings: MeasureSettings, started: float) -> dict[str, Any]:
+    """A ``tor://LIST`` request: the helper measures its own copy of the Tor list ``LIST``
+    (packaged, or its ``--app-lists`` directory) — the ports are the ones that list declares,
+    nothing the request names — with the same address policy: a target whose address or port
+    the policy refuses is not dialled, only named under ``not_allowed``. The answer carries one line
+    per target (id, protocol, failing step, failure) under ``tor``; ``http`` is None."""
+    m = await measure_tor(target, replace(settings, address_filter=policy.address_allowed,
+                                          endpoint_guard=_guard(policy)))
+    info = m.extra.get("tor", {})
+    if info.get("list_error"):
+        return _refusal(req.url, f"no usable Tor list: {info['list_error']}")
+    keep = ("id", "name", "protocol", "step", "failure", "t")
+    return {"version": PROTOCOL_VERSION, "url": req.url, "failure": None, "test_name": TOR,
+            "http": None, "endpoints": {},
+            "tor": {"targets": [{k: t.get(k) for k in keep} for t in info.get("targets", [])],
+                    "not_allowed": info.get("not_allowed", [])},
+            "elapsed": round(time.monotonic() - started, 6)}
 
 
 async def _endpoints(

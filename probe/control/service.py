@@ -15,11 +15,14 @@ from probe.control.policy import OwnAddresses, Policy, parse_networks
 from probe.control.server import ControlServer, Limits, TLSFiles
 from probe.errors import ProbeError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
+from probe.measure.torlist import FORMATS as TOR_FORMATS
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
-    """``probe helper serve``'s settings, as given on the command line."""
+    """``probe helper serve``'s settings, as given on the command line. ``app_lists``: the
+    directory of lists (``tor://LIST`` requests; their ports are allowed) replacing the
+    packaged ``targets/apps`` ones of the same name; None = the packaged lists."""
 
     host: str
     port: int
@@ -37,14 +40,15 @@ class ServiceOptions:
     trusted_proxies: tuple[str, ...] = ()
     max_connections: int = Limits().max_connections
     max_per_client: int = Limits().per_client
+    app_lists: str | None = None
 
 
 def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
                 max_concurrent: int, timeout: float, deny: list[str] | None = None,
-                allow_self: bool = False) -> Policy:
+                allow_self: bool = False, app_lists: str | None = None) -> Policy:
     """A Policy from command-line values; bad CIDRs raise UsageError. Allowed ports: 80, 443,
-    the ports the packaged endpoint lists declare (the apps' 5222, …; issue 14) and
-    ``allow_ports``."""
+    the ports the packaged lists and those of ``app_lists`` declare (the apps' 5222, Tor's
+    OR and Dir ports, …; issue 14) and ``allow_ports``."""
     try:
         nets = parse_networks(allow, "--allow")
         denied = parse_networks(deny or [], "--deny")
@@ -53,7 +57,9 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
     own = None if allow_self else OwnAddresses()
     if own is not None:
         own.get()  # read at start, then again at most every OWN_ADDRESSES_TTL seconds
-    return Policy(allow=nets, ports=frozenset({80, 443, *declared_ports(), *allow_ports}),
+    lists = declared_ports(None, TOR_FORMATS) | (
+        declared_ports(app_lists, TOR_FORMATS) if app_lists else frozenset())
+    return Policy(allow=nets, ports=frozenset({80, 443, *lists, *allow_ports}),
                   token=token,
                   max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5, deny=denied,
                   own=own)
@@ -63,7 +69,7 @@ def make_server(opts: ServiceOptions) -> ControlServer:
     """The server for ``opts`` (not yet listening); bad values raise UsageError/ProbeError."""
     policy = make_policy(list(opts.allow), list(opts.allow_ports), opts.token,
                          opts.max_concurrent, opts.step_timeout, list(opts.deny),
-                         opts.allow_self)
+                         opts.allow_self, opts.app_lists)
     try:
         proxies = parse_networks(list(opts.trusted_proxies), "--trusted-proxy")
     except ValueError as e:
@@ -80,7 +86,7 @@ def make_server(opts: ServiceOptions) -> ControlServer:
     # waiting for a second, injected-behind answer would only delay every probe's target.
     settings = MeasureSettings.with_timeout(
         opts.step_timeout, use_system_resolver=not opts.resolvers, resolvers=opts.resolvers,
-        ca_bundle=opts.ca_bundle, dns_linger=0.0,
+        ca_bundle=opts.ca_bundle, dns_linger=0.0, app_lists=opts.app_lists,
     )
     limits = Limits(max_connections=opts.max_connections, per_client=opts.max_per_client)
     return ControlServer(policy, partial(measure_request, settings=settings), limits=limits,

@@ -1,5 +1,5 @@
-"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format (and the
-apps' formats, :mod:`probe.export.ooni_apps`).
+"""The ``ooni`` export: one measurement in OONI's ``web_connectivity`` data format (or its own
+test's: the apps', :mod:`probe.export.ooni_apps`; Tor's, :mod:`probe.export.ooni_tor`).
 
 Responsibility: translating one stored measurement (+ run, current verdict) into the JSON
 object OONI's tools and pipelines read (ooni/spec data format 0.2.0, ``web_connectivity``
@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from probe import failures
 from probe.export.jsonl import b64
 from probe.export.ooni_apps import app_test_keys
+from probe.export.ooni_tor import tor_export
 from probe.export.source import Record
 from probe.model import (
-    APP_TESTS,
     DNSCHECK,
+    ENDPOINT_LIST_TESTS,
     TCP_CONNECT,
+    TOR,
     DNSObservation,
     HTTPObservation,
     Measurement,
@@ -78,6 +80,14 @@ COMMON_HEADERS = frozenset({
     "x-xss-protection", "content-language", "cf-ray", "strict-transport-security", "link",
     "x-varnish",
 })
+
+#: The kinds exported in their own OONI test format, not ``web_connectivity``'s: test name →
+#: ``(measurement, verdict, web test keys) -> (test_name, test_version, input, test_keys)``.
+OWN_FORMATS: dict[str, Callable[[Measurement, Verdict | None, Mapping[str, Any]],
+                                tuple[str, str, str | None, dict[str, Any]]]] = {
+    **{name: app_test_keys for name in ENDPOINT_LIST_TESTS},
+    TOR: tor_export,
+}
 
 
 # --- small spellings ------------------------------------------------------------------------
@@ -581,9 +591,11 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
             "accessible": accessible,
             "x_probe": x_probe,
         }
-    elif m.test_name in APP_TESTS:
-        # each app in OONI's own test format (ts-018/019/020/029), from our per-role verdicts
-        test_name, test_version, ooni_input, test_keys = app_test_keys(m, v, test_keys)
+    elif m.test_name in OWN_FORMATS:
+        # the apps (ts-018/019/020/029, from our per-role verdicts) and tor (ts-023, test keys
+        # per target) in OONI's own test formats
+        test_name, test_version, ooni_input, test_keys = OWN_FORMATS[m.test_name](
+            m, v, test_keys)
     if m.test_name == DNSCHECK:
         test_name, test_version = DNSCHECK, DNSCHECK_VERSION
         ooni_input, test_keys = dnscheck_keys(m, control, control_failure, blocking,

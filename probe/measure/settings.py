@@ -103,8 +103,8 @@ class MeasureSettings:
     helper's policy); None = no guard.
     ``sni_retry``: after a failed TLS handshake, retry the same address with an innocuous SNI
     (``innocuous_sni``) to show whether the SNI is what triggers the failure.
-    ``app_lists``: a directory of endpoint lists replacing the packaged ``targets/apps`` ones
-    (:mod:`probe.applists`, ``--app-lists``); None = the packaged lists.
+    ``app_lists``: a directory of the user's own endpoint/Tor lists (``NAME.toml``) that
+    replace the packaged ``targets/apps`` ones of the same name; None = the packaged lists.
     ``dnscheck_domain``: the name the ``dnscheck`` test looks up through the resolver under
     test (OONI's dnscheck default, ``example.org``).
     ``http3``: when the web test also tries HTTP/3 (QUIC) after the TCP path: ``advertised``

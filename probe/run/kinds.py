@@ -23,16 +23,18 @@ from probe.measure.apps import control_requests, measure_app
 from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
+from probe.measure.tor import measure_tor
 from probe.measure.web import Gate, measure_target
 from probe.model import (
-    APP_TESTS,
     DNSCHECK,
     ENDPOINT,
+    ENDPOINT_LIST_TESTS,
     FACEBOOK_MESSENGER,
     INPUT_SCHEMES,
     SIGNAL,
     TCP_CONNECT,
     TELEGRAM,
+    TOR,
     WEB_CONNECTIVITY,
     WHATSAPP,
     Measurement,
@@ -93,6 +95,11 @@ def _dnscheck_reached(m: Measurement) -> bool:
     return any(c.failure is None for c in m.tcp)
 
 
+def _tor_reached(m: Measurement) -> bool:
+    """Did any Tor target answer (a connect succeeded or was refused)?"""
+    return any(c.failure in (None, "connection_refused") for c in m.tcp)
+
+
 #: Every kind of test, by test name.
 KINDS: dict[str, TestKind] = {
     WEB_CONNECTIVITY: TestKind(WEB_CONNECTIVITY, INPUT_SCHEMES[WEB_CONNECTIVITY],
@@ -101,15 +108,16 @@ KINDS: dict[str, TestKind] = {
                           measure_tcp_connect, _tcp_reached),
     DNSCHECK: TestKind(DNSCHECK, INPUT_SCHEMES[DNSCHECK], measure_dnscheck, _dnscheck_reached),
     **{name: TestKind(name, INPUT_SCHEMES[name], measure_app, _app_reached, control_requests)
-       for name in APP_TESTS},
+       for name in ENDPOINT_LIST_TESTS},
+    TOR: TestKind(TOR, INPUT_SCHEMES[TOR], measure_tor, _tor_reached),
 }
 #: Test groups for ``probe run --tests`` (OONI's groups): each group's inputs. ``web`` is the
 #: URL list given; ``im`` the four messengers; ``circumvention`` the endpoint lists of VPNs
-#: (and the ``tor`` kind once it is registered).
+#: and Tor's authorities and bridges (the ``tor`` list).
 TEST_GROUPS: dict[str, tuple[str, ...]] = {
     "im": (f"{WHATSAPP}://{WHATSAPP}", f"{TELEGRAM}://{TELEGRAM}", f"{SIGNAL}://{SIGNAL}",
            f"{FACEBOOK_MESSENGER}://{FACEBOOK_MESSENGER}"),
-    "circumvention": (f"{ENDPOINT}://vpn",),
+    "circumvention": (f"{ENDPOINT}://vpn", f"{TOR}://tor"),
 }
 
 

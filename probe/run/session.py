@@ -26,7 +26,8 @@ from probe.control import client as control_client
 from probe.errors import TargetListError, UsageError
 from probe.measure import certs
 from probe.measure.settings import EncryptedResolver, MeasureSettings, Resolver
-from probe.model import Target, TraceObservation
+from probe.measure.torlist import find_tor_list
+from probe.model import APP_TESTS, TOR, Target, TraceObservation
 from probe.run import public_address, tracing
 from probe.run.engine import (
     DEFAULT_CONCURRENCY,
@@ -67,8 +68,9 @@ class RunRequest:
     ``trace_blocked``: after a single run, locate the censor of every blocked target.
     ``tests``: test groups (``web``, ``im``, ``circumvention``); empty = the sources as given;
     otherwise the sources only when ``web`` is named, plus each group's inputs
-    (:data:`probe.run.kinds.TEST_GROUPS`). ``app_lists``: a directory of endpoint lists
-    replacing the packaged ones (:mod:`probe.applists`); None = the packaged lists.
+    (:data:`probe.run.kinds.TEST_GROUPS`). ``app_lists``: a directory of lists (the apps'
+    endpoint lists, :mod:`probe.applists`; Tor's, :mod:`probe.measure.torlist`) replacing the
+    packaged ``targets/apps`` ones of the same name; None = the packaged lists.
     ``own_addresses``: the volunteer's public address(es), when known without asking a
     control helper; empty = learn it from the helpers (:func:`execute`).
     """
@@ -167,8 +169,9 @@ def with_test_groups(sources: list[str], tests: tuple[str, ...]) -> list[str]:
 
 
 def check_app_lists(sources: list[str], directory: Path | None) -> None:
-    """Every endpoint list a ``KIND://LIST`` input names is valid (``FILE:LINE: reason``
-    problems otherwise, before a run is created); ``directory`` must exist when given."""
+    """Every list (endpoint list, Tor list) a ``KIND://LIST`` input names is valid
+    (``FILE:LINE: reason`` problems otherwise, before a run is created); ``directory`` must
+    exist when given."""
     if directory is not None and not directory.is_dir():
         raise UsageError(f"--app-lists {directory}: no such directory")
     problems: list[str] = []
@@ -177,17 +180,20 @@ def check_app_lists(sources: list[str], directory: Path | None) -> None:
             target = target_lists.parse_input(source) if "://" in source else None
         except ValueError:
             continue  # reported with the other inputs
-        if target is None or target.test_name not in applists.APPS:
+        if target is None or target.test_name not in APP_TESTS:
             continue
         try:
+            if target.test_name == TOR:  # a Tor list: its own format, the same problems
+                find_tor_list(target.hostname, directory)
+                continue
             lst = applists.find_app_list(target.hostname, directory)
-        except applists.BadAppList as e:
+        except applists.BadAppList as e:  # BadTorList is one
             problems += e.problems
             continue
         if lst.app != target.test_name:
             problems.append(f"{lst.path}:1: a list for {lst.app!r}, not {target.test_name!r}")
     if problems:
-        raise TargetListError(problems, summary=f"bad endpoint list ({len(problems)} "
+        raise TargetListError(problems, summary=f"bad list ({len(problems)} "
                               "problems); nothing measured")
 
 

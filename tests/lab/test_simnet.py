@@ -45,7 +45,7 @@ def test_scenario_parses(name: str) -> None:
     world = World.build(sc)
     for t in sc.targets:
         if not t.url.startswith(("http://", "https://")):
-            continue  # an app (KIND://LIST): its endpoints are its list's
+            continue  # an app (KIND://LIST): its endpoints are its list's (or [tor]'s)
         world.site(t.hostname)  # every target is a site of the world
 
 
@@ -108,6 +108,10 @@ def test_xfail_names_an_issue() -> None:
         ({"description": "x", "censor": [{"technique": "ip_block", "hosts": ["www.gov.kz"],
                                           "protocol": "udp"}],
           "targets": [{"url": "https://www.gov.kz/", "expect": "ok"}]}, "needs a port"),
+        ({"description": "x", "targets": [{"url": "tor://tor", "expect": "ok"}]},
+         "needs a \\[tor\\] network"),
+        ({"description": "x", "tor": {}, "targets": [{"url": "tor://mine", "expect": "ok"}]},
+         "LIST one of"),
     ],
 )
 def test_bad_scenarios_are_rejected(doc: dict, message: str) -> None:
@@ -131,6 +135,16 @@ def test_compare_checks_the_quic_finding(row_quic: dict | None, status: str) -> 
                   "details": details}], result)
     (target,) = result.targets
     assert (target.status, result.status) == (status, status)
+
+
+def test_app_lists_and_a_tor_network_in_one_scenario() -> None:
+    """A scenario may measure the apps (its own endpoint lists) and the private Tor network."""
+    sc = S.parse({"description": "x", "app_lists": "apps", "tor": {"relays": 0},
+                  "targets": [{"url": "whatsapp://whatsapp", "expect": "ok"},
+                              {"url": "tor://tor-obfs4", "expect": "ok"},
+                              {"url": "https://www.gov.kz/", "expect": "ok"}]}, "both")
+    assert sc.app_lists == "apps" and sc.tor == {"authorities": 3, "relays": 0}
+    assert [t.hostname for t in sc.targets] == ["whatsapp", "tor-obfs4", "www.gov.kz"]
 
 
 def test_expect_lists_and_matching() -> None:

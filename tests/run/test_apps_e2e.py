@@ -79,6 +79,10 @@ def write_lists(directory: Path, world: LoopbackWorld) -> None:
         + _entry("edge", refused, port, "tcp"))
     (directory / "vpn.toml").write_text(
         'app = "endpoint"\n' + _entry("somevpn", ok, port, "tls"))
+    # circumvention measures tor://tor too: a Tor list on loopback (an OR port = a TLS server)
+    (directory / "tor.toml").write_text(
+        f'app = "tor"\n\n[[targets]]\nname = "loopauth"\nprotocol = "or_port_dirauth"\n'
+        f'address = "127.0.0.1:{port}"\nsource = "test world"\ndate = "2026-12-07"\n')
 
 
 def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -> None:
@@ -157,7 +161,8 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
 
 def test_tests_groups_pick_the_inputs(world, tmp_path: Path) -> None:
     """`--tests im` alone measures the four messengers (no other input needed); `web` adds the
-    inputs given; without --tests the inputs given are measured, as before."""
+    inputs given, `circumvention` the VPN list and the Tor list; without --tests the inputs
+    given are measured, as before."""
     lists = tmp_path / "lists"
     write_lists(lists, world)
     dns_host, dns_port = world.dns_address
@@ -179,7 +184,7 @@ def test_tests_groups_pick_the_inputs(world, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = json.loads(runner.invoke(app, ["results", "--db", str(db), "--format",
                                           "json"]).stdout)
-    assert sorted(r["url"] for r in rows) == sorted([url, "endpoint://vpn"])
+    assert sorted(r["url"] for r in rows) == sorted([url, "endpoint://vpn", "tor://tor"])
     res = runner.invoke(app, ["run", url, "--tests", "chat", "--db", str(db), *common])
     assert res.exit_code != 0  # a usage error (exit 2 through probe's own main)
     assert "unknown test group 'chat'" in f"{res.output}{res.exception}"

@@ -122,8 +122,8 @@ def run_one(scenario: Scenario, timeout: float = 3.0) -> dict[str, Any]:
     skipped: list[tuple[Any, str | None]] = []
     for t in scenario.targets:
         if "://" in t.url and not t.url.startswith(("http://", "https://")):
-            skipped.append((t, "an app's endpoint list: its addresses and ports need the "
-                               "simulated network"))
+            skipped.append((t, "an app's endpoint list or a Tor list: its addresses and ports "
+                               "(the private Tor network's daemons) need the simulated network"))
             continue
         reason = skip_reason(scenario, world.site(t.hostname))
         (skipped if reason else runnable).append((t, reason))

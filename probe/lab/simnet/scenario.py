@@ -44,6 +44,12 @@ scenarios)::
     families = { ipv4 = "ok", ipv6 = "tcp.timeout" }  # optional: details["families"] (ipv6)
     xfail = "issue 4: needs the control vantage"
     quic = "quic.blocked"               # optional: the verdict's details.quic.method (issue 15)
+
+    [tor]                                # a private Tor network (probe/lab/world/tor_net.py)
+    authorities = 3                     # directory authorities (2-5); relays = 1 (0-3)
+    [[targets]]
+    url = "tor://tor-dirauths"          # tor://LIST: tor, tor-dirauths, tor-vanilla, tor-obfs4
+    expect = "blocked/tcp.timeout"
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ from probe.lab.simnet.scenario_records import (
     SITE_DNS,
     SITE_DOWN,
     TOP_KEYS,
+    TOR_KEYS,
+    TOR_LISTS,
     VERDICTS,
     WORLD_SITE_KEYS,
     CensorSpec,
@@ -81,7 +89,8 @@ from probe.lab.simnet.scenario_records import (
 )
 from probe.lab.simnet.site_plan import base_sites
 from probe.lab.simnet.techniques import TECHNIQUES
-from probe.model import APP_TESTS
+from probe.measure.torlist import FORMATS as TOR_FORMATS
+from probe.model import APP_TESTS, TOR
 
 __all__ = [
     "CLOCKS", "METHODS", "REGION_ALIASES", "SCENARIO_DIR", "SIM_SITE_KEYS", "SITE_DNS",
@@ -162,15 +171,19 @@ def _target(data: Any, where: str) -> TargetSpec:
     if not isinstance(url, str):
         raise ScenarioError(f"{where}.url: expected a string")
     kind, _, name = url.partition("://")
-    if kind in APP_TESTS:  # an app or a service list (issue 14): KIND://LIST
+    if kind in APP_TESTS:  # an app, a service or a Tor list (issue 14): KIND://LIST
         if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,39}$", name):
             raise ScenarioError(f"{where}.url: {url!r} is not KIND://LIST")
+        if kind == TOR and name not in TOR_LISTS:
+            raise ScenarioError(f"{where}.url: {url!r}: a tor target is tor://LIST, LIST one of "
+                                f"{', '.join(TOR_LISTS)} (the world's [tor] network)")
         return TargetSpec(url=url, hostname=name,
                           expect=parse_expect(d["expect"], f"{where}.expect"),
                           xfail=d.get("xfail"), note=str(d.get("note", "")))
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https", "doh", "dot") or not parts.hostname:
-        raise ScenarioError(f"{where}.url: {url!r} is not an http(s), doh or dot URL")
+        raise ScenarioError(f"{where}.url: {url!r} is not an http(s), doh or dot URL "
+                            "(or KIND://LIST)")
     xfail = d.get("xfail")
     if xfail is not None and (not isinstance(xfail, str) or not re.match(r"issue \d+: \S", xfail)):
         raise ScenarioError(f"{where}.xfail: expected 'issue N: why'")
@@ -220,9 +233,13 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         raise ScenarioError(f"{where}: at least one target")
     known = set(hosts) | {s.host for s in base_sites()}
     aliases = {a for s in sites for a in s.site.get("aliases", [])}
+    tor = _tor(d.get("tor"), f"{where}.tor")
     for i, t in enumerate(targets):
-        if t.url.partition("://")[0] in APP_TESTS:
-            continue  # its endpoints are the list's (app_lists, else targets/apps)
+        kind = t.url.partition("://")[0]
+        if kind == TOR and tor is None:
+            raise ScenarioError(f"{where}: targets[{i}]: {t.url} needs a [tor] network")
+        if kind in APP_TESTS:
+            continue  # its endpoints are the list's (app_lists, else targets/apps; [tor])
         if t.hostname not in known | aliases:
             raise ScenarioError(f"{where}: targets[{i}]: {t.hostname} is not a site of the world")
     for c in censors:
@@ -271,21 +288,36 @@ def parse(data: dict[str, Any], name: str, path: str = "<memory>") -> Scenario:
         selfchecks=tuple(selfchecks),
         demo=bool(d.get("demo", False)),
         app_lists=_app_lists(d.get("app_lists"), where),
+        tor=tor,
     )
 
 
 def _app_lists(value: Any, where: str) -> str | None:
-    """``app_lists``: a directory beside the scenarios whose endpoint lists replace the
-    packaged ones (``--app-lists``); every list in it must validate."""
+    """``app_lists``: a directory beside the scenarios whose lists (endpoint lists, Tor lists)
+    replace the packaged ones (``--app-lists``); every list in it must validate."""
     if value is None:
         return None
     if not isinstance(value, str) or not (SCENARIO_DIR / value).is_dir():
         raise ScenarioError(f"{where}.app_lists: {value!r} is not a directory in {SCENARIO_DIR}")
     for path in sorted((SCENARIO_DIR / value).glob("*.toml")):
-        problems = validate_app_list(path)
+        problems = validate_app_list(path, TOR_FORMATS)
         if problems and not (len(problems) == 1 and "'ca_file'" in problems[0]):
             raise ScenarioError(f"{where}.app_lists: {problems[0]}")
     return value
+
+
+def _tor(data: Any, where: str) -> dict[str, int] | None:
+    """``[tor]``: how many directory authorities (2-5, default 3) and relays (0-3, default 1)
+    the private Tor network has; its bridges are always one vanilla and one obfs4."""
+    if data is None:
+        return None
+    d = check_keys(data, TOR_KEYS, where)
+    out = {"authorities": d.get("authorities", 3), "relays": d.get("relays", 1)}
+    for key, (lo, hi) in (("authorities", (2, 5)), ("relays", (0, 3))):
+        v = out[key]
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ScenarioError(f"{where}.{key}: expected {lo}..{hi}")
+    return out
 
 
 def load(path: str | Path) -> Scenario:

@@ -53,7 +53,12 @@ REGION_ALIASES = {"client": A.NETWORK_BY_NAME["isp"].cidr, "isp": A.NETWORK_BY_N
 
 TOP_KEYS = ("description", "notes", "tags", "transit", "ipv6", "timeout", "concurrency",
             "resolvers", "require", "sites", "censor", "events", "clock", "targets", "demo",
-            "selfchecks", "probe_args", "app_lists")
+            "selfchecks",
+            "probe_args", "app_lists", "tor")
+#: ``[tor]``: a private Tor network in the world (probe/lab/world/tor_net.py); its lists are
+#: the only ``tor://LIST`` targets a scenario may name.
+TOR_KEYS = ("authorities", "relays")
+TOR_LISTS = ("tor", "tor-dirauths", "tor-vanilla", "tor-obfs4")
 #: What event offsets count from: the probe's start, or its first connection to a target.
 CLOCKS = ("first_target", "start")
 
@@ -151,6 +156,7 @@ class Scenario:
     selfchecks: tuple[dict[str, Any], ...] = ()
     demo: bool = False
     app_lists: str | None = None  # a directory of endpoint lists beside the scenarios
+    tor: dict[str, int] | None = None  # [tor]: authorities, relays; None = no Tor network
 
     @property
     def techniques(self) -> list[str]:

@@ -125,7 +125,7 @@ def probe_argv(sim: Sim, db: Path, opts: RunOptions) -> list[str]:
         argv += ["--canaries", sim.files["canaries"]]
     if caps["control"] and sim.control_url and opts.control:
         argv += ["--control", sim.control_url]
-    if sim.files.get("app_lists"):
+    if sim.files.get("app_lists") and caps.get("app_lists"):
         argv += ["--app-lists", sim.files["app_lists"]]
     return argv + list(sc.probe_args) + list(opts.extra_args)
 

@@ -297,10 +297,32 @@ def check_sequence(c: Check) -> dict[str, Any]:
             "problems": bad}
 
 
+def check_obfs4(c: Check) -> dict[str, Any]:
+    """An obfs4 handshake with the bridge ``ip:port`` (``cert``, ``iat_mode``) through a real
+    obfs4proxy client (the tor test's own transport code, :mod:`probe.measure.pt`)."""
+    import asyncio
+
+    from probe.measure.pt import ManagedClient
+
+    async def go() -> dict[str, Any]:
+        async with ManagedClient() as client:
+            hs, _, writer = await client.dial(
+                c["ip"], c["port"], (("cert", c["cert"]), ("iat-mode", str(c["iat_mode"]))),
+                c.get("timeout", 4.0), time.monotonic)
+            if writer is not None:
+                writer.close()
+            return {"outcome": "ok" if hs.failure is None else "failed",
+                    "failure": hs.failure, "seconds": hs.t - hs.t0}
+    try:
+        return asyncio.run(go())
+    except Exception as exc:  # noqa: BLE001 - the transport would not start: say so
+        return {"outcome": "error", "error": str(exc)[:200]}
+
+
 KINDS = {"sequence": check_sequence, "tcp": check_tcp, "tls": check_tls, "http": check_http,
          "quic": check_quic,
          "dns": check_dns,
-         "resolve": check_resolve}
+         "resolve": check_resolve, "obfs4": check_obfs4}
 
 
 def judge(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:

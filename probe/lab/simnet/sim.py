@@ -37,9 +37,12 @@ from probe.lab.simnet.site_plan import World, write_app_lists, write_probe_files
 from probe.lab.simnet.techniques import Ctx, Device, Technique, instantiate
 from probe.lab.simnet.topology import Topology, bring_up, plan, resolv_conf
 from probe.lab.world.pki import WorldPKI
+from probe.lab.world.tor_net import TorNet, TorNetError, standard_nodes, tor_checks
 
 Say = Callable[[str], None]
 READY_TIMEOUT = 20.0
+#: How long the private Tor network may take to publish its first consensus (it takes ~7-17 s).
+TOR_BOOTSTRAP_TIMEOUT = 60.0
 
 
 def _quiet(_: str) -> None:
@@ -93,11 +96,12 @@ def probe_capabilities() -> dict[str, bool]:
         caps["canaries"] = "--canaries" in out
         caps["doh"] = "--doh" in out
         caps["dot"] = "--dot" in out
+        caps["app_lists"] = "--app-lists" in out
         out = subprocess.run([py, "-m", "probe", "helper", "serve", "--help"],
                              capture_output=True, text=True, timeout=30,
                              env=child_env(probe=True), cwd="/").stdout
         caps["helper"] = "--listen" in out
-        for flag in ("ca-bundle", "resolver", "timeout", "allow-port"):
+        for flag in ("ca-bundle", "resolver", "timeout", "allow-port", "app-lists"):
             caps[f"helper_{flag.replace('-', '_')}"] = f"--{flag}" in out
     except (OSError, subprocess.SubprocessError):
         pass
@@ -136,6 +140,8 @@ class Sim:
     probe_timeout: float = 3.0  # the probe's --timeout; the control helper uses the same
     active: dict[str, bool] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    tor: TorNet | None = None
+    tor_started: float = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
@@ -202,6 +208,8 @@ class Sim:
                         [sys.executable, "-m", "probe.lab.world", "--config", str(path),
                          "--ready-file", str(self.rundir / f"world-{role}.ready")],
                         ready=self.rundir / f"world-{role}.ready")
+        if self.scenario.tor is not None:
+            self._start_tor(self.scenario.tor)
         caps = probe_capabilities()
         if control and caps["helper"]:
             listen = f"{A.CONTROL_IP}:{A.CONTROL_PORT}"
@@ -217,6 +225,8 @@ class Sim:
                 argv += ["--timeout", str(self.probe_timeout)]
             if caps.get("helper_allow_port"):
                 argv += ["--allow-port", "853"]  # DoT: the dnscheck inputs' control
+            if self.files.get("app_lists") and caps.get("helper_app_lists"):
+                argv += ["--app-lists", self.files["app_lists"]]
             self._spawn("control", "ctl", argv, ready=None, probe=True)
             self.control_url = f"http://{listen}"
         self._spawn_device(Device("doh", "intl", "probe.lab.simnet.devices.doh", {
@@ -252,7 +262,48 @@ class Sim:
         self._wait_ready()
         if self.control_url:
             self._wait_tcp("ctl", A.CONTROL_IP, A.CONTROL_PORT)
+        if self.tor is not None:
+            self._wait_tor()
         self.timings["servers"] = time.monotonic() - t0
+
+    def _start_tor(self, spec: dict[str, int]) -> None:
+        """The private Tor network: keys into the run's state directory, one ``tor`` per node
+        in its namespace (stopped and removed with everything else at teardown)."""
+        t0 = time.monotonic()
+        self.tor = TorNet(self.rundir / "tor", standard_nodes(spec["authorities"],
+                                                               spec["relays"]))
+        # the one list directory of the run (write_app_lists's): the scenario's own lists and
+        # the private network's Tor lists side by side
+        self.files["app_lists"] = str(self.rundir / "app-lists")
+        try:
+            self.tor.prepare()
+        except TorNetError as exc:
+            raise SimError(f"the private Tor network: {exc}") from None
+        self.timings["tor_keys"] = time.monotonic() - t0
+        self.tor_started = time.monotonic()
+        for node in self.tor.nodes:
+            self._spawn(f"tor-{node.name}", node.role, self.tor.argv(node), ready=None)
+
+    def _wait_tor(self) -> None:
+        """Until the authorities published a consensus and the obfs4 bridge's transport wrote
+        its bridge line; then the Tor lists the probe and the helper read."""
+        assert self.tor is not None
+        deadline = self.tor_started + TOR_BOOTSTRAP_TIMEOUT
+        bridge = next(n for n in self.tor.nodes if n.transport == "obfs4")
+        while not (self.tor.consensus_ready() and self.tor.obfs4_cert(bridge) is not None):
+            dead = [p for p in self.procs if p.name.startswith("tor-") and p.popen.poll()]
+            if dead:
+                raise SimError(f"{dead[0].name} exited with {dead[0].popen.returncode}: "
+                               f"{dead[0].tail()}")
+            if time.monotonic() > deadline:
+                raise SimError(f"the private Tor network published no consensus within "
+                               f"{TOR_BOOTSTRAP_TIMEOUT:.0f}s")
+            time.sleep(0.2)
+        self.timings["tor_consensus"] = time.monotonic() - self.tor_started
+        try:
+            self.tor.write_lists(Path(self.files["app_lists"]))
+        except TorNetError as exc:
+            raise SimError(f"the private Tor network: {exc}") from None
 
     def _router_script(self, role: str, script: str) -> None:
         path = self.rundir / f"rules-{role}-{int(time.monotonic() * 1000)}.sh"
@@ -388,6 +439,9 @@ class Sim:
         out = world_checks(self.world, ca, touched, client_side=not global_cut)
         for t in active:
             out.extend(t.checks())
+        if self.tor is not None:
+            blocked = {ip for t in active if t.name == "ip_block" for ip in t.ips()}
+            out.extend(tor_checks(self.tor, client_side=not global_cut, blocked=blocked))
         for i, c in enumerate(self.scenario.selfchecks):
             out.append({"id": f"scenario:{i}", "ns": "cli", "why": "declared in the scenario",
                         **c})
@@ -424,7 +478,7 @@ class Sim:
 
     def arm_clock(self) -> None:
         """Count the client's first SYN to any target address (the events' time origin)."""
-        ips = sorted({ip for t in self.scenario.targets
+        ips = sorted({ip for t in self.scenario.targets if not t.url.startswith("tor://")
                       for ip in self.world.site(t.hostname).served_ips})
         if not ips:
             return

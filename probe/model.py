@@ -18,11 +18,29 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 
 def utcnow_iso() -> str:
     """The current instant as ISO 8601 UTC with microseconds and a ``Z`` suffix."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def split_url(url: str) -> SplitResult:
+    """:func:`urllib.parse.urlsplit` that never raises, for URLs read back from measurements.
+
+    A stored URL is what a server or another tool wrote: a hostile redirect's ``Location:
+    http://[x]/``, an OONI document's odd request URL, or a URL whose address the privacy
+    scrubber replaced (``http://[scrubbed]:80/``) make ``urlsplit`` raise ``ValueError``, and
+    one such value must not stop a run's classification or an import. Such a URL keeps its
+    scheme and path and has no host (``hostname`` None).
+    """
+    try:
+        return urlsplit(url)
+    except ValueError:
+        scheme, sep, rest = url.partition("://")
+        path = "/" + rest.partition("/")[2] if sep else url
+        return SplitResult(scheme.lower() if sep else "", "", path, "", "")
 
 
 #: The web test (OONI's name): DNS, TCP, TLS and HTTP of a URL, redirects followed.

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from probe.errors import InvalidValue, TargetListError
 from probe.model import APP_TESTS, INPUT_SCHEMES, WEB_CONNECTIVITY, Target
@@ -176,23 +176,6 @@ _LIST_KINDS: dict[str, str] = {
     scheme: name for name in APP_TESTS for scheme in INPUT_SCHEMES[name]
 }
 _LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
-
-
-def split_url(url: str) -> SplitResult:
-    """:func:`urllib.parse.urlsplit` that never raises, for URLs read back from measurements.
-
-    A stored URL is what a server or another tool wrote: a hostile redirect's ``Location:
-    http://[x]/``, an OONI document's odd request URL, or a URL whose address the privacy
-    scrubber replaced (``http://[scrubbed]:80/``) make ``urlsplit`` raise ``ValueError``, and
-    one such value must not stop a run's classification or an import. Such a URL keeps its
-    scheme and path and has no host (``hostname`` None).
-    """
-    try:
-        return urlsplit(url)
-    except ValueError:
-        scheme, sep, rest = url.partition("://")
-        path = "/" + rest.partition("/")[2] if sep else url
-        return SplitResult(scheme.lower() if sep else "", "", path, "", "")
 
 
 def parse_input(text: str, category: str | None = None, source: str | None = None) -> Target:

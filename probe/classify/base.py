@@ -16,8 +16,7 @@ from probe.classify import control as ctl
 from probe.classify.context import Context
 from probe.classify.health import HealthRound, NetworkState, state_during
 from probe.classify.observations import Attempt, final_hop, last_attempt, succeeded, tls_of
-from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind
-from probe.targets import split_url
+from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind, split_url
 
 #: Version of the rules; stored with every verdict so re-analysis can tell old from new.
 #: Change it whenever a rule changes an outcome.

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from probe import failures as f
-from probe.targets import split_url
+from probe.model import split_url
 
 
 def _str(value: Any) -> str | None:

@@ -34,8 +34,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from probe.model import HealthSample, HealthScope, Measurement, Verdict
-from probe.targets import split_url
+from probe.model import HealthSample, HealthScope, Measurement, Verdict, split_url
 
 
 class NetworkState(enum.StrEnum):

@@ -39,8 +39,7 @@ from probe.classify.dns import DNS_METHODS, supported
 from probe.classify.endpoint import TCP_METHODS, failed_how
 from probe.classify.fingerprints import Match
 from probe.classify.observations import endpoint, host, is_bogon, secs, succeeded, took
-from probe.model import HTTPObservation, Verdict
-from probe.targets import split_url
+from probe.model import HTTPObservation, Verdict, split_url
 
 HTTP_METHODS: dict[str, str] = {
     f.CONNECTION_RESET: "http.reset",

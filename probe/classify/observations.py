@@ -19,8 +19,8 @@ from probe.model import (
     Measurement,
     TCPObservation,
     TLSObservation,
+    split_url,
 )
-from probe.targets import split_url
 
 
 def host(name: str) -> str:

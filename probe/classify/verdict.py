@@ -81,8 +81,8 @@ from probe.model import (
     TLSObservation,
     Verdict,
     VerdictKind,
+    split_url,
 )
-from probe.targets import split_url
 
 #: ``blocked`` methods (DESIGN.md vocabulary, plus ``tls.handshake``: an injected TLS alert).
 BLOCKED_METHODS: frozenset[str] = frozenset(

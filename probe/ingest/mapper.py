@@ -49,8 +49,9 @@ from probe.model import (
     Target,
     TCPObservation,
     TLSObservation,
+    split_url,
 )
-from probe.targets import parse_url, split_url
+from probe.targets import parse_url
 
 #: Who measured: the ``source`` of every Provenance this module makes.
 SOURCE = "ooni"

@@ -28,10 +28,9 @@ from probe.errors import PrivilegeError, UsageError
 from probe.measure import trace as tests
 from probe.measure.raw import NEED_RAW, PacketIO, in_thread, raw_unavailable
 from probe.measure.trace import TraceSettings
-from probe.model import Target, TraceObservation
+from probe.model import Target, TraceObservation, split_url
 from probe.store import Store
 from probe.store.privacy import Scrubber
-from probe.targets import split_url
 
 __all__ = [
     "NEED_RAW",

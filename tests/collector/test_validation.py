@@ -59,7 +59,7 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("a missing required field", _set("tcp.0.ip", KeyError), "missing"),
     ("an unknown observation field", _set("tcp.0.evil", 1), "unknown field"),
     ("a list where an object goes", _set("target", []), "expected an object"),
-    ("a test this probe does not run", _set("target.test_name", "tor"), "test_name"),
+    ("a test this probe does not run", _set("target.test_name", "psiphon"), "test_name"),
     ("bad base64 body", _set("http.0.body", "***"), "base64"),
     ("huge text", _set("http.0.title", "x" * 100_000), "longer than"),
     ("too many observations", lambda r: r.update(dns=r["dns"] * 600), "more than"),

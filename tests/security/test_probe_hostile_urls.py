@@ -3,7 +3,7 @@
 Found when merging the Tor kind (a scrubbed IP-literal URL, ``http://[scrubbed]:80/``, made the
 whole run's reclassification raise) and then by hand: a redirect's ``Location: http://[x]/``
 did the same. ``urlsplit`` raises ``ValueError`` for an invalid bracketed host or port;
-:func:`probe.targets.split_url` never does, and every reader of stored URLs uses it.
+:func:`probe.model.split_url` never does, and every reader of stored URLs uses it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from probe.classify import classify, classify_run
-from probe.model import VerdictKind
-from probe.targets import split_url
+from probe.model import VerdictKind, split_url
 from tests.factories import http, meas, sys_dns, target, tcp, tls
 
 HOSTILE = [

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from probe.cli.root import app
 from probe.lab.world.loopback import DEMO_SITES, LoopbackWorld, demo_urls, demo_world
-from tests.run.test_kinds_e2e import HelperThread
+from tests.helperthread import world_helper
 
 #: The test keys OONI's spec lists for each app (ooni/spec nettests ts-018, ts-019, ts-020,
 #: ts-029: "Expected output" / "Semantics").
@@ -92,7 +92,7 @@ def test_apps_run_beside_websites_with_one_verdict_each(world, tmp_path: Path) -
     dns_host, dns_port = world.dns_address
     urls = demo_urls(world)
     runner = CliRunner()
-    with HelperThread(world) as helper:
+    with world_helper(world) as helper:
         res = runner.invoke(app, [
             "run", urls["ok"], "whatsapp://whatsapp", "telegram://telegram", "signal://signal",
             "facebook_messenger://facebook_messenger", "endpoint://vpn",

@@ -8,56 +8,16 @@ way (``measurements.test_name``), and ``probe results`` / ``probe report`` show 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import sqlite3
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from probe.cli.root import app
-from probe.control.measure import measure_request
-from probe.control.server import ControlServer, Policy
 from probe.lab.world.loopback import DEMO_SITES, LoopbackWorld, demo_urls, demo_world
-from probe.measure.settings import MeasureSettings, Resolver
-
-
-class HelperThread:
-    """A control helper on 127.0.0.1 serving from its own thread and event loop."""
-
-    def __init__(self, world: LoopbackWorld) -> None:
-        host, port = world.dns_address
-        self.settings = MeasureSettings.with_timeout(
-            2.0, use_system_resolver=False, resolvers=(Resolver(host, port),),
-            ca_bundle=world.ca_pem, dns_linger=0.0)
-        self.policy = Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),),
-                             ports=frozenset({80, 443, world.http_port, world.https_port}))
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> HelperThread:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = ControlServer(self.policy, partial(measure_request, settings=self.settings))
-        host, port = self._loop.run_until_complete(server.start("127.0.0.1", 0))
-        self.url = f"http://{host}:{port}"
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(server.close())
-        self._loop.close()
+from tests.helperthread import world_helper
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +44,7 @@ def test_web_and_tcp_inputs_run_store_and_report_alike(world, tmp_path: Path) ->
     db = tmp_path / "p.db"
     dns_host, dns_port = world.dns_address
     runner = CliRunner()
-    with HelperThread(world) as helper:
+    with world_helper(world) as helper:
         res = runner.invoke(app, [
             "run", str(listing), urls["plain"], "--db", str(db), "--no-system-resolver",
             "--resolver", f"{dns_host}:{dns_port}", "--ca-bundle", world.ca_pem,
@@ -175,7 +135,7 @@ def test_the_helper_applies_its_port_and_address_policy_to_tcp_inputs(world) -> 
     from probe.control.protocol import MeasureRequest
 
     ok = f"tcp://{_host('ok')}:{world.https_port}"
-    with HelperThread(world) as helper:
+    with world_helper(world) as helper:
         async def ask(url: str, addresses: tuple[str, ...] = ()) -> dict:
             (answer,) = await client.query_all([helper.url], MeasureRequest(url, addresses), 10)
             return answer

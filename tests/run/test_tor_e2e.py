@@ -4,13 +4,11 @@ control helper measuring its own copy of the list; stored, re-judged and exporte
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
 import ssl
 import threading
-from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,10 +16,9 @@ import trustme
 from typer.testing import CliRunner
 
 from probe.cli.root import app
-from probe.control.measure import measure_request
-from probe.control.server import ControlServer
 from probe.control.service import make_policy
 from probe.measure.settings import MeasureSettings
+from tests.helperthread import HelperThread
 from tests.measure.test_measure_tor import (
     _Dir,
     _echo,
@@ -36,38 +33,12 @@ from tests.measure.test_measure_tor import (
 HOST = "127.0.0.2"
 
 
-class Helper:
-    """A control helper on 127.0.0.1 in its own thread, reading the Tor lists of ``lists``."""
-
-    def __init__(self, lists: Path) -> None:
-        self.settings = MeasureSettings.with_timeout(2.0, dns_linger=0.0, app_lists=str(lists))
-        # the helper's own policy (probe helper serve --allow 127.0.0.0/8 --allow-self
-        # --app-lists DIR): the ports it allows are the ones the lists declare
-        self.policy = make_policy(["127.0.0.0/8"], [], None, 8, 2.0, allow_self=True,
-                                  app_lists=str(lists))
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Helper:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = ControlServer(self.policy, partial(measure_request, settings=self.settings))
-        host, port = self._loop.run_until_complete(server.start("127.0.0.1", 0))
-        self.url = f"http://{host}:{port}"
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(server.close())
-        self._loop.close()
+def _helper(lists: Path) -> HelperThread:
+    """The helper of ``probe helper serve --allow 127.0.0.0/8 --allow-self --app-lists DIR``:
+    the ports it allows are the ones the lists declare."""
+    return HelperThread(
+        MeasureSettings.with_timeout(2.0, dns_linger=0.0, app_lists=str(lists)),
+        make_policy(["127.0.0.0/8"], [], None, 8, 2.0, allow_self=True, app_lists=str(lists)))
 
 
 @needs_obfs4
@@ -104,7 +75,7 @@ def test_tor_lists_run_with_a_control_store_reanalyse_and_export(tmp_path: Path)
             (lists / "gone.toml").write_text(
                 f'app = "tor"\n[[targets]]\nname = "gone"\nprotocol = "or_port"\n'
                 f'address = "{HOST}:{closed_port}"\nfingerprint = "{"A" * 40}"\n{src}')
-            with Helper(lists) as helper:
+            with _helper(lists) as helper:
                 res = runner.invoke(app, [
                     "run", "tor://works", "tor://gone", "--db", str(db), "--timeout", "2",
                     "--quiet", "--control", helper.url, "--app-lists", str(lists)])

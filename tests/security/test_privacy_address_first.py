@@ -11,61 +11,21 @@ body is stored, the run says so and records why.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import sqlite3
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
 
-from probe.control.measure import measure_request
-from probe.control.server import ControlServer, Policy
+from probe.control.server import ControlServer
 from probe.lab.world.loopback import LoopbackWorld, simple_world
-from probe.measure.settings import MeasureSettings, Resolver
 from probe.run import public_address
 from probe.run.session import RunRequest, execute
 from tests.factories import every_stored_value
+from tests.helperthread import world_helper
 
 ME = "127.0.0.1"
 SITE_IP = "127.0.0.2"
-
-
-class Helper:
-    """A control helper on 127.0.0.1 in its own thread; ``ports`` it may measure."""
-
-    def __init__(self, world: LoopbackWorld, ports: frozenset[int],
-                 server: type[ControlServer] = ControlServer) -> None:
-        self.server = server
-        host, port = world.dns_address
-        self.settings = MeasureSettings.with_timeout(
-            2.0, use_system_resolver=False, resolvers=(Resolver(host, port),),
-            ca_bundle=world.ca_pem)
-        self.policy = Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),), ports=ports)
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Helper:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self.server(self.policy, partial(measure_request, settings=self.settings))
-        host, port = self._loop.run_until_complete(server.start(ME, 0))
-        self.url = f"http://{host}:{port}"
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(server.close())
-        self._loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +59,7 @@ def test_the_address_is_learnt_before_the_first_write(world, tmp_path):
     answer carries the address; its health answer does, and nothing stored holds it."""
     db = tmp_path / "p.db"
     events: list[tuple[str, str]] = []
-    with Helper(world, ports=frozenset({1})) as helper:
+    with world_helper(world, frozenset({1}), dns_linger=None) as helper:
         outcome = execute(_request(world, db, (helper.url,)),
                           on_event=lambda t, x: events.append((t, x)))
     assert outcome.progress is not None and outcome.progress.done == 2
@@ -139,7 +99,7 @@ def test_an_address_given_is_enough(world, tmp_path):
 
 
 def test_learn_asks_every_helper_and_bounds_the_answers(world):
-    with Helper(world, ports=frozenset({1})) as helper:
+    with world_helper(world, frozenset({1}), dns_linger=None) as helper:
         learnt = asyncio.run(public_address.learn((helper.url, "http://127.0.0.1:1"),
                                                   deadline=5))
     assert learnt.addresses == (ME,)
@@ -157,7 +117,8 @@ class _OldHelper(ControlServer):
 
 
 def test_an_older_helper_is_asked_through_a_measurement(world):
-    with Helper(world, ports=frozenset({world.http_port}), server=_OldHelper) as helper:
+    with world_helper(world, frozenset({world.http_port}), _OldHelper,
+                      dns_linger=None) as helper:
         url = f"http://echo.test:{world.http_port}/"
         learnt = asyncio.run(public_address.learn((helper.url,), deadline=10, probe_url=url))
         assert learnt.addresses == (ME,)

@@ -1,0 +1,69 @@
+"""A real control helper on loopback, serving from its own thread and event loop.
+
+End-to-end tests run ``probe run`` (synchronous, its own event loop) against a helper that must
+answer at the same time; this is the one way they start it. ``world_helper`` builds the usual
+one for a loopback world: its resolver and CA, loopback allowed, the given ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from functools import partial
+
+from probe.control.measure import measure_request
+from probe.control.server import ControlServer, Policy
+from probe.lab.world.loopback import LoopbackWorld
+from probe.measure.settings import MeasureSettings, Resolver
+
+
+class HelperThread:
+    """``server`` (a ControlServer class) measuring with ``settings`` under ``policy``, on
+    ``host`` port 0; ``url`` once entered."""
+
+    def __init__(self, settings: MeasureSettings, policy: Policy,
+                 server: type[ControlServer] = ControlServer, host: str = "127.0.0.1") -> None:
+        self.settings = settings
+        self.policy = policy
+        self.server = server
+        self.host = host
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HelperThread:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self.server(self.policy, partial(measure_request, settings=self.settings))
+        host, port = self._loop.run_until_complete(server.start(self.host, 0))
+        self.url = f"http://{host}:{port}"
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(server.close())
+        self._loop.close()
+
+
+def world_helper(world: LoopbackWorld, ports: frozenset[int] | None = None,
+                 server: type[ControlServer] = ControlServer,
+                 dns_linger: float | None = 0.0) -> HelperThread:
+    """A helper resolving with ``world``'s DNS server and trusting its CA; loopback allowed;
+    ``ports`` (default: 80, 443 and the world's own HTTP and HTTPS ports)."""
+    host, port = world.dns_address
+    extra = {} if dns_linger is None else {"dns_linger": dns_linger}
+    settings = MeasureSettings.with_timeout(
+        2.0, use_system_resolver=False, resolvers=(Resolver(host, port),),
+        ca_bundle=world.ca_pem, **extra)
+    allowed = ports if ports is not None else frozenset(
+        {80, 443, world.http_port, world.https_port})
+    return HelperThread(settings, Policy(allow=(ipaddress.ip_network("127.0.0.0/8"),),
+                                         ports=allowed), server)

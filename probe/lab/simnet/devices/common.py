@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -69,4 +71,31 @@ def run_async_device(
     except OSError as exc:
         log(prog, f"cannot start: {exc}")
         return 1
+    return 0
+
+
+def run_nfqueue_device(prog: str, queue: int, handle: Callable[[Any], None],
+                       ready_file: Path | None, summary: Callable[[], str]) -> int:
+    """Serve NFQUEUE ``queue`` with ``handle`` (one packet: it must set a verdict) until
+    signalled; log ``summary()`` on the way out. 1 when the queue cannot be bound."""
+    from netfilterqueue import NetfilterQueue  # the optional `sim` extra
+
+    stop = stop_event()
+    nfq = NetfilterQueue()
+    try:
+        nfq.bind(queue, handle, max_len=4096)
+    except OSError as exc:
+        log(prog, f"cannot bind NFQUEUE: {exc}")
+        return 1
+    sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+    ready(ready_file, {"queue": queue})
+    try:
+        while not stop.is_set():
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                nfq.run(block=False)
+    finally:
+        sock.close()
+        nfq.unbind()
+    log(prog, summary())
     return 0

@@ -27,13 +27,11 @@ the element expires. The triggering packet itself is dropped; its retransmission
 
 from __future__ import annotations
 
-import select
-import socket
 import subprocess
 import sys
 from typing import Any
 
-from probe.lab.simnet.devices.common import log, parse_args, ready, stop_event
+from probe.lab.simnet.devices.common import log, parse_args, run_nfqueue_device
 from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.penalty"
@@ -115,28 +113,9 @@ class Residual:
 
 def main() -> int:
     config, ready_file = parse_args(PROG)
-    from netfilterqueue import NetfilterQueue  # the optional `sim` extra
-
-    stop = stop_event()
     device = Residual(config)
-    nfq = NetfilterQueue()
-    try:
-        nfq.bind(config["queue"], device.handle, max_len=4096)
-    except OSError as exc:
-        log(PROG, f"cannot bind NFQUEUE: {exc}")
-        return 1
-    sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
-    ready(ready_file, {"queue": config["queue"]})
-    try:
-        while not stop.is_set():
-            readable, _, _ = select.select([sock], [], [], 0.2)
-            if readable:
-                nfq.run(block=False)
-    finally:
-        sock.close()
-        nfq.unbind()
-    log(PROG, f"stopped after {device.count} triggers")
-    return 0
+    return run_nfqueue_device(PROG, config["queue"], device.handle, ready_file,
+                              lambda: f"stopped after {device.count} triggers")
 
 
 if __name__ == "__main__":

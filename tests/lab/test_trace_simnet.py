@@ -66,6 +66,8 @@ def _cases(sc: S.Scenario) -> list[Case]:
         host = parts.hostname
         for c in sc.censors:
             hosts = c.params.get("hosts") or []
+            if c.params.get("family") == "ipv6" or c.params.get("protocol") == "udp":
+                continue  # the trace speaks TCP over IPv4: it cannot see these blocks
             if host in hosts:
                 kind = KIND_OF[c.technique]
                 if c.technique == "tcp_inject" and c.params.get("port") == 443:

@@ -190,9 +190,12 @@ class TorNet:
         return [self.tor, "-f", str(self.torrc(node)), "--hush"]
 
     def consensus_ready(self) -> bool:
-        """Has the first authority made a consensus (its ``cached-consensus``)?"""
-        first = next(n for n in self.nodes if n.kind == "authority")
-        return (self.datadir(first) / "cached-consensus").is_file()
+        """Does every authority hold the consensus (its ``cached-consensus``)? Each one writes
+        it when the vote completes or when it fetches it from a peer a little later; the
+        self-checks ask every authority's Dir port for it, so waiting for the first one only
+        was a race (a 404 from the others on a busy machine, CI at 02:59 on 2026-12-07)."""
+        return all((self.datadir(n) / "cached-consensus").is_file()
+                   for n in self.nodes if n.kind == "authority")
 
     def obfs4_cert(self, node: TorNode) -> tuple[str, int] | None:
         """The obfs4 bridge's ``cert`` and ``iat-mode`` once obfs4proxy wrote them."""

@@ -41,4 +41,4 @@ def _ipv4_udp(payload: bytes) -> bytes:
     ("www.youtube.com", "drop"), ("www.example.com", "accept")])
 def test_device_drops_only_the_blocked_name(name: str, verdict: str) -> None:
     device = QuicSni({"keywords": ["WWW.YOUTUBE.COM"]})
-    assert device._judge(_ipv4_udp(_initial(name))) == verdict
+    assert device.judge(_ipv4_udp(_initial(name))) == verdict

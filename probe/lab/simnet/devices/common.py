@@ -74,11 +74,25 @@ def run_async_device(
     return 0
 
 
-def run_nfqueue_device(prog: str, queue: int, handle: Callable[[Any], None],
+def run_nfqueue_device(prog: str, queue: int, judge: Callable[[bytes], str],
                        ready_file: Path | None, summary: Callable[[], str]) -> int:
-    """Serve NFQUEUE ``queue`` with ``handle`` (one packet: it must set a verdict) until
-    signalled; log ``summary()`` on the way out. 1 when the queue cannot be bound."""
+    """Serve NFQUEUE ``queue`` until signalled: ``judge`` (a packet's bytes → ``"drop"`` or
+    anything else to accept) decides each packet, and a packet always gets a verdict, even
+    when ``judge`` raises (logged). Logs ``summary()`` on the way out; 1 when the queue cannot
+    be bound."""
     from netfilterqueue import NetfilterQueue  # the optional `sim` extra
+
+    def handle(pkt: Any) -> None:
+        verdict = "accept"
+        try:
+            verdict = judge(pkt.get_payload())
+        except Exception as exc:  # noqa: BLE001 - a verdict must always be given
+            log(prog, f"{type(exc).__name__}: {exc}")
+        finally:
+            if verdict == "drop":
+                pkt.drop()
+            else:
+                pkt.accept()
 
     stop = stop_event()
     nfq = NetfilterQueue()

@@ -69,19 +69,7 @@ class Residual:
         self.count = 0
         self.seen: set[tuple[str, int, str, int]] = set()  # flows that already triggered
 
-    def handle(self, pkt: Any) -> None:
-        verdict = "accept"
-        try:
-            verdict = self._judge(pkt.get_payload())
-        except Exception as exc:  # noqa: BLE001 - a verdict must always be given
-            log(PROG, f"{type(exc).__name__}: {exc}")
-        finally:
-            if verdict == "drop":
-                pkt.drop()
-            else:
-                pkt.accept()
-
-    def _judge(self, data: bytes) -> str:
+    def judge(self, data: bytes) -> str:
         from scapy.layers.inet import IP, TCP  # deferred: scapy's import costs a second
 
         ip = IP(data)
@@ -114,7 +102,7 @@ class Residual:
 def main() -> int:
     config, ready_file = parse_args(PROG)
     device = Residual(config)
-    return run_nfqueue_device(PROG, config["queue"], device.handle, ready_file,
+    return run_nfqueue_device(PROG, config["queue"], device.judge, ready_file,
                               lambda: f"stopped after {device.count} triggers")
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from probe.lab.simnet.devices.common import log, parse_args, run_nfqueue_device
+from probe.lab.simnet.devices.common import parse_args, run_nfqueue_device
 from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.quic_sni"
@@ -85,19 +85,7 @@ class QuicSni:
         self.keywords = {k.lower() for k in config["keywords"]}
         self.count = 0
 
-    def handle(self, pkt: Any) -> None:
-        verdict = "accept"
-        try:
-            verdict = self._judge(pkt.get_payload())
-        except Exception as exc:  # noqa: BLE001 - a verdict must always be given
-            log(PROG, f"{type(exc).__name__}: {exc}")
-        finally:
-            if verdict == "drop":
-                pkt.drop()
-            else:
-                pkt.accept()
-
-    def _judge(self, data: bytes) -> str:
+    def judge(self, data: bytes) -> str:
         if len(data) < 28 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
             return "accept"  # IPv4 + UDP only (the simulated network's client side)
         udp = (data[0] & 0x0F) * 4
@@ -111,7 +99,7 @@ class QuicSni:
 def main() -> int:
     config, ready_file = parse_args(PROG)
     device = QuicSni(config)
-    return run_nfqueue_device(PROG, config["queue"], device.handle, ready_file,
+    return run_nfqueue_device(PROG, config["queue"], device.judge, ready_file,
                               lambda: f"stopped after {device.count} drops")
 
 

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import threading
 from functools import partial
+from typing import Self
 
 from probe.control.measure import measure_request
 from probe.control.server import ControlServer, Policy
@@ -18,22 +19,22 @@ from probe.lab.world.loopback import LoopbackWorld
 from probe.measure.settings import MeasureSettings, Resolver
 
 
-class HelperThread:
-    """``server`` (a ControlServer class) measuring with ``settings`` under ``policy``, on
-    ``host`` port 0; ``url`` once entered."""
+class LoopThread:
+    """Servers run from their own thread and event loop: a subclass's :meth:`start` runs in
+    that loop before ``with`` enters, its :meth:`stop` when the block leaves."""
 
-    def __init__(self, settings: MeasureSettings, policy: Policy,
-                 server: type[ControlServer] = ControlServer, host: str = "127.0.0.1") -> None:
-        self.settings = settings
-        self.policy = policy
-        self.server = server
-        self.host = host
-        self.url = ""
+    def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> HelperThread:
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(10)
         return self
@@ -44,13 +45,33 @@ class HelperThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self.server(self.policy, partial(measure_request, settings=self.settings))
-        host, port = self._loop.run_until_complete(server.start(self.host, 0))
-        self.url = f"http://{host}:{port}"
+        self._loop.run_until_complete(self.start())
         self._ready.set()
         self._loop.run_forever()
-        self._loop.run_until_complete(server.close())
+        self._loop.run_until_complete(self.stop())
         self._loop.close()
+
+
+class HelperThread(LoopThread):
+    """``server`` (a ControlServer class) measuring with ``settings`` under ``policy``, on
+    ``host`` port 0; ``url`` once entered."""
+
+    def __init__(self, settings: MeasureSettings, policy: Policy,
+                 server: type[ControlServer] = ControlServer, host: str = "127.0.0.1") -> None:
+        super().__init__()
+        self.settings = settings
+        self.policy = policy
+        self.server = server
+        self.host = host
+        self.url = ""
+
+    async def start(self) -> None:
+        self._server = self.server(self.policy, partial(measure_request, settings=self.settings))
+        host, port = await self._server.start(self.host, 0)
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        await self._server.close()
 
 
 def world_helper(world: LoopbackWorld, ports: frozenset[int] | None = None,

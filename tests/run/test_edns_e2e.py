@@ -8,7 +8,6 @@ import asyncio
 import json
 import sqlite3
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,47 +17,34 @@ from probe.lab.simnet.devices import doh as doh_device
 from probe.lab.simnet.devices import dot as dot_device
 from probe.lab.world.loopback import LoopbackWorld, demo_urls, demo_world
 from tests.clirunner import CliRunner
+from tests.helperthread import LoopThread
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class EncryptedDNSThread:
+class EncryptedDNSThread(LoopThread):
     """A DoH and a DoT server on 127.0.0.1 (world certificates for ``127.0.0.1``) forwarding to
     the world's DNS server, served from their own thread and event loop."""
 
     def __init__(self, world: LoopbackWorld) -> None:
+        super().__init__()
         chain, key = world.pki.issue(["127.0.0.1", "localhost"], "valid")
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(chain, key)
         self._upstream = world.dns_address
         self.doh_port = self.dot_port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> EncryptedDNSThread:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
+    async def start(self) -> None:
+        self._doh = await asyncio.start_server(doh_device.handler(self._upstream), "127.0.0.1",
+                                               0, ssl=self._ctx)
+        self._dot = await asyncio.start_server(dot_device.handler(self._upstream), "127.0.0.1",
+                                               0, ssl=self._ctx)
+        self.doh_port = self._doh.sockets[0].getsockname()[1]
+        self.dot_port = self._dot.sockets[0].getsockname()[1]
 
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        start = self._loop.run_until_complete
-        doh = start(asyncio.start_server(doh_device.handler(self._upstream), "127.0.0.1", 0,
-                                         ssl=self._ctx))
-        dot = start(asyncio.start_server(dot_device.handler(self._upstream), "127.0.0.1", 0,
-                                         ssl=self._ctx))
-        self.doh_port = doh.sockets[0].getsockname()[1]
-        self.dot_port = dot.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        doh.close()
-        dot.close()
-        self._loop.close()
+    async def stop(self) -> None:
+        self._doh.close()
+        self._dot.close()
 
 
 def test_run_with_doh_and_dot_stores_their_answers_and_exchanges(tmp_path: Path) -> None:

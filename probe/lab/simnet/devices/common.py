@@ -9,6 +9,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -113,3 +114,30 @@ def run_nfqueue_device(prog: str, queue: int, judge: Callable[[bytes], str],
         nfq.unbind()
     log(prog, summary())
     return 0
+
+
+#: Makes a connection handler forwarding DNS queries to ``(host, port)``.
+HandlerFactory = Callable[[tuple[str, int]], Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                       Coroutine[Any, Any, None]]]
+
+
+def run_tls_resolver_device(prog: str, handler: HandlerFactory) -> int:
+    """The ``main`` of an encrypted resolver (DoH, DoT): a TLS server on ``listen`` with a
+    world certificate for ``names`` (from ``pki_dir``), each connection served by
+    ``handler((upstream host, port))``, until signalled."""
+
+    async def main_async(config: dict[str, Any], ready_file: Path | None) -> None:
+        from probe.lab.world.pki import WorldPKI
+
+        chain, key = WorldPKI.create(config["pki_dir"]).issue(config["names"], "valid")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(chain, key)
+        host, port = config["listen"].rsplit(":", 1)
+        up_host, up_port = config["upstream"].rsplit(":", 1)
+        server = await asyncio.start_server(handler((up_host, int(up_port))), host, int(port),
+                                            ssl=ctx, reuse_address=True)
+        ready(ready_file, {"listen": config["listen"]})
+        await until_signalled()
+        server.close()
+
+    return run_async_device(prog, main_async)

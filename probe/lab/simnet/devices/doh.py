@@ -22,8 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import dns.asyncquery
 import dns.message
 
-from probe.lab.simnet.devices.common import ready, run_async_device, until_signalled
-from probe.lab.world.pki import WorldPKI
+from probe.lab.simnet.devices.common import run_tls_resolver_device
 
 PROG = "probe.lab.simnet.devices.doh"
 MAX_BODY = 65535
@@ -88,22 +87,8 @@ def handler(upstream: tuple[str, int]) -> Any:
     return handle
 
 
-async def main_async(config: dict[str, Any], ready_file: Any) -> None:
-    pki = WorldPKI.create(config["pki_dir"])
-    chain, key = pki.issue(config["names"], "valid")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(chain, key)
-    host, port = config["listen"].rsplit(":", 1)
-    up_host, up_port = config["upstream"].rsplit(":", 1)
-    server = await asyncio.start_server(handler((up_host, int(up_port))), host, int(port),
-                                        ssl=ctx, reuse_address=True)
-    ready(ready_file, {"listen": config["listen"]})
-    await until_signalled()
-    server.close()
-
-
 def main() -> int:
-    return run_async_device(PROG, main_async)
+    return run_tls_resolver_device(PROG, handler)
 
 
 if __name__ == "__main__":

@@ -512,13 +512,14 @@ async def run_targets(
                     return
 
         async def judge_and_hand_over(target: Target, m: Measurement,
-                                      asking: asyncio.Task[_Answers] | None) -> None:
+                                      asking: asyncio.Task[_Answers] | None,
+                                      measured_at: float) -> None:
             try:
                 if asking is not None:
                     m = replace(m, control=await asking)
                     await record_network(m.control)
                 v = judge(m)
-                remember_failure(target, m, v)
+                remember_failure(target, m, v, measured_at)
                 await finished.put((target, m, v))
             finally:
                 if asking is not None:
@@ -526,16 +527,19 @@ async def run_targets(
 
         residual_on = options.residual_cooldown > 0 and options.residual_max > 0
         failed: deque[tuple[Target, residual.Attempt, str]] = deque(maxlen=RESIDUAL_MEMORY)
-        last_failure = [0.0]  # monotonic time of the latest failure (the cool-down counts from it)
+        # monotonic time the latest failed measurement ended (the cool-down counts from it; its
+        # control's answer may come much later, when the helper is reached through the block)
+        last_failure = [0.0]
         # triggers whose control request fell inside the residual block (asked again later)
         no_control: list[tuple[Target, Measurement, str]] = []
 
-        def remember_failure(target: Target, m: Measurement, v: Verdict) -> None:
+        def remember_failure(target: Target, m: Measurement, v: Verdict,
+                             failed_at: float) -> None:
             if not residual_on or "residual" in m.extra or _response_arrived(m):
                 return
             attempt = residual.attempt_of(m)
             failed.append((target, attempt, v.verdict.value))
-            last_failure[0] = time.monotonic()
+            last_failure[0] = max(last_failure[0], failed_at)
             if attempt.trigger_like:
                 scheduler.cool(target.hostname, options.residual_cooldown)
                 if (m.control and len(no_control) < options.residual_max
@@ -557,13 +561,14 @@ async def run_targets(
                         raise
                 finally:
                     await scheduler.done(target)
+                measured_at = time.monotonic()  # the cool-down counts from here, not the control
                 if not _response_arrived(m):
                     failed_soon.set()  # was it the site, or the network? ask the canaries now
                 if asking is None:
                     answering.release()
-                    await judge_and_hand_over(target, m, None)
+                    await judge_and_hand_over(target, m, None, measured_at)
                 else:
-                    work.create_task(judge_and_hand_over(target, m, asking))
+                    work.create_task(judge_and_hand_over(target, m, asking, measured_at))
 
         async def store() -> None:
             while (item := await finished.get()) is not None:
@@ -610,6 +615,9 @@ async def run_targets(
                 m, asking = await _measure_with_controls(
                     target, settings, options, client, again, servers.hold, helper_slots,
                     unreachable)
+                # the cool-down counts from the probe's own failure (what re-arms a residual
+                # censor), not from the control's answer, which may come much later
+                failed_at = time.monotonic()
                 if asking is not None:
                     m = replace(m, control=await asking)
             if extra:
@@ -617,7 +625,7 @@ async def run_targets(
             await finished.put((target, m, judge(m)))
             if _response_arrived(m):
                 return True
-            last_failure[0] = time.monotonic()
+            last_failure[0] = failed_at
             if not residual.attempt_of(m).trigger_like:
                 return True
             # its control request may have fallen inside the block it re-armed: ask again

@@ -13,7 +13,9 @@ decision of the runner (:mod:`probe.run.engine`) — no IO, no clock:
   trigger started and (b) either could not connect to an address the trigger had just
   connected to (the same server: IP blocking cannot explain a server that accepted the trigger
   a moment ago), or failed while a health round after the trigger saw the canaries cut (the
-  censor punished everything of this client; without canaries this cannot be told);
+  censor punished everything of this client; without canaries this cannot be told) and no
+  round between that cut and the suspect's start saw the network whole again (the block was
+  over by then: a later failure is the site's own, or a later trigger's);
 * suspects that failed before or at their connect are re-measured first, suspects that look
   like triggers themselves (they connected, then failed — they may be blocked on their own, or
   have sent their request just after the real trigger) last; a trigger followed by a
@@ -90,6 +92,13 @@ def suspects(attempts: Sequence[Attempt], health: Sequence[HealthRound], cooldow
     window = dt.timedelta(seconds=cooldown)
     triggers = [a for a in attempts if a.trigger_like]
     cuts = [_t(r.at) for r in health if r.state.is_cut]
+    wholes = [_t(r.at) for r in health if not r.state.is_cut]
+
+    def cut_when_it_began(c: dt.datetime, start: dt.datetime) -> bool:
+        # a round after the cut that saw the network whole again before the suspect began
+        # means the client-wide block was over: its failure is its own (or a later trigger's)
+        return not any(c < w <= start for w in wholes)
+
     found: list[tuple[Attempt, Attempt]] = []
     for a in attempts:
         end = _t(a.finished_at)
@@ -102,8 +111,9 @@ def suspects(attempts: Sequence[Attempt], health: Sequence[HealthRound], cooldow
             same_server = trig is not a and bool(a.unreachable & trig.connected)
             # without canaries only the same-server evidence counts (a run with two blocked
             # sites must not pay a cool-down for nothing)
+            start = _t(a.started_at)
             everything = canaries and any(t0 <= c <= _t(trig.finished_at) + window
-                                          for c in cuts)
+                                          and cut_when_it_began(c, start) for c in cuts)
             if same_server or everything:
                 found.append((a, trig))
                 break

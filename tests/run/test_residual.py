@@ -18,6 +18,8 @@ WHOLE = HealthRound("2026-11-21T10:01:00.000000Z", NetworkState.WHOLE, {"interna
 CUT = HealthRound("2026-11-21T10:01:06.000000Z", NetworkState.SHUTDOWN_FULL, {"gateway": 1},
                   {"international": 2, "domestic": 2})
 
+WHOLE_AGAIN = HealthRound("2026-11-21T10:01:10.000000Z", NetworkState.WHOLE, {"international": 2},
+                          {})
 CUT_EARLY = HealthRound("2026-11-21T10:00:59.000000Z", NetworkState.SHUTDOWN_FULL, {}, {})
 
 
@@ -57,6 +59,12 @@ TRIGGER = attempt("http://meduza.io/", 0, 3, connected=[S])
     ("victims first, trigger-like failures last",
      [TRIGGER, attempt("https://c/", 3, 6, [S]), attempt("http://a/", 4, 9, (), [S])],
      (WHOLE, CUT), True, ["http://a/", "http://meduza.io/", "https://c/"]),
+    ("a failure after the network was seen whole again is not the cut's",
+     [TRIGGER, attempt("https://b/", 3, 5, (), [X]), attempt("https://d/", 12, 14, (), [X])],
+     (WHOLE, CUT, WHOLE_AGAIN), True, ["https://b/", "http://meduza.io/"]),
+    ("a failure before the network was seen whole again is the cut's",
+     [TRIGGER, attempt("https://d/", 7, 14, (), [X])],
+     (WHOLE, CUT, WHOLE_AGAIN), True, ["https://d/", "http://meduza.io/"]),
     ("trigger-like failures without a client-wide cut are left alone",
      [TRIGGER, attempt("https://c/", 3, 6, [S])], (WHOLE,), True, []),
 ])

@@ -21,7 +21,8 @@ PACKAGE = ROOT / "probe"
 
 #: The kernel may stay loose at the top of the package; everything else lives in a part.
 #: The kernel: records, failures, errors, target lists and endpoint lists (issue 14).
-LOOSE = {"__init__", "__main__", "model", "failures", "errors", "targets", "applists"}
+LOOSE = {"__init__", "__main__", "model", "failures", "errors", "targets", "applists",
+         "addresses"}
 #: A step and its judgement may share a name: once in measure/, once in classify/.
 STEP_AND_JUDGEMENT = {PACKAGE / "measure", PACKAGE / "classify"}
 

@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from probe import addresses
 from probe.model import (
     DNSObservation,
     HTTPObservation,
@@ -55,15 +56,11 @@ def is_ipv6(ip: str) -> bool:
 @functools.lru_cache(maxsize=16384)  # pure; the same addresses recur in every import
 def is_bogon(ip: str) -> bool:
     """True for an address no public name should resolve to: private, loopback, link-local,
-    shared (CGNAT), documentation, multicast, reserved or unspecified (RFC 6890 special-purpose
-    registries: everything Python does not call ``is_global``)."""
-    try:
-        addr = ipaddress.ip_address(ip.strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return not addr.is_global or addr.is_multicast
+    shared (CGNAT), documentation, multicast, reserved or unspecified, also when an IPv6
+    address carries such an IPv4 one — the kernel's one judgement of addresses
+    (:func:`probe.addresses.not_public`, IANA's special-purpose registries, RFC 6890)."""
+    addr = addresses.parse_host(ip)
+    return addr is not None and addresses.not_public(addr) is not None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from probe.addresses import parse_host
 from probe.control.policy import Policy
 from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
 from probe.measure import tcp, tls
-from probe.measure.addresses import parse_host
 from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect

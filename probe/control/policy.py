@@ -3,7 +3,7 @@
 One judgement, :meth:`Policy.refusal`, is applied to everything the helper could be made to
 reach: the request's URL, every redirect hop, every address a name resolves to and every
 address the probe sends. An address is judged in every spelling and by the IPv4 it embeds
-(:mod:`probe.measure.addresses`); the helper's own interface addresses (public ones too) are
+(:mod:`probe.addresses`); the helper's own interface addresses (public ones too) are
 refused unless ``allow_self`` (:class:`OwnAddresses`, re-read with a short TTL). Ranges in
 ``allow`` are accepted although not public (a test world on loopback); ``deny`` adds ranges
 (a cloud host's public address behind 1:1 NAT, which no interface shows).
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from probe.measure.addresses import IPAddress, Network, embedded_ipv4, not_public, parse_host
+from probe.addresses import IPAddress, Network, embedded_ipv4, not_public, parse_host
 
 #: Seconds the helper's own addresses are trusted before they are read again.
 OWN_ADDRESSES_TTL = 5.0

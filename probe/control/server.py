@@ -38,9 +38,9 @@ from typing import Any
 
 import h11
 
+from probe.addresses import Network, parse_host
 from probe.control.policy import Policy
 from probe.control.protocol import PROTOCOL_VERSION, BadRequest, MeasureRequest
-from probe.measure.addresses import Network, parse_host
 
 __all__ = ["ControlServer", "Limits", "Policy", "TLSFiles"]
 

@@ -53,8 +53,8 @@ import dns.rcode
 import dns.rdatatype
 import httpx
 
+from probe import addresses as _addresses
 from probe import failures
-from probe.measure import addresses as _addresses
 from probe.measure import tcp as _tcp
 from probe.measure import tls as _tls
 from probe.measure.http import OneConnectionTransport
@@ -177,7 +177,7 @@ def parse_response(
 
 def is_loopback(ip: str) -> bool:
     """True for loopback and unspecified addresses, in any spelling and embedded in IPv6
-    (dialling 0.0.0.0 or ::ffff:127.0.0.1 reaches this host): :mod:`probe.measure.addresses`."""
+    (dialling 0.0.0.0 or ::ffff:127.0.0.1 reaches this host): :mod:`probe.addresses`."""
     return _addresses.is_loopback(ip)
 
 

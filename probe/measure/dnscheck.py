@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from probe.measure import addresses as _addresses
+from probe import addresses as _addresses
 from probe.measure import dns
 from probe.measure.settings import EncryptedResolver, MeasureSettings
 from probe.measure.web import Gate, hold_addresses

@@ -11,11 +11,11 @@ import ipaddress
 
 import pytest
 
+from probe.addresses import embedded_ipv4, parse_host
 from probe.control.measure import measure_request
 from probe.control.policy import Policy
 from probe.control.protocol import MeasureRequest
 from probe.measure import dns
-from probe.measure.addresses import embedded_ipv4, parse_host
 from probe.measure.settings import MeasureSettings, Resolver
 
 #: (spelling, what it is). Every one must be refused by a default policy.

@@ -739,7 +739,10 @@ def test_classify_without_context_uses_stored_control() -> None:
      ("224.0.0.1", True), ("240.0.0.1", True), ("::1", True), ("fd00::1", True),
      ("fe80::1", True), ("::ffff:10.0.0.1", True), ("2001:db8::1", True),
      ("93.184.216.34", False), ("8.8.8.8", False), ("2606:2800:220:1::1", False),
-     ("::ffff:8.8.8.8", False), ("not an ip", False)],
+     ("::ffff:8.8.8.8", False), ("not an ip", False),
+     # IPv6 that carries a private IPv4 (6to4, NAT64) and the RFC 9637 documentation block
+     ("2002:c0a8:101::1", True), ("64:ff9b::a00:1", True), ("3fff::1", True),
+     ("2002:808:808::1", False), ("64:ff9b::808:808", False)],
 )
 def test_is_bogon(ip: str, bogon: bool) -> None:
     assert is_bogon(ip) is bogon

@@ -146,6 +146,14 @@ def presented_chain(quic: QuicConnection) -> list[bytes]:
         return []
 
 
+def peer_address(ip: str, port: int) -> tuple[Any, ...]:
+    """The peer's address as the datagram socket reports it: ``(ip, port, flowinfo, scope)``
+    for IPv6. aioquic matches each datagram's sender against the address given to
+    ``connect`` (its network paths), so an IPv6 peer given as ``(ip, port)`` never matched and
+    every handshake over IPv6 timed out."""
+    return (ip, port, 0, 0) if ":" in ip else (ip, port)
+
+
 async def _open(ip: str, port: int, config: QuicConfiguration
                 ) -> tuple[asyncio.DatagramTransport, _Protocol]:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -189,7 +197,7 @@ async def measure(
         try:
             async with asyncio.timeout(settings.tls_timeout):
                 transport, protocol = await _open(ip, port, config)
-                protocol.connect((ip, port))
+                protocol.connect(peer_address(ip, port))
                 await protocol.wait_connected()
         except Exception as e:  # every network error becomes a failure string
             terminated = protocol.terminated if protocol is not None else None

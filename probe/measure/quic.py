@@ -178,11 +178,12 @@ async def measure(
     tx_id: int,
     redirect_index: int,
     clock: Callable[[], float],
+    request: bool = True,
 ) -> tuple[QUICHandshake, HTTPObservation | None]:
     """QUIC handshake to ``ip:port`` with SNI = ``url``'s host and ALPN ``h3`` within
-    ``settings.tls_timeout``; then, if the chain verified, GET ``url`` over HTTP/3 within
-    ``settings.http_timeout``. Never raises for network trouble; cancellation propagates.
-    The HTTP observation is None when no request was sent.
+    ``settings.tls_timeout``; then, if the chain verified and ``request``, GET ``url`` over
+    HTTP/3 within ``settings.http_timeout``. Never raises for network trouble; cancellation
+    propagates. The HTTP observation is None when no request was sent.
     """
     host = (urlsplit(url).hostname or "").strip("[]")
     server_name = host
@@ -222,7 +223,7 @@ async def measure(
             alpn=quic.tls.alpn_negotiated,
             certificates=tuple(certs.parse_certificate(d) for d in ders),
             verified=verified, verify_error=verify_error)
-        if not verified or handshake.alpn not in H3_ALPN:
+        if not request or not verified or handshake.alpn not in H3_ALPN:
             return handshake, None
         return handshake, await _get(protocol, url, ip, port, settings, tx_id,
                                      redirect_index, clock)

@@ -33,6 +33,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from probe import failures as f
+from probe.classify import quic
 from probe.classify.base import SAME_ADDRESS, Case, blocked, inconclusive, make_case
 from probe.classify.context import Context
 from probe.classify.endpoint import TCP_METHODS, TLS_METHODS
@@ -163,13 +164,18 @@ def apply(case: Case, v: Verdict) -> Verdict:
 
 class IPv6Population:
     """Counts, over one run's measurements, the dual-stack targets that worked over IPv6 and
-    those that worked over IPv4 but failed over IPv6 (module docstring)."""
+    those that worked over IPv4 but failed over IPv6 (module docstring); and, in the same pass,
+    whether any QUIC handshake of the run completed (:class:`quic.QUICPopulation`)."""
 
     def __init__(self) -> None:
         self.ok6 = 0
         self.fail6 = 0
+        # the run's other whole-network question of issue 15, counted in the same pass:
+        # does QUIC leave this network at all (probe.classify.quic, the false-blocked guard)
+        self.quic = quic.QUICPopulation()
 
     def add(self, m: Measurement, context: Context) -> None:
+        self.quic.add(m)
         if m.test_name != WEB_CONNECTIVITY:
             return
         fams = results(make_case(m, context))
@@ -185,7 +191,8 @@ class IPv6Population:
 
     def apply(self, v: Verdict, m: Measurement, context: Context) -> Verdict:
         """``v`` with the population's IPv6 state applied where the canaries said nothing
-        about IPv6 around ``m``."""
+        about IPv6 around ``m`` (and the run's QUIC state: :class:`quic.QUICPopulation`)."""
+        v = self.quic.apply(v)
         if not self.broken or m.test_name != WEB_CONNECTIVITY:
             return v
         if ipv6_during(context.health, m.started_at, m.finished_at)[0] is not IPv6State.UNKNOWN:

@@ -18,8 +18,10 @@ after a trigger (residual censorship) makes the canaries look cut right after th
 request, and :func:`cut_began_after` tells such a cut from one already in place.
 
 IPv6 is judged on its own (issue 15): a canary whose target is an IPv6 literal (``[fd00::1]``,
-``https://[2001:db8::1]/``) is an IPv6 sample, every other one an IPv4 sample (names are dialled
-at their first, IPv4, address). :func:`ipv6_state` says whether this network's IPv6 works
+``https://[2001:db8::1]/``), or a named canary's IPv6 sample (``https://name/#ipv6``: its AAAA
+address dialled, :mod:`probe.measure.health`), is an IPv6 sample, every other one an IPv4
+sample (names are dialled at their first, IPv4, address). :func:`ipv6_state` says whether
+this network's IPv6 works
 (an IPv6 canary beyond the gateway answered), is broken (IPv6 canaries beyond the gateway all
 failed while IPv4 ones answered) or is unknown (no IPv6 canaries): a volunteer's broken IPv6
 is a classic source of false "blocked" verdicts (ooni/probe#2456, #2192) and must never be
@@ -65,8 +67,11 @@ _BEYOND = (HealthScope.RESOLVER, HealthScope.DOMESTIC, HealthScope.INTERNATIONAL
 
 def sample_family(target: str) -> str:
     """``ipv6`` for a canary whose target is an IPv6 literal (bare, bracketed, with a port or
-    in a URL), ``ipv4`` for everything else."""
+    in a URL) or a named canary's IPv6 sample (fragment ``#ipv6``:
+    :data:`probe.measure.health.IPV6_MARK`), ``ipv4`` for everything else."""
     text = target.strip()
+    if text.endswith("#ipv6"):
+        return "ipv6"
     if "://" in text:
         text = split_url(text).netloc.rpartition("@")[2]
     if text.startswith("["):

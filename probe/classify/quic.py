@@ -24,7 +24,18 @@ Methods (``details["quic"]["method"]``), the first that applies:
 ``quic.not_compared`` TCP/TLS did not work on those addresses either: QUIC adds nothing.
 
 Control answers may carry ``"quic": [{"ip", "port", "failure"}]`` (the helper's own QUIC
-handshakes to the probe's addresses); a helper without QUIC sends none.
+handshakes to the probe's addresses, ``"quic": 1`` in the request: :mod:`probe.control.protocol`);
+a helper without QUIC sends none. The probe asks for them only where they decide something
+(:func:`control_wanted`: a ``quic.failed`` address), in a second request after the measurement.
+
+The false-blocked guard: a control reaching an address over QUIC shows the *server* speaks
+QUIC, not that QUIC can leave the volunteer's network. Where UDP (or QUIC) is dropped near the
+volunteer, every QUIC handshake of the run fails, for every target, and each would look like a
+site blocked by address. So the ``address`` trigger alone stands only when some QUIC handshake
+of the same run completed (:class:`QUICPopulation`, applied in the run's final pass with the
+IPv6 population); otherwise the finding is ``quic.failed`` with ``quic_here`` ``unproven``.
+The ``sni`` trigger needs no such proof: the innocuous SNI's handshake to the same address
+completed in the same measurement.
 
 Imports only :mod:`probe.model` and :mod:`probe.failures` (pure, like the whole package).
 """
@@ -115,6 +126,46 @@ def _suffix(found: dict[str, Any]) -> str:
            else "a control reached it over QUIC")
     return (f"; HTTP/3: QUIC handshake to {a['ip']}:{a['port']} failed ({a['failure']}) while "
             f"TCP/TLS to it works and {how} (quic.blocked)")
+
+
+def control_wanted(m: Measurement) -> list[str]:
+    """The addresses a control's QUIC handshake would decide: the site's QUIC failed there
+    while TCP/TLS worked, nothing showed QUIC reaches them, no control said, at the target's
+    own port (the helper tries only that one). Empty = nothing to ask."""
+    found = finding(m)
+    if found is None or found["method"] != "quic.failed":
+        return []
+    return list(dict.fromkeys(
+        a["ip"] for a in found["addresses"]
+        if a["failure"] is not None and a["tcp_tls_ok"] and a["control_quic"] is None
+        and a["port"] == m.target.port))
+
+
+class QUICPopulation:
+    """Counts, over one run, the measurements in which some QUIC handshake completed: the
+    proof that QUIC leaves this network, which the ``address`` trigger needs (module doc)."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+
+    def add(self, m: Measurement) -> None:
+        if any(q.failure is None for q in m.quic):
+            self.completed += 1
+
+    def apply(self, v: Verdict) -> Verdict:
+        """``v`` with a ``quic.blocked`` resting on the control alone turned into
+        ``quic.failed`` when no QUIC handshake of the run completed."""
+        found = v.details.get("quic")
+        if (self.completed or not isinstance(found, dict)
+                or found.get("method") != "quic.blocked" or found.get("trigger") != ["address"]):
+            return v
+        evidence = v.evidence.removesuffix(_suffix(found))
+        kept = {k: val for k, val in found.items() if k != "trigger"}
+        return dataclasses.replace(v, evidence=evidence, details={
+            **v.details, "quic": {**kept, "method": "quic.failed", "quic_here": "unproven",
+                                  "why": "a control reached the address over QUIC, but no QUIC "
+                                         "handshake of this run completed: UDP/QUIC may be "
+                                         "dropped near the volunteer, not for this site"}})
 
 
 def annotate(m: Measurement, v: Verdict) -> Verdict:

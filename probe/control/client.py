@@ -182,3 +182,13 @@ async def query_all(
             *(query(client, h, request, deadline, token) for h in helpers)
         )
     return tuple(answers)
+
+
+def with_quic(answer: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` (a helper's answer about a target) with the QUIC entries of ``again`` (the
+    same helper's answer to the target's ``"quic"`` request, :mod:`probe.control.protocol`);
+    ``answer`` unchanged when ``again`` has none (a failed request, a helper without QUIC)."""
+    entries = again.get("quic")
+    if not isinstance(entries, list):
+        return answer
+    return {**answer, "quic": entries, "quic_check": again.get("quic_check")}

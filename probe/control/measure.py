@@ -19,8 +19,8 @@ from typing import Any
 
 from probe.addresses import parse_host
 from probe.control.policy import Policy
-from probe.control.protocol import PROTOCOL_VERSION, MeasureRequest
-from probe.measure import tcp, tls
+from probe.control.protocol import PROTOCOL_VERSION, QUIC_CHECK, MeasureRequest
+from probe.measure import quic, tcp, tls
 from probe.measure.dnscheck import measure_dnscheck
 from probe.measure.settings import MeasureSettings
 from probe.measure.tcp_connect import measure_tcp_connect
@@ -145,6 +145,10 @@ async def measure_request(
     probe's addresses, and an answer without ``http`` (None: no fetch was made). A
     ``doh://``/``dot://`` input (``dnscheck``) is measured by the helper's own dnscheck (TCP,
     TLS, one query through the resolver), plus TLS handshakes with the probe's addresses.
+
+    ``req.quic`` (an https web request only): QUIC handshakes to the probe's addresses that
+    the policy allows, at the URL's port, all at once and each within the TLS timeout, beside
+    the rest (:func:`_quic`); the answer's ``quic`` lists them.
     """
     started = time.monotonic()
     try:
@@ -169,12 +173,16 @@ async def measure_request(
     scheme = "https" if target.test_name == DNSCHECK else target.scheme
     own = {TCP_CONNECT: measure_tcp_connect, DNSCHECK: measure_dnscheck}.get(
         target.test_name, measure_target)
+    quic_check = min(req.quic, QUIC_CHECK) if (
+        req.quic and not tcp_only and target.scheme == "https") else 0
     refused: str | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             measuring = tg.create_task(own(target, own_settings))
             probing = tg.create_task(_endpoints(probe_addrs, target.hostname, target.port,
                                                 scheme, settings))
+            quicking = tg.create_task(_quic(target.url, probe_addrs if quic_check else [],
+                                            target.port, settings))
     except* Refused as group:
         refused = str(group.exceptions[0])
     if refused is not None:
@@ -183,6 +191,8 @@ async def measure_request(
     body = summarise(m, extra, req.throughput)
     if tcp_only:
         body.update(test_name=target.test_name, http=None)
+    if quic_check:
+        body.update(quic_check=quic_check, quic=quicking.result())
     body["refused_addresses"] = len(req.addresses) - len(probe_addrs)
     body["elapsed"] = round(time.monotonic() - started, 6)
     return body
@@ -232,6 +242,24 @@ async def _endpoints(
             conn.close()
 
     return list(await asyncio.gather(*(one(ip) for ip in addresses)))
+
+
+async def _quic(url: str, addresses: list[str], port: int, settings: MeasureSettings
+                ) -> list[dict[str, Any]]:
+    """One QUIC handshake (no request) to each address, all at once: does QUIC reach it from
+    here? The entries the classifier reads (:mod:`probe.classify.quic`)."""
+    base = time.monotonic()
+
+    def clock() -> float:
+        return round(time.monotonic() - base, 6)
+
+    found = await asyncio.gather(*(quic.measure(url, ip, port, settings, 2000 + i, 0, clock,
+                                                request=False)
+                                   for i, ip in enumerate(addresses)))
+    return [{"ip": h.ip, "port": h.port, "failure": h.failure, "quic_version": h.quic_version,
+             "alpn": h.alpn, "verified": h.verified,
+             "handshake_time": round(h.t - h.t0, 6) if h.failure is None else None}
+            for h, _ in found]
 
 
 def _endpoint_key(ip: str, port: int) -> str:

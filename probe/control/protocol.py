@@ -27,6 +27,16 @@ fields filled), ``"test_name": "tcp_connect"`` and ``"http": null``. The same ad
 port policy applies. A helper that predates it refuses the scheme (403), which the probe
 records as a failed control, so the verdict is inconclusive, never blocked.
 
+``"quic": 1`` (optional, issue 15; the number is the version of the QUIC check asked for,
+absent or 0 = none) asks the helper to try a QUIC handshake (aioquic, ALPN ``h3``, the URL's
+host as SNI, handshake only, within its TLS timeout) to each of the probe's ``addresses`` at the
+URL's port — an https URL only, under the same address and port policy — and the answer gains
+``"quic_check": 1`` (the version it ran: the lower of the asked and :data:`QUIC_CHECK`) and
+``"quic": [{"ip", "port", "failure", "quic_version", "alpn", "verified", "handshake_time"}]``,
+one entry per address tried. A helper that predates the field ignores it (the request parser
+skips unknown keys) and answers without ``quic``: the probe then has no control evidence over
+QUIC, as before. A probe that predates it never asks, and the answer is unchanged.
+
 ``GET /v1/health`` answers ``{"version": 1, "status": "ok", "client_address": "ip"}`` (the
 address since issue 13: the probe learns its public address from it before storing anything,
 :mod:`probe.run.public_address`). Errors (each
@@ -48,6 +58,8 @@ from typing import Any
 from probe.errors import ProbeError
 
 PROTOCOL_VERSION = 1
+#: The newest version of the optional QUIC check (``"quic"`` in a request) this code knows.
+QUIC_CHECK = 1
 MAX_ADDRESSES = 8
 MAX_URL_LENGTH = 2048
 #: A request is an object holding a list of strings: anything nested deeper is hostile.
@@ -134,6 +146,7 @@ class MeasureRequest:
     url: str
     addresses: tuple[str, ...] = ()
     throughput: bool = False
+    quic: int = 0  # the QUIC check's version asked for (issue 15); 0 = none
 
     @classmethod
     def from_body(cls, body: bytes) -> MeasureRequest:
@@ -163,7 +176,16 @@ class MeasureRequest:
         throughput = data.get("throughput", False)
         if not isinstance(throughput, bool):
             raise BadRequest("'throughput' must be true or false")
-        return cls(url=url, addresses=tuple(clean), throughput=throughput)
+        quic = data.get("quic", 0)
+        if not isinstance(quic, int) or isinstance(quic, bool) or not 0 <= quic <= 1000:
+            raise BadRequest("'quic' must be a version number (0 = no QUIC check)")
+        return cls(url=url, addresses=tuple(clean), throughput=throughput, quic=quic)
 
     def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "addresses": list(self.addresses), "throughput": self.throughput}
+        """The request body; ``quic`` only when asked, so requests without it are the bytes a
+        helper of any age has always read."""
+        out: dict[str, Any] = {"url": self.url, "addresses": list(self.addresses),
+                               "throughput": self.throughput}
+        if self.quic:
+            out["quic"] = self.quic
+        return out

@@ -336,10 +336,13 @@ def quic_entry(h: QUICHandshake) -> dict[str, Any]:
 
 
 def request_entry(h: HTTPObservation, transport: str = "tcp") -> dict[str, Any]:
-    """One request; ``transport`` ``quic`` = an HTTP/3 request (``network`` ``udp``)."""
+    """One request; ``transport`` ``quic`` = an HTTP/3 request: ``network`` ``udp``, ``alpn``
+    ``h3``, ``request.x_transport`` ``quic``, as probe-cli's ``NewArchivalHTTPRequestResult``
+    (measurexlite) records one."""
     return {
         "network": "udp" if transport == "quic" else "tcp",
         "address": endpoint(h.ip, h.port) if h.ip else "",
+        **({"alpn": "h3"} if transport == "quic" else {}),
         "request": {
             "method": h.method,
             "url": h.url,
@@ -366,6 +369,95 @@ def request_entry(h: HTTPObservation, transport: str = "tcp") -> dict[str, Any]:
                     "body_stored": h.body is not None, "title": h.title,
                     "location": h.location},
     }
+
+
+# --- DoH underneath (OONI's x_doh) -------------------------------------------------------------
+
+
+def encrypted_exchanges(m: Measurement, engine: str) -> list[Mapping[str, Any]]:
+    """The per-query exchange dicts of ``engine`` (``doh``/``dot``) the measurement recorded
+    (:func:`probe.measure.dns.encrypted_lookup`): per hop for the web test, at the top for
+    ``tcp_connect``."""
+    hops = m.extra.get("hops") or []
+    found = [x for hop in hops if isinstance(hop, Mapping)
+             for x in hop.get("dns_exchanges") or []]
+    found += list(m.extra.get("dns_exchanges") or [])
+    return [x for x in found if isinstance(x, Mapping) and x.get("engine") == engine]
+
+
+def _span(x: Mapping[str, Any], key: str, end: float) -> tuple[float, float]:
+    """``[t0, t]`` of one step of an exchange; older records without it: the exchange's."""
+    got = x.get(key)
+    if isinstance(got, (list, tuple)) and len(got) == 2:
+        return float(got[0]), float(got[1])
+    return float(x.get("t0") or 0.0), end
+
+
+def x_doh(m: Measurement) -> dict[str, Any] | None:
+    """OONI's ``x_doh``: what the DoH lookups did underneath, or None when the measurement used
+    no DoH resolver.
+
+    Shape of probe-cli's Web Connectivity 0.5 (``webconnectivitylte``: ``TestKeysDoH`` in
+    ``testkeys.go``, filled by ``lookupHostDNSOverHTTPS`` in ``dnsresolvers.go``; e.g. the
+    ts-017 example ``tests/data/ooni/spec-ts-017-2024.json``): ``network_events``, ``queries``,
+    ``requests``, ``tcp_connect``, ``tls_handshakes``. As there, the DoH queries themselves
+    (engine ``doh``) are in the top-level ``queries``; ``x_doh`` holds the rest: the bootstrap
+    lookup of the provider's name (ours only when it failed: a successful one is not kept
+    apart, its address is the connect's), the connect and TLS handshake to the provider, and
+    (ours; probe-cli records none) the ``POST`` with the HTTP status it got — no headers or
+    body are kept. The provider's certificates are not kept (only whether they validated:
+    ``failure`` as in ``tls_handshakes``), and there are no network events. Every entry keeps
+    the exchange's transaction id; the connect's ``x_probe`` the exchange as recorded.
+    """
+    exchanges = encrypted_exchanges(m, "doh")
+    if not exchanges and not any(d.engine == "doh" for d in m.dns):
+        return None
+    out: dict[str, Any] = {"network_events": [], "queries": [], "requests": [],
+                           "tcp_connect": [], "tls_handshakes": []}
+    for x in exchanges:
+        tx, end = x.get("tx_id"), float(x.get("t") or 0.0)
+        name, port, ip = str(x.get("server_name") or ""), int(x.get("port") or 443), x.get(
+            "address")
+        if x.get("bootstrap_failure"):
+            out["queries"].append({
+                "answers": [], "engine": "system", "failure": x["bootstrap_failure"],
+                "hostname": name, "query_type": "ANY", "resolver_address": "",
+                "resolver_hostname": None, "resolver_port": None, "t0": x.get("t0"), "t": end,
+                "transaction_id": tx})
+        if not ip:
+            continue
+        t0, t = _span(x, "connect", end)
+        out["tcp_connect"].append({
+            "ip": ip, "port": port,
+            "status": {"success": x.get("tcp_failure") is None, "failure": x.get("tcp_failure"),
+                       "blocked": None},
+            "t0": t0, "t": t, "transaction_id": tx, "x_probe": {"exchange": dict(x)}})
+        if x.get("tcp_failure") is not None:
+            continue
+        t0, t = _span(x, "handshake", end)
+        failure = x.get("tls_failure")
+        if failure is None and x.get("verified") is False:
+            failure = x.get("verify_error") or failures.SSL_INVALID_CERTIFICATE
+        out["tls_handshakes"].append({
+            "network": "tcp", "address": endpoint(str(ip), port), "server_name": name,
+            "tls_version": x.get("tls_version") or "", "cipher_suite": x.get("cipher_suite") or "",
+            "negotiated_protocol": x.get("alpn") or "", "no_tls_verify": False,
+            "peer_certificates": [], "failure": failure, "t0": t0, "t": t,
+            "transaction_id": tx})
+        if failure is not None:
+            continue
+        status = x.get("http_status")
+        out["requests"].append({
+            "network": "tcp", "address": endpoint(str(ip), port), "alpn": x.get("alpn") or "",
+            "request": {"method": "POST", "url": x.get("resolver"), "headers": {},
+                        "headers_list": [], "body": "", "body_is_truncated": False,
+                        "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
+                        "x_transport": "tcp"},
+            "response": {"code": status or 0, "headers": {}, "headers_list": [], "body": "",
+                         "body_is_truncated": False},
+            "failure": x.get("failure") if status != 200 else None,
+            "t0": t, "t": end, "transaction_id": tx})
+    return out
 
 
 # --- OONI's comparison keys -----------------------------------------------------------------
@@ -555,6 +647,7 @@ def record_to_ooni(record: Record) -> dict[str, Any]:
         "requests": [request_entry(h) for h in reversed(m.http)]
         + [request_entry(h, "quic") for h in m.http3],
         "quic_handshakes": [quic_entry(h) for h in m.quic],
+        **({"x_doh": doh} if (doh := x_doh(m)) is not None else {}),
         "http_experiment_failure": _http_experiment_failure(m),
         "control_request": {
             "http_request": m.target.url,

@@ -37,7 +37,8 @@ prefix per message (RFC 7858 §3.3, RFC 1035 §4.2.2); DoH: ``POST`` of
 yields one :class:`DNSObservation` per query (engine ``doh``/``dot``, ``resolver`` the URL or
 ``host:port``) whose ``failure`` is the transport's when the exchange broke, and a dict in
 ``exchanges`` (:func:`resolve`) saying what happened underneath: address, TCP and TLS
-outcome, TLS version, certificate validation, HTTP status.
+outcome and times (``connect``/``handshake``: ``[t0, t]``), TLS version, cipher suite and
+ALPN, certificate validation, HTTP status.
 """
 
 from __future__ import annotations
@@ -480,6 +481,7 @@ async def encrypted_lookup(
             return done(failure)
     exchange["address"] = ip
     tcp_obs, conn = await _tcp.connect(ip, resolver.port, settings.connect_timeout, tx_id, clock)
+    exchange["connect"] = [tcp_obs.t0, tcp_obs.t]
     if underneath is not None:
         underneath.append(tcp_obs)
     if conn is None:
@@ -491,7 +493,9 @@ async def encrypted_lookup(
         if underneath is not None:
             underneath.append(tls_obs)
         exchange.update(tls_failure=tls_obs.failure, tls_version=tls_obs.tls_version,
-                        verified=tls_obs.verified, verify_error=tls_obs.verify_error)
+                        verified=tls_obs.verified, verify_error=tls_obs.verify_error,
+                        handshake=[tls_obs.t0, tls_obs.t], cipher_suite=tls_obs.cipher_suite,
+                        alpn=tls_obs.alpn)
         if tls_obs.failure is not None:
             return done(tls_obs.failure)
         if tls_obs.verified is not True:

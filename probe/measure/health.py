@@ -14,6 +14,16 @@ One round asks every canary one cheap question at the same moment and records a
   when the run uses it (``--no-system-resolver`` means a dead system resolver must not turn into
   a shutdown: issue 12) — and addresses seen in earlier rounds are remembered, so a cut
   resolver does not hide whether the hosts themselves are reachable.
+
+IPv6 (issue 15): when the run has IPv6 on (``ipv6``; ``None`` = this host has an IPv6 default
+route, :func:`has_ipv6_route`), every *named* domestic, international and control canary is
+also asked over IPv6: its AAAA records (the run's resolvers, then the system resolver for IPv6
+only), and a TCP connect to the first IPv6 address. That sample's target is the canary's with
+the fragment ``#ipv6`` (``https://name/#ipv6``; a fragment is never sent), which
+:func:`probe.classify.health.sample_family` reads as an IPv6 sample, so the classifier learns
+whether this network's IPv6 works from ordinary names, not only from IPv6-literal canaries. A
+name without AAAA records (now or in an earlier round) gives no IPv6 sample: it says nothing
+about IPv6.
 """
 
 from __future__ import annotations
@@ -49,6 +59,21 @@ def default_gateway(route_file: str = "/proc/net/route") -> str | None:
     return None
 
 
+#: The fragment that marks a named canary's IPv6 sample (see the module docstring).
+IPV6_MARK = "#ipv6"
+_NAMED = frozenset({HealthScope.DOMESTIC, HealthScope.INTERNATIONAL, HealthScope.CONTROL})
+
+
+def has_ipv6_route(route_file: str = "/proc/net/ipv6_route") -> bool:
+    """Whether the kernel has an IPv6 default route (``::/0``): the run has IPv6 on."""
+    try:
+        lines = Path(route_file).read_text().splitlines()
+    except OSError:
+        return False
+    return any(f[0] == "0" * 32 and f[1] == "00" for f in (line.split() for line in lines)
+               if len(f) > 2)
+
+
 def system_resolver(resolv_conf: str = "/etc/resolv.conf") -> str | None:
     """The first ``nameserver`` of resolv.conf; None = none configured."""
     try:
@@ -67,24 +92,32 @@ class HealthSampler:
     def __init__(self, canaries: Sequence[tuple[str, str]], step_timeout: float = 3.0,
                  query_name: str = "example.com",
                  resolvers: Sequence[tuple[str, int]] = (),
-                 use_system_resolver: bool = True) -> None:
+                 use_system_resolver: bool = True, ipv6: bool | None = None) -> None:
         """``canaries``: (scope, target) pairs; ``query_name``: the resolver canary's question;
         ``resolvers``: the run's UDP resolvers (ip, port), asked first for canary names;
-        ``use_system_resolver``: False = never the system resolver (``--no-system-resolver``).
+        ``use_system_resolver``: False = never the system resolver (``--no-system-resolver``);
+        ``ipv6``: also ask the named canaries over IPv6 (None = when this host has an IPv6
+        default route).
         """
         self.canaries = [(HealthScope(scope), target) for scope, target in canaries]
         self.step_timeout = step_timeout
         self.query_name = query_name
         self.resolvers = tuple(resolvers)
         self.use_system_resolver = use_system_resolver or not self.resolvers
+        self.ipv6 = has_ipv6_route() if ipv6 is None else ipv6
         self._known: dict[str, list[str]] = {}
+        self._known6: dict[str, list[str]] = {}
 
     async def round(self, phase: str) -> list[HealthSample]:
-        """Probe every canary concurrently; one sample each, in canary order."""
+        """Probe every canary concurrently; one sample each, in canary order, then the named
+        canaries' IPv6 samples (when IPv6 is on and the name has AAAA records)."""
         at = utcnow_iso()
-        return list(await asyncio.gather(
-            *(self._one(scope, target, phase, at) for scope, target in self.canaries)
-        ))
+        named = [(scope, target) for scope, target in self.canaries
+                 if self.ipv6 and scope in _NAMED and not _is_ip(_host_port(target)[0])]
+        found = await asyncio.gather(
+            *(self._one(scope, target, phase, at) for scope, target in self.canaries),
+            *(self._one6(scope, target, phase, at) for scope, target in named))
+        return [x for x in found if x is not None]
 
     async def _one(self, scope: HealthScope, target: str, phase: str, at: str) -> HealthSample:
         start = time.monotonic()
@@ -97,6 +130,41 @@ class HealthSampler:
             failure = failures.classify_exception(e)
         return HealthSample(at=at, phase=phase, scope=scope, target=target,
                             elapsed=round(time.monotonic() - start, 6), failure=failure)
+
+    async def _one6(self, scope: HealthScope, target: str, phase: str,
+                    at: str) -> HealthSample | None:
+        """The named canary over IPv6; None = the name has no AAAA records."""
+        start = time.monotonic()
+        host, port = _host_port(target)
+        try:
+            async with asyncio.timeout(self.step_timeout):
+                addresses = await self._addresses6(host)
+                if not addresses:
+                    return None
+                failure = await self._connect(addresses[0], port)
+        except TimeoutError:
+            failure = failures.GENERIC_TIMEOUT
+        except Exception as e:  # every network error is a sample, not an exception
+            failure = failures.classify_exception(e)
+        return HealthSample(at=at, phase=phase, scope=scope, target=target + IPV6_MARK,
+                            elapsed=round(time.monotonic() - start, 6), failure=failure)
+
+    async def _addresses6(self, host: str) -> list[str]:
+        """AAAA of ``host`` (the run's resolvers, then the system resolver for IPv6 only);
+        the addresses of an earlier round when the lookup finds none now."""
+        found, answered = await self._udp_query(host, "AAAA")
+        # a run resolver that answered without AAAA has said it: no IPv6 for this name (and
+        # no question to the system resolver that the run's own resolvers answered)
+        if not found and not answered and self.use_system_resolver:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, None, family=socket.AF_INET6, type=socket.SOCK_STREAM)
+                found = list(dict.fromkeys(str(i[4][0]) for i in infos))
+            except OSError:
+                found = []
+        if found:
+            self._known6[host] = found
+        return found or self._known6.get(host, [])
 
     async def _probe(self, scope: HealthScope, target: str) -> str | None:
         if scope is HealthScope.GATEWAY:
@@ -143,27 +211,43 @@ class HealthSampler:
         return found or self._known.get(host, [])
 
     async def _udp_lookup(self, host: str) -> list[str]:
-        """A records of ``host`` from the run's own resolvers, in order; the first that
-        answers with addresses wins. Each query gets a share of the step's deadline, so a dead
-        resolver leaves time for the next one (and for the connect)."""
+        """A records of ``host`` from the run's own resolvers (:meth:`_udp_query`)."""
+        return (await self._udp_query(host, "A"))[0]
+
+    async def _udp_query(self, host: str, rtype: str) -> tuple[list[str], bool]:
+        """``rtype`` (A or AAAA) records of ``host`` from the run's own resolvers, in order,
+        and whether any of them answered; the first that answers with addresses wins. Each
+        query gets a share of the step's deadline, so a dead resolver leaves time for the next
+        one (and for the connect)."""
         share = self.step_timeout / (2 * len(self.resolvers)) if self.resolvers else 0.0
+        wanted = dns.rdatatype.from_text(rtype)
+        answered = False
         for ip, port in self.resolvers:
-            query = dns.message.make_query(host, "A")
+            query = dns.message.make_query(host, rtype)
             try:
                 response = await dns.asyncquery.udp(query, ip, port=port, timeout=share)
             except Exception:  # noqa: BLE001 - a resolver that fails is just not an answer
                 continue
-            found = [str(rd) for rrset in response.answer if rrset.rdtype == dns.rdatatype.A
+            answered = True
+            found = [str(rd) for rrset in response.answer if rrset.rdtype == wanted
                      for rd in rrset]
             if found:
-                return found
-        return []
+                return found, True
+        return [], answered
 
     async def _connect(self, ip: str, port: int) -> str | None:
         obs, conn = await tcp.connect(ip, port, self.step_timeout, 0, lambda: 0.0)
         if conn is not None:
             conn.close()
         return obs.failure
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _ip_port(text: str, default_port: int) -> tuple[str, int]:

@@ -146,6 +146,14 @@ def presented_chain(quic: QuicConnection) -> list[bytes]:
         return []
 
 
+def peer_address(ip: str, port: int) -> tuple[Any, ...]:
+    """The peer's address as the datagram socket reports it: ``(ip, port, flowinfo, scope)``
+    for IPv6. aioquic matches each datagram's sender against the address given to
+    ``connect`` (its network paths), so an IPv6 peer given as ``(ip, port)`` never matched and
+    every handshake over IPv6 timed out."""
+    return (ip, port, 0, 0) if ":" in ip else (ip, port)
+
+
 async def _open(ip: str, port: int, config: QuicConfiguration
                 ) -> tuple[asyncio.DatagramTransport, _Protocol]:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -170,11 +178,12 @@ async def measure(
     tx_id: int,
     redirect_index: int,
     clock: Callable[[], float],
+    request: bool = True,
 ) -> tuple[QUICHandshake, HTTPObservation | None]:
     """QUIC handshake to ``ip:port`` with SNI = ``url``'s host and ALPN ``h3`` within
-    ``settings.tls_timeout``; then, if the chain verified, GET ``url`` over HTTP/3 within
-    ``settings.http_timeout``. Never raises for network trouble; cancellation propagates.
-    The HTTP observation is None when no request was sent.
+    ``settings.tls_timeout``; then, if the chain verified and ``request``, GET ``url`` over
+    HTTP/3 within ``settings.http_timeout``. Never raises for network trouble; cancellation
+    propagates. The HTTP observation is None when no request was sent.
     """
     host = (urlsplit(url).hostname or "").strip("[]")
     server_name = host
@@ -189,7 +198,7 @@ async def measure(
         try:
             async with asyncio.timeout(settings.tls_timeout):
                 transport, protocol = await _open(ip, port, config)
-                protocol.connect((ip, port))
+                protocol.connect(peer_address(ip, port))
                 await protocol.wait_connected()
         except Exception as e:  # every network error becomes a failure string
             terminated = protocol.terminated if protocol is not None else None
@@ -214,7 +223,7 @@ async def measure(
             alpn=quic.tls.alpn_negotiated,
             certificates=tuple(certs.parse_certificate(d) for d in ders),
             verified=verified, verify_error=verify_error)
-        if not verified or handshake.alpn not in H3_ALPN:
+        if not request or not verified or handshake.alpn not in H3_ALPN:
             return handshake, None
         return handshake, await _get(protocol, url, ip, port, settings, tx_id,
                                      redirect_index, clock)

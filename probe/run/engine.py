@@ -42,9 +42,10 @@ import httpx
 
 from probe import __version__, failures
 from probe.classify import Context, classify
+from probe.classify import quic as quic_rules
 from probe.classify.health import rounds as health_rounds
 from probe.control import client as control_client
-from probe.control.protocol import MAX_ADDRESSES, MeasureRequest
+from probe.control.protocol import MAX_ADDRESSES, QUIC_CHECK, MeasureRequest
 from probe.errors import InvalidValue, ProbeError
 from probe.measure.health import HealthSampler
 from probe.measure.settings import MeasureSettings
@@ -373,13 +374,23 @@ async def _measure_with_controls(
         addresses = resolved.result() if resolved.done() else []
         request = MeasureRequest(target.url, tuple(addresses[:MAX_ADDRESSES]), throughput=True)
         deadline = settings.connect_timeout + settings.tls_timeout + settings.http_timeout + 10
-        async def one(helper: str) -> dict[str, Any]:
+        async def one(helper: str, request: MeasureRequest) -> dict[str, Any]:
             # Queue for the helper rather than make it answer 503 (it serves a few at once).
             async with helper_slots[helper]:
                 return await control_client.query(client, helper, request, deadline,
                                                   options.control_token)
 
-        return tuple(await asyncio.gather(*(one(h) for h in options.controls)))
+        answers = tuple(await asyncio.gather(*(one(h, request) for h in options.controls)))
+        if settings.http3 == "off":
+            return answers
+        # QUIC failed where TCP/TLS worked: ask the controls whether QUIC reaches those
+        # addresses from outside (issue 15; a helper that cannot answers without "quic")
+        wanted = quic_rules.control_wanted(await measuring)
+        if not wanted:
+            return answers
+        again = MeasureRequest(target.url, tuple(wanted[:MAX_ADDRESSES]), quic=QUIC_CHECK)
+        more = await asyncio.gather(*(one(h, again) for h in options.controls))
+        return tuple(control_client.with_quic(a, b) for a, b in zip(answers, more, strict=True))
 
     async def ask_each(measuring: asyncio.Task[Measurement]) -> _Answers:
         """Kinds with many endpoints (the apps): one request per endpoint, once measured;

@@ -96,3 +96,79 @@ def test_http3_status_is_reported() -> None:
     v = classify(with_quic(https_ok(), q(), status=200))
     assert v.details["quic"]["http3_status"] == 200
     assert v.details["quic"]["addresses"][0]["tcp_tls_ok"] is True
+
+
+# --- the control's QUIC evidence: when to ask, and the run-level guard (issue 15) --------------
+
+ADDRESS_ONLY = with_quic(https_ok(), q(failure=T), q(31, sni="example.org", failure=T),
+                         control_quic=[{"ip": IP, "port": 443, "failure": None}])
+SOME_QUIC_WORKS = with_quic(https_ok(), q(), status=200)
+
+
+@pytest.mark.parametrize(("m", "wanted"), [
+    # QUIC failed where TCP/TLS worked and nothing showed QUIC reaches it: ask
+    (with_quic(https_ok(), q(failure=T), q(31, sni="example.org", failure=T)), [IP]),
+    (with_quic(https_ok(), q(failure=T)), [IP]),
+    # already decided: the innocuous SNI got through, a control said, QUIC worked
+    (with_quic(https_ok(), q(failure=T), q(31, sni="example.org")), []),
+    (ADDRESS_ONLY, []),
+    (SOME_QUIC_WORKS, []),
+    # TCP/TLS fails too (nothing to compare), or no QUIC attempt at all
+    (with_quic(TLS_DROPPED, q(failure=T)), []),
+    (https_ok(), []),
+    # an Alt-Svc on another port: the helper tries only the target's port
+    (with_quic(https_ok(), dataclasses.replace(q(failure=T), port=8443)), []),
+])
+def test_control_is_asked_only_where_it_decides(m: Measurement, wanted: list[str]) -> None:
+    from probe.classify.quic import control_wanted
+
+    assert control_wanted(m) == wanted
+
+
+@pytest.mark.parametrize(("run", "method", "quic_here"), [
+    # another target's QUIC handshake completed: QUIC leaves this network, the address is
+    # blocked for this site
+    ([SOME_QUIC_WORKS, ADDRESS_ONLY], "quic.blocked", None),
+    # no QUIC handshake of the run completed (UDP dropped near the volunteer looks like
+    # this, for every target): the control alone is not enough
+    ([ADDRESS_ONLY, ADDRESS_ONLY], "quic.failed", "unproven"),
+    ([ADDRESS_ONLY], "quic.failed", "unproven"),
+])
+def test_the_address_trigger_needs_quic_to_work_somewhere_in_the_run(
+        run: list[Measurement], method: str, quic_here: str | None) -> None:
+    from probe.classify.context import Context
+    from probe.classify.families import apply_run
+
+    context = Context()
+    verdicts = apply_run(run, [classify(m, context) for m in run], context)
+    v = verdicts[-1]
+    assert v.verdict is VerdictKind.OK  # never the web verdict
+    assert v.details["quic"]["method"] == method
+    assert v.details["quic"].get("quic_here") == quic_here
+    assert ("quic.blocked" in v.evidence) is (method == "quic.blocked")
+
+
+def test_the_sni_trigger_stands_alone() -> None:
+    from probe.classify.context import Context
+    from probe.classify.families import apply_run
+
+    m = with_quic(https_ok(), q(failure=T), q(31, sni="example.org"))
+    (v,) = apply_run([m], [classify(m)], Context())
+    assert v.details["quic"]["method"] == "quic.blocked"  # the innocuous SNI's handshake
+    assert v.details["quic"]["trigger"] == ["sni"]         # completed: QUIC works from here
+
+
+@pytest.mark.parametrize(("again", "quic"), [
+    ({"quic": [{"ip": IP, "port": 443, "failure": None}], "quic_check": 1},
+     [{"ip": IP, "port": 443, "failure": None}]),
+    ({"control_failure": "generic_timeout_error"}, None),  # the second request failed
+    ({"dns": {}, "http": {}}, None),  # a helper that predates the field: no "quic"
+])
+def test_the_second_answer_adds_only_its_quic_entries(again: dict[str, Any],
+                                                      quic: Any) -> None:
+    from probe.control.client import with_quic as merge
+
+    first = ctl()
+    merged = merge(first, again)
+    assert merged.get("quic") == quic
+    assert {k: v for k, v in merged.items() if k not in ("quic", "quic_check")} == first

@@ -163,3 +163,68 @@ def test_a_slow_helper_answer_is_waited_for_until_the_query_deadline(world):
 
     (answer,) = asyncio.run(_serve_and(world, Policy(), go, slow))
     assert answer["control_failure"] is None
+
+
+# --- the optional QUIC check (issue 15): both directions of old and new --------------------
+
+
+@pytest.mark.parametrize(("quic", "url_key", "h3", "expect"), [
+    # a new probe asks a new helper: one handshake per address, its outcome
+    (1, "ok", True, [None]),
+    (1, "ok", False, ["generic_timeout_error"]),  # nothing speaks QUIC there
+    (7, "ok", True, [None]),  # a future version asked: the helper runs the one it knows
+    # an old probe (no field) gets the answer it always got: no "quic" key
+    (0, "ok", True, None),
+    # not an https web request: no QUIC check
+    (1, "tcp", True, None),
+])
+def test_helper_quic_check(world, quic, url_key, h3, expect):
+    from probe.lab.world.h3_server import serving
+
+    urls = demo_urls(world)
+    url = urls["ok"] if url_key == "ok" else f"tcp://127.0.0.1:{world.https_port}"
+    chain, key = world.pki.issue(["quic.test"], "valid")
+
+    async def go(helper):
+        request = MeasureRequest(url, ("127.0.0.1",), quic=quic)
+        if not h3:
+            return await client.query_all([helper], request, 10)
+        async with serving("127.0.0.1", world.https_port, chain, key):
+            return await client.query_all([helper], request, 10)
+
+    (answer,) = asyncio.run(_serve_and(world, _policy(world), go))
+    assert answer["control_failure"] is None
+    if expect is None:
+        assert "quic" not in answer and "quic_check" not in answer
+        return
+    assert answer["quic_check"] == 1
+    assert [(e["ip"], e["port"]) for e in answer["quic"]] == [("127.0.0.1", world.https_port)]
+    assert [e["failure"] for e in answer["quic"]] == expect
+    if expect == [None]:
+        assert answer["quic"][0]["alpn"] == "h3" and answer["quic"][0]["handshake_time"] > 0
+
+
+@pytest.mark.parametrize(("body", "quic"), [
+    ({"url": "https://a.test/"}, 0),  # an old probe's request
+    ({"url": "https://a.test/", "quic": 1}, 1),
+    ({"url": "https://a.test/", "quic": 0}, 0),
+    # a field this helper does not know is skipped, as a helper that predates "quic" skips it
+    ({"url": "https://a.test/", "quic": 1, "some_future_field": [1]}, 1),
+])
+def test_quic_field_parses_and_old_requests_stay_valid(body, quic):
+    assert MeasureRequest.from_json(body).quic == quic
+
+
+@pytest.mark.parametrize("bad", [True, -1, "1", 1.0, 10_000])
+def test_quic_field_must_be_a_version_number(bad):
+    from probe.control.protocol import BadRequest
+
+    with pytest.raises(BadRequest, match="quic"):
+        MeasureRequest.from_json({"url": "https://a.test/", "quic": bad})
+
+
+def test_a_request_without_quic_is_the_old_bytes():
+    """A probe not asking for QUIC sends exactly what it sent before issue 15."""
+    assert MeasureRequest("https://a.test/", ("192.0.2.1",)).to_json() == {
+        "url": "https://a.test/", "addresses": ["192.0.2.1"], "throughput": False}
+    assert MeasureRequest("https://a.test/", quic=1).to_json()["quic"] == 1

@@ -432,3 +432,130 @@ def test_measurement_without_any_observation() -> None:
     validate(o)
     assert o["test_keys"]["control_failure"] == NO_CONTROL_FAILURE
     assert o["test_keys"]["control"] == {} and o["test_keys"]["requests"] == []
+
+
+# --- x_doh (Web Connectivity 0.5's DoH block) ------------------------------------------------
+
+DOH_URL = "https://dns.example/dns-query"
+
+
+def _exchange(**kw: Any) -> dict[str, Any]:
+    """One DoH exchange as probe.measure.dns.encrypted_lookup records it (a clean one)."""
+    x: dict[str, Any] = {
+        "tx_id": 40, "engine": "doh", "resolver": DOH_URL, "query_type": "A",
+        "server_name": "dns.example", "address": "192.0.2.53", "port": 443,
+        "bootstrap_failure": None, "tcp_failure": None, "tls_failure": None,
+        "tls_version": "TLSv1.3", "verified": True, "verify_error": None, "http_status": 200,
+        "failure": None, "t0": 0.1, "t": 0.5, "connect": [0.15, 0.2], "handshake": [0.2, 0.3],
+        "cipher_suite": "TLS_AES_128_GCM_SHA256", "alpn": "http/1.1"}
+    x.update(kw)
+    return x
+
+
+def _doh_export(exchanges: list[dict[str, Any]], doh_query: bool = True) -> dict[str, Any]:
+    from probe.model import DNSObservation
+
+    dns = (DNSObservation(tx_id=40, hostname="news.test", query_type="A", engine="doh",
+                          resolver=DOH_URL, t0=0.1, t=0.5, failure=None),) if doh_query else ()
+    m = full_measurement(dns=dns, extra={"hops": [{"dns_exchanges": exchanges}]})
+    run = {"run_id": "20261121T000000Z-00000000", "started_at": "2026-11-21T00:00:00Z",
+           "probe_version": "0.1.0", "probe_asn": None, "probe_cc": None}
+    o = record_to_ooni(Record("mid", run, m, None, None))
+    validate(o)
+    return o["test_keys"]
+
+
+@pytest.mark.parametrize(
+    ("exchange", "queries", "tcp", "tls", "posts"),
+    [
+        # a clean lookup: connect, handshake (times of each step), the POST answered 200
+        (_exchange(), [], [("192.0.2.53", True, None, 0.15, 0.2)],
+         [(None, "TLSv1.3", 0.2, 0.3)], [(200, None, 0.3, 0.5)]),
+        # the provider's name did not resolve: a failed bootstrap query, nothing else
+        (_exchange(address=None, bootstrap_failure="dns_nxdomain_error",
+                   failure="dns_nxdomain_error", connect=None, handshake=None),
+         [("dns.example", "dns_nxdomain_error", 0.1, 0.5)], [], [], []),
+        # blocked by address: the connect timed out, no handshake
+        (_exchange(tcp_failure="generic_timeout_error", failure="generic_timeout_error",
+                   handshake=None, http_status=None),
+         [], [("192.0.2.53", False, "generic_timeout_error", 0.15, 0.2)], [], []),
+        # reset by SNI during the handshake
+        (_exchange(tls_failure="connection_reset", failure="connection_reset",
+                   tls_version=None, verified=None, http_status=None),
+         [], [("192.0.2.53", True, None, 0.15, 0.2)],
+         [("connection_reset", "", 0.2, 0.3)], []),
+        # an interception certificate: the handshake completed, OONI's failure = validation
+        (_exchange(verified=False, verify_error="ssl_unknown_authority",
+                   failure="ssl_unknown_authority", http_status=None),
+         [], [("192.0.2.53", True, None, 0.15, 0.2)],
+         [("ssl_unknown_authority", "TLSv1.3", 0.2, 0.3)], []),
+        # the provider answered HTTP 403
+        (_exchange(http_status=403, failure="unknown_failure: DoH answered HTTP 403"),
+         [], [("192.0.2.53", True, None, 0.15, 0.2)], [(None, "TLSv1.3", 0.2, 0.3)],
+         [(403, "unknown_failure: DoH answered HTTP 403", 0.3, 0.5)]),
+        # recorded before the step times were kept: the exchange's own times
+        (_exchange(connect=None, handshake=None), [],
+         [("192.0.2.53", True, None, 0.1, 0.5)], [(None, "TLSv1.3", 0.1, 0.5)],
+         [(200, None, 0.5, 0.5)]),
+    ],
+)
+def test_x_doh_holds_what_the_doh_lookups_did_underneath(
+        exchange: dict[str, Any], queries: list[tuple[Any, ...]], tcp: list[tuple[Any, ...]],
+        tls: list[tuple[Any, ...]], posts: list[tuple[Any, ...]]) -> None:
+    tk = _doh_export([exchange])
+    x = tk["x_doh"]
+    assert set(x) == {"network_events", "queries", "requests", "tcp_connect", "tls_handshakes"}
+    assert x["network_events"] == []
+    for q in x["queries"]:
+        check(q, QUERY, "x_doh.queries")
+    assert [(q["hostname"], q["failure"], q["t0"], q["t"]) for q in x["queries"]] == queries
+    for c in x["tcp_connect"]:
+        check(c, TCP, "x_doh.tcp_connect")
+    assert [(c["ip"], c["status"]["success"], c["status"]["failure"], c["t0"], c["t"])
+            for c in x["tcp_connect"]] == tcp
+    for h in x["tls_handshakes"]:
+        check(h, TLS, "x_doh.tls_handshakes")
+        assert (h["network"], h["server_name"], h["address"]) == (
+            "tcp", "dns.example", "192.0.2.53:443")
+    assert [(h["failure"], h["tls_version"], h["t0"], h["t"])
+            for h in x["tls_handshakes"]] == tls
+    for r in x["requests"]:
+        check(r, REQUEST, "x_doh.requests")
+        assert (r["request"]["method"], r["request"]["url"]) == ("POST", DOH_URL)
+    assert [(r["response"]["code"], r["failure"], r["t0"], r["t"])
+            for r in x["requests"]] == posts
+    # every entry is the exchange's transaction; the DoH query itself stays top-level
+    assert {e["transaction_id"] for k in ("queries", "tcp_connect", "tls_handshakes",
+                                          "requests") for e in x[k]} <= {40}
+    assert [q["engine"] for q in tk["queries"]] == ["doh"]
+    assert all(c["ip"] != "192.0.2.53" for c in tk["tcp_connect"])
+
+
+@pytest.mark.parametrize(("exchanges", "doh_query", "present"), [
+    ([], False, False),  # no --doh: no x_doh, as before
+    ([_exchange(engine="dot", port=853)], False, False),  # DoT has no OONI counterpart
+    ([], True, True),  # a DoH query whose exchange was not kept: the empty block
+])
+def test_x_doh_only_with_doh(exchanges: list[dict[str, Any]], doh_query: bool,
+                             present: bool) -> None:
+    tk = _doh_export(exchanges, doh_query)
+    assert ("x_doh" in tk) is present
+    if present:
+        assert all(v == [] for v in tk["x_doh"].values())
+
+
+def test_http3_request_and_quic_handshake_spell_oonis_keys(
+        exported: tuple[Built, list[dict[str, Any]]]) -> None:
+    """probe-cli's ArchivalTLSOrQUICHandshakeResult (network "quic") and an HTTP/3
+    ArchivalHTTPRequestResult (network "udp", alpn "h3", request.x_transport "quic")."""
+    seen = 0
+    for o in exported[1]:
+        tk = o["test_keys"]
+        for h in tk.get("quic_handshakes", []):
+            check(h, TLS, "quic_handshakes")
+            assert h["network"] == "quic" and h["no_tls_verify"] is False
+            seen += 1
+        for r in tk["requests"]:
+            quic = r["request"]["x_transport"] == "quic"
+            assert (r["network"], r.get("alpn")) == (("udp", "h3") if quic else ("tcp", None))
+    assert seen

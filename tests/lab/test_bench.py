@@ -172,3 +172,35 @@ def test_the_benchmark_writes_under_the_checkout() -> None:
     from probe.lab.bench import harness
 
     assert (harness.REPO / "pyproject.toml").is_file() and (harness.REPO / "probe").is_dir()
+
+
+# --- the protocols case (issue 15) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+def test_protocols_worlds_have_both_kinds_of_site(ipv6: bool) -> None:
+    from probe.lab.bench import protocols_case as P
+
+    sc = P.scenario(ipv6, count=10)
+    by_host = {s.host: s for s in sc.sites}
+    assert sc.ipv6 is ipv6 and len(by_host) == 20
+    assert {by_host[u.split("/")[2]].site["http3"] for u in P.urls("h1", 10)} == {False}
+    assert {by_host[u.split("/")[2]].site["http3"] for u in P.urls("h3", 10)} == {True}
+    assert P.RUNS[0][:3] == ("plain", "v4", "h1") and not P.RUNS[0][3]
+
+
+@pytest.mark.parametrize(("ms", "nbytes", "ratios"), [
+    (100.0, 4096, ("1.00", "1.00")),
+    (250.0, 6144, ("2.50", "1.50")),
+])
+def test_protocols_table_ratios_are_against_the_plain_run(ms: float, nbytes: int,
+                                                          ratios: tuple[str, str]) -> None:
+    from probe.lab.bench import protocols_case as P
+
+    runs = [{"label": "plain", "targets": 2, "wall_s": 1.0, "bytes": 8192, "median_ms": 100.0,
+             "verdicts": {"ok": 2}},
+            {"label": "x", "targets": 2, "wall_s": 1.0, "bytes": 2 * nbytes, "median_ms": ms,
+             "verdicts": {"ok": 2}}]
+    text = P.render_protocols({"sites": 2, "timeout": 2.0, "concurrency": 8, "runs": runs})
+    last = text.splitlines()[-1].split()
+    assert last[0] == "x" and last[4] == f"{nbytes / 1024:.1f}" and tuple(last[5:7]) == ratios

@@ -67,3 +67,94 @@ def test_system_resolver_from_resolv_conf(tmp_path):
     p.write_text("# comment\nsearch lan\nnameserver 10.0.0.53\nnameserver 1.1.1.1\n")
     assert health.system_resolver(str(p)) == "10.0.0.53"
     assert health.system_resolver(str(tmp_path / "missing")) is None
+
+
+# --- named canaries over IPv6 (issue 15), on loopback: ::1 ------------------------------------
+
+
+class _Zone(asyncio.DatagramProtocol):
+    """A tiny authoritative answerer on loopback: v6.test and dead6.test have A 127.0.0.1
+    and AAAA ::1; v4only.test has only the A record."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        import dns.message
+        import dns.rrset
+
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        question = query.question[0]
+        name = question.name.to_text().rstrip(".")
+        rtype = dns.rdatatype.to_text(question.rdtype)
+        records = {"A": "127.0.0.1", "AAAA": "::1"}
+        if name in ("v6.test", "dead6.test") or (name == "v4only.test" and rtype == "A"):
+            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", rtype,
+                                                    records[rtype]))
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+async def _dual_listener():
+    """A TCP server on ::1 and on 127.0.0.1 at the same port."""
+    server6 = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+    port = server6.sockets[0].getsockname()[1]
+    server4 = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+    return port, (server4, server6)
+
+
+@pytest.mark.parametrize(("ipv6", "name", "listening", "v6_failure"), [
+    # IPv6 on, the name has AAAA, something listens on ::1: an IPv6 sample that answered
+    (True, "v6.test", True, None),
+    # IPv6 on, nothing listens on the IPv6 side: the IPv6 sample failed
+    (True, "dead6.test", False, "connection_refused"),
+    # no AAAA record: the name says nothing about IPv6, no IPv6 sample
+    (True, "v4only.test", True, "none"),
+    # IPv6 off for the run: no IPv6 sample
+    (False, "v6.test", True, "none"),
+])
+def test_named_canary_over_ipv6(ipv6, name, listening, v6_failure):
+    from probe.classify.health import IPv6State, ipv6_state, sample_family
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(_Zone, local_addr=("127.0.0.1", 0))
+        dns_port = transport.get_extra_info("sockname")[1]
+        port, servers = await _dual_listener()
+        if not listening:
+            servers[1].close()  # the IPv6 side refuses
+            await servers[1].wait_closed()
+        try:
+            sampler = health.HealthSampler(
+                [("international", f"https://{name}:{port}/")], 1.0,
+                resolvers=[("127.0.0.1", dns_port)], use_system_resolver=False, ipv6=ipv6)
+            return await sampler.round("before")
+        finally:
+            transport.close()
+            for s in servers:
+                s.close()
+
+    samples = asyncio.run(go())
+    assert samples[0].failure is None and sample_family(samples[0].target) == "ipv4"
+    six = [s for s in samples if sample_family(s.target) == "ipv6"]
+    if v6_failure == "none":
+        assert len(samples) == 1 and not six
+        return
+    (s6,) = six
+    assert s6.target.endswith(health.IPV6_MARK) and s6.scope.value == "international"
+    assert s6.failure == v6_failure
+    assert ipv6_state(samples) is (IPv6State.WORKS if v6_failure is None else IPv6State.BROKEN)
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    ("00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+     "fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0\n", True),
+    ("fd000000000000000000000000000000 40 00000000000000000000000000000000 00 "
+     "00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n", False),
+    ("", False),
+])
+def test_ipv6_default_route(tmp_path, table, expected):
+    path = tmp_path / "ipv6_route"
+    path.write_text(table)
+    assert health.has_ipv6_route(str(path)) is expected
+    assert health.has_ipv6_route(str(tmp_path / "missing")) is False

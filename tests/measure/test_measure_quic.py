@@ -70,6 +70,24 @@ def test_handshake_and_get(pki: WorldPKI, kind: str, body: bytes, cap: int, veri
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("ip", ["127.0.0.1", "::1"])
+def test_handshake_over_each_family(pki: WorldPKI, ip: str) -> None:
+    """IPv6 too: aioquic matches replies against the address given to connect, which must be
+    the socket's 4-tuple form for IPv6 (before the fix every IPv6 handshake timed out)."""
+    chain, key = pki.issue(["h3.test"], "valid")
+    settings = MeasureSettings(ca_bundle=pki.ca_pem, tls_timeout=3, http_timeout=3)
+
+    async def go() -> None:
+        async with serving(ip, 0, chain, key, body=b"<title>x</title>") as port:
+            start = time.monotonic()
+            hs, req = await quic.measure(f"https://h3.test:{port}/", ip, port, settings, 1, 0,
+                                         lambda: time.monotonic() - start)
+        assert (hs.ip, hs.failure, hs.verified) == (ip, None, True)
+        assert req is not None and (req.status, req.failure) == (200, None)
+
+    asyncio.run(go())
+
+
 def test_dropped_initial_is_a_timeout(tmp_path: Path) -> None:
     # Nothing listens on the port: the Initial goes unanswered (as when UDP 443 is dropped).
     port = _free_udp_port()

@@ -19,7 +19,10 @@ One process run (so every ratio compares numbers taken on the same machine at th
 8. ``probe import ooni`` at 100k and 1M measurements synthesised from the real corpus
    (:func:`probe.lab.bench.import_case.bench_import`; no simulated network, no root:
    ``--only-import`` runs it alone);
-9. the collector (issue 16): 50 probes uploading at once, and ``probe reanalyze --dask`` with
+9. the cost of ``--doh``, ``--dot``, ``--http3`` and dual stack per target, against the plain
+   run, in two small worlds of its own (:func:`probe.lab.bench.protocols_case.bench_protocols`;
+   ``--only-protocols`` runs it alone, about a minute);
+10. the collector (issue 16): 50 probes uploading at once, and ``probe reanalyze --dask`` with
    1 then 2 workers (:func:`probe.lab.bench.collector_case.bench_collector`; loopback, no root:
    ``--only-collector`` runs it alone).
 
@@ -59,6 +62,7 @@ from probe.lab.bench.collector_case import bench_collector, render_collector
 from probe.lab.bench.im_case import bench_im, render_im
 from probe.lab.bench.import_case import SIZES as IMPORT_SIZES
 from probe.lab.bench.import_case import bench_import
+from probe.lab.bench.protocols_case import bench_protocols, render_protocols
 from probe.lab.bench.report_case import bench_report
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.netns import have_root
@@ -281,6 +285,7 @@ class Results:
     report: dict[str, Any] | None = None
     imports: dict[str, Any] | None = None
     im: dict[str, Any] | None = None
+    protocols: dict[str, Any] | None = None
     collector: dict[str, Any] | None = None
     world_up: float = 0.0
     elapsed: float = 0.0
@@ -351,6 +356,9 @@ def run_bench(args: argparse.Namespace) -> Results:
         res.report = bench_report(args.report_dir)
     if args.imports:
         res.imports = run_import_case(args)
+    if args.protocols:
+        say("protocols: the cost of --doh, --dot, --http3 and dual stack per target…")
+        res.protocols = bench_protocols(timeout=args.timeout, say=say)
     if args.collector:
         res.collector = run_collector_case(args)
     res.elapsed = time.monotonic() - started
@@ -492,6 +500,9 @@ def render(res: Results, args: argparse.Namespace) -> str:
         out.append(render_im(res.im))
     if res.imports:
         out.append(render_import(res.imports))
+    if res.protocols:
+        out.append(render_protocols(res.protocols))
+        out.append("")
     if res.collector:
         out.append(render_collector(res.collector))
         out.append("")
@@ -550,6 +561,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the im group case (the messengers, issue 14)")
     p.add_argument("--no-import", dest="imports", action="store_false",
                    help="skip the probe import case")
+    p.add_argument("--no-protocols", dest="protocols", action="store_false",
+                   help="skip the --doh/--dot/--http3/dual-stack cost case")
+    p.add_argument("--only-protocols", action="store_true",
+                   help="run only the --doh/--dot/--http3/dual-stack cost case (root)")
     p.add_argument("--no-collector", dest="collector", action="store_false",
                    help="skip the collector and Dask case")
     p.add_argument("--only-collector", action="store_true",
@@ -579,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         print(f"probe bench: {why}", file=sys.stderr)
         return 1
+    if args.only_protocols:
+        return main_protocols(args)
     if shutil.which("ip") is None:
         print("probe bench: needs iproute2", file=sys.stderr)
         return 1
@@ -603,10 +620,30 @@ def main(argv: list[str] | None = None) -> int:
         data = {"results": {k: [r.summary() for r in getattr(res, k)]
                             for k in ("main", "serial", "sweep", "memory")},
                 "report": res.report, "imports": res.imports, "im": res.im,
-                "collector": res.collector,
+                "collector": res.collector, "protocols": res.protocols,
                 "class_costs": class_costs(res.serial, args.timeout),
                 "elapsed_s": res.elapsed, "world_up_s": res.world_up}
         args.json.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+def main_protocols(args: argparse.Namespace) -> int:
+    """``--only-protocols``: the --doh/--dot/--http3/dual-stack cost case alone."""
+    started = time.monotonic()
+    try:
+        with _terminating_cleanly():
+            figures = bench_protocols(timeout=args.timeout, say=say)
+    except (ProbeError, RuntimeError, OSError) as e:
+        print(f"probe bench: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        print("probe bench: stopped (the simulated network was removed)", file=sys.stderr)
+        return 130
+    print(f"probe benchmark, protocols only ({_f((time.monotonic() - started) / 60)} min; "
+          f"{os.cpu_count()} CPUs)")
+    print(render_protocols(figures), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"protocols": figures}, indent=1))
     return 0
 
 

@@ -24,6 +24,11 @@ under ``ip netns exec``) and prints one JSON result per check. Kinds:
              ``body_contains``, ``body_not_contains``, ``location_contains``,
              ``min_seconds``, ``max_seconds``, ``min_length``, ``max_length`` (body bytes),
              ``late_error`` (how a body cut off after the head ended: ``timeout``, ``reset``…)
+``control_quic``  host, port=443, helper (the simulation's control helper URL) → resolve
+             ``host`` here, ask the helper for its QUIC check of those addresses (``"quic": 1``,
+             what the probe's second request asks: :mod:`probe.control.protocol`).
+             expect ``outcome``: ok (every address's handshake succeeded) | failed | missing
+             (no QUIC entry: a helper without the check) | error
 """
 
 from __future__ import annotations
@@ -319,8 +324,29 @@ def check_obfs4(c: Check) -> dict[str, Any]:
         return {"outcome": "error", "error": str(exc)[:200]}
 
 
+def check_control_quic(c: Check) -> dict[str, Any]:
+    import httpx
+
+    t0 = time.monotonic()
+    port = int(c.get("port", 443))
+    try:
+        infos = socket.getaddrinfo(c["host"], port, socket.AF_INET, socket.SOCK_STREAM)
+        addrs = sorted({str(i[4][0]) for i in infos})
+        r = httpx.post(f"{c['helper']}/v1/measure", timeout=c.get("timeout", 15.0),
+                       json={"url": f"https://{c['host']}:{port}/", "addresses": addrs,
+                             "quic": 1})
+        entries = r.json().get("quic")
+    except Exception as exc:  # noqa: BLE001 - no answer is an outcome here
+        return {"outcome": "error", "error": str(exc)[:200], "seconds": time.monotonic() - t0}
+    if not isinstance(entries, list) or not entries:
+        return {"outcome": "missing", "seconds": time.monotonic() - t0}
+    failed = {e.get("ip"): e.get("failure") for e in entries if e.get("failure") is not None}
+    return {"outcome": "failed" if failed else "ok", "addrs": addrs, "failures": failed,
+            "seconds": time.monotonic() - t0}
+
+
 KINDS = {"sequence": check_sequence, "tcp": check_tcp, "tls": check_tls, "http": check_http,
-         "quic": check_quic,
+         "quic": check_quic, "control_quic": check_control_quic,
          "dns": check_dns,
          "resolve": check_resolve, "obfs4": check_obfs4}
 

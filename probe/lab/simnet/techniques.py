@@ -1177,8 +1177,10 @@ class QuicSni(Technique):
     removable = True
 
     def _rule(self, op: str) -> str:
-        return (f"iptables {op} FORWARD -i {self.lan} -p udp --dport 443 "
-                f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass\n")
+        tools = ("iptables", "ip6tables") if self.ctx.topo.ipv6 else ("iptables",)
+        return "".join(f"{tool} {op} FORWARD -i {self.lan} -p udp --dport 443 "
+                       f"-j NFQUEUE --queue-num {self.p['queue']} --queue-bypass\n"
+                       for tool in tools)
 
     def apply(self) -> str:
         return self._rule("-A")

@@ -311,8 +311,10 @@ class WebServer:
         if found is None or not found[1].http3:
             return 404, (("content-type", "text/plain"),), b"no such site over HTTP/3\n"
         hostname, site = found
-        return (site.status, (("content-type", site.content_type),),
-                _page_for(site, hostname))
+        page = _page_for(site, hostname)
+        if site.size is not None:  # the same page as over HTTP/1.1, not a shorter one
+            page = b"".join(_padded(page, site.size))
+        return site.status, (("content-type", site.content_type),), page
 
     def _bind_all(self, port: int) -> list[socket.socket]:
         last: OSError | None = None

@@ -8,10 +8,13 @@ on the path can — reads the ClientHello's SNI from its CRYPTO frames and drops
 when the name is blocked; the handshake times out. Other names, and every non-Initial packet,
 pass.
 
-Runs on a router. iptables queues the client's UDP datagrams to port 443 (``--queue-bypass``)
-to this device; decryption uses aioquic's Initial keys and header-protection removal
-(:class:`aioquic.quic.crypto.CryptoPair`). Only QUIC v1 and v2 Initials whose ClientHello
-starts in the packet (CRYPTO offset 0) are judged. Config::
+Runs on a router. iptables (and ip6tables in a dual-stack world) queue the client's UDP
+datagrams to port 443 (``--queue-bypass``) to this device, which reads IPv4 and IPv6 packets
+(:func:`udp_payload`: the IPv6 fixed header, then hop-by-hop, routing and destination-options
+extension headers, RFC 8200 §4; a fragment is passed unjudged); decryption uses aioquic's
+Initial keys and header-protection removal (:class:`aioquic.quic.crypto.CryptoPair`). Only
+QUIC v1 and v2 Initials whose ClientHello starts in the packet (CRYPTO offset 0) are judged.
+Config::
 
     {"queue": 33, "keywords": ["www.youtube.com"]}
 """
@@ -80,16 +83,45 @@ def initial_sni(datagram: bytes) -> str | None:
     return parse_sni(record)
 
 
+#: IPv6 extension headers walked past to the UDP header (RFC 8200 §4.3, §4.4, §4.6): each
+#: starts with its next header and its length in 8-octet units beyond the first 8.
+_IPV6_OPTIONS = frozenset({0, 43, 60})
+_IPV6_FRAGMENT = 44
+
+
+def udp_payload(packet: bytes) -> bytes | None:
+    """The UDP payload of an IPv4 or IPv6 packet; None = not UDP (or a fragment, or cut)."""
+    if not packet:
+        return None
+    if packet[0] >> 4 == 4:
+        if len(packet) < 20 or packet[9] != socket.IPPROTO_UDP:
+            return None
+        start = (packet[0] & 0x0F) * 4
+    elif packet[0] >> 4 == 6:
+        if len(packet) < 40:
+            return None
+        nxt, start = packet[6], 40
+        while nxt in _IPV6_OPTIONS and len(packet) >= start + 8:
+            nxt, start = packet[start], start + 8 + packet[start + 1] * 8
+        if nxt != socket.IPPROTO_UDP:
+            return None  # a fragment (44), ICMPv6, TCP…: not judged
+    else:
+        return None
+    if len(packet) < start + 8:
+        return None
+    return packet[start + 8:]
+
+
 class QuicSni:
     def __init__(self, config: dict[str, Any]) -> None:
         self.keywords = {k.lower() for k in config["keywords"]}
         self.count = 0
 
     def judge(self, data: bytes) -> str:
-        if len(data) < 28 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
-            return "accept"  # IPv4 + UDP only (the simulated network's client side)
-        udp = (data[0] & 0x0F) * 4
-        sni = initial_sni(data[udp + 8 :])
+        payload = udp_payload(data)
+        if payload is None:
+            return "accept"
+        sni = initial_sni(payload)
         if sni is not None and sni in self.keywords:
             self.count += 1
             return "drop"

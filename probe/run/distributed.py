@@ -25,24 +25,35 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from probe.classify import ANALYSIS_VERSION, Context, throttle_baseline
+from probe.classify import ANALYSIS_VERSION, Context, classify, throttle_baseline
+from probe.classify import families as fam
 from probe.classify import population as pop
-from probe.classify.health import rounds
+from probe.classify.context import ThrottleBaseline
+from probe.classify.health import HealthRound, NetworkState, rounds
 from probe.errors import StorageError, UsageError
+from probe.export import parquet_read
 from probe.export.parquet import DatasetWriter, _page_rows
 from probe.export.source import Page
-from probe.ingest.pipeline import CHUNK, Chunk, process_chunk
+from probe.ingest.pipeline import CHUNK, Chunk, ChunkResult, population_network, process_chunk
 from probe.ingest.reader import BadInput, raw_file, walk
-from probe.model import Verdict, utcnow_iso
+from probe.model import HealthSample, Verdict, utcnow_iso
 from probe.run import asn
-from probe.run.reanalyze import States, _facts, country_lookup, judge_run, rejudge_traces
-from probe.store import Store, bulk
+from probe.run.reanalyze import (
+    States,
+    _counted,
+    _facts,
+    country_lookup,
+    judge_run,
+    rejudge_traces,
+)
+from probe.store import Store, bulk, rows
 
 #: Measurements judged per task.
 SLICE = 2000
@@ -69,15 +80,24 @@ def client(scheduler: str | None = None, workers: int = 2,
         yield c
 
 
+def _share(c: Any, value: Any) -> Any:
+    """``value`` shipped once to every worker (a future). Wrapped in a list: dask scatters a
+    dict's values one by one (and an empty dict not at all)."""
+    return c.scatter([value], broadcast=True)[0]
+
+
 # --- re-analysis of a database ----------------------------------------------------------------
 
 
 def _judge_slice(db_path: str, run_id: str, ids: list[str], context: Context,
-                 states: States) -> list[tuple[str, str | None, Verdict]]:
-    """One task: the changed verdicts of ``ids`` (measurements of ``run_id``)."""
+                 states: States, ipv6: fam.IPv6Population | None = None
+                 ) -> list[tuple[str, str | None, Verdict]]:
+    """One task: the changed verdicts of ``ids`` (measurements of ``run_id``); ``ipv6``: the
+    run's own view of IPv6, counted by the driver over the whole run."""
     with Store.open_readonly(db_path) as store:
         return [(mid, None if old is None else old.verdict.value, new)
-                for mid, old, new in judge_run(store, run_id, context, states, ids)]
+                for mid, old, new in judge_run(store, run_id, context, states, ids,
+                                               ipv6=ipv6)]
 
 
 def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None, *,
@@ -95,12 +115,14 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
         raise StorageError(f"cannot open database {db}: no such file")
     with Store.open(db) as store:
         runs = [store.get_run(run_id)["run_id"]] if run_id else store.run_ids()
-        # one pass over every run: the population's facts (every run) and, for the runs to
-        # judge, their measurements for the throttling baseline — what the single-process
+        # one streaming pass over every run: the population's facts (every run) and, for the
+        # runs to judge, their throttling baseline and their own view of IPv6 (the run-level
+        # "IPv6 broken here" inference, probe.classify.families) — what the single-process
         # path reads in two passes
         population = pop.Population()
         facts_context = Context(asn_of=asn_of, country_of=country_of)
         contexts: dict[str, Context] = {}
+        ipv6s: dict[str, fam.IPv6Population] = {}
         for run in store.run_ids():
             measurements = _facts(store, run, facts_context, population)
             if run not in runs:
@@ -109,8 +131,9 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
                 continue
             context = Context(health=tuple(rounds(store.health_samples(run))), asn_of=asn_of,
                               country_of=country_of)
+            ipv6s[run] = fam.IPv6Population()
             contexts[run] = replace(context, throttle_baseline=throttle_baseline(
-                list(measurements), context.health))
+                _counted(measurements, ipv6s[run], context), context.health))
         states = population.states()
         tasks: list[tuple[str, list[str], Context]] = []
         for run in runs:
@@ -124,9 +147,10 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
     with client(scheduler, workers) as c:
         # shipped once to every worker, not with each task: a Context carries the fingerprint
         # database (~0.6 MB pickled, its regexes compiled on first use per object)
-        states_f = c.scatter(states, broadcast=True)
+        states_f = _share(c, states)
         contexts_f = {run: c.scatter(ctx, broadcast=True) for run, ctx in contexts.items()}
-        futures = [c.submit(_judge_slice, db, run, ids, contexts_f[run], states_f, pure=False)
+        futures = [c.submit(_judge_slice, db, run, ids, contexts_f[run], states_f, ipv6s[run],
+                            pure=False)
                    for run, ids, _ in tasks]
         results = c.gather(futures)
         if on_done is not None:
@@ -143,6 +167,193 @@ def reanalyze(db_path: str, run_id: str | None = None, asn_db: str | None = None
             f"{counts['changed']} verdicts changed{traces}")
 
 
+# --- a lossless Parquet dataset, judged again -------------------------------------------------
+
+
+@dataclass(slots=True)
+class ParquetResult:
+    """What :func:`reanalyze_parquet` did: measurements judged, runs, tasks, verdicts that
+    changed, the new verdicts by kind and the rows written per table."""
+
+    measurements: int = 0
+    runs: int = 0
+    tasks: int = 0
+    changed: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)
+    out: str = ""
+
+    def summary(self) -> str:
+        return (f"reanalyzed {self.measurements} measurements in {self.runs} runs with "
+                f"classifier {ANALYSIS_VERSION} on Dask ({self.tasks} tasks): {self.changed} "
+                f"verdicts changed; wrote {self.rows['verdicts']} verdict rows to {self.out}")
+
+
+def _stored_network(r: parquet_read.StoredRecord, run: Mapping[str, Any],
+                    context: Context) -> tuple[str, str | None]:
+    """:func:`probe.run.reanalyze.network_of` for a record read back."""
+    if r.provenance is not None:
+        return population_network(r.provenance)
+    return f"run {r.run_id}", context.probe_cc or run.get("probe_cc")
+
+
+@dataclass(frozen=True, slots=True)
+class _RunFacts:
+    """What the first phase learns of one run: its population counts, its own view of IPv6
+    and its throttling baseline."""
+
+    population: pop.Population
+    ipv6: fam.IPv6Population
+    baseline: ThrottleBaseline | None
+
+
+def _run_pass(paths: list[str], run_id: str, run: dict[str, Any],
+              health: tuple[HealthSample, ...], base: Context) -> _RunFacts:
+    """Phase 1, one task per run: one streaming pass over the run's records (in the files
+    that hold some) — the single-process path's whole-run pass
+    (:func:`probe.run.reanalyze.reclassify_run`)."""
+    context = replace(base, health=tuple(rounds(health)))
+    population = pop.Population()
+    ipv6 = fam.IPv6Population()
+
+    def measurements() -> Iterator[Any]:
+        for path in paths:
+            for r in parquet_read.records(path, {run_id}):
+                network, cc = _stored_network(r, run, context)
+                population.add(pop.fact(r.measurement, network, cc, context.country_of))
+                ipv6.add(r.measurement, context)
+                yield r.measurement
+
+    baseline = throttle_baseline(measurements(), context.health)
+    return _RunFacts(population, ipv6, baseline)
+
+
+#: Records per page handed to the Parquet writer in a judging task.
+_PAGE = 500
+
+
+def _judge_records(path: str, out: str, base: Context, states: States,
+                   per_run: dict[str, tuple[tuple[HealthRound, ...], ThrottleBaseline | None,
+                                            fam.IPv6Population]],
+                   runs: dict[str, dict[str, Any]], stamp: str
+                   ) -> tuple[int, int, dict[str, int], dict[str, int]]:
+    """Phase 2, one task per ``records`` file: judge each record as
+    :func:`probe.run.reanalyze.judge_run` does and write it, with its new current verdict, to
+    the dataset ``out`` (lossless too). Returns (records, verdicts changed, new verdicts by
+    kind, rows per table)."""
+    writer = DatasetWriter(Path(out), name="part-" + hashlib.sha256(path.encode()).hexdigest()[:16])
+    contexts = {run: replace(base, health=health, throttle_baseline=baseline)
+                for run, (health, baseline, _) in per_run.items()}
+    n = changed = 0
+    verdicts: Counter[str] = Counter()
+    page = Page([])
+    provenances: dict[str, dict[str, Any]] = {}
+
+    def flush() -> None:
+        nonlocal page, provenances
+        _page_rows(_Runs(runs), page, writer, provenances)  # type: ignore[arg-type]
+        page, provenances = Page([]), {}
+
+    try:
+        for r in parquet_read.records(path):
+            n += 1
+            context = contexts[r.run_id]
+            m, p = r.measurement, r.provenance
+            judged = classify(m, replace(context, missing=frozenset(p.missing)) if p else context)
+            network, cc = _stored_network(r, runs[r.run_id], context)
+            x = pop.fact(m, network, cc, context.country_of)
+            new = pop.apply(judged, x, states.get((x.network, x.hour)),
+                            pop.canaries_state(m, context))
+            new = per_run[r.run_id][2].apply(new, m, context)
+            old = r.verdict
+            vrow = r.verdict_row
+            if old is None or (old.verdict, old.method, old.analysis_version) != (
+                    new.verdict, new.method, new.analysis_version):
+                changed += 1
+                vrow = rows.verdict_row(r.measurement_id, new, stamp)
+            verdicts[new.verdict.value] += 1
+            mid = r.measurement_id
+            page.measurements.append(r.rows["measurements"][0])
+            for table, found in r.rows.items():
+                if table != "measurements":
+                    page.children.setdefault(table, {})[mid] = found
+            page.verdicts[mid] = [vrow] if vrow is not None else []
+            if r.provenance_row is not None:
+                provenances[mid] = r.provenance_row
+            if len(page.measurements) >= _PAGE:
+                flush()
+        flush()
+    finally:
+        writer.close()
+    return n, changed, dict(verdicts), dict(writer.counts)
+
+
+def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
+                      scheduler: str | None = None, workers: int = 2,
+                      on_done: Callable[[Any], None] | None = None) -> ParquetResult:
+    """Judge every measurement of the lossless Parquet dataset ``root`` again, on Dask, and
+    write the dataset ``out`` with the new current verdicts (lossless as well, so it can be
+    judged again). Two phases, as the single-process path's two passes
+    (:func:`probe.run.reanalyze.reanalyze`): one task per run gathers its population counts,
+    its own view of IPv6 and its throttling baseline (small results); the driver merges the
+    populations into the per-(network, hour) states; then one task per ``records`` file judges
+    its records with those. Memory stays flat: every task reads one row group at a time."""
+    src = Path(root).expanduser().resolve()
+    dest = Path(out).expanduser().resolve()
+    if dest == src or src in dest.parents:
+        raise UsageError(f"--out {out}: must not be inside the input dataset {root}")
+    record_files = [str(f) for f in parquet_read.files(src, "records")]
+    stored_runs = parquet_read.runs(src)
+    table = asn.load(asn_db) if asn_db else None
+    base = Context(asn_of=table.asn if table else None, country_of=country_lookup(table))
+    where: dict[str, list[str]] = {}
+    for f in record_files:
+        for run_id in sorted(parquet_read.run_ids(f)):
+            where.setdefault(run_id, []).append(f)
+    unknown = sorted(set(where) - set(stored_runs))
+    if unknown:
+        raise UsageError(f"{root}: records of run {unknown[0]} but no such run in its runs "
+                         "table")
+    run_rows = {run: stored_runs[run].run for run in where}
+    result = ParquetResult(runs=len(where), out=str(dest))
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow_iso()
+    with client(scheduler, workers) as c:
+        base_f = c.scatter(base, broadcast=True)
+        facts = dict(zip(where, c.gather([
+            c.submit(_run_pass, files, run, run_rows[run], stored_runs[run].health, base_f,
+                     pure=False)
+            for run, files in where.items()]), strict=True))
+        population = pop.Population()
+        for x in facts.values():
+            population.merge(x.population)
+        states_f = _share(c, population.states())
+        in_file: dict[str, set[str]] = {}
+        for run, files in where.items():
+            for f in files:
+                in_file.setdefault(f, set()).add(run)
+        futures = []
+        for f in record_files:
+            per_run = {run: (tuple(rounds(stored_runs[run].health)), facts[run].baseline,
+                             facts[run].ipv6) for run in in_file.get(f, ())}
+            futures.append(c.submit(_judge_records, f, str(dest), base_f, states_f, per_run,
+                                    {run: run_rows[run] for run in per_run}, stamp,
+                                    pure=False))
+        result.tasks = len(where) + len(futures)
+        for n, changed, verdicts, table_rows in c.gather(futures):
+            result.measurements += n
+            result.changed += changed
+            result.verdicts.update(verdicts)
+            result.rows.update(table_rows)
+        if on_done is not None:
+            on_done(c)
+    if (dest / "runs").exists():
+        shutil.rmtree(dest / "runs")
+    shutil.copytree(src / "runs", dest / "runs")  # the runs, as read: the output is lossless
+    result.rows["runs"] = len(stored_runs)
+    return result
+
+
 # --- an archive to a Parquet dataset ----------------------------------------------------------
 
 
@@ -154,12 +365,15 @@ class ArchiveResult:
     verdicts: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    cut_hours: int = 0
 
     def summary(self) -> str:
         shown = ", ".join(f"{n} {v}" for v, n in self.verdicts.most_common())
+        cut = (f"; {self.cut_hours} (network, hour) cut by the population"
+               if self.cut_hours else "")
         return (f"analyzed {self.read} measurements from {self.files} files "
                 f"({self.skipped} skipped) into {self.rows['verdicts']} verdict rows"
-                + (f": {shown}" if shown else ""))
+                + (f": {shown}" if shown else "") + cut)
 
 
 class _Runs:
@@ -172,54 +386,89 @@ class _Runs:
         return self.runs[run_id]
 
 
-def _archive_file(path: str, out: str, base: Context, stamp: str
+def _chunks(path: str, problems: list[tuple[str, str]]) -> Iterator[Chunk]:
+    """The raw documents of one input file in chunks of :data:`CHUNK`; unreadable lines go to
+    ``problems``."""
+    items: list[tuple[int, str]] = []
+    for x in raw_file(Path(path)):
+        if isinstance(x, BadInput):
+            problems.append((x.origin, x.problem))
+            continue
+        items.append(x)
+        if len(items) >= CHUNK:
+            yield Chunk(path, items)
+            items = []
+    if items:
+        yield Chunk(path, items)
+
+
+def _archive_facts(path: str, base: Context, stamp: str) -> pop.Population:
+    """Phase 1, one task per input file: the population counts of its measurements (the
+    facts :func:`probe.ingest.pipeline.process_chunk` gives, counted per (network, hour): a
+    small result whatever the file's size)."""
+    population = pop.Population()
+    for chunk in _chunks(path, []):
+        for it in process_chunk(chunk, base, stamp).items:
+            population.add(it.fact)
+    return population
+
+
+def _with_population(result: ChunkResult, cut: States) -> None:
+    """Apply the cut hours' states to the chunk's verdict rows, as ``probe import`` does
+    (:func:`probe.ingest.importer.apply_population`: imported data has no canaries)."""
+    if not cut:
+        return
+    at = bulk.TABLES.index("verdicts")
+    names = bulk.COLUMNS["verdicts"]
+    for it in result.items:
+        state = cut.get((it.fact.network, it.fact.hour))
+        if state is None:
+            continue
+        (row,) = it.tables[at]
+        vrow = dict(zip(names, row, strict=True))
+        old = rows.verdict_from_row(vrow)
+        new = pop.apply(old, it.fact, state, NetworkState.UNKNOWN)
+        if (new.verdict, new.method, new.analysis_version) == (
+                old.verdict, old.method, old.analysis_version):
+            continue
+        fresh = rows.verdict_row(vrow["measurement_id"], new, vrow["created_at"])
+        it.tables[at][0] = tuple(fresh[c] for c in names)
+        it.verdict = new.verdict.value
+
+
+def _archive_file(path: str, out: str, base: Context, stamp: str, cut: States | None = None
                   ) -> tuple[int, dict[str, int], dict[str, int], list[tuple[str, str]]]:
-    """One task: judge one input file and write its Parquet files; returns (documents read,
-    verdict counts, rows per table, problems)."""
+    """Phase 2, one task per input file: judge it (with the population's ``cut`` hours) and
+    write its Parquet files; returns (documents read, verdict counts, rows per table,
+    problems)."""
     name = "part-" + hashlib.sha256(path.encode()).hexdigest()[:16]
     writer = DatasetWriter(Path(out), name=name)
     problems: list[tuple[str, str]] = []
     read = 0
     verdicts: Counter[str] = Counter()
-    items: list[tuple[int, str]] = []
-
-    def flush() -> None:
-        nonlocal read
-        result = process_chunk(Chunk(path, items), base, stamp)
-        read += result.read
-        problems.extend(result.problems)
-        page = Page([])
-        for it in result.items:
-            verdicts[it.verdict] += 1
-            tables = {t: [dict(zip(bulk.COLUMNS[t], r, strict=True)) for r in found]
-                      for t, found in zip(bulk.TABLES, it.tables, strict=True)}
-            (m,) = tables["measurements"]
-            page.measurements.append(m)
-            mid = m["measurement_id"]
-            for table, found in tables.items():
-                if table == "verdicts":
-                    page.verdicts[mid] = found
-                elif table == "http_requests":
-                    page.children.setdefault(table, {})[mid] = [
-                        {**r, "body_stored": r["body"] is not None} for r in found]
-                elif table != "measurements":
-                    page.children.setdefault(table, {})[mid] = found
-        page.measurements.sort(key=lambda r: r["started_at"])
-        runs = {rid: dict(zip(bulk.COLUMNS["runs"], row, strict=True))
-                for rid, row in result.runs.items()}
-        _page_rows(_Runs(runs), page, writer)  # type: ignore[arg-type]
-
     try:
-        for x in raw_file(Path(path)):
-            if isinstance(x, BadInput):
-                problems.append((x.origin, x.problem))
-                continue
-            items.append(x)
-            if len(items) >= CHUNK:
-                flush()
-                items = []
-        if items:
-            flush()
+        for chunk in _chunks(path, problems):
+            result = process_chunk(chunk, base, stamp)
+            _with_population(result, cut or {})
+            read += result.read
+            problems.extend(result.problems)
+            page = Page([])
+            for it in result.items:
+                verdicts[it.verdict] += 1
+                tables = {t: [dict(zip(bulk.COLUMNS[t], r, strict=True)) for r in found]
+                          for t, found in zip(bulk.TABLES, it.tables, strict=True)}
+                (m,) = tables["measurements"]
+                page.measurements.append(m)
+                mid = m["measurement_id"]
+                for table, found in tables.items():
+                    if table == "verdicts":
+                        page.verdicts[mid] = found
+                    elif table != "measurements":
+                        page.children.setdefault(table, {})[mid] = found
+            page.measurements.sort(key=lambda r: r["started_at"])
+            runs = {rid: dict(zip(bulk.COLUMNS["runs"], row, strict=True))
+                    for rid, row in result.runs.items()}
+            _page_rows(_Runs(runs), page, writer)  # type: ignore[arg-type]
     finally:
         writer.close()
     return read, dict(verdicts), dict(writer.counts), problems
@@ -250,7 +499,17 @@ def analyze_archive(paths: Sequence[str], out: str, *, scheduler: str | None = N
     result = ArchiveResult(files=len(files))
     with client(scheduler, workers) as c:
         base_f = c.scatter(base, broadcast=True)  # once per worker (see reanalyze)
-        futures = [c.submit(_archive_file, f, str(root), base_f, stamp, pure=False)
+        # phase 1: the population counts of every file, merged into the states of every
+        # (network, hour) — a shutdown hour may be spread over many files
+        population = pop.Population()
+        for part in c.gather([c.submit(_archive_facts, f, base_f, stamp, pure=False)
+                              for f in files]):
+            population.merge(part)
+        cut = {k: s for k, s in population.states().items() if s.is_cut}
+        result.cut_hours = len(cut)
+        cut_f = _share(c, cut)
+        # phase 2: judge and write, with the cut hours
+        futures = [c.submit(_archive_file, f, str(root), base_f, stamp, cut_f, pure=False)
                    for f in files]
         for read, verdicts, table_rows, problems in c.gather(futures):
             result.read += read

@@ -7,18 +7,22 @@ putting their results together; no scheduling of our own (issue 16). A local clu
 
 * :func:`reanalyze` (``probe reanalyze --dask``): the driver makes what needs the whole
   database in one pass, with the functions of the single-process path
-  (:mod:`probe.run.reanalyze`) — the population states of every run and each run's throttling
-  baseline — then each task
-  judges a slice of one run's measurements with :func:`probe.run.reanalyze.judge_run`, opening
-  the database read-only, and returns the changed verdicts; the driver, the one writer, stores
-  them. So both paths give the same verdicts by construction (tested). Workers must see the
-  database file at the same path (a shared file system on a real cluster).
-* :func:`analyze_archive`: one task per input file (``.jsonl``/``.jsonl.gz`` in OONI's archive
-  layout): read, map and judge it with the import pipeline's worker function
-  (:func:`probe.ingest.pipeline.process_chunk`), and write its rows into our partitioned
-  Parquet dataset (:mod:`probe.export.parquet`, files named after the task so tasks never
-  collide). Nothing is written to a database. The population shutdown inference of
-  ``probe import`` (which needs every file first) is not applied here.
+  (:mod:`probe.run.reanalyze`) — the population states of every run, each run's throttling
+  baseline and its own view of IPv6 (:class:`probe.classify.families.IPv6Population`) — then
+  each task judges a slice of one run's measurements with
+  :func:`probe.run.reanalyze.judge_run`, opening the database read-only, and returns the
+  changed verdicts; the driver, the one writer, stores them. So both paths give the same
+  verdicts by construction (tested). Workers must see the database file at the same path (a
+  shared file system on a real cluster).
+* :func:`reanalyze_parquet` (``--parquet DIR``): the same on a lossless Parquet dataset
+  (:mod:`probe.export.parquet_read`), in two phases — one task per run for the whole-run facts,
+  one task per ``records`` file to judge and write — into a new dataset.
+* :func:`analyze_archive` (``--archive``): OONI ``.jsonl``/``.jsonl.gz`` files, in two phases:
+  one task per file returns its population counts (the import pipeline's worker function,
+  :func:`probe.ingest.pipeline.process_chunk`, gives the facts), the driver infers the cut
+  hours, then one task per file judges it with them, as ``probe import`` does, and writes its
+  rows into our partitioned Parquet dataset (:mod:`probe.export.parquet`, files named after
+  the task so tasks never collide). Nothing is written to a database.
 """
 
 from __future__ import annotations
@@ -37,13 +41,14 @@ from probe.classify import families as fam
 from probe.classify import population as pop
 from probe.classify.context import ThrottleBaseline
 from probe.classify.health import HealthRound, NetworkState, rounds
+from probe.classify.throttling import BaselineBuilder
 from probe.errors import StorageError, UsageError
 from probe.export import parquet_read
 from probe.export.parquet import DatasetWriter, _page_rows
 from probe.export.source import Page
 from probe.ingest.pipeline import CHUNK, Chunk, ChunkResult, population_network, process_chunk
 from probe.ingest.reader import BadInput, raw_file, walk
-from probe.model import HealthSample, Verdict, utcnow_iso
+from probe.model import Verdict, utcnow_iso
 from probe.run import asn
 from probe.run.reanalyze import (
     States,
@@ -197,35 +202,47 @@ def _stored_network(r: parquet_read.StoredRecord, run: Mapping[str, Any],
     return f"run {r.run_id}", context.probe_cc or run.get("probe_cc")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _RunFacts:
-    """What the first phase learns of one run: its population counts, its own view of IPv6
-    and its throttling baseline."""
+    """What the first phase learns of one run (from one file, then merged over the run's
+    files in their order): its IPv6 counts and its throttling baseline's accumulator."""
 
-    population: pop.Population
     ipv6: fam.IPv6Population
-    baseline: ThrottleBaseline | None
+    baseline: BaselineBuilder
+
+    def merge(self, later: _RunFacts) -> _RunFacts:
+        self.ipv6.ok6 += later.ipv6.ok6
+        self.ipv6.fail6 += later.ipv6.fail6
+        self.baseline.merge(later.baseline)
+        return self
 
 
-def _run_pass(paths: list[str], run_id: str, run: dict[str, Any],
-              health: tuple[HealthSample, ...], base: Context) -> _RunFacts:
-    """Phase 1, one task per run: one streaming pass over the run's records (in the files
-    that hold some) — the single-process path's whole-run pass
-    (:func:`probe.run.reanalyze.reclassify_run`)."""
-    context = replace(base, health=tuple(rounds(health)))
+def _file_pass(path: str, runs: dict[str, parquet_read.StoredRun], base: Context
+               ) -> tuple[pop.Population, dict[str, _RunFacts]]:
+    """Phase 1, one task per ``records`` file: one streaming pass gathering the population
+    counts of its records and, per run, what the single-process path's whole-run pass
+    (:func:`probe.run.reanalyze.reclassify_run`) gathers — small results whatever the file's
+    size (counts, and a few numbers per clean transfer)."""
     population = pop.Population()
-    ipv6 = fam.IPv6Population()
-
-    def measurements() -> Iterator[Any]:
-        for path in paths:
-            for r in parquet_read.records(path, {run_id}):
-                network, cc = _stored_network(r, run, context)
-                population.add(pop.fact(r.measurement, network, cc, context.country_of))
-                ipv6.add(r.measurement, context)
-                yield r.measurement
-
-    baseline = throttle_baseline(measurements(), context.health)
-    return _RunFacts(population, ipv6, baseline)
+    facts: dict[str, _RunFacts] = {}
+    contexts: dict[str, Context] = {}
+    for r in parquet_read.records(path):
+        if r.run_id not in runs:
+            raise UsageError(f"{path}: a record of run {r.run_id} but no such run in the "
+                             "dataset's runs table")
+        context = contexts.get(r.run_id)
+        if context is None:
+            context = contexts[r.run_id] = replace(
+                base, health=tuple(rounds(runs[r.run_id].health)))
+            facts[r.run_id] = _RunFacts(fam.IPv6Population(), BaselineBuilder(context.health))
+        network, cc = _stored_network(r, runs[r.run_id].run, context)
+        population.add(pop.fact(r.measurement, network, cc, context.country_of))
+        found = facts[r.run_id]
+        found.ipv6.add(r.measurement, context)
+        found.baseline.add(r.measurement)
+    for found in facts.values():
+        found.baseline.rounds = ()  # the driver has them: not shipped back
+    return population, facts
 
 
 #: Records per page handed to the Parquet writer in a judging task.
@@ -294,10 +311,13 @@ def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
     """Judge every measurement of the lossless Parquet dataset ``root`` again, on Dask, and
     write the dataset ``out`` with the new current verdicts (lossless as well, so it can be
     judged again). Two phases, as the single-process path's two passes
-    (:func:`probe.run.reanalyze.reanalyze`): one task per run gathers its population counts,
-    its own view of IPv6 and its throttling baseline (small results); the driver merges the
-    populations into the per-(network, hour) states; then one task per ``records`` file judges
-    its records with those. Memory stays flat: every task reads one row group at a time."""
+    (:func:`probe.run.reanalyze.reanalyze`): one task per ``records`` file gathers its
+    population counts and, per run, its IPv6 counts and its throttling baseline's numbers
+    (small results); the driver merges them (the population into the per-(network, hour)
+    states, each run's pieces in file order); then one task per ``records`` file judges its
+    records with those. Every file is read twice, never once per run (a partition of imported
+    OONI data holds thousands of reports, each a run). Memory stays flat: every task reads one
+    row group at a time."""
     src = Path(root).expanduser().resolve()
     dest = Path(out).expanduser().resolve()
     if dest == src or src in dest.parents:
@@ -306,40 +326,42 @@ def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
     stored_runs = parquet_read.runs(src)
     table = asn.load(asn_db) if asn_db else None
     base = Context(asn_of=table.asn if table else None, country_of=country_lookup(table))
-    where: dict[str, list[str]] = {}
-    for f in record_files:
-        for run_id in sorted(parquet_read.run_ids(f)):
-            where.setdefault(run_id, []).append(f)
-    unknown = sorted(set(where) - set(stored_runs))
-    if unknown:
-        raise UsageError(f"{root}: records of run {unknown[0]} but no such run in its runs "
-                         "table")
-    run_rows = {run: stored_runs[run].run for run in where}
-    result = ParquetResult(runs=len(where), out=str(dest))
+    file_runs = {f: sorted(parquet_read.run_ids(f)) for f in record_files}  # one column each
+    for f, found in file_runs.items():
+        unknown = [run for run in found if run not in stored_runs]
+        if unknown:
+            raise UsageError(f"{f}: records of run {unknown[0]} but no such run in the "
+                             "dataset's runs table")
+    result = ParquetResult(out=str(dest))
     dest.mkdir(parents=True, exist_ok=True)
     stamp = utcnow_iso()
     with client(scheduler, workers) as c:
         base_f = c.scatter(base, broadcast=True)
-        facts = dict(zip(where, c.gather([
-            c.submit(_run_pass, files, run, run_rows[run], stored_runs[run].health, base_f,
-                     pure=False)
-            for run, files in where.items()]), strict=True))
+        facts: dict[str, _RunFacts] = {}
+        in_file: dict[str, list[str]] = {}
         population = pop.Population()
-        for x in facts.values():
-            population.merge(x.population)
+        # file order = the runs' order (the dataset is written in start-time order), so each
+        # run's baseline accumulates its measurements in order
+        for f, (part, found) in zip(record_files, c.gather([
+                c.submit(_file_pass, f, {run: stored_runs[run] for run in file_runs[f]}, base_f,
+                         pure=False) for f in record_files]),
+                strict=True):
+            population.merge(part)
+            in_file[f] = list(found)
+            for run, x in found.items():
+                facts[run] = facts[run].merge(x) if run in facts else x
         states_f = _share(c, population.states())
-        in_file: dict[str, set[str]] = {}
-        for run, files in where.items():
-            for f in files:
-                in_file.setdefault(f, set()).add(run)
+        result.runs = len(facts)
+        run_rows = {run: stored_runs[run].run for run in facts}
         futures = []
         for f in record_files:
-            per_run = {run: (tuple(rounds(stored_runs[run].health)), facts[run].baseline,
-                             facts[run].ipv6) for run in in_file.get(f, ())}
+            per_run = {run: (tuple(rounds(stored_runs[run].health)),
+                             facts[run].baseline.result(), facts[run].ipv6)
+                       for run in in_file[f]}
             futures.append(c.submit(_judge_records, f, str(dest), base_f, states_f, per_run,
                                     {run: run_rows[run] for run in per_run}, stamp,
                                     pure=False))
-        result.tasks = len(where) + len(futures)
+        result.tasks = 2 * len(futures)
         for n, changed, verdicts, table_rows in c.gather(futures):
             result.measurements += n
             result.changed += changed

@@ -102,19 +102,27 @@ def record_of(row: Row, where: str) -> StoredRecord:
         raise UsageError(f"{where}: bad record ({type(e).__name__}: {e})") from None
 
 
-def records(path: str | Path, run_ids: set[str] | None = None) -> Iterator[StoredRecord]:
-    """The records of one ``records`` file, in file order, one row group in memory at a
-    time; ``run_ids``: only those runs' (the other rows are not decoded)."""
+def records(path: str | Path, run_ids: set[str] | None = None,
+            groups: range | None = None) -> Iterator[StoredRecord]:
+    """The records of one ``records`` file (or of its row ``groups``), in file order, one row
+    group in memory at a time; ``run_ids``: only those runs' (the other rows are not
+    decoded)."""
     p = Path(path)
     f = _open(p, "records")
-    n = 0
-    for group in range(f.num_row_groups):
+    wanted = range(f.num_row_groups) if groups is None else groups
+    n = sum(f.metadata.row_group(g).num_rows for g in range(wanted.start)) if wanted else 0
+    for group in wanted:
         table = f.read_row_group(group, columns=LOSSLESS_SCHEMAS["records"].names)
         for row in table.to_pylist():
             n += 1
             if run_ids is not None and row["run_id"] not in run_ids:
                 continue
             yield record_of(row, f"{p}: row {n}")
+
+
+def row_groups(path: str | Path) -> int:
+    """How many row groups one ``records`` file has."""
+    return int(_open(Path(path), "records").num_row_groups)
 
 
 def run_ids(path: str | Path) -> set[str]:

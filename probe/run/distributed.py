@@ -217,16 +217,50 @@ class _RunFacts:
         return self
 
 
-def _file_pass(path: str, runs: dict[str, parquet_read.StoredRun], base: Context
+#: Row groups of a ``records`` file per task (500 records each,
+#: :data:`probe.export.parquet.RECORDS_ROW_GROUP_ROWS`): a day of one network is one file,
+#: often one run, and is still cut into several tasks.
+GROUPS_PER_TASK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """Row groups ``[first, stop)`` of one ``records`` file: one task's input."""
+
+    path: str
+    first: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        """The task's file prefix in the output dataset."""
+        key = f"{self.path}:{self.first}"
+        return "part-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def records(self) -> Iterator[parquet_read.StoredRecord]:
+        return parquet_read.records(self.path, groups=range(self.first, self.stop))
+
+
+def _slices(paths: Sequence[str], per_task: int = GROUPS_PER_TASK) -> list[_Slice]:
+    """The tasks' inputs, in dataset order (files in path order, row groups in file order)."""
+    out: list[_Slice] = []
+    for path in paths:
+        n = parquet_read.row_groups(path)
+        out.extend(_Slice(path, i, min(n, i + per_task)) for i in range(0, n, per_task))
+    return out
+
+
+def _file_pass(part: _Slice, runs: dict[str, parquet_read.StoredRun], base: Context
                ) -> tuple[pop.Population, dict[str, _RunFacts]]:
-    """Phase 1, one task per ``records`` file: one streaming pass gathering the population
-    counts of its records and, per run, what the single-process path's whole-run pass
-    (:func:`probe.run.reanalyze.reclassify_run`) gathers — small results whatever the file's
-    size (counts, and a few numbers per clean transfer)."""
+    """Phase 1, one task per slice of a ``records`` file: one streaming pass gathering the
+    population counts of its records and, per run, what the single-process path's whole-run
+    pass (:func:`probe.run.reanalyze.reclassify_run`) gathers — small results whatever the
+    slice's size (counts, and a few numbers per clean transfer)."""
+    path = part.path
     population = pop.Population()
     facts: dict[str, _RunFacts] = {}
     contexts: dict[str, Context] = {}
-    for r in parquet_read.records(path):
+    for r in part.records():
         if r.run_id not in runs:
             raise UsageError(f"{path}: a record of run {r.run_id} but no such run in the "
                              "dataset's runs table")
@@ -249,16 +283,16 @@ def _file_pass(path: str, runs: dict[str, parquet_read.StoredRun], base: Context
 _PAGE = 500
 
 
-def _judge_records(path: str, out: str, base: Context, states: States,
+def _judge_records(part: _Slice, out: str, base: Context, states: States,
                    per_run: dict[str, tuple[tuple[HealthRound, ...], ThrottleBaseline | None,
                                             fam.IPv6Population]],
                    runs: dict[str, dict[str, Any]], stamp: str
                    ) -> tuple[int, int, dict[str, int], dict[str, int]]:
-    """Phase 2, one task per ``records`` file: judge each record as
+    """Phase 2, one task per slice of a ``records`` file: judge each record as
     :func:`probe.run.reanalyze.judge_run` does and write it, with its new current verdict, to
     the dataset ``out`` (lossless too). Returns (records, verdicts changed, new verdicts by
     kind, rows per table)."""
-    writer = DatasetWriter(Path(out), name="part-" + hashlib.sha256(path.encode()).hexdigest()[:16])
+    writer = DatasetWriter(Path(out), name=part.name)
     contexts = {run: replace(base, health=health, throttle_baseline=baseline)
                 for run, (health, baseline, _) in per_run.items()}
     n = changed = 0
@@ -272,7 +306,7 @@ def _judge_records(path: str, out: str, base: Context, states: States,
         page, provenances = Page([]), {}
 
     try:
-        for r in parquet_read.records(path):
+        for r in part.records():
             n += 1
             context = contexts[r.run_id]
             m, p = r.measurement, r.provenance
@@ -307,6 +341,7 @@ def _judge_records(path: str, out: str, base: Context, states: States,
 
 def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
                       scheduler: str | None = None, workers: int = 2,
+                      groups_per_task: int = GROUPS_PER_TASK,
                       on_done: Callable[[Any], None] | None = None) -> ParquetResult:
     """Judge every measurement of the lossless Parquet dataset ``root`` again, on Dask, and
     write the dataset ``out`` with the new current verdicts (lossless as well, so it can be
@@ -314,10 +349,11 @@ def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
     (:func:`probe.run.reanalyze.reanalyze`): one task per ``records`` file gathers its
     population counts and, per run, its IPv6 counts and its throttling baseline's numbers
     (small results); the driver merges them (the population into the per-(network, hour)
-    states, each run's pieces in file order); then one task per ``records`` file judges its
-    records with those. Every file is read twice, never once per run (a partition of imported
-    OONI data holds thousands of reports, each a run). Memory stays flat: every task reads one
-    row group at a time."""
+    states, each run's pieces in dataset order); then one task per slice judges its records
+    with those. A task is a slice of :data:`GROUPS_PER_TASK` row groups of one ``records``
+    file, so a big partition is still cut into several tasks. Every file is read twice, never
+    once per run (a partition of imported OONI data holds thousands of reports, each a run).
+    Memory stays flat: every task reads one row group at a time."""
     src = Path(root).expanduser().resolve()
     dest = Path(out).expanduser().resolve()
     if dest == src or src in dest.parents:
@@ -335,33 +371,32 @@ def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
     result = ParquetResult(out=str(dest))
     dest.mkdir(parents=True, exist_ok=True)
     stamp = utcnow_iso()
+    parts = _slices(record_files, max(1, groups_per_task))
     with client(scheduler, workers) as c:
         base_f = c.scatter(base, broadcast=True)
         facts: dict[str, _RunFacts] = {}
-        in_file: dict[str, list[str]] = {}
+        in_part: list[list[str]] = []
         population = pop.Population()
-        # file order = the runs' order (the dataset is written in start-time order), so each
-        # run's baseline accumulates its measurements in order
-        for f, (part, found) in zip(record_files, c.gather([
-                c.submit(_file_pass, f, {run: stored_runs[run] for run in file_runs[f]}, base_f,
-                         pure=False) for f in record_files]),
-                strict=True):
-            population.merge(part)
-            in_file[f] = list(found)
+        # dataset order = each run's order (the dataset is written in start-time order), so
+        # each run's baseline accumulates its measurements in order
+        for found_pop, found in c.gather([
+                c.submit(_file_pass, part, {run: stored_runs[run] for run in file_runs[part.path]},
+                         base_f, pure=False) for part in parts]):
+            population.merge(found_pop)
+            in_part.append(list(found))
             for run, x in found.items():
                 facts[run] = facts[run].merge(x) if run in facts else x
         states_f = _share(c, population.states())
         result.runs = len(facts)
-        run_rows = {run: stored_runs[run].run for run in facts}
+        baselines = {run: x.baseline.result() for run, x in facts.items()}
         futures = []
-        for f in record_files:
-            per_run = {run: (tuple(rounds(stored_runs[run].health)),
-                             facts[run].baseline.result(), facts[run].ipv6)
-                       for run in in_file[f]}
-            futures.append(c.submit(_judge_records, f, str(dest), base_f, states_f, per_run,
-                                    {run: run_rows[run] for run in per_run}, stamp,
+        for part, runs_in in zip(parts, in_part, strict=True):
+            per_run = {run: (tuple(rounds(stored_runs[run].health)), baselines[run],
+                             facts[run].ipv6) for run in runs_in}
+            futures.append(c.submit(_judge_records, part, str(dest), base_f, states_f, per_run,
+                                    {run: stored_runs[run].run for run in per_run}, stamp,
                                     pure=False))
-        result.tasks = 2 * len(futures)
+        result.tasks = 2 * len(parts)
         for n, changed, verdicts, table_rows in c.gather(futures):
             result.measurements += n
             result.changed += changed
@@ -369,9 +404,13 @@ def reanalyze_parquet(root: str, out: str, asn_db: str | None = None, *,
             result.rows.update(table_rows)
         if on_done is not None:
             on_done(c)
-    if (dest / "runs").exists():
-        shutil.rmtree(dest / "runs")
-    shutil.copytree(src / "runs", dest / "runs")  # the runs, as read: the output is lossless
+    # what judging does not change, as read: the runs (so the output is lossless too) and
+    # the health samples
+    for kept in ("runs", "health_samples"):
+        if (dest / kept).exists():
+            shutil.rmtree(dest / kept)
+        if (src / kept).is_dir():
+            shutil.copytree(src / kept, dest / kept)
     result.rows["runs"] = len(stored_runs)
     return result
 

@@ -23,7 +23,8 @@ from dask.distributed import LocalCluster  # noqa: E402
 
 from probe.cli.root import app  # noqa: E402
 from probe.errors import UsageError  # noqa: E402
-from probe.export import export, parquet_read  # noqa: E402
+from probe.export import export, parquet, parquet_read  # noqa: E402
+from probe.export.source import Selection, Source  # noqa: E402
 from probe.lab.bench.collector_case import fill_probe_db  # noqa: E402
 from probe.model import Provenance  # noqa: E402
 from probe.run import distributed  # noqa: E402
@@ -130,6 +131,19 @@ def test_parquet_on_dask_gives_the_verdicts_of_the_single_process_path(mixed, tm
     assert got == want
     assert said.split(":")[1].strip().startswith(f"{r.changed} verdicts changed")
     assert r.changed > 0 and sum(r.verdicts.values()) == r.measurements
+    # cut into many small tasks (row groups of 9 records, 2 per task), the same verdicts
+    small = tmp_path / "small"
+    with Source(mixed) as src, src.snapshot():
+        for table in (*parquet.TABLES, *parquet.LOSSLESS_SCHEMAS):
+            (small / table).mkdir(parents=True)
+        parquet.write_dataset(src, Selection(), small, row_group_rows=9, lossless=True)
+    cut = distributed.reanalyze_parquet(str(small), str(tmp_path / "small-out"),
+                                        scheduler=cluster.scheduler_address, groups_per_task=2)
+    assert cut.tasks > 2 * len(parquet_read.files(small))
+    assert _parquet_verdicts(tmp_path / "small-out") == want
+    # the health samples come through unchanged
+    assert pq.read_table(out / "health_samples").num_rows == pq.read_table(
+        ds / "health_samples").num_rows > 0
     # the output is lossless too: judged again, nothing changes
     again = distributed.reanalyze_parquet(str(out), str(tmp_path / "again"),
                                           scheduler=cluster.scheduler_address)

@@ -220,7 +220,7 @@ class _RunFacts:
 #: Row groups of a ``records`` file per task (500 records each,
 #: :data:`probe.export.parquet.RECORDS_ROW_GROUP_ROWS`): a day of one network is one file,
 #: often one run, and is still cut into several tasks.
-GROUPS_PER_TASK = 4
+GROUPS_PER_TASK = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,6 +320,17 @@ class Population:
             self.add(x)
         return self
 
+    def merge(self, other: Population) -> Population:
+        """Add the counts of ``other`` (facts gathered elsewhere, e.g. by another task of the
+        Dask path) as if its facts had been added here."""
+        for key, b in other._buckets.items():
+            mine = self._buckets.setdefault(key, _Bucket())
+            mine.measurements += b.measurements
+            for name in ("hosts", "reached", "dom_reached", "dom_failed", "int_reached",
+                         "int_silent", "silent", "control_up", "control_down"):
+                getattr(mine, name).update(getattr(b, name))
+        return self
+
     def states(self) -> dict[tuple[str, str], HourState]:
         """The state of every (network, hour) seen."""
         history: dict[str, dict[str, set[str]]] = {}

@@ -47,7 +47,6 @@ kept coming is a slow path (``http.timeout`` would blame the wrong technique in 
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Iterable, Sequence
 
@@ -106,39 +105,62 @@ def throttle_baseline(measurements: Iterable[Measurement],
     out of its own yardstick and use medians, so a few slow ones do not move it.
     None = nothing qualified.
     """
-    # One streaming pass: keep a few numbers per transfer, never the measurements (a run's
-    # measurements do not fit in memory at scale); the run's typical control rate is only
-    # known at the end, so the throughput filter is applied afterwards.
-    control_rates: list[float] = []
-    seen: list[tuple[str, float | None, float | None, float | None, bool]] = []
-    for m, canary in itertools.chain(((m, False) for m in measurements),
-                                     ((m, True) for m in canaries)):
+    builder = BaselineBuilder(rounds)
+    for m in measurements:
+        builder.add(m)
+    for m in canaries:
+        builder.add(m, canary=True)
+    return builder.result()
+
+
+class BaselineBuilder:
+    """:func:`throttle_baseline`'s one streaming pass as an accumulator: measurements are added
+    one at a time (a run read in pieces, e.g. by several tasks of the Dask path, whose builders
+    are then merged in the run's order), and :meth:`result` gives the baseline."""
+
+    def __init__(self, rounds: Sequence[HealthRound] = ()) -> None:
+        # keep a few numbers per transfer, never the measurements (a run's measurements do
+        # not fit in memory at scale); the run's typical control rate is only known at the
+        # end, so the throughput filter is applied in result()
+        self.rounds = tuple(rounds)
+        self.control_rates: list[float] = []
+        self.seen: list[tuple[str, float | None, float | None, float | None, bool]] = []
+
+    def add(self, m: Measurement, canary: bool = False) -> None:
         control_rate = None if canary else _control_rate_of(m)
         if control_rate is not None:
-            control_rates.append(control_rate)
+            self.control_rates.append(control_rate)
         hop = final_hop(m)
         if hop is None or not succeeded(hop) or hop.location is not None:
-            continue
-        state, _ = state_during(rounds, m.started_at, m.finished_at)
+            return
+        state, _ = state_during(self.rounds, m.started_at, m.finished_at)
         if state.is_cut:
-            continue
+            return
         hs: float | None = None
         if hop.url.startswith("https:"):
             t = tls_of(m, hop)
             if t is None or t.verified is not True:
-                continue
+                return
             hs = took(t)
-        seen.append((m.target.url, hs, rate_bps(hop), control_rate, canary))
-    reference = _upper_quartile(control_rates)
-    samples: list[BaselineSample] = [
-        {"url": url, "tls_handshake_s": hs,
-         "throughput_bps": rate if canary or _saw_fast(control_rate, reference) else None}
-        for url, hs, rate, control_rate, canary in seen]
-    if not samples:
-        return None
-    return {"version": BASELINE_VERSION, "samples": samples,
-            "tls_handshake_s": _median(s["tls_handshake_s"] for s in samples),
-            "throughput_bps": _median(s["throughput_bps"] for s in samples)}
+        self.seen.append((m.target.url, hs, rate_bps(hop), control_rate, canary))
+
+    def merge(self, later: BaselineBuilder) -> BaselineBuilder:
+        """Add what ``later`` saw (measurements of the same run, after this one's)."""
+        self.control_rates.extend(later.control_rates)
+        self.seen.extend(later.seen)
+        return self
+
+    def result(self) -> ThrottleBaseline | None:
+        reference = _upper_quartile(self.control_rates)
+        samples: list[BaselineSample] = [
+            {"url": url, "tls_handshake_s": hs,
+             "throughput_bps": rate if canary or _saw_fast(control_rate, reference) else None}
+            for url, hs, rate, control_rate, canary in self.seen]
+        if not samples:
+            return None
+        return {"version": BASELINE_VERSION, "samples": samples,
+                "tls_handshake_s": _median(s["tls_handshake_s"] for s in samples),
+                "throughput_bps": _median(s["throughput_bps"] for s in samples)}
 
 
 def _control_rate_of(m: Measurement) -> float | None:

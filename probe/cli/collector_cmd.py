@@ -117,6 +117,9 @@ def upload(
         "--batch-size", min=1, max=1000, help="Measurements per batch.")] = 200,
     ca_bundle: Annotated[Path | None, typer.Option(
         "--ca-bundle", help="Trust anchors for the collector's certificate (PEM).")] = None,
+    encoding: Annotated[str, typer.Option(
+        "--encoding", help="Batch compression: auto (zstd when the collector offers it, "
+        "else gzip), zstd or gzip.")] = "auto",
     config_file: ConfigOption = None,
 ) -> None:
     """Send the queued measurements to the collector (resumes; safe to interrupt)."""
@@ -140,15 +143,19 @@ def upload(
         if s.last_error:
             typer.echo(f"last error: {s.last_error}")
         return
+    if encoding not in ("auto", "zstd", "gzip"):
+        raise UsageError(f"--encoding {encoding!r}: use auto, zstd or gzip")
     if not eff["collector"] or not eff["collector_token"]:
         raise UsageError("probe upload needs --collector URL and --token TOKEN "
                          "(or collector / collector_token in the config file)")
     r = do_upload(db_path, eff["collector"], eff["collector_token"],
                   UploadOptions(batch_size=batch_size,
-                                ca_bundle=str(ca_bundle) if ca_bundle else None),
+                                ca_bundle=str(ca_bundle) if ca_bundle else None,
+                                encoding=encoding),
                   on_event=lambda text: typer.echo(text, err=True))
     typer.echo(f"uploaded {r.accepted} measurements in {r.batches} batches "
-               f"({r.duplicates} already there, {r.refused} refused, {r.retries} retries); "
+               f"({r.encoding}; {r.duplicates} already there, {r.refused} refused, "
+               f"{r.retries} retries); "
                f"{r.pending} pending")
 
 

@@ -60,6 +60,12 @@ def export_command(
         typer.Option("--out", "-o", help="Output file (directory for parquet); '-' = stdout. "
                                          "Default: reports/probe-export-<time>.<ext>."),
     ] = None,
+    lossless: Annotated[
+        bool,
+        typer.Option("--lossless", help="parquet: also the records and runs tables (every "
+                                        "stored row, bodies and DER included), which "
+                                        "'probe reanalyze --parquet' judges again."),
+    ] = False,
 ) -> None:
     """Export measurements, observations and verdicts for other tools."""
     selection = Selection(
@@ -68,7 +74,7 @@ def export_command(
         until=parse_bound(until, end=True) if until else None,
     )
     with terminal_stdout():  # --out - on a terminal: no escape sequence from stored text
-        summary = export(db or default_db_path(), fmt.value, out, selection)
+        summary = export(db or default_db_path(), fmt.value, out, selection, lossless)
     if fmt is ExportFormat.PARQUET:
         detail = ", ".join(f"{n} {table}" for table, n in summary.rows.items())
         typer.echo(f"exported {detail} to {summary.out}", err=True)

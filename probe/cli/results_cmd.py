@@ -59,11 +59,25 @@ def reanalyze(
         "--archive", help="Instead of the database: OONI .jsonl.gz files or archive "
         "directories (repeatable), judged on Dask into the Parquet dataset --out.",
         show_default=False)] = None,
+    parquet: Annotated[Path | None, typer.Option(
+        "--parquet", help="Instead of the database: a lossless Parquet dataset ('probe export "
+        "--format parquet --lossless'), judged on Dask into the Parquet dataset --out.",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="With --archive: the Parquet dataset directory to write.",
+        "--out", help="With --archive or --parquet: the Parquet dataset directory to write.",
         show_default=False)] = None,
 ) -> None:
     """Recompute verdicts with the current classifier; earlier verdicts are kept as history."""
+    if parquet is not None:
+        from probe.run.distributed import reanalyze_parquet
+
+        if archive or run_id:
+            raise UsageError("--parquet goes with neither --archive nor --run")
+        if out is None:
+            raise UsageError("--parquet needs --out DIR (the Parquet dataset to write)")
+        typer.echo(reanalyze_parquet(str(parquet), str(out), str(asn_db) if asn_db else None,
+                                     scheduler=scheduler, workers=workers).summary())
+        return
     if archive:
         from probe.run.distributed import analyze_archive
 
@@ -73,7 +87,7 @@ def reanalyze(
                                    workers=workers).summary())
         return
     if out is not None:
-        raise UsageError("--out goes with --archive")
+        raise UsageError("--out goes with --archive or --parquet")
     if dask or scheduler:
         from probe.run.distributed import reanalyze as dask_reanalyze
 

@@ -1,17 +1,19 @@
 """The collector's HTTPS service: receives batches of measurements from enrolled probes.
 
 Protocol (``probe.upload/1``, docs/collector.md): ``POST /v1/batches`` with ``Authorization:
-Bearer TOKEN``, ``Content-Encoding: gzip`` (or ``identity``) and a ``Content-Length``; the body
+Bearer TOKEN``, ``Content-Encoding: zstd`` or ``gzip`` (or ``identity``) and a
+``Content-Length``; the body
 is a batch (:mod:`probe.collector.validation`). The answer (200) lists the records ``accepted``,
 the ``duplicates`` (already stored: acknowledged too) and the ``refused`` ones with their
 reason; a probe marks accepted and duplicate ids sent. Errors are JSON ``{"error": ...}``:
 400 malformed batch, 401 unknown token, 403 revoked or expired token, 411/413 missing or
 excessive size, 429 rate limited (``Retry-After``), 503 too many connections.
-``GET /v1/health`` answers ``{"status": "ok"}``.
+``GET /v1/health`` answers ``{"status": "ok", "encodings": [...]}``: the content encodings
+it accepts (zstd where the ``zstandard`` package is installed, :mod:`probe.collector.codec`).
 
 Defences: TLS built in (a certificate and key; plain HTTP only on loopback), a cap on open
 connections, a deadline per connection, caps on the compressed and decompressed size of a
-body (a gzip bomb stops at the cap), a token bucket per probe, everything validated before
+body (a gzip or zstd bomb stops at the cap), a token bucket per probe, everything validated before
 it is stored, one writer thread for the database. Client addresses are not logged unless
 asked (``log_addresses``); the address is handed to the store only to scrub it.
 """
@@ -25,13 +27,14 @@ import json
 import logging
 import ssl
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import h11
 
+from probe.collector import codec
+from probe.collector.codec import TooLarge
 from probe.collector.validation import CheckedRecord, Invalid, check_batch, check_record
 from probe.store.collector import AuthError, CollectorStore
 
@@ -53,30 +56,6 @@ class Limits:
     timeout: float = 60.0
     rate: float = 10.0
     burst: float = 40.0
-
-
-class TooLarge(ValueError):
-    pass
-
-
-def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
-    """The body decompressed, at most ``limit`` bytes (TooLarge past it; ValueError when the
-    encoding is unknown or the data corrupt)."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        if len(body) > limit:
-            raise TooLarge("body too large")
-        return body
-    if encoding != "gzip":
-        raise ValueError(f"unsupported Content-Encoding {encoding[:20]!r} (use gzip)")
-    d = zlib.decompressobj(wbits=31)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise ValueError(f"bad gzip data: {e}") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise TooLarge(f"decompressed body larger than {limit} bytes")
-    return out
 
 
 @dataclass(slots=True)
@@ -188,7 +167,7 @@ class CollectorServer:
         assert request is not None
         path = request.target.decode("latin-1").split("?", 1)[0]
         if path == "/v1/health":
-            return 200, {"status": "ok"}, []
+            return 200, {"status": "ok", "encodings": [*codec.encodings(), "identity"]}, []
         peer = _peer(writer)
         return await self._batch(request, bytes(body), peer)
 
@@ -256,7 +235,7 @@ class CollectorServer:
 
 def _decode_and_check(body: bytes, encoding: str, limit: int
                       ) -> tuple[str, list[CheckedRecord], dict[str, str]]:
-    raw = decode_body(body, encoding, limit)
+    raw = codec.decompress(body, encoding, limit)
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:

@@ -17,7 +17,6 @@ Rules (issue 16, docs/collector.md):
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import ssl
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from probe.collector import codec
 from probe.collector.receiver import is_loopback
 from probe.collector.validation import UPLOAD_SCHEMA
 from probe.errors import ProbeError, UsageError
@@ -52,6 +52,7 @@ class UploadResult:
     retries: int = 0
     pending: int = 0
     latencies: list[float] = field(default_factory=list)  # s per acknowledged POST
+    encoding: str = ""  # the batches' content encoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class UploadOptions:
     timeout: float = 60.0
     ca_bundle: str | None = None
     compress: bool = True
+    #: ``auto``: zstd when the collector advertises it and this side has it, else gzip;
+    #: ``zstd``, ``gzip``; ``compress`` False = ``identity``
+    encoding: str = "auto"
 
 
 def check_url(url: str) -> str:
@@ -134,6 +138,8 @@ def upload(db_path: str, url: str, token: str, options: UploadOptions | None = N
             timeout=options.timeout, verify=verify, transport=transport,
             headers={"authorization": f"Bearer {token}"}) as client:
         outbox = Outbox(store)
+        encoding = choose_encoding(client, base, options)
+        result.encoding = encoding
         while True:
             batch = outbox.claim(size)
             if batch is None:
@@ -143,9 +149,9 @@ def upload(db_path: str, url: str, token: str, options: UploadOptions | None = N
                 outbox.mark_sent(batch, (), {g: "deleted before upload" for g in gone})
             if len(batch.measurement_ids) == len(gone):
                 continue
-            payload = gzip.compress(body, 6) if options.compress else body
-            answer = _send(client, base, payload, options, batch, outbox, result, size,
-                           on_event, sleep, rng)
+            payload = codec.compress(body, encoding)
+            answer = _send(client, base, payload, encoding, options, batch, outbox, result,
+                           size, on_event, sleep, rng)
             if answer is None:  # 413: smaller batches
                 outbox.mark_sent(batch, ())  # unclaim
                 if size == 1:
@@ -167,14 +173,35 @@ def upload(db_path: str, url: str, token: str, options: UploadOptions | None = N
     return result
 
 
-def _send(client: httpx.Client, base: str, payload: bytes, options: UploadOptions,
-          batch: Batch, outbox: Outbox, result: UploadResult, size: int,
+def choose_encoding(client: httpx.Client, base: str, options: UploadOptions) -> str:
+    """The batches' content encoding (:class:`UploadOptions`); ``auto`` asks the collector
+    (``GET /v1/health``: its ``encodings``), and an answer that does not say means gzip."""
+    if not options.compress:
+        return codec.IDENTITY
+    mine = codec.encodings()
+    if options.encoding != "auto":
+        if options.encoding not in mine:
+            raise UsageError(f"--encoding {options.encoding}: not available here (have "
+                             f"{', '.join(mine)}; zstd needs the zstandard package)")
+        return options.encoding
+    if codec.ZSTD not in mine:
+        return codec.GZIP
+    try:
+        r = client.get(f"{base}/v1/health")
+        offered = r.json().get("encodings", []) if r.status_code == 200 else []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        offered = []
+    return codec.ZSTD if isinstance(offered, list) and codec.ZSTD in offered else codec.GZIP
+
+
+def _send(client: httpx.Client, base: str, payload: bytes, encoding: str,
+          options: UploadOptions, batch: Batch, outbox: Outbox, result: UploadResult, size: int,
           on_event: Callable[[str], None], sleep: Callable[[float], None],
           rng: random.Random) -> dict[str, Any] | None:
     """POST one batch until acknowledged; its JSON answer, None for 413."""
     headers = {"content-type": "application/json"}
-    if options.compress:
-        headers["content-encoding"] = "gzip"
+    if encoding != codec.IDENTITY:
+        headers["content-encoding"] = encoding
     for attempt in range(options.attempts):
         retry_after: float | None = None
         began = time.monotonic()

@@ -71,13 +71,16 @@ def _parquet() -> ModuleType:
 
 
 def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
-           selection: Selection | None = None) -> ExportSummary:
+           selection: Selection | None = None, lossless: bool = False) -> ExportSummary:
     """Export the selected measurements of ``db_path`` as ``fmt`` to ``out``.
 
     ``out`` None = :func:`~probe.export.sink.default_path`; ``-`` = stdout (not parquet).
     Raises UsageError (bad format / selection), StorageError (unreadable or foreign
-    database), ExportError (destination). The source is never written to.
+    database), ExportError (destination). The source is never written to. ``lossless``
+    (parquet only): the lossless tables too (:data:`probe.export.parquet.LOSSLESS_SCHEMAS`).
     """
+    if lossless and fmt != "parquet":
+        raise UsageError("--lossless is for --format parquet (jsonl is lossless already)")
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     sel = selection or Selection()
@@ -88,9 +91,9 @@ def export(db_path: str | Path, fmt: str, out: str | Path | None = None,
         if fmt == "parquet":
             parquet = _parquet()
             with directory_output(dest) as root:
-                for table in parquet.TABLES:
+                for table in (*parquet.TABLES, *(parquet.LOSSLESS_SCHEMAS if lossless else ())):
                     (root / table).mkdir()
-                rows = parquet.write_dataset(source, sel, root)
+                rows = parquet.write_dataset(source, sel, root, lossless=lossless)
             return ExportSummary(fmt, dest, rows)
         count = 0
         with text_output(dest) as stream:

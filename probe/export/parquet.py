@@ -10,7 +10,11 @@ DuckDB, Spark, Trino/Presto, ClickHouse, Polars and pyarrow read it as it is)::
 ``network`` the run's ``probe_asn`` as ``AS<n>``, or ``unknown``. The partition columns live in
 the directory names only, not in the files. Tables: :data:`SCHEMAS` (documented column by
 column in docs/data.md). HTTP bodies and certificate DER are not exported (hashes only): the
-``jsonl`` and ``ooni`` exports carry them.
+``jsonl`` and ``ooni`` exports carry them — or ``lossless`` (``--lossless``): two more tables,
+:data:`LOSSLESS_SCHEMAS`, hold every stored row of each measurement (bodies and DER included)
+and each run's row and health samples exactly as stored, so a measurement read back
+(:mod:`probe.export.parquet_read`) equals the stored one and is judged again identically
+(``probe reanalyze --parquet DIR``, :mod:`probe.run.distributed`).
 
 Memory stays flat whatever the database's size: measurements are read a page at a time in
 start-time order (:meth:`probe.export.source.Source.pages`), rows are buffered per partition
@@ -20,6 +24,7 @@ ordered by time every file of a day is closed as soon as the next day starts.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
@@ -176,7 +181,38 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("network_name", pa.string()),
     ]),
 }
+#: The lossless tables (``--lossless``): rows as the probe database stores them, as JSON text
+#: (bytes as ``{"$b64": ...}``, :func:`dumps_rows`). ``records``: one row per measurement —
+#: ``rows`` the ``measurements`` row and its observation rows by table, ``verdict`` the current
+#: verdict row, ``provenance`` the ``imports`` row (imported measurements). ``runs``: one row
+#: per run exported — ``run`` the ``runs`` row, ``health`` its health samples, oldest first.
+LOSSLESS_SCHEMAS: dict[str, pa.Schema] = {
+    "records": pa.schema([
+        _f("measurement_id", pa.string(), False),
+        _f("run_id", pa.string(), False),
+        _f("started_at", TS, False),
+        _f("test_name", pa.string(), False),
+        _f("rows", pa.string(), False),
+        _f("verdict", pa.string()),
+        _f("provenance", pa.string()),
+    ]),
+    "runs": pa.schema([
+        _f("run_id", pa.string(), False),
+        _f("started_at", TS, False),
+        _f("probe_asn", pa.int64()),
+        _f("probe_cc", pa.string()),
+        _f("run", pa.string(), False),
+        _f("health", pa.string(), False),
+    ]),
+}
+#: Rows per row group of the ``records`` table (bodies make its rows large: a reader holds
+#: one row group at a time).
+RECORDS_ROW_GROUP_ROWS = 500
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
+ALL_SCHEMAS: dict[str, pa.Schema] = {**SCHEMAS, **LOSSLESS_SCHEMAS}
+#: The observation tables a ``records`` row carries (``rows`` keys besides ``measurements``).
+RECORD_TABLES = ("dns_queries", "tcp_connects", "tls_handshakes", "certificates",
+                 "http_requests", "controls", "quic_handshakes")
 
 
 def timestamp(iso: str) -> dt.datetime:
@@ -188,6 +224,29 @@ def timestamp(iso: str) -> dt.datetime:
 def network_label(asn: int | None) -> str:
     """The ``network=`` partition value of a run."""
     return NETWORK_UNKNOWN if asn is None else f"AS{int(asn)}"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$b64": base64.b64encode(bytes(value)).decode("ascii")}
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$b64" in obj:
+        return base64.b64decode(obj["$b64"])
+    return obj
+
+
+def dumps_rows(value: Any) -> str:
+    """Stored rows as JSON text; bytes (bodies, DER) as ``{"$b64": ...}``. Stored rows hold
+    only scalars (their JSON columns are text), so no other object has that one key."""
+    return json.dumps(value, default=_encode, separators=(",", ":"))
+
+
+def loads_rows(text: str) -> Any:
+    """The inverse of :func:`dumps_rows`."""
+    return json.loads(text, object_hook=_decode)
 
 
 def _headers(text: str | None) -> list[dict[str, str]]:
@@ -204,7 +263,7 @@ class DatasetWriter:
         self.root = root
         self.name = name
         self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
-        self.counts: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self.counts: dict[str, int] = dict.fromkeys(ALL_SCHEMAS, 0)
         self._buffers: dict[tuple[str, str, str], list[Row]] = {}
         self._writers: dict[tuple[str, str, str], pq.ParquetWriter] = {}
         self._files: dict[tuple[str, str, str], int] = {}
@@ -214,7 +273,9 @@ class DatasetWriter:
         buf = self._buffers.setdefault(key, [])
         buf.append(row)
         self.counts[table] += 1
-        if len(buf) >= self.row_group_rows:
+        limit = (min(self.row_group_rows, RECORDS_ROW_GROUP_ROWS) if table == "records"
+                 else self.row_group_rows)
+        if len(buf) >= limit:
             self._flush(key)
 
     def _flush(self, key: tuple[str, str, str]) -> None:
@@ -228,10 +289,10 @@ class DatasetWriter:
             directory.mkdir(parents=True, exist_ok=True)
             n = self._files.get(key, 0)
             self._files[key] = n + 1
-            writer = pq.ParquetWriter(directory / f"{self.name}-{n:05d}.parquet", SCHEMAS[table],
-                                      compression="zstd")
+            writer = pq.ParquetWriter(directory / f"{self.name}-{n:05d}.parquet",
+                                      ALL_SCHEMAS[table], compression="zstd")
             self._writers[key] = writer
-        writer.write_table(pa.Table.from_pylist(buf, schema=SCHEMAS[table]))
+        writer.write_table(pa.Table.from_pylist(buf, schema=ALL_SCHEMAS[table]))
         self._buffers[key] = []
 
     def close_before(self, tables: Iterable[str], date: str) -> None:
@@ -254,11 +315,27 @@ class DatasetWriter:
 
 
 _MEASUREMENT_TABLES = ("verdicts", "measurements", "dns_queries", "tcp_connects",
-                       "tls_handshakes", "http_requests")
+                       "tls_handshakes", "http_requests", "records")
+
+
+def record_row(m: Row, page: Page, current: Row | None, provenance: Row | None) -> Row:
+    """The ``records`` row of one measurement: its rows as stored (``page`` loaded with
+    bodies), its current verdict row and its ``imports`` row."""
+    mid = m["measurement_id"]
+    return {
+        "measurement_id": mid, "run_id": m["run_id"], "started_at": timestamp(m["started_at"]),
+        "test_name": m.get("test_name") or "web_connectivity",
+        "rows": dumps_rows({"measurements": m,
+                            **{t: page.rows_of(t, mid) for t in RECORD_TABLES}}),
+        "verdict": None if current is None else dumps_rows(current),
+        "provenance": None if provenance is None else dumps_rows(provenance),
+    }
 
 
 def _page_rows(source: Source, page: Page,
-               writer: DatasetWriter) -> None:
+               writer: DatasetWriter, provenances: Mapping[str, Row] | None = None) -> None:
+    """Add the rows of ``page`` to ``writer``; ``provenances`` given (the page's ``imports``
+    rows) = lossless: the ``records`` table too."""
     for m in page.measurements:
         mid, run_id = m["measurement_id"], m["run_id"]
         run = source.run(run_id)
@@ -271,6 +348,9 @@ def _page_rows(source: Source, page: Page,
         def add(table: str, row: Row, date: str = date, network: str = network) -> None:
             writer.add(table, date, network, row)
 
+        if provenances is not None:
+            current = next((v for v in page.verdicts.get(mid, []) if v["is_current"]), None)
+            add("records", record_row(m, page, current, provenances.get(mid)))
         for v in page.verdicts.get(mid, []):
             add("verdicts", {
                 "measurement_id": mid, "run_id": run_id, "url": m["url"],
@@ -322,9 +402,21 @@ def _page_rows(source: Source, page: Page,
                         skip={"request_headers", "headers", "body_stored", "body_truncated"}),
                 "request_headers": _headers(r["request_headers"]),
                 "headers": _headers(r["headers"]),
-                "body_stored": bool(r["body_stored"]),
+                "body_stored": bool(r["body_stored"] if "body_stored" in r
+                                    else r.get("body") is not None),
                 "body_truncated": bool(r["body_truncated"]),
             })
+
+
+def run_row(source: Source, run_id: str) -> Row:
+    """The ``runs`` row of the lossless tables: the run's row and its health samples."""
+    run = source.run(run_id)
+    health = [{"at": h.at, "phase": h.phase, "scope": h.scope.value, "target": h.target,
+               "elapsed": h.elapsed, "failure": h.failure}
+              for h in source.store.health_samples(run_id)]
+    return {"run_id": run_id, "started_at": timestamp(run["started_at"]),
+            "probe_asn": run.get("probe_asn"), "probe_cc": run.get("probe_cc"),
+            "run": dumps_rows(run), "health": dumps_rows(health)}
 
 
 def _pick(row: Mapping[str, Any], schema: pa.Schema, skip: Iterable[str] = ()) -> Row:
@@ -334,12 +426,23 @@ def _pick(row: Mapping[str, Any], schema: pa.Schema, skip: Iterable[str] = ()) -
 
 
 def write_dataset(source: Source, sel: Selection, root: Path,
-                  row_group_rows: int | None = None) -> dict[str, int]:
-    """Write the selected data under ``root``; returns the number of rows per table."""
+                  row_group_rows: int | None = None, lossless: bool = False) -> dict[str, int]:
+    """Write the selected data under ``root``; returns the number of rows per table.
+    ``lossless``: the :data:`LOSSLESS_SCHEMAS` tables too."""
     writer = DatasetWriter(root, row_group_rows)
+    runs: dict[str, str] = {}  # run id -> its first measurement's day (the runs partition)
     try:
-        for page in source.pages(sel, bodies=False, all_verdicts=True):
-            _page_rows(source, page, writer)
+        for page in source.pages(sel, bodies=lossless, all_verdicts=True):
+            imports = (source.import_rows([m["measurement_id"] for m in page.measurements])
+                       if lossless else None)
+            _page_rows(source, page, writer, imports)
+            for m in page.measurements:
+                runs.setdefault(m["run_id"], timestamp(m["started_at"]).strftime("%Y-%m-%d"))
+        writer.close()
+        for run_id, date in sorted(runs.items(), key=lambda x: x[1]) if lossless else ():
+            writer.close_before(("runs",), date)
+            writer.add("runs", date, network_label(source.run(run_id).get("probe_asn")),
+                       run_row(source, run_id))
         writer.close()
         for batch in source.health_rows(sel):
             for h in batch:

@@ -291,6 +291,14 @@ class Source:
                     verdict_row=vrow,
                 )
 
+    def import_rows(self, ids: Sequence[str]) -> dict[str, Row]:
+        """The ``imports`` rows (provenance) of those of ``ids`` that were imported."""
+        if "imports" not in self.tables or not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {r["measurement_id"]: r for r in self._execute(
+            f"SELECT * FROM imports WHERE measurement_id IN ({marks})", list(ids))}
+
     # --- health ---------------------------------------------------------------------------
 
     def health_rows(self, sel: Selection, batch: int = 5000) -> Iterator[list[Row]]:

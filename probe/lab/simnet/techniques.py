@@ -1328,12 +1328,13 @@ class Geneva(Technique):
 
     name = "geneva"
     summary = ("censor behaviours we did not write (Geneva's models and field reports): RST to "
-               "the client only or both ends, stale RSTs, FIN, TLS alert, TCB-tracking drop, "
-               "the server's reply dropped")
+               "the client only, the server only or both ends, stale RSTs, RSTs that miss, FIN, "
+               "TLS alert, TCB-tracking drop, the server's reply dropped")
     PARAMS = {
         "hosts": ("hosts", REQUIRED, "names that trigger it (HTTP Host / TLS SNI)"),
         "port": ("int", 443, "80 (Host header) or 443 (TLS SNI)"),
-        "model": ("choice:rst_client|rst_both|rst_stale|fin|tls_alert|tcb|drop_reply",
+        "model": ("choice:rst_client|rst_both|rst_server|rst_stale|rst_miss|fin|tls_alert|tcb|"
+                  "drop_reply",
                   REQUIRED, "the behaviour (devices/geneva.py)"),
         "queue": ("int", 41, "NFQUEUE number (one per censor of this kind)"),
     }
@@ -1341,7 +1342,8 @@ class Geneva(Technique):
     removable = True
     #: model -> what the client sees in the self-check (selfcheck.outcome_of's words)
     OUTCOMES: ClassVar[dict[str, str]] = {
-        "rst_client": "reset", "rst_both": "reset", "rst_stale": "reset", "fin": "eof",
+        "rst_client": "reset", "rst_both": "reset", "rst_server": "reset", "rst_stale": "reset",
+        "rst_miss": "ok", "fin": "eof",
         "tls_alert": "tls_error", "tcb": "timeout", "drop_reply": "timeout"}
 
     @classmethod

@@ -14,6 +14,11 @@ cited per model in docs/simnet.md ("Censors we did not write"). Models:
   ``seq``, not advanced past its payload) and whose ``seq`` is the expected one, then +1460 and
   +4380 (the GFW's spread of resets). Linux takes only the exact ``seq`` (RFC 5961 §3.2: an
   in-window one draws a challenge ACK) and never looks at a RST's ``ack``: the client resets.
+* ``rst_server``: a RST to the server only (Geneva censor5), trigger forwarded behind it: the
+  client's reset then comes from the server's own kernel, answering data for a closed socket.
+* ``rst_miss``: RST+ACKs to the client that Linux does not take — one in the window but not at
+  the expected ``seq`` (a challenge ACK, RFC 5961 §3.2), one outside it — trigger forwarded: a
+  censor that fired and missed; the site works and must be ``ok``.
 * ``fin``: a FIN+ACK to the client, trigger forwarded: the client reads EOF first.
 * ``tls_alert``: a fatal TLS alert record (handshake_failure) + FIN to the client after a
   ClientHello with the SNI, the ClientHello dropped and the server reset.
@@ -45,7 +50,7 @@ from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.geneva"
 
-MODELS = ("rst_client", "rst_both", "rst_stale", "fin", "tls_alert", "tcb", "drop_reply")
+MODELS = ("rst_client", "rst_both", "rst_server", "rst_stale", "rst_miss", "fin", "tls_alert", "tcb", "drop_reply")
 
 #: TLS record: alert (21), TLS 1.2, length 2, level fatal (2), handshake_failure (40) — RFC 8446 §6
 TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 3, 0, 2, 2, 40])
@@ -53,6 +58,8 @@ TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 3, 0, 2, 2, 40])
 #: The spread of sequence numbers of the GFW's resets (Weaver, Sommer, Paxson, "Detecting Forged
 #: TCP Reset Packets", NDSS 2009: type-2 resets at seq, seq+1460, seq+4380).
 STALE_OFFSETS = (0, 1460, 4380)
+#: ``rst_miss``: just inside the client's receive window, and far outside it
+MISS_OFFSETS = (1, -(1 << 30))
 
 Flow = tuple[str, int, str, int]  # client ip, client port, server ip, server port
 MAX_FLOWS = 10_000
@@ -158,6 +165,13 @@ class GenevaCensor:
         if self.model == "rst_both":
             self.send(client_seg("RA", tcp.ack, client_next))
             reset_server()
+            return "accept"
+        if self.model == "rst_server":
+            reset_server()
+            return "accept"
+        if self.model == "rst_miss":
+            for offset in MISS_OFFSETS:
+                self.send(client_seg("RA", tcp.ack + offset, client_next))
             return "accept"
         if self.model == "rst_stale":
             for offset in STALE_OFFSETS:

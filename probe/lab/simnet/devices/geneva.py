@@ -50,7 +50,8 @@ from probe.lab.world.web_server import parse_sni
 
 PROG = "probe.lab.simnet.devices.geneva"
 
-MODELS = ("rst_client", "rst_both", "rst_server", "rst_stale", "rst_miss", "fin", "tls_alert", "tcb", "drop_reply")
+MODELS = ("rst_client", "rst_both", "rst_server", "rst_stale", "rst_miss", "fin", "tls_alert",
+          "tcb", "drop_reply")
 
 #: TLS record: alert (21), TLS 1.2, length 2, level fatal (2), handshake_failure (40) — RFC 8446 §6
 TLS_ALERT_HANDSHAKE_FAILURE = bytes([21, 3, 3, 0, 2, 2, 40])

@@ -359,6 +359,11 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("sni-reset", blocked_tls(f.CONNECTION_RESET), CTX, "blocked", "tls.reset"),
     ("sni-fin", blocked_tls(f.EOF_ERROR), CTX, "blocked", "tls.eof"),
     ("injected-tls-alert", blocked_tls(f.SSL_FAILED_HANDSHAKE), CTX, "blocked", "tls.handshake"),
+    # the server itself ends the handshake with an alert (unrecognized_name…): the control sees
+    # it too, so it is not a censor's alert (docs/simnet.md, "Censors we did not write")
+    ("server-tls-alert-control-too", blocked_tls(f.SSL_FAILED_HANDSHAKE, (ctl(endpoints=(
+        ep(IP, tls_failure=f.SSL_FAILED_HANDSHAKE),), http_=chttp(
+        None, f.SSL_FAILED_HANDSHAKE, body=None, title=None)),)), CTX, "down", "down.tls"),
     ("tls-timeout-everywhere", blocked_tls(T, (CTL_TLS_TIMEOUT,)), CTX, "down", "down.tls"),
     ("sni-drop-control-unreachable-innocuous-sni-works", blocked_tls(T, (ctl_failed(),),
                                                                      retry=True), CTX,

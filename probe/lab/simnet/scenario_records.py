@@ -28,8 +28,8 @@ METHODS: dict[str, frozenset[str]] = {
     "blocked": frozenset(
         "dns.nxdomain dns.refused dns.servfail dns.timeout dns.bogon dns.blockpage "
         "dns.inconsistent dns.injected tcp.timeout tcp.reset tcp.unreachable tls.reset "
-        "tls.timeout tls.eof http.blockpage http.redirect http.reset http.timeout http.eof "
-        "http.status http.diff http.stall".split()
+        "tls.timeout tls.eof tls.handshake http.blockpage http.redirect http.reset http.timeout "
+        "http.eof http.status http.diff http.stall".split()
     ),
     "intercepted": frozenset({"tls.mitm"}),
     "throttled": frozenset({"throttle"}),

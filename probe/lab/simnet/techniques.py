@@ -1322,11 +1322,98 @@ class ResidualBlock(Technique):
         return out
 
 
+class Geneva(Technique):
+    """An on-path NFQUEUE censor with one documented behaviour each (``model``; devices/geneva.py,
+    after the Geneva project's censor models and the reports cited in docs/simnet.md)."""
+
+    name = "geneva"
+    summary = ("censor behaviours we did not write (Geneva's models and field reports): RST to "
+               "the client only, the server only or both ends, stale RSTs, RSTs that miss, FIN, "
+               "TLS alert, TCB-tracking drop, the server's reply dropped")
+    PARAMS = {
+        "hosts": ("hosts", REQUIRED, "names that trigger it (HTTP Host / TLS SNI)"),
+        "port": ("int", 443, "80 (Host header) or 443 (TLS SNI)"),
+        "model": ("choice:rst_client|rst_both|rst_server|rst_stale|rst_miss|fin|tls_alert|tcb|"
+                  "drop_reply",
+                  REQUIRED, "the behaviour (devices/geneva.py)"),
+        "queue": ("int", 41, "NFQUEUE number (one per censor of this kind)"),
+    }
+    movable = True
+    removable = True
+    #: model -> what the client sees in the self-check (selfcheck.outcome_of's words)
+    OUTCOMES: ClassVar[dict[str, str]] = {
+        "rst_client": "reset", "rst_both": "reset", "rst_server": "reset", "rst_stale": "reset",
+        "rst_miss": "ok", "fin": "eof",
+        "tls_alert": "tls_error", "tcb": "timeout", "drop_reply": "timeout"}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params["port"] not in (80, 443):
+            raise ValueError("port must be 80 or 443")
+        if params["model"] == "tls_alert" and params["port"] != 443:
+            raise ValueError("model tls_alert needs port 443 (it answers a ClientHello)")
+
+    def _rules(self) -> list[str]:
+        port = self.p["port"]
+        rules = [f"-i {self.lan} -p tcp -d {ip} --dport {port}" for ip in self.ips()]
+        if self.p["model"] in ("tcb", "drop_reply"):
+            rules += [f"-o {self.lan} -p tcp -s {ip} --sport {port}" for ip in self.ips()]
+        return rules
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        lines = [f"iptables -N {chain}",
+                 f"iptables -A {chain} -j NFQUEUE --queue-num {self.p['queue']} --queue-bypass"]
+        lines += [f"iptables -A FORWARD {r} -j {chain}" for r in self._rules()]
+        return "\n".join(lines) + "\n"
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        lines = [f"iptables -D FORWARD {r} -j {chain}" for r in self._rules()]
+        lines += [f"iptables -F {chain}", f"iptables -X {chain}"]
+        return "\n".join(lines) + "\n"
+
+    def devices(self) -> list[Device]:
+        return [Device(f"geneva-{self.id}", self.router, "probe.lab.simnet.devices.geneva", {
+            "queue": self.p["queue"], "model": self.p["model"], "port": self.p["port"],
+            "hosts": self.hosts})]
+
+    def checks(self) -> list[Check]:
+        out = []
+        other = self.innocuous(self.hosts)
+        want = self.OUTCOMES[self.p["model"]]
+        tls = self.p["port"] == 443
+        for h in self.hosts:
+            ip = self.ctx.world.ip_of(h)
+            if tls:
+                out.append(_check(self.cid(f"sni:{h}"), "cli", "tls",
+                                  f"a ClientHello with SNI {h} meets {self.p['model']}: {want}",
+                                  {"outcome": want}, ip=ip, sni=h, timeout=2.0))
+                out.append(_check(self.cid(f"innocuous:{h}"), "cli", "tls",
+                                  f"SNI {other} to {ip} completes", {"outcome": "ok"},
+                                  ip=ip, sni=other, timeout=2.0))
+                out.append(_check(self.cid(f"control:{h}"), "ctl", "tls",
+                                  f"the control completes a handshake with {h}",
+                                  {"outcome": "ok"}, ip=ip, sni=h, verify=True,
+                                  cafile=self.ctx.ca_pem))
+                continue
+            out.append(_check(self.cid(f"host:{h}"), "cli", "http",
+                              f"GET with Host: {h} meets {self.p['model']}: {want}",
+                              {"outcome": want}, ip=ip, host=h, timeout=2.0))
+            out.append(_check(self.cid(f"innocuous:{h}"), "cli", "http",
+                              f"GET with Host: {other} to {ip} gets a response",
+                              {"outcome": "ok"}, ip=ip, host=other, timeout=2.0))
+            out.append(_check(self.cid(f"control:{h}"), "ctl", "http",
+                              f"the control fetches http://{h}/", {"outcome": "ok"},
+                              ip=ip, host=h))
+        return out
+
+
 TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze, ResidualBlock, FamilyCut, QuicSni)
+                Flaky, Freeze, ResidualBlock, FamilyCut, QuicSni, Geneva)
 }
 
 

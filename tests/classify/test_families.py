@@ -178,13 +178,13 @@ def test_ipv6_from_the_population(run: list[Measurement], v6: IPv6State | None,
         assert got[-1].details["symptom"] == "tcp.timeout"
 
 
-def test_reanalyze_applies_the_run_population_of_ipv6(tmp_path: Path) -> None:
-    """The stored path (probe/run/reanalyze.py, as the runner uses it) sees the same."""
+def dual_stack_db(db: Path) -> None:
+    """A database of imported dual-stack measurements (no canaries) whose IPv6 fails on every
+    site while IPv4 works: the run-level inference says IPv6 is broken here. Also used by the
+    Dask paths' test (tests/run/test_distributed_parquet.py)."""
     from probe.model import Provenance
-    from probe.run.reanalyze import reanalyze
     from probe.store import Store
 
-    db = tmp_path / "probe.db"
     with Store.open(db) as store:
         run = store.start_run({"import": "ooni"}, 0)
         for i, m in enumerate([dual(v6_tcp=T)] * 3 + [V6_ONLY]):
@@ -192,6 +192,15 @@ def test_reanalyze_applies_the_run_population_of_ipv6(tmp_path: Path) -> None:
                 source="ooni", origin=f"x.jsonl:{i}", dedup_key=f"uid-{i}",
                 test_name="web_connectivity", measurement_uid=f"uid-{i}", probe_asn=64501,
                 probe_cc="KZ", missing=("canaries",)))
+
+
+def test_reanalyze_applies_the_run_population_of_ipv6(tmp_path: Path) -> None:
+    """The stored path (probe/run/reanalyze.py, as the runner uses it) sees the same."""
+    from probe.run.reanalyze import reanalyze
+    from probe.store import Store
+
+    db = tmp_path / "probe.db"
+    dual_stack_db(db)
     reanalyze(str(db))
     with Store.open_readonly(db) as store:
         got = [store.current_verdict(mid) for mid, _ in store.iter_measurements()]

@@ -26,11 +26,10 @@ from probe.errors import UsageError  # noqa: E402
 from probe.export import export, parquet, parquet_read  # noqa: E402
 from probe.export.source import Selection, Source  # noqa: E402
 from probe.lab.bench.collector_case import fill_probe_db  # noqa: E402
-from probe.model import Provenance  # noqa: E402
 from probe.run import distributed  # noqa: E402
 from probe.run.reanalyze import reanalyze as single  # noqa: E402
 from probe.store import Store  # noqa: E402
-from tests.classify.test_families import V6_ONLY, T, dual  # noqa: E402
+from tests.classify.test_families import dual_stack_db  # noqa: E402
 from tests.clirunner import CliRunner  # noqa: E402
 from tests.factories import build_db  # noqa: E402
 
@@ -150,21 +149,9 @@ def test_parquet_on_dask_gives_the_verdicts_of_the_single_process_path(mixed, tm
     assert again.changed == 0 and _parquet_verdicts(tmp_path / "again") == want
 
 
-def _dual_stack_db(db: Path) -> None:
-    """Imported dual-stack measurements (no canaries) whose IPv6 fails on every site while
-    IPv4 works: the run-level inference says IPv6 is broken here."""
-    with Store.open(db) as store:
-        run = store.start_run({"import": "ooni"}, 0)
-        for i, m in enumerate([dual(v6_tcp=T)] * 3 + [V6_ONLY]):
-            store.save_import(run, m, None, Provenance(
-                source="ooni", origin=f"x.jsonl:{i}", dedup_key=f"uid-{i}",
-                test_name="web_connectivity", measurement_uid=f"uid-{i}", probe_asn=64501,
-                probe_cc="KZ", missing=("canaries",)))
-
-
 def test_the_run_level_ipv6_inference_is_the_same_on_every_path(tmp_path, cluster):
     a, b, c = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "c.db"
-    _dual_stack_db(a)
+    dual_stack_db(a)
     shutil.copy(a, b)
     shutil.copy(a, c)
     export(c, "parquet", tmp_path / "ds", lossless=True)

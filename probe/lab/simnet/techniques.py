@@ -154,6 +154,22 @@ class Technique:
     def cid(self, what: str) -> str:
         return f"{self.id}:{what}"
 
+    def sni_checks(self, host: str, innocuous: str, description: str,
+                   expect: dict[str, Any]) -> list[Check]:
+        """The three checks of a censor that reacts to a ClientHello's SNI: ``host``'s name
+        meets it (``expect``), an innocuous name to the same address completes, and the
+        control completes a verified handshake with ``host``."""
+        ip = self.ctx.world.ip_of(host)
+        return [
+            _check(self.cid(f"sni:{host}"), "cli", "tls", description, expect, ip=ip, sni=host,
+                   timeout=2.0),
+            _check(self.cid(f"innocuous:{host}"), "cli", "tls",
+                   f"SNI {innocuous} to {ip} completes", {"outcome": "ok"}, ip=ip,
+                   sni=innocuous, timeout=2.0),
+            _check(self.cid(f"control:{host}"), "ctl", "tls",
+                   f"the control completes a handshake with {host}", {"outcome": "ok"}, ip=ip,
+                   sni=host, verify=True, cafile=self.ctx.ca_pem)]
+
     # --- hooks (override) --------------------------------------------------------------
     def resolver_behaviours(self) -> dict[str, str]:
         return {}
@@ -696,16 +712,9 @@ class TcpInject(Technique):
             ip = self.ctx.world.ip_of(h)
             if self.p["port"] == 443:
                 want = {"rst": "reset", "fin": "eof"}[self.p["action"]]
-                out.append(_check(self.cid(f"sni:{h}"), "cli", "tls",
-                                  f"ClientHello with SNI {h} gets an injected {self.p['action']}",
-                                  {"outcome": want}, ip=ip, sni=h, timeout=2.0))
-                out.append(_check(self.cid(f"innocuous:{h}"), "cli", "tls",
-                                  f"SNI {other} to {ip} completes", {"outcome": "ok"},
-                                  ip=ip, sni=other, timeout=2.0))
-                out.append(_check(self.cid(f"control:{h}"), "ctl", "tls",
-                                  f"the control completes a handshake with {h}",
-                                  {"outcome": "ok"}, ip=ip, sni=h, verify=True,
-                                  cafile=self.ctx.ca_pem))
+                out += self.sni_checks(
+                    h, other, f"ClientHello with SNI {h} gets an injected {self.p['action']}",
+                    {"outcome": want})
                 continue
             if self.p["action"] == "page":
                 expect: dict[str, Any] = {"outcome": "ok", "status": 200,
@@ -1386,16 +1395,9 @@ class Geneva(Technique):
         for h in self.hosts:
             ip = self.ctx.world.ip_of(h)
             if tls:
-                out.append(_check(self.cid(f"sni:{h}"), "cli", "tls",
-                                  f"a ClientHello with SNI {h} meets {self.p['model']}: {want}",
-                                  {"outcome": want}, ip=ip, sni=h, timeout=2.0))
-                out.append(_check(self.cid(f"innocuous:{h}"), "cli", "tls",
-                                  f"SNI {other} to {ip} completes", {"outcome": "ok"},
-                                  ip=ip, sni=other, timeout=2.0))
-                out.append(_check(self.cid(f"control:{h}"), "ctl", "tls",
-                                  f"the control completes a handshake with {h}",
-                                  {"outcome": "ok"}, ip=ip, sni=h, verify=True,
-                                  cafile=self.ctx.ca_pem))
+                out += self.sni_checks(
+                    h, other, f"a ClientHello with SNI {h} meets {self.p['model']}: {want}",
+                    {"outcome": want})
                 continue
             out.append(_check(self.cid(f"host:{h}"), "cli", "http",
                               f"GET with Host: {h} meets {self.p['model']}: {want}",

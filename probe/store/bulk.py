@@ -82,7 +82,8 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
                      at: str) -> tuple[list[Row], ...]:
     """Every row of one imported measurement, by table in :data:`TABLES` order: the
     measurement, its observations, its verdict (``created_at`` = ``at``) and its provenance
-    (``imported_at`` = ``at``)."""
+    (``imported_at`` = ``at``). Tuples are encoded as JSON arrays, as the lists of
+    :mod:`probe.store.rows` are (the same text, without copying them into lists)."""
     t = m.target
     return (
         [(mid, run_id, t.url, t.hostname, t.scheme, t.port, t.path, t.category, t.source,
@@ -96,11 +97,11 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
           h.cipher_suite, h.alpn, _bool(h.verified), h.verify_error)
          for i, h in enumerate(m.tls)],
         [(mid, i, h.tx_id, position, bytes(c.der), c.sha256, c.spki_sha256, c.subject,
-          c.issuer, c.not_before, c.not_after, _json(list(c.san)))
+          c.issuer, c.not_before, c.not_after, _json(c.san))
          for i, h in enumerate(m.tls) for position, c in enumerate(h.certificates)],
         [(mid, i, h.tx_id, h.url, h.method, h.ip, h.port, h.t0, h.t, h.failure,
-          h.redirect_index, _json([list(x) for x in h.request_headers]), h.status,
-          _json([list(x) for x in h.headers]), None if h.body is None else bytes(h.body),
+          h.redirect_index, _json(h.request_headers), h.status, _json(h.headers),
+          None if h.body is None else bytes(h.body),
           h.body_length, h.body_sha256, int(h.body_truncated), h.title, h.location,
           h.received_bytes, h.last_byte_t, transport)
          for i, (h, transport) in enumerate(
@@ -165,19 +166,25 @@ class _Gate:
     def may_hold(self, tables: Sequence[list[Row]]) -> bool:
         seen = self.seen
         short: list[str] = []
+        keep = short.append
         for found in tables:
             for r in found:
                 for v in r:
-                    if isinstance(v, str | bytes):
-                        if len(v) < BIG:
-                            short.append(v.decode("latin-1") if isinstance(v, bytes) else v)
+                    kind = type(v)  # exact types first: ~140 values a measurement
+                    if kind is int or kind is float or v is None:
+                        continue
+                    if kind is not str and kind is not bytes:
+                        if not isinstance(v, str | bytes):
                             continue
-                        hit = seen.get(v)
-                        if hit is None:
-                            text = v.decode("latin-1") if isinstance(v, bytes) else v
-                            hit = seen[v] = self.scrubber.might_hold(text)
-                        if hit:
-                            return True
+                    if len(v) < BIG:
+                        keep(v.decode("latin-1") if isinstance(v, bytes) else v)
+                        continue
+                    hit = seen.get(v)
+                    if hit is None:
+                        text = v.decode("latin-1") if isinstance(v, bytes) else v
+                        hit = seen[v] = self.scrubber.might_hold(text)
+                    if hit:
+                        return True
         return self.scrubber.might_hold("\x00".join(short))
 
 

@@ -142,7 +142,7 @@ def _texts(found: Sequence[Row]) -> list[str]:
 
 #: Values at least this long are checked one by one, each distinct value once per chunk
 #: (:class:`_Gate`); shorter ones are joined and checked together.
-BIG = 256
+BIG = 64
 
 
 class _Gate:

@@ -135,11 +135,6 @@ _RUNS_SQL = _sql("runs", "OR IGNORE")
 _VARS = 900
 
 
-def _texts(found: Sequence[Row]) -> list[str]:
-    return [v.decode("latin-1") if isinstance(v, bytes) else v
-            for r in found for v in r if isinstance(v, str | bytes)]
-
-
 #: Values at least this long are checked one by one, each distinct value once per chunk
 #: (:class:`_Gate`); shorter ones are joined and checked together.
 BIG = 64
@@ -148,20 +143,29 @@ BIG = 64
 class _Gate:
     """The scrub check of one chunk's measurements: whether one may hold an address.
 
-    The check is :meth:`~probe.store.privacy.Scrubber.might_hold`, which is certain when it
-    says no for a text; an address is spelled inside one value, never across two, so a
-    measurement none of whose values may hold one holds none. Long values (bodies,
-    certificates, control answers, verdict details) recur across the measurements of an
-    archive file (the same block page, chain or answer), and the check scans every
-    character with a few case-insensitive patterns (~8 ns a character each): so each
-    distinct long value is checked once per chunk, and the short values of a measurement
-    are joined and checked together. The memo lives for one :func:`save_imports` call (the
-    scrubber cannot change meanwhile) and holds only values the chunk holds anyway.
+    Values are read as :meth:`probe.store.privacy.Scrubber.rows` reads them: text as it is,
+    bytes as UTF-8 (undecodable bytes kept) and, when they hold NUL bytes, also as
+    UTF-16/32 (by :meth:`~probe.store.privacy.Scrubber.scrub_bytes` itself). The check is
+    :meth:`~probe.store.privacy.Scrubber.might_hold`, which is certain when it says no; an
+    address is spelled inside one value, never across two (the scrub itself works value by
+    value), so a measurement none of whose values may hold one holds none. Long values
+    (bodies, certificates, control answers, header lists, verdict details) recur across the
+    measurements of an archive file (the same block page, chain or answer), and the check
+    scans every character with a few case-insensitive patterns (~8 ns a character each): so
+    each distinct long value is checked once per chunk, and the short values of a
+    measurement are joined and checked together. The memo lives for one
+    :func:`save_imports` call (the scrubber cannot change meanwhile) and holds only values
+    the chunk holds anyway.
     """
 
     def __init__(self, scrubber: Scrubber) -> None:
         self.scrubber = scrubber
         self.seen: dict[str | bytes, bool] = {}
+
+    def _bytes(self, v: bytes) -> bool:
+        if b"\x00" in v:  # UTF-16/32 readings too: only the scrub itself knows them all
+            return self.scrubber.scrub_bytes(v) != v
+        return self.scrubber.might_hold(v.decode("utf-8", "surrogateescape"))
 
     def may_hold(self, tables: Sequence[list[Row]]) -> bool:
         seen = self.seen
@@ -176,13 +180,14 @@ class _Gate:
                     if kind is not str and kind is not bytes:
                         if not isinstance(v, str | bytes):
                             continue
-                    if len(v) < BIG:
-                        keep(v.decode("latin-1") if isinstance(v, bytes) else v)
+                    if len(v) < BIG and (isinstance(v, str) or b"\x00" not in v):
+                        keep(v if isinstance(v, str)
+                             else v.decode("utf-8", "surrogateescape"))
                         continue
                     hit = seen.get(v)
                     if hit is None:
-                        text = v.decode("latin-1") if isinstance(v, bytes) else v
-                        hit = seen[v] = self.scrubber.might_hold(text)
+                        hit = seen[v] = (self.scrubber.might_hold(v) if isinstance(v, str)
+                                         else self._bytes(v))
                     if hit:
                         return True
         return self.scrubber.might_hold("\x00".join(short))
@@ -191,13 +196,13 @@ class _Gate:
 def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]],
              gate: _Gate | None = None) -> Sequence[list[Row]]:
     """One measurement's rows with the volunteer's addresses scrubbed (the very same lists
-    when none may hold one: :meth:`probe.store.privacy.Scrubber.might_hold` over all its
-    text first (:class:`_Gate`), then row by row, as
+    when none may hold one: :class:`_Gate` over all its values first, then row by row, as
     :meth:`~probe.store.privacy.Scrubber.rows` does)."""
-    if not (gate or _Gate(scrubber)).may_hold(tables):
+    check = gate or _Gate(scrubber)
+    if not check.may_hold(tables):
         return tables
-    return [[scrubber.value(r) if scrubber.might_hold("\x00".join(_texts([r]))) else r
-             for r in found] for found in tables]
+    return [[scrubber.value(r) if check.may_hold(([r],)) else r for r in found]
+            for found in tables]
 
 
 def save_imports(store: Store, runs: Sequence[Row],

@@ -5,6 +5,7 @@ not imported ones (docs/import.md "Performance")."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from pathlib import Path
@@ -100,3 +101,22 @@ def test_the_outbox_trigger_skips_imported_measurements(tmp_path: Path, extra: s
                 (run, AT, AT, extra))
     assert con.execute("SELECT count(*) FROM outbox").fetchone()[0] == int(queued)
     con.close()
+
+
+@pytest.mark.parametrize("raw", [
+    f"<p>you are {OWN}</p>".encode("utf-16-le"),  # NUL bytes: read as UTF-16 too
+    f"<p>you are {OWN}</p>".encode("utf-32-be"),
+    "<p>you are １９２．０．２．７７</p>".encode(),  # fullwidth, in UTF-8
+    (f"<p>you are {OWN}</p>" + "x" * 2 * bulk.BIG).encode("utf-16-le"),  # a long one
+], ids=["utf16", "utf32", "fullwidth", "long-utf16"])
+def test_bodies_are_read_as_the_scrubber_reads_them(tmp_path: Path, raw: bytes) -> None:
+    body = {"format": "base64", "data": base64.b64encode(raw).decode()}
+    items = [("uid0", "R", _tables(body))]  # type: ignore[arg-type]
+    run = bulk.run_row("R", AT, "1.0", {}, 0, status="completed", finished_at=AT,
+                       probe_asn=None, probe_cc=None, network_name=None)
+    db = tmp_path / "x.db"
+    with Store.open(db, own_addresses=[OWN]) as store:
+        assert bulk.save_imports(store, [run], items) == [True]
+        stored = store.db.conn.execute("SELECT body FROM http_requests").fetchone()[0]
+    assert stored != raw
+    assert store.scrubber.scrub_bytes(stored) == stored  # nothing left to scrub

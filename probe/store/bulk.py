@@ -20,6 +20,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from probe.model import Measurement, Provenance, Verdict
 from probe.store.db import Store
 from probe.store.privacy import Scrubber
@@ -66,6 +68,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
+def _json_text(value: Any) -> str:
+    """:func:`_json` of arrays and objects whose leaves are strings, ints or None (header
+    lists, SANs, DNS answers), by orjson: ~5 × faster, and the same text for every such
+    value (compact, UTF-8 kept, the same escapes: tests/ingest/test_throughput.py checks
+    every code point). Floats are never given to it (orjson spells some differently); what
+    orjson refuses (a lone surrogate, an integer beyond 64 bits, a type JSON has not) is
+    left to :func:`_json`."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return _json(value)
+
+
 def _bool(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
@@ -90,17 +105,18 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
           m.started_at, m.finished_at, _json(m.extra), t.test_name)],
         [(mid, i, d.tx_id, d.hostname, d.query_type, d.engine, d.resolver, d.t0, d.t,
           d.failure, d.rcode,
-          _json([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl} for a in d.answers]),
+          _json_text([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl}
+                      for a in d.answers]),
           d.response_index) for i, d in enumerate(m.dns)],
         [(mid, i, c.tx_id, c.ip, c.port, c.t0, c.t, c.failure) for i, c in enumerate(m.tcp)],
         [(mid, i, h.tx_id, h.ip, h.port, h.server_name, h.t0, h.t, h.failure, h.tls_version,
           h.cipher_suite, h.alpn, _bool(h.verified), h.verify_error)
          for i, h in enumerate(m.tls)],
         [(mid, i, h.tx_id, position, bytes(c.der), c.sha256, c.spki_sha256, c.subject,
-          c.issuer, c.not_before, c.not_after, _json(c.san))
+          c.issuer, c.not_before, c.not_after, _json_text(c.san))
          for i, h in enumerate(m.tls) for position, c in enumerate(h.certificates)],
         [(mid, i, h.tx_id, h.url, h.method, h.ip, h.port, h.t0, h.t, h.failure,
-          h.redirect_index, _json(h.request_headers), h.status, _json(h.headers),
+          h.redirect_index, _json_text(h.request_headers), h.status, _json_text(h.headers),
           None if h.body is None else bytes(h.body),
           h.body_length, h.body_sha256, int(h.body_truncated), h.title, h.location,
           h.received_bytes, h.last_byte_t, transport)

@@ -37,6 +37,21 @@ def test_the_bulk_encoder_writes_what_to_json_writes(value: object) -> None:
     assert bulk._json(value) == rows.to_json(value)
 
 
+EVERY_CODE_POINT = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+
+
+@pytest.mark.parametrize("value", [
+    (), (("Content-Type", "text/html"), ("X-A", 'q"uo\\te\n\t\x00\x1f\x7f\u2028é✓')),
+    ((EVERY_CODE_POINT, EVERY_CODE_POINT[::-1]),), ("a.test", "*.b.test"),
+    [{"rtype": "A", "value": "192.0.2.1", "ttl": 300}, {"rtype": "CNAME", "value": "x.",
+                                                        "ttl": None}],
+    [{"rtype": "A", "value": "192.0.2.1", "ttl": 2**70}],  # beyond orjson: json decides
+    (("lone", "\ud800"),),  # a lone surrogate: json decides
+])
+def test_the_fast_encoder_of_string_lists_writes_what_to_json_writes(value: object) -> None:
+    assert bulk._json_text(value) == rows.to_json(value)
+
+
 def _tables(body: str, evidence: str = "e", n: int = 0) -> tuple[list[bulk.Row], ...]:
     path = CORPUS / "spec-ts-017-example-com-0.4.0.json"
     doc = json.loads(path.read_text())

@@ -396,15 +396,22 @@ def headers(value: Any, listed: Any = None) -> tuple[tuple[str, str], ...]:
     captive portal's ``Location`` in backend fixture web_connectivity_b64_hdr: decoded,
     its undecodable bytes replaced, rather than kept as the dict's repr."""
     out: list[tuple[str, str]] = []
+    # (type(x) is str: the usual case, decided without the calls of the general one)
     if isinstance(listed, list):
         for pair in listed:
             if isinstance(pair, list | tuple) and len(pair) == 2:
-                out.append((str(pair[0]), _header_value(pair[1])))
+                k, v = pair
+                out.append((k if type(k) is str else str(k),
+                            v if type(v) is str else _header_value(v)))
         return tuple(out)
     if isinstance(value, _MAPPING):
         for k, v in value.items():
+            name = k if type(k) is str else str(k)
+            if type(v) is str:
+                out.append((name, v))
+                continue
             for item in v if isinstance(v, list) else [v]:
-                out.append((str(k), _header_value(item)))
+                out.append((name, _header_value(item)))
     return tuple(out)
 
 

@@ -342,7 +342,7 @@ def _http(helper: str, h: Mapping[str, Any]) -> ControlHTTP:
     if isinstance(raw, list | tuple):
         for pair in raw:
             if (isinstance(pair, list | tuple) and len(pair) == 2
-                    and all(isinstance(x, str) for x in pair)):
+                    and isinstance(pair[0], str) and isinstance(pair[1], str)):
                 headers.append((pair[0], pair[1]))
     elif isinstance(raw, Mapping):
         headers = [(str(k), str(v)) for k, v in raw.items()]

@@ -56,6 +56,11 @@ from probe.targets import parse_url
 #: Who measured: the ``source`` of every Provenance this module makes.
 SOURCE = "ooni"
 
+#: ``isinstance(x, _MAPPING)`` is ``isinstance(x, Mapping)``, but a dict (every JSON object
+#: the reader decodes) is recognised by the exact type check, without the ABC machinery
+#: (~0.4 million ABC checks per 10,000 documents otherwise).
+_MAPPING = (dict, Mapping)
+
 #: OONI failure strings older than df-007's current names (ooniprobe 1.x/2.x, measurement-kit,
 #: the legacy test helper) → ours. Current df-007 names are ours already (probe.failures).
 LEGACY_FAILURES: dict[str, str] = {
@@ -168,12 +173,20 @@ def dedup_key(doc: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_url(text: str) -> Target:
+    """:func:`probe.targets.parse_url` remembered by the input's text (a pure function; Target
+    is frozen): a report measures the same test list again and again, and normalising a URL
+    costs ~0.15 ms. A bad URL raises as before (exceptions are not remembered)."""
+    return parse_url(text)
+
+
 def _input_target(doc: Mapping[str, Any], test_name: str) -> Target:
     """The target of a test this probe does not run: its URL input, else ``ooni://TEST``."""
     text = _str(doc.get("input"))
     if text is not None and text.lower().startswith(("http://", "https://")):
         try:
-            return dataclasses.replace(parse_url(text), test_name=test_name)
+            return dataclasses.replace(_parse_url(text), test_name=test_name)
         except ValueError:
             pass
     return Target(url=f"ooni://{test_name}", hostname=test_name, scheme="ooni", port=443,
@@ -182,8 +195,8 @@ def _input_target(doc: Mapping[str, Any], test_name: str) -> Target:
 
 def provenance(doc: Mapping[str, Any], origin: str, missing: Sequence[str]) -> Provenance:
     """The Provenance of one document (its header fields and OONI's own verdict)."""
-    tk = doc.get("test_keys") if isinstance(doc.get("test_keys"), Mapping) else {}
-    assert isinstance(tk, Mapping)
+    tk = doc.get("test_keys") if isinstance(doc.get("test_keys"), _MAPPING) else {}
+    assert isinstance(tk, _MAPPING)
     flags = tk.get("x_blocking_flags")
     return Provenance(
         source=SOURCE, origin=origin, dedup_key=dedup_key(doc),
@@ -251,7 +264,7 @@ def dns_observations(tk: Mapping[str, Any], hostname: str, ids: _Ids
     ``dns_experiment_failure`` (old versions) → one failed system lookup of ``hostname``."""
     out: list[DNSObservation] = []
     for q in tk.get("queries") or ():
-        if not isinstance(q, Mapping):
+        if not isinstance(q, _MAPPING):
             continue
         engine = ENGINES.get(str(q.get("engine") or "system"), str(q.get("engine")))
         address = _str(q.get("resolver_address"))
@@ -264,7 +277,7 @@ def dns_observations(tk: Mapping[str, Any], hostname: str, ids: _Ids
         fail = failure(q.get("failure"))
         answers = []
         for a in q.get("answers") or ():
-            if not isinstance(a, Mapping):
+            if not isinstance(a, _MAPPING):
                 continue
             rtype = a.get("answer_type")
             value = {"A": a.get("ipv4"), "AAAA": a.get("ipv6"),
@@ -292,10 +305,10 @@ def tcp_observations(tk: Mapping[str, Any], ids: _Ids) -> tuple[TCPObservation, 
     """``tcp_connect`` (df-005) → TCPObservation."""
     out = []
     for c in tk.get("tcp_connect") or ():
-        if not isinstance(c, Mapping) or _ip(c.get("ip")) is None:
+        if not isinstance(c, _MAPPING) or _ip(c.get("ip")) is None:
             continue
-        status = c.get("status") if isinstance(c.get("status"), Mapping) else {}
-        assert isinstance(status, Mapping)
+        status = c.get("status") if isinstance(c.get("status"), _MAPPING) else {}
+        assert isinstance(status, _MAPPING)
         fail = None if status.get("success") is True else (
             failure(status.get("failure")) or f.unknown("connect failed"))
         port = c.get("port")
@@ -311,7 +324,7 @@ def certificates(entries: Any) -> tuple[Certificate, ...]:
     """``peer_certificates`` (``{"format": "base64", "data": …}`` DER, leaf first)."""
     out = []
     for e in entries or ():
-        data = e.get("data") if isinstance(e, Mapping) else None
+        data = e.get("data") if isinstance(e, _MAPPING) else None
         if not isinstance(data, str):
             continue
         cert = _certificate(data)
@@ -349,7 +362,7 @@ def tls_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation], ids: 
     by_address = {(c.ip, c.port): c.tx_id for c in tcp}
     out = []
     for h in tk.get("tls_handshakes") or ():
-        if not isinstance(h, Mapping):
+        if not isinstance(h, _MAPPING):
             continue
         where = _split(h.get("address")) or _only_connected(tcp)
         if where is None:
@@ -383,20 +396,29 @@ def headers(value: Any, listed: Any = None) -> tuple[tuple[str, str], ...]:
     captive portal's ``Location`` in backend fixture web_connectivity_b64_hdr: decoded,
     its undecodable bytes replaced, rather than kept as the dict's repr."""
     out: list[tuple[str, str]] = []
+    # (type(x) is str: the usual case, decided without the calls of the general one)
     if isinstance(listed, list):
         for pair in listed:
             if isinstance(pair, list | tuple) and len(pair) == 2:
-                out.append((str(pair[0]), _header_value(pair[1])))
+                k, v = pair
+                out.append((k if type(k) is str else str(k),
+                            v if type(v) is str else _header_value(v)))
         return tuple(out)
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAPPING):
         for k, v in value.items():
+            name = k if type(k) is str else str(k)
+            if type(v) is str:
+                out.append((name, v))
+                continue
             for item in v if isinstance(v, list) else [v]:
-                out.append((str(k), _header_value(item)))
+                out.append((name, _header_value(item)))
     return tuple(out)
 
 
 def _header_value(value: Any) -> str:
-    if isinstance(value, Mapping) and value.get("format") == "base64":
+    if type(value) is str:  # the usual case, without the Mapping check
+        return value
+    if isinstance(value, _MAPPING) and value.get("format") == "base64":
         data = body(value)
         return data.decode("utf-8", "replace") if data is not None else ""
     return str(value)
@@ -406,7 +428,7 @@ def body(value: Any) -> bytes | None:
     """An HTTP body: a string, or ``{"format": "base64", "data": …}`` (df-001)."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, Mapping) and value.get("format") == "base64":
+    if isinstance(value, _MAPPING) and value.get("format") == "base64":
         try:
             return base64.b64decode(str(value.get("data") or ""))
         except (binascii.Error, ValueError):
@@ -450,16 +472,16 @@ def http_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation],
     a chain that validated (OONI's client verifies), recorded as a TLSObservation with no
     certificates (``synthesize_tls``).
     """
-    entries = [r for r in (tk.get("requests") or ()) if isinstance(r, Mapping)]
+    entries = [r for r in (tk.get("requests") or ()) if isinstance(r, _MAPPING)]
     entries.reverse()
     resolved: dict[str, set[str]] = {}
     for d in dns:
         resolved.setdefault(d.hostname.rstrip(".").lower(), set()).update(d.addresses)
     out = []
     for index, r in enumerate(entries):
-        req = r.get("request") if isinstance(r.get("request"), Mapping) else {}
-        resp = r.get("response") if isinstance(r.get("response"), Mapping) else {}
-        assert isinstance(req, Mapping) and isinstance(resp, Mapping)
+        req = r.get("request") if isinstance(r.get("request"), _MAPPING) else {}
+        resp = r.get("response") if isinstance(r.get("response"), _MAPPING) else {}
+        assert isinstance(req, _MAPPING) and isinstance(resp, _MAPPING)
         url = str(req.get("url") or "")
         parts = split_url(url)
         name = (parts.hostname or "").rstrip(".").lower()
@@ -510,28 +532,28 @@ def http_observations(tk: Mapping[str, Any], tcp: Sequence[TCPObservation],
 def control(doc: Mapping[str, Any], tk: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     """OONI's test-helper answer (``control``, ``control_failure``) as one answer in our
     control protocol's shape (probe.classify.control reads it); () = no control."""
-    helpers = doc.get("test_helpers") if isinstance(doc.get("test_helpers"), Mapping) else {}
-    assert isinstance(helpers, Mapping)
+    helpers = doc.get("test_helpers") if isinstance(doc.get("test_helpers"), _MAPPING) else {}
+    assert isinstance(helpers, _MAPPING)
     backend = helpers.get("backend")
-    helper = (_str(backend.get("address")) if isinstance(backend, Mapping) else _str(backend)
+    helper = (_str(backend.get("address")) if isinstance(backend, _MAPPING) else _str(backend)
               ) or "ooni-test-helper"
     why = failure(tk.get("control_failure"))
     if why is not None:
         return ({"control": helper, "control_failure": why},)
     c = tk.get("control")
-    if not isinstance(c, Mapping) or not c:
+    if not isinstance(c, _MAPPING) or not c:
         return ()
     answer: dict[str, Any] = {"control": helper, "url": _str(doc.get("input"))}
     d = c.get("dns")
     addrs: list[str] = []
-    if isinstance(d, Mapping):
+    if isinstance(d, _MAPPING):
         addrs = [ip for ip in (_ip(a) for a in d.get("addrs") or ()) if ip]
         answer["dns"] = {"addrs": addrs, "failure": failure(d.get("failure"))}
     endpoints: dict[str, dict[str, Any]] = {}
     tcp = c.get("tcp_connect")
-    for key, e in (tcp.items() if isinstance(tcp, Mapping) else ()):
+    for key, e in (tcp.items() if isinstance(tcp, _MAPPING) else ()):
         where = _split(key)
-        if where is None or not isinstance(e, Mapping):
+        if where is None or not isinstance(e, _MAPPING):
             continue
         ok = e.get("status") is True
         endpoints[str(key)] = {
@@ -539,8 +561,8 @@ def control(doc: Mapping[str, Any], tk: Mapping[str, Any]) -> tuple[dict[str, An
             "tcp_failure": None if ok else failure(e.get("failure")) or f.unknown(
                 "connect failed")}
     tls = c.get("tls_handshake")
-    for key, e in (tls.items() if isinstance(tls, Mapping) else ()):
-        if str(key) not in endpoints or not isinstance(e, Mapping):
+    for key, e in (tls.items() if isinstance(tls, _MAPPING) else ()):
+        if str(key) not in endpoints or not isinstance(e, _MAPPING):
             continue
         ok = e.get("status") is True
         endpoints[str(key)].update(
@@ -550,7 +572,7 @@ def control(doc: Mapping[str, Any], tk: Mapping[str, Any]) -> tuple[dict[str, An
     if endpoints:
         answer["endpoints"] = endpoints
     h = c.get("http_request")
-    if isinstance(h, Mapping):
+    if isinstance(h, _MAPPING):
         code, length = h.get("status_code"), h.get("body_length")
         answer["http"] = {
             "status": code if isinstance(code, int) and code > 0 else None,
@@ -569,7 +591,7 @@ def _web_target(doc: Mapping[str, Any]) -> Target:
     if text is None:
         raise MappingError("web_connectivity measurement without an input URL")
     try:
-        return parse_url(text)
+        return _parse_url(text)
     except ValueError as exc:
         raise MappingError(f"input {text[:80]!r}: {exc}") from None
 
@@ -585,7 +607,7 @@ def _web(doc: Mapping[str, Any], origin: str, *, has_tls: bool, per_address_http
     target = _web_target(doc)
     started, finished = _times_of(doc)
     raw = doc.get("test_keys")
-    tk: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    tk: Mapping[str, Any] = raw if isinstance(raw, _MAPPING) else {}
     ids = _Ids()
     dns = dns_observations(tk, target.hostname, ids)
     tcp = tcp_observations(tk, ids)
@@ -600,7 +622,7 @@ def _web(doc: Mapping[str, Any], origin: str, *, has_tls: bool, per_address_http
     if not per_address_http:
         missing.append("per_address_http")
     extra: dict[str, Any] = {"source": SOURCE}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _MAPPING):
         extra["note"] = "the document has no test_keys"
     m = Measurement(target=target, started_at=started, finished_at=finished, dns=dns,
                     tcp=tcp, tls=tuple(tls), http=http, control=control(doc, tk), extra=extra)

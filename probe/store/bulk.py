@@ -20,8 +20,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from probe.model import Measurement, Provenance, Verdict
-from probe.store import rows
 from probe.store.db import Store
 from probe.store.privacy import Scrubber
 
@@ -61,7 +62,23 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                 "imported_at"),
 }
 
-_json = rows.to_json
+#: :func:`probe.store.rows.to_json` with its encoder made once: ``json.dumps`` with
+#: arguments builds a new encoder per call, which cost ~4 µs of each of the ~9 JSON columns
+#: of an imported measurement (tests/ingest/test_throughput.py checks the texts are equal).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _json_text(value: Any) -> str:
+    """:func:`_json` of arrays and objects whose leaves are strings, ints or None (header
+    lists, SANs, DNS answers), by orjson: ~5 × faster, and the same text for every such
+    value (compact, UTF-8 kept, the same escapes: tests/ingest/test_throughput.py checks
+    every code point). Floats are never given to it (orjson spells some differently); what
+    orjson refuses (a lone surrogate, an integer beyond 64 bits, a type JSON has not) is
+    left to :func:`_json`."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return _json(value)
 
 
 def _bool(value: bool | None) -> int | None:
@@ -80,25 +97,27 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
                      at: str) -> tuple[list[Row], ...]:
     """Every row of one imported measurement, by table in :data:`TABLES` order: the
     measurement, its observations, its verdict (``created_at`` = ``at``) and its provenance
-    (``imported_at`` = ``at``)."""
+    (``imported_at`` = ``at``). Tuples are encoded as JSON arrays, as the lists of
+    :mod:`probe.store.rows` are (the same text, without copying them into lists)."""
     t = m.target
     return (
         [(mid, run_id, t.url, t.hostname, t.scheme, t.port, t.path, t.category, t.source,
           m.started_at, m.finished_at, _json(m.extra), t.test_name)],
         [(mid, i, d.tx_id, d.hostname, d.query_type, d.engine, d.resolver, d.t0, d.t,
           d.failure, d.rcode,
-          _json([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl} for a in d.answers]),
+          _json_text([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl}
+                      for a in d.answers]),
           d.response_index) for i, d in enumerate(m.dns)],
         [(mid, i, c.tx_id, c.ip, c.port, c.t0, c.t, c.failure) for i, c in enumerate(m.tcp)],
         [(mid, i, h.tx_id, h.ip, h.port, h.server_name, h.t0, h.t, h.failure, h.tls_version,
           h.cipher_suite, h.alpn, _bool(h.verified), h.verify_error)
          for i, h in enumerate(m.tls)],
         [(mid, i, h.tx_id, position, bytes(c.der), c.sha256, c.spki_sha256, c.subject,
-          c.issuer, c.not_before, c.not_after, _json(list(c.san)))
+          c.issuer, c.not_before, c.not_after, _json_text(c.san))
          for i, h in enumerate(m.tls) for position, c in enumerate(h.certificates)],
         [(mid, i, h.tx_id, h.url, h.method, h.ip, h.port, h.t0, h.t, h.failure,
-          h.redirect_index, _json([list(x) for x in h.request_headers]), h.status,
-          _json([list(x) for x in h.headers]), None if h.body is None else bytes(h.body),
+          h.redirect_index, _json_text(h.request_headers), h.status, _json_text(h.headers),
+          None if h.body is None else bytes(h.body),
           h.body_length, h.body_sha256, int(h.body_truncated), h.title, h.location,
           h.received_bytes, h.last_byte_t, transport)
          for i, (h, transport) in enumerate(
@@ -132,19 +151,74 @@ _RUNS_SQL = _sql("runs", "OR IGNORE")
 _VARS = 900
 
 
-def _texts(found: Sequence[Row]) -> list[str]:
-    return [v.decode("latin-1") if isinstance(v, bytes) else v
-            for r in found for v in r if isinstance(v, str | bytes)]
+#: Values at least this long are checked one by one, each distinct value once per chunk
+#: (:class:`_Gate`); shorter ones are joined and checked together.
+BIG = 64
 
 
-def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]]) -> Sequence[list[Row]]:
+class _Gate:
+    """The scrub check of one chunk's measurements: whether one may hold an address.
+
+    Values are read as :meth:`probe.store.privacy.Scrubber.rows` reads them: text as it is,
+    bytes as UTF-8 (undecodable bytes kept) and, when they hold NUL bytes, also as
+    UTF-16/32 (by :meth:`~probe.store.privacy.Scrubber.scrub_bytes` itself). The check is
+    :meth:`~probe.store.privacy.Scrubber.might_hold`, which is certain when it says no; an
+    address is spelled inside one value, never across two (the scrub itself works value by
+    value), so a measurement none of whose values may hold one holds none. Long values
+    (bodies, certificates, control answers, header lists, verdict details) recur across the
+    measurements of an archive file (the same block page, chain or answer), and the check
+    scans every character with a few case-insensitive patterns (~8 ns a character each): so
+    each distinct long value is checked once per chunk, and the short values of a
+    measurement are joined and checked together. The memo lives for one
+    :func:`save_imports` call (the scrubber cannot change meanwhile) and holds only values
+    the chunk holds anyway.
+    """
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self.scrubber = scrubber
+        self.seen: dict[str | bytes, bool] = {}
+
+    def _bytes(self, v: bytes) -> bool:
+        if b"\x00" in v:  # UTF-16/32 readings too: only the scrub itself knows them all
+            return self.scrubber.scrub_bytes(v) != v
+        return self.scrubber.might_hold(v.decode("utf-8", "surrogateescape"))
+
+    def may_hold(self, tables: Sequence[list[Row]]) -> bool:
+        seen = self.seen
+        short: list[str] = []
+        keep = short.append
+        for found in tables:
+            for r in found:
+                for v in r:
+                    kind = type(v)  # exact types first: ~140 values a measurement
+                    if kind is int or kind is float or v is None:
+                        continue
+                    if kind is not str and kind is not bytes:
+                        if not isinstance(v, str | bytes):
+                            continue
+                    if len(v) < BIG and (isinstance(v, str) or b"\x00" not in v):
+                        keep(v if isinstance(v, str)
+                             else v.decode("utf-8", "surrogateescape"))
+                        continue
+                    hit = seen.get(v)
+                    if hit is None:
+                        hit = seen[v] = (self.scrubber.might_hold(v) if isinstance(v, str)
+                                         else self._bytes(v))
+                    if hit:
+                        return True
+        return self.scrubber.might_hold("\x00".join(short))
+
+
+def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]],
+             gate: _Gate | None = None) -> Sequence[list[Row]]:
     """One measurement's rows with the volunteer's addresses scrubbed (the very same lists
-    when none may hold one: :meth:`probe.store.privacy.Scrubber.might_hold` over all its
-    text first, then row by row, as :meth:`~probe.store.privacy.Scrubber.rows` does)."""
-    if not scrubber.might_hold("\x00".join(t for found in tables for t in _texts(found))):
+    when none may hold one: :class:`_Gate` over all its values first, then row by row, as
+    :meth:`~probe.store.privacy.Scrubber.rows` does)."""
+    check = gate or _Gate(scrubber)
+    if not check.may_hold(tables):
         return tables
-    return [[scrubber.value(r) if scrubber.might_hold("\x00".join(_texts([r]))) else r
-             for r in found] for found in tables]
+    return [[scrubber.value(r) if check.may_hold(([r],)) else r for r in found]
+            for found in tables]
 
 
 def save_imports(store: Store, runs: Sequence[Row],
@@ -156,6 +230,7 @@ def save_imports(store: Store, runs: Sequence[Row],
     ``targets_total`` grows by the measurements stored into it. A failure rolls the whole
     batch back (:class:`~probe.errors.StorageError`)."""
     scrubber = store.scrubber
+    gate = _Gate(scrubber)
     stored: list[bool] = []
     with store._write("save imported measurements") as db:  # the store's own transaction
         conn = db.conn
@@ -176,7 +251,8 @@ def save_imports(store: Store, runs: Sequence[Row],
                 continue
             seen.add(key)
             stored.append(True)
-            for into, found in zip(by_table, scrubbed(scrubber, tables), strict=True):
+            for into, found in zip(by_table, scrubbed(scrubber, tables, gate),
+                                   strict=True):
                 into += found
             per_run[run_id] = per_run.get(run_id, 0) + 1
         for table, found in zip(TABLES, by_table, strict=True):

@@ -481,7 +481,7 @@ def _with_population(result: ChunkResult, cut: States) -> None:
         return
     at = bulk.TABLES.index("verdicts")
     names = bulk.COLUMNS["verdicts"]
-    for it in result.items:
+    for i, it in enumerate(result.items):
         state = cut.get((it.fact.network, it.fact.hour))
         if state is None:
             continue
@@ -494,7 +494,7 @@ def _with_population(result: ChunkResult, cut: States) -> None:
             continue
         fresh = rows.verdict_row(vrow["measurement_id"], new, vrow["created_at"])
         it.tables[at][0] = tuple(fresh[c] for c in names)
-        it.verdict = new.verdict.value
+        result.items[i] = it._replace(verdict=new.verdict.value)  # items are named tuples
 
 
 def _archive_file(path: str, out: str, base: Context, stamp: str, cut: States | None = None

@@ -862,9 +862,13 @@ def _control_client(settings: MeasureSettings, control_ca: str | None = None
         which = f"--control-ca {control_ca}" if control_ca else f"--ca-bundle {settings.ca_bundle}"
         raise ProbeError(f"{which}: unusable for TLS "
                          f"({' '.join(str(e).split()) or type(e).__name__})") from e
-    # no httpx timeout (its 5 s default would cut a helper waiting out a dead site's connect
-    # timeouts): every query has its own deadline (control.client.query)
-    return httpx.AsyncClient(verify=context, trust_env=False, timeout=None)
+    # no read timeout (httpx's 5 s default would cut a helper waiting out a dead site's
+    # connect timeouts): every query has its own deadline (control.client.query). Reaching the
+    # helper itself gets the targets' own connect + TLS budget: when the network is cut, a
+    # query fails then instead of waiting out the whole deadline (~19 s a target)
+    reach = settings.connect_timeout + settings.tls_timeout
+    return httpx.AsyncClient(verify=context, trust_env=False,
+                             timeout=httpx.Timeout(None, connect=reach))
 
 
 def _query_name(canaries: tuple[tuple[str, str], ...]) -> str:

@@ -33,6 +33,7 @@ from probe.classify.base import (
 from probe.classify.control import ControlEndpoint
 from probe.classify.dns import supported
 from probe.classify.observations import (
+    Attempt,
     endpoint,
     host,
     is_ipv6,
@@ -40,7 +41,7 @@ from probe.classify.observations import (
     sni_retries,
     took,
 )
-from probe.model import TCPObservation, TLSObservation, Verdict, VerdictKind
+from probe.model import TCPObservation, TLSObservation, Verdict, VerdictKind, split_url
 
 TCP_METHODS: dict[str, str] = {
     f.GENERIC_TIMEOUT: "tcp.timeout",
@@ -178,16 +179,39 @@ def interception(case: Case) -> Verdict | None:
 # --- TCP ----------------------------------------------------------------------------------------
 
 
+#: The port of a URL without one, by scheme.
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+def _fetch_connects(a: Attempt) -> tuple[TCPObservation, ...]:
+    """The last URL's connects to its own port (all of them when none used it).
+
+    WHY: for an ``http://`` URL Web Connectivity 0.5 also connects to port 443 of every
+    address, only to check with a TLS handshake that the address serves the site (ooni/spec
+    ts-017, "Extension E001: TLS-based IP address validation"). Those connects say nothing
+    about whether the page could be fetched: port 80 timing out everywhere while 443 answers
+    is a failed fetch, not a success.
+    """
+    try:
+        parts = split_url(a.url)
+        port = parts.port or _SCHEME_PORTS.get(parts.scheme)
+    except ValueError:
+        return a.tcp
+    own = tuple(c for c in a.tcp if c.port == port)
+    return own or a.tcp
+
+
 def tcp_failure(case: Case) -> Verdict | None:
-    """Every TCP connect for the last URL failed."""
+    """Every TCP connect for the last URL (to its own port) failed."""
     a = case.attempt
-    if not a.tcp or any(c.failure is None for c in a.tcp):
+    tcp = _fetch_connects(a)
+    if not tcp or any(c.failure is None for c in tcp):
         return None
-    relevant = [c for c in a.tcp if not (is_ipv6(c.ip) and c.failure in LOCAL_V6)]
-    common_all = [{"ip": x.ip, "port": x.port, "failure": x.failure} for x in a.tcp]
+    relevant = [c for c in tcp if not (is_ipv6(c.ip) and c.failure in LOCAL_V6)]
+    common_all = [{"ip": x.ip, "port": x.port, "failure": x.failure} for x in tcp]
     cv = case.control
     if not relevant:
-        c = a.tcp[0]
+        c = tcp[0]
         return inconclusive(
             case, "local_ipv6",
             f"every address tried for {a.hostname} was IPv6 and the probe has no IPv6 route "

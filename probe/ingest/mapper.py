@@ -169,7 +169,8 @@ def dedup_key(doc: Mapping[str, Any]) -> str:
     uid = _str(doc.get("measurement_uid"))
     if uid is not None:
         return uid
-    parts = [str(doc.get(k) or "") for k in ("report_id", "input", "measurement_start_time")]
+    parts = [str(doc.get("report_id") or ""), str(doc.get("input") or ""),
+             str(doc.get("measurement_start_time") or _legacy_start(doc) or "")]
     return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -596,8 +597,26 @@ def _web_target(doc: Mapping[str, Any]) -> Target:
         raise MappingError(f"input {text[:80]!r}: {exc}") from None
 
 
+def _legacy_start(doc: Mapping[str, Any]) -> str | None:
+    """The start of a measurement written before ``measurement_start_time`` existed.
+
+    WHY: ooniprobe 1.x entries (data format 0.2.0, 2015-2016; e.g. the dns_consistency,
+    http_host, header_field_manipulation and http_invalid_request_line examples in ooni/spec
+    nettests/ts-002, ts-004, ts-006, ts-007) carry only the report's ``test_start_time`` and,
+    in ``test_keys.start_time``, the entry's own start as seconds since the epoch. The
+    entry's own start is the closer one; the report's start is the fallback. None for a
+    document with neither (or with ``measurement_start_time``: the caller reads that first).
+    """
+    tk = doc.get("test_keys")
+    epoch = tk.get("start_time") if isinstance(tk, _MAPPING) else None
+    if isinstance(epoch, int | float) and not isinstance(epoch, bool) and 0 < epoch < 1e11:
+        return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _str(doc.get("test_start_time"))
+
+
 def _times_of(doc: Mapping[str, Any]) -> tuple[str, str]:
-    start = start_time(doc.get("measurement_start_time"))
+    given = doc.get("measurement_start_time")
+    start = start_time(given if given is not None else _legacy_start(doc))
     runtime = _num(doc.get("test_runtime"))
     return _iso(start), _iso(start + dt.timedelta(seconds=min(runtime, 86400.0)))
 

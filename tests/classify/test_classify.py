@@ -339,6 +339,19 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("tcp-timeout-control-fetched-only", tcp_fail(T, (ctl(endpoints=()),)), CTX,
      "blocked", "tcp.timeout"),
     ("tcp-timeout-no-control", tcp_fail(T, ()), None, "inconclusive", "no_control"),
+    # Web Connectivity 0.5 also connects to 443 for an http:// URL, only to validate the
+    # addresses with TLS (ooni/spec ts-017 "Extension E001"): port 80 failing while 443
+    # answers is a failed fetch (real case: http://dns.google, Italy 2023, tests/data/ooni).
+    ("http-port-80-timeout-everywhere-443-validates", meas(
+        HTTP_URL, sys_dns(), (tcp(10, IP, T, port=80, took=10.0), tcp(11, IP)), (tls(11),),
+        control=(ctl(HTTP_URL, endpoints=(ep(IP, 80, tcp_failure=T), ep(IP)),
+                     http_=chttp(None, T, body=None, title=None)),)),
+     CTX, "down", "down.tcp"),
+    ("http-port-80-timeout-control-connects-443-validates", meas(
+        HTTP_URL, sys_dns(), (tcp(10, IP, T, port=80, took=10.0), tcp(11, IP)), (tls(11),),
+        control=(ctl(HTTP_URL, endpoints=(ep(IP, 80, tls_done=False), ep(IP)),
+                     http_=chttp(redirect_chain=(HTTP_URL,))),)),
+     CTX, "blocked", "tcp.timeout"),
     # OONI weak spot: control unreachable → unknown, never a guess.
     ("tcp-timeout-control-unreachable", tcp_fail(T, (ctl_failed(),)), CTX,
      "inconclusive", "control_failed"),
@@ -600,7 +613,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.5.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.6.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

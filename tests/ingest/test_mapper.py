@@ -20,6 +20,7 @@ from probe.classify import Context, classify
 from probe.ingest.mapper import (
     WEB_CONNECTIVITY_VERSIONS,
     MappingError,
+    dedup_key,
     failure,
     map_document,
     mapper_for,
@@ -235,6 +236,38 @@ def test_other_tests_are_stored_unjudged(name: str, text: str | None) -> None:
 def test_documents_that_are_not_measurements(raw: dict, why: str) -> None:
     with pytest.raises(MappingError, match=why):
         map_document(raw, "x:1")
+
+
+def _legacy(**fields: Any) -> dict[str, Any]:
+    """An ooniprobe 1.x entry (data format 0.2.0, 2015) as in ooni/spec ts-002: no
+    ``measurement_start_time``; the report's ``test_start_time`` and the entry's own
+    ``test_keys.start_time`` (epoch seconds)."""
+    raw: dict[str, Any] = {"test_name": "dns_consistency", "test_version": "0.6",
+                           "input": "198.175.124.185", "report_id": "F1KI1Wus",
+                           "probe_cc": "JO", "probe_asn": "AS8376", "test_runtime": 0.08,
+                           "test_start_time": "2015-11-23 16:14:28",
+                           "test_keys": {"start_time": 1448291668.0}}
+    raw.update(fields)
+    return raw
+
+
+@pytest.mark.parametrize("raw, started", [
+    # The entry's own start (epoch) wins over the report's start.
+    (_legacy(test_keys={"start_time": 1448291700.0}), "2015-11-23T15:15:00.000000Z"),
+    (_legacy(test_keys={}), "2015-11-23T16:14:28.000000Z"),  # only the report's start
+    (_legacy(test_keys={"start_time": "soon"}), "2015-11-23T16:14:28.000000Z"),
+    # A document that has measurement_start_time keeps it.
+    (_legacy(measurement_start_time="2016-01-02 03:04:05"), "2016-01-02T03:04:05.000000Z"),
+])
+def test_an_entry_older_than_measurement_start_time_is_dated(raw: dict[str, Any],
+                                                              started: str) -> None:
+    assert map_document(raw, "x:1").measurement.started_at == started
+
+
+def test_two_legacy_entries_of_one_report_are_two_measurements() -> None:
+    a = _legacy(test_keys={"start_time": 1448291668.0})
+    b = _legacy(test_keys={"start_time": 1448291669.0})
+    assert dedup_key(a) != dedup_key(b)
 
 
 @pytest.mark.parametrize("connects,placed", [

@@ -190,15 +190,28 @@ class _Gate:
         for found in tables:
             for r in found:
                 for v in r:
-                    kind = type(v)  # exact types first: ~140 values a measurement
-                    if kind is int or kind is float or v is None:
-                        continue
-                    if kind is not str and kind is not bytes:
-                        if not isinstance(v, str | bytes):
+                    # Exact types first (~140 values a measurement; a subclass of str or
+                    # bytes, which rows never hold, takes the same path by isinstance).
+                    kind = type(v)
+                    if kind is str:
+                        if len(v) < BIG:
+                            keep(v)
                             continue
-                    if len(v) < BIG and (isinstance(v, str) or b"\x00" not in v):
-                        keep(v if isinstance(v, str)
-                             else v.decode("utf-8", "surrogateescape"))
+                    elif kind is bytes:
+                        if len(v) < BIG and b"\x00" not in v:
+                            keep(v.decode("utf-8", "surrogateescape"))
+                            continue
+                    elif v is None or kind is int or kind is float:
+                        continue
+                    elif isinstance(v, str):
+                        if len(v) < BIG:
+                            keep(v)
+                            continue
+                    elif isinstance(v, bytes):
+                        if len(v) < BIG and b"\x00" not in v:
+                            keep(v.decode("utf-8", "surrogateescape"))
+                            continue
+                    else:
                         continue
                     hit = seen.get(v)
                     if hit is None:

@@ -69,12 +69,12 @@ _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _json_text(value: Any) -> str:
-    """:func:`_json` of arrays and objects whose leaves are strings, ints or None (header
-    lists, SANs, DNS answers), by orjson: ~5 × faster, and the same text for every such
-    value (compact, UTF-8 kept, the same escapes: tests/ingest/test_throughput.py checks
-    every code point). Floats are never given to it (orjson spells some differently); what
-    orjson refuses (a lone surrogate, an integer beyond 64 bits, a type JSON has not) is
-    left to :func:`_json`."""
+    """:func:`_json` of arrays and objects whose leaves are strings, ints, booleans or None
+    (header lists, SANs, DNS answers, imported control answers), by orjson: ~5 × faster,
+    and the same text for every such value (compact, UTF-8 kept, the same escapes:
+    tests/ingest/test_throughput.py checks every code point). Floats are never given to it
+    (orjson spells some differently); what orjson refuses (a lone surrogate, an integer
+    beyond 64 bits, a type JSON has not) is left to :func:`_json`."""
     try:
         return orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, TypeError):
@@ -98,11 +98,15 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
     """Every row of one imported measurement, by table in :data:`TABLES` order: the
     measurement, its observations, its verdict (``created_at`` = ``at``) and its provenance
     (``imported_at`` = ``at``). Tuples are encoded as JSON arrays, as the lists of
-    :mod:`probe.store.rows` are (the same text, without copying them into lists)."""
+    :mod:`probe.store.rows` are (the same text, without copying them into lists). An imported
+    measurement's ``extra`` and control answers hold only strings, ints, booleans and None
+    (:func:`probe.ingest.mapper.control` builds them so), hence :func:`_json_text`
+    (tests/ingest/test_throughput.py checks the corpus's texts); the verdict's details may
+    hold floats, hence :func:`_json`."""
     t = m.target
     return (
         [(mid, run_id, t.url, t.hostname, t.scheme, t.port, t.path, t.category, t.source,
-          m.started_at, m.finished_at, _json(m.extra), t.test_name)],
+          m.started_at, m.finished_at, _json_text(m.extra), t.test_name)],
         [(mid, i, d.tx_id, d.hostname, d.query_type, d.engine, d.resolver, d.t0, d.t,
           d.failure, d.rcode,
           _json_text([{"rtype": a.rtype, "value": a.value, "ttl": a.ttl}
@@ -122,7 +126,7 @@ def measurement_rows(mid: str, run_id: str, m: Measurement, v: Verdict, p: Prove
           h.received_bytes, h.last_byte_t, transport)
          for i, (h, transport) in enumerate(
              [*((h, "tcp") for h in m.http), *((h, "quic") for h in m.http3)])],
-        [(mid, i, _json(c)) for i, c in enumerate(m.control)],
+        [(mid, i, _json_text(c)) for i, c in enumerate(m.control)],
         [(mid, v.verdict.value, v.method, float(v.confidence), v.evidence, _json(v.details),
           v.analysis_version, at, 1)],
         [import_row(mid, p, at)],

@@ -52,6 +52,28 @@ def test_the_fast_encoder_of_string_lists_writes_what_to_json_writes(value: obje
     assert bulk._json_text(value) == rows.to_json(value)
 
 
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.json")), ids=lambda p: p.name)
+def test_imported_extra_and_control_rows_are_what_to_json_writes(path: Path) -> None:
+    """The bulk rows encode an imported measurement's ``extra`` and control answers with
+    orjson, sound only while the mapper puts no floats there (orjson spells some floats
+    differently): every corpus document's texts are probe.store.rows.to_json's."""
+    mapped = map_document(json.loads(path.read_text()), "x:1")
+    m = mapped.measurement
+    v = Verdict(VerdictKind.INCONCLUSIVE, "x", 0.5, "e", "test")
+    tables = bulk.measurement_rows("M", "R", m, v, mapped.provenance, AT)
+    assert tables[0][0][11] == rows.to_json(m.extra)
+    assert [r[2] for r in tables[6]] == [rows.to_json(c) for c in m.control]
+    assert not any(isinstance(x, float) for c in m.control for x in _leaves(c))
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
 def _tables(body: str, evidence: str = "e", n: int = 0) -> tuple[list[bulk.Row], ...]:
     path = CORPUS / "spec-ts-017-example-com-0.4.0.json"
     doc = json.loads(path.read_text())

@@ -157,3 +157,26 @@ def test_bodies_are_read_as_the_scrubber_reads_them(tmp_path: Path, raw: bytes) 
         stored = store.db.conn.execute("SELECT body FROM http_requests").fetchone()[0]
     assert stored != raw
     assert store.scrubber.scrub_bytes(stored) == stored  # nothing left to scrub
+
+
+def test_an_items_fact_travels_as_a_tuple_and_comes_back_equal() -> None:
+    """Items carry the population fact as a plain tuple (cheaper to pickle); ``Item.fact``
+    is the very fact the measurement gives."""
+    import pickle
+
+    from probe.classify import population as pop
+    from probe.ingest import pipeline
+
+    texts = [(i + 1, p.read_text().replace("\n", " ")) for i, p in
+             enumerate(sorted(CORPUS.glob("*.json")))]
+    result = pipeline.process_chunk(pipeline.Chunk("corpus", texts), imported_at=AT)
+    assert result.items
+    for item in result.items:
+        back = pickle.loads(pickle.dumps(item))
+        assert isinstance(back.fact, pop.Fact)
+        assert back.fact == item.fact
+        assert type(item.fact_fields) is tuple
+    mapped = map_document(json.loads(texts[0][1]), "corpus:1")
+    network, cc = pipeline.population_network(mapped.provenance)
+    first = next(it for it in result.items if it.dedup_key == mapped.provenance.dedup_key)
+    assert first.fact == pop.fact(mapped.measurement, network, cc, None)

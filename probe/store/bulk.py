@@ -16,8 +16,9 @@ value) — the same rows are scrubbed as by :meth:`probe.store.privacy.Scrubber.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -238,6 +239,40 @@ def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]],
             for found in tables]
 
 
+#: SQLite's page cache during a bulk import, KiB (``PRAGMA cache_size`` takes KiB as a
+#: negative number; its default is 2,000 KiB). Each imported measurement inserts into ~20
+#: B-trees at places given by hashes (measurement ids, dedup keys, body and certificate
+#: digests); once those indexes outgrow the cache, every insert reads pages back from the OS.
+IMPORT_CACHE_KIB = 131_072
+#: WAL pages between automatic checkpoints during a bulk import (SQLite's default: 1,000). A
+#: checkpoint copies every page changed since the last one into the database; the hot index
+#: pages change in every transaction, so fewer checkpoints copy them fewer times. Durability
+#: is the same (each transaction is committed to the WAL as before); the WAL grows to at most
+#: ~64 MiB (4 KiB pages) between checkpoints.
+IMPORT_WAL_PAGES = 16_384
+
+
+@contextlib.contextmanager
+def import_settings(store: Store) -> Iterator[None]:
+    """The store's connection tuned for a bulk import while the block runs (a larger page
+    cache, fewer WAL checkpoints), its previous settings restored afterwards. Measured at
+    80,000 imported measurements: the writer's CPU per measurement ~213 → ~184 µs
+    (docs/import.md, session 4 round 3). Neither setting changes what is stored or when it
+    is durable."""
+    conn = store.db.conn
+    with store._lock:
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        wal = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {IMPORT_WAL_PAGES}")
+    try:
+        yield
+    finally:
+        with store._lock, contextlib.suppress(Exception):
+            conn.execute(f"PRAGMA cache_size = {int(cache)}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal)}")
+
+
 def save_imports(store: Store, runs: Sequence[Row],
                  items: Sequence[tuple[str, str, Sequence[list[Row]]]]) -> list[bool]:
     """Store many imported measurements in one transaction, idempotently; returns, per item,
@@ -280,5 +315,6 @@ def save_imports(store: Store, runs: Sequence[Row],
     return stored
 
 
-__all__ = ["COLUMNS", "TABLES", "import_row", "measurement_rows", "run_row", "save_imports",
+__all__ = ["COLUMNS", "IMPORT_CACHE_KIB", "IMPORT_WAL_PAGES", "TABLES", "import_row",
+           "import_settings", "measurement_rows", "run_row", "save_imports",
            "scrubbed"]

@@ -180,3 +180,20 @@ def test_an_items_fact_travels_as_a_tuple_and_comes_back_equal() -> None:
     network, cc = pipeline.population_network(mapped.provenance)
     first = next(it for it in result.items if it.dedup_key == mapped.provenance.dedup_key)
     assert first.fact == pop.fact(mapped.measurement, network, cc, None)
+
+
+def test_the_import_settings_hold_during_the_block_and_are_restored(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "x.db") as store:
+        conn = store.db.conn
+
+        def now() -> tuple[int, int]:
+            return (conn.execute("PRAGMA cache_size").fetchone()[0],
+                    conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        before = now()
+        with bulk.import_settings(store):
+            assert now() == (-bulk.IMPORT_CACHE_KIB, bulk.IMPORT_WAL_PAGES)
+        assert now() == before
+        with pytest.raises(RuntimeError), bulk.import_settings(store):
+            raise RuntimeError("stopped")
+        assert now() == before

@@ -243,7 +243,7 @@ def scrubbed(scrubber: Scrubber, tables: Sequence[list[Row]],
 #: negative number; its default is 2,000 KiB). Each imported measurement inserts into ~20
 #: B-trees at places given by hashes (measurement ids, dedup keys, body and certificate
 #: digests); once those indexes outgrow the cache, every insert reads pages back from the OS.
-IMPORT_CACHE_KIB = 131_072
+IMPORT_CACHE_KIB = 32_768
 #: WAL pages between automatic checkpoints during a bulk import (SQLite's default: 1,000). A
 #: checkpoint copies every page changed since the last one into the database; the hot index
 #: pages change in every transaction, so fewer checkpoints copy them fewer times. Durability
@@ -256,9 +256,10 @@ IMPORT_WAL_PAGES = 16_384
 def import_settings(store: Store) -> Iterator[None]:
     """The store's connection tuned for a bulk import while the block runs (a larger page
     cache, fewer WAL checkpoints), its previous settings restored afterwards. Measured at
-    80,000 imported measurements: the writer's CPU per measurement ~213 → ~184 µs
-    (docs/import.md, session 4 round 3). Neither setting changes what is stored or when it
-    is durable."""
+    80,000 imported measurements (writer alone, 128 MiB): ~213 → ~184 µs of CPU a
+    measurement; the 100k bench measured 32 MiB as good as 128 (docs/import.md, session 4
+    round 3), so the smaller. Neither setting changes what is stored or when it is
+    durable."""
     conn = store.db.conn
     with store._lock:
         cache = conn.execute("PRAGMA cache_size").fetchone()[0]

@@ -10,6 +10,7 @@ classifier stays pure: ASN data arrives as a function (``asn_of``), never as the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypedDict
@@ -113,15 +114,25 @@ def with_missing(v: Verdict, missing: frozenset[str]) -> Verdict:
     what each absence hides, for the pieces that weakened this verdict)."""
     if not missing:
         return v
+    factor, names, effects = _weakening(missing, v.verdict, v.method)
+    details = dict(v.details, missing=list(names))
+    if effects:
+        details["missing_effect"] = dict(effects)
+    return replace(v, confidence=round(v.confidence * factor, 2), details=details)
+
+
+@functools.lru_cache(maxsize=1024)
+def _weakening(missing: frozenset[str], kind: VerdictKind, method: str | None
+               ) -> tuple[float, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The factor, the sorted names and the effects :func:`with_missing` applies: a pure
+    function of a handful of combinations (an import has a few kinds of missing evidence and
+    a few dozen methods), remembered instead of rederived for every measurement."""
     factor = 1.0
     effects: dict[str, str] = {}
     for name in sorted(missing):
-        for kind, prefix, weight in _WEAKENS.get(name, ()):
-            if v.verdict is kind and (v.method or "").startswith(prefix):
+        for weakened, prefix, weight in _WEAKENS.get(name, ()):
+            if kind is weakened and (method or "").startswith(prefix):
                 factor = min(factor, weight)
                 effects[name] = MISSING_EVIDENCE.get(name, name)
                 break
-    details = dict(v.details, missing=sorted(missing))
-    if effects:
-        details["missing_effect"] = effects
-    return replace(v, confidence=round(v.confidence * factor, 2), details=details)
+    return factor, tuple(sorted(missing)), tuple(effects.items())

@@ -33,13 +33,20 @@ from typing import Any
 from probe import failures as f
 from probe.model import split_url
 
+#: Type tuples for ``isinstance``: a ``X | Y`` union is checked ~5x slower (types.UnionType),
+#: and a bare ``Mapping`` goes through the ABC machinery; a dict is recognised by its type
+#: first (the answers are JSON objects). Same truth, checked once per field of every answer.
+_MAPPING = (dict, Mapping)
+_SEQUENCE = (list, tuple)
+_NUMBER = (int, float)
+
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return None
     return float(value) if math.isfinite(value) and value >= 0 else None
 
@@ -49,7 +56,7 @@ def _int(value: Any) -> int | None:
 
 
 def _strs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, _SEQUENCE):
         return ()
     return tuple(v for v in value if isinstance(v, str) and v)
 
@@ -256,7 +263,7 @@ def _read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
     endpoints: list[ControlEndpoint] = []
     https: list[ControlHTTP] = []
     for i, answer in enumerate(answers):
-        if not isinstance(answer, Mapping):
+        if not isinstance(answer, _MAPPING):
             failed.append((f"control {i}", "unknown_failure: malformed answer"))
             continue
         helper = _str(answer.get("control")) or f"control {i}"
@@ -267,7 +274,7 @@ def _read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
         helpers.append(helper)
         url = url or _str(answer.get("url"))
         dns = answer.get("dns")
-        if isinstance(dns, Mapping):
+        if isinstance(dns, _MAPPING):
             dns_done = True
             for a in _strs(dns.get("addrs")):
                 ip = _ip(a)
@@ -277,14 +284,14 @@ def _read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
             if failure is not None:
                 dns_failures.append(failure)
         eps = answer.get("endpoints")
-        if isinstance(eps, Mapping):
+        if isinstance(eps, _MAPPING):
             for key, e in eps.items():
                 where = split_endpoint(str(key))
-                if where is None or not isinstance(e, Mapping):
+                if where is None or not isinstance(e, _MAPPING):
                     continue
                 endpoints.append(_endpoint(helper, where, e))
         h = answer.get("http")
-        if isinstance(h, Mapping):
+        if isinstance(h, _MAPPING):
             fetch = _http(helper, h)
             if fetch.status is None and fetch.failure is None:
                 # The helper stopped before HTTP: name the step that stopped it.
@@ -304,7 +311,7 @@ def _read(answers: Sequence[Mapping[str, Any]]) -> ControlView:
 def _why_no_fetch(dns: Any, endpoints: Sequence[ControlEndpoint]) -> str:
     """The failure that kept a helper from sending its HTTP request (its measure step sends
     none when DNS, every connect or every handshake failed, or no chain validated)."""
-    if isinstance(dns, Mapping) and not _strs(dns.get("addrs")) and _str(dns.get("failure")):
+    if isinstance(dns, _MAPPING) and not _strs(dns.get("addrs")) and _str(dns.get("failure")):
         return str(dns["failure"])
     own = [e for e in endpoints if e.origin in ("control", "both")] or list(endpoints)
     if own and all(e.tcp_done and e.tcp_failure for e in own):
@@ -339,12 +346,12 @@ def _endpoint(helper: str, where: tuple[str, int], e: Mapping[str, Any]) -> Cont
 def _http(helper: str, h: Mapping[str, Any]) -> ControlHTTP:
     headers: list[tuple[str, str]] = []
     raw = h.get("headers")
-    if isinstance(raw, list | tuple):
+    if isinstance(raw, _SEQUENCE):
         for pair in raw:
-            if (isinstance(pair, list | tuple) and len(pair) == 2
+            if (isinstance(pair, _SEQUENCE) and len(pair) == 2
                     and isinstance(pair[0], str) and isinstance(pair[1], str)):
                 headers.append((pair[0], pair[1]))
-    elif isinstance(raw, Mapping):
+    elif isinstance(raw, _MAPPING):
         headers = [(str(k), str(v)) for k, v in raw.items()]
     status = _int(h.get("status"))
     return ControlHTTP(

@@ -51,6 +51,7 @@ class FingerprintError(ProbeError, ValueError):
     """Raised when a fingerprint file is malformed; the message names the entry and the key."""
 
 
+@functools.lru_cache(maxsize=16384)  # pure; the same needles, issuers and subjects recur
 def _fold(text: str) -> str:
     """Case- and spacing-insensitive form for matching (``C=KZ, CN=x`` ≡ ``c=kz,cn=x``)."""
     return "".join(text.casefold().split())

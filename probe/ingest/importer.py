@@ -149,6 +149,16 @@ def import_ooni(store: Store, paths: Iterable[str], *, stdin: IO[str] | None = N
                 if it.network is not None:
                     networks.add(it.network)
 
+    with bulk.import_settings(store):
+        _run(write, tasks, small, n, base, imported_at, result, window)
+    result.shutdowns = apply_population(store, population, networks, before, base)
+    return result
+
+
+def _run(write: Callable[[Iterator[ChunkResult]], None], tasks: Iterator[Chunk | BadInput],
+         small: bool, n: int, base: Context, imported_at: str, result: ImportResult,
+         window: int | None) -> None:
+    """Judge the chunks (in this process, or in ``n`` workers) and hand them to ``write``."""
     if small or n == 0:
         write(process_chunk(t, base, imported_at) if isinstance(t, Chunk) else _bad(t)
               for t in tasks)
@@ -165,8 +175,6 @@ def import_ooni(store: Store, paths: Iterable[str], *, stdin: IO[str] | None = N
                 return pool.apply_async(process_chunk, (t, None, imported_at))
 
             write(bounded_ordered(submit, tasks, window or 2 * n + 2))
-    result.shutdowns = apply_population(store, population, networks, before, base)
-    return result
 
 
 def _network(asn: int, cc: str | None) -> str:

@@ -60,6 +60,9 @@ SOURCE = "ooni"
 #: the reader decodes) is recognised by the exact type check, without the ABC machinery
 #: (~0.4 million ABC checks per 10,000 documents otherwise).
 _MAPPING = (dict, Mapping)
+#: Type tuples, not ``X | Y`` unions: ``isinstance`` on a union is ~5 × slower.
+_SEQUENCE = (list, tuple)
+_NUMBER = (int, float)
 
 #: OONI failure strings older than df-007's current names (ooniprobe 1.x/2.x, measurement-kit,
 #: the legacy test helper) → ours. Current df-007 names are ours already (probe.failures).
@@ -125,7 +128,7 @@ def _str(value: Any) -> str | None:
 
 
 def _num(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return default
     return float(value) if value >= 0 else default
 
@@ -400,7 +403,7 @@ def headers(value: Any, listed: Any = None) -> tuple[tuple[str, str], ...]:
     # (type(x) is str: the usual case, decided without the calls of the general one)
     if isinstance(listed, list):
         for pair in listed:
-            if isinstance(pair, list | tuple) and len(pair) == 2:
+            if isinstance(pair, _SEQUENCE) and len(pair) == 2:
                 k, v = pair
                 out.append((k if type(k) is str else str(k),
                             v if type(v) is str else _header_value(v)))

@@ -28,7 +28,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from probe import __version__
 from probe.classify import Context, classify
@@ -60,16 +60,22 @@ class Chunk:
 class Item(NamedTuple):
     """One mapped and judged measurement, ready to store: its ``dedup_key``, run id, rows by
     table (tuples, in :data:`probe.store.bulk.TABLES` order), verdict kind and population
-    fact. A named tuple, not a dataclass: a chunk's items are pickled from a worker to the
-    writer, and a slotted dataclass is pickled through Python-level state methods (~25 µs
-    a measurement more, both ways)."""
+    fact (its fields in ``fact_fields``; :attr:`fact` makes it). A named tuple, not a
+    dataclass, and the fact as a plain tuple: a chunk's items are pickled from a worker to
+    the writer, and a slotted dataclass is pickled through Python-level state methods (~25 µs
+    a measurement more for the item, ~8 µs against ~2.5 for the fact, both ways)."""
 
     dedup_key: str
     run_id: str
     tables: tuple[list[bulk.Row], ...]
     verdict: str
-    fact: pop.Fact
+    fact_fields: tuple[Any, ...]
     network: tuple[int, str | None] | None  # (probe_asn, probe_cc); None = unknown AS
+
+    @property
+    def fact(self) -> pop.Fact:
+        """The measurement's population fact."""
+        return pop.Fact(*self.fact_fields)
 
 
 @dataclass(slots=True)
@@ -183,9 +189,17 @@ def process_chunk(chunk: Chunk, base: Context | None = None,
         network, cc = population_network(p)
         fact = pop.fact(m, network, cc, context.country_of)
         result.items.append(Item(
-            p.dedup_key, run_id, tables, verdict.verdict.value, fact,
+            p.dedup_key, run_id, tables, verdict.verdict.value, _fields(fact),
             (p.probe_asn, p.probe_cc) if p.probe_asn else None))
     return result
+
+
+_FACT_FIELDS = tuple(f.name for f in dataclasses.fields(pop.Fact))
+
+
+def _fields(fact: pop.Fact) -> tuple[Any, ...]:
+    """``fact``'s fields in order (``pop.Fact(*fields)`` is ``fact`` again)."""
+    return tuple(getattr(fact, name) for name in _FACT_FIELDS)
 
 
 class ContextCache:

@@ -52,6 +52,28 @@ def test_the_fast_encoder_of_string_lists_writes_what_to_json_writes(value: obje
     assert bulk._json_text(value) == rows.to_json(value)
 
 
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.json")), ids=lambda p: p.name)
+def test_imported_extra_and_control_rows_are_what_to_json_writes(path: Path) -> None:
+    """The bulk rows encode an imported measurement's ``extra`` and control answers with
+    orjson, sound only while the mapper puts no floats there (orjson spells some floats
+    differently): every corpus document's texts are probe.store.rows.to_json's."""
+    mapped = map_document(json.loads(path.read_text()), "x:1")
+    m = mapped.measurement
+    v = Verdict(VerdictKind.INCONCLUSIVE, "x", 0.5, "e", "test")
+    tables = bulk.measurement_rows("M", "R", m, v, mapped.provenance, AT)
+    assert tables[0][0][11] == rows.to_json(m.extra)
+    assert [r[2] for r in tables[6]] == [rows.to_json(c) for c in m.control]
+    assert not any(isinstance(x, float) for c in m.control for x in _leaves(c))
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
 def _tables(body: str, evidence: str = "e", n: int = 0) -> tuple[list[bulk.Row], ...]:
     path = CORPUS / "spec-ts-017-example-com-0.4.0.json"
     doc = json.loads(path.read_text())
@@ -135,3 +157,43 @@ def test_bodies_are_read_as_the_scrubber_reads_them(tmp_path: Path, raw: bytes) 
         stored = store.db.conn.execute("SELECT body FROM http_requests").fetchone()[0]
     assert stored != raw
     assert store.scrubber.scrub_bytes(stored) == stored  # nothing left to scrub
+
+
+def test_an_items_fact_travels_as_a_tuple_and_comes_back_equal() -> None:
+    """Items carry the population fact as a plain tuple (cheaper to pickle); ``Item.fact``
+    is the very fact the measurement gives."""
+    import pickle
+
+    from probe.classify import population as pop
+    from probe.ingest import pipeline
+
+    texts = [(i + 1, p.read_text().replace("\n", " ")) for i, p in
+             enumerate(sorted(CORPUS.glob("*.json")))]
+    result = pipeline.process_chunk(pipeline.Chunk("corpus", texts), imported_at=AT)
+    assert result.items
+    for item in result.items:
+        back = pickle.loads(pickle.dumps(item))
+        assert isinstance(back.fact, pop.Fact)
+        assert back.fact == item.fact
+        assert type(item.fact_fields) is tuple
+    mapped = map_document(json.loads(texts[0][1]), "corpus:1")
+    network, cc = pipeline.population_network(mapped.provenance)
+    first = next(it for it in result.items if it.dedup_key == mapped.provenance.dedup_key)
+    assert first.fact == pop.fact(mapped.measurement, network, cc, None)
+
+
+def test_the_import_settings_hold_during_the_block_and_are_restored(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "x.db") as store:
+        conn = store.db.conn
+
+        def now() -> tuple[int, int]:
+            return (conn.execute("PRAGMA cache_size").fetchone()[0],
+                    conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        before = now()
+        with bulk.import_settings(store):
+            assert now() == (-bulk.IMPORT_CACHE_KIB, bulk.IMPORT_WAL_PAGES)
+        assert now() == before
+        with pytest.raises(RuntimeError), bulk.import_settings(store):
+            raise RuntimeError("stopped")
+        assert now() == before

@@ -3,13 +3,17 @@
 End-to-end tests run ``probe run`` (synchronous, its own event loop) against a helper that must
 answer at the same time; this is the one way they start it. ``world_helper`` builds the usual
 one for a loopback world: its resolver and CA, loopback allowed, the given ports.
+:func:`full_backlog` is the opposite: a loopback port whose connects hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import socket
 import threading
+from collections.abc import Iterator
 from functools import partial
 from typing import Self
 
@@ -17,6 +21,29 @@ from probe.control.measure import measure_request
 from probe.control.server import ControlServer, Policy
 from probe.lab.world.loopback import LoopbackWorld
 from probe.measure.settings import MeasureSettings, Resolver
+
+
+@contextlib.contextmanager
+def full_backlog() -> Iterator[int]:
+    """A loopback port whose connects hang: a listener that never accepts, its accept queue
+    filled, so Linux drops further SYNs (a blackholed server, without root)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            s = socket.socket()
+            fillers.append(s)
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
 
 
 class LoopThread:

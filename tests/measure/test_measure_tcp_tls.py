@@ -17,6 +17,7 @@ import trustme
 
 from probe import failures
 from probe.measure import tcp, tls
+from tests.helperthread import full_backlog
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -44,27 +45,10 @@ def test_connect_refused() -> None:
 def test_connect_timeout_within_deadline() -> None:
     # A listener with a full accept queue drops further SYNs: the connect hangs.
     async def go() -> None:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        fillers = []
-        for _ in range(3):
-            s = socket.socket()
-            s.setblocking(False)
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            fillers.append(s)
-        await asyncio.sleep(0.05)
-        start = time.monotonic()
-        try:
+        with full_backlog() as port:
+            await asyncio.sleep(0.05)
+            start = time.monotonic()
             obs, conn = await tcp.connect("127.0.0.1", port, 0.3, 1, clock_from(start))
-        finally:
-            for s in fillers:
-                s.close()
-            listener.close()
         assert conn is None and obs.failure == failures.GENERIC_TIMEOUT
         assert 0.3 <= obs.t < 1.0
 

@@ -7,7 +7,6 @@ that never accepts (its backlog is full). Helpers that answer: every end-to-end 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from probe.control import client as control_client
 from probe.control.protocol import MeasureRequest
 from probe.measure.settings import MeasureSettings
 from probe.run.engine import _control_client
+from tests.helperthread import full_backlog
 
 DEADLINE = 30.0  # what a query may take in all (the helper measures a dead site meanwhile)
 
@@ -30,48 +30,29 @@ async def _silent_tls_helper() -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-def _full_backlog() -> tuple[list[socket.socket], int]:
-    """A listener that never accepts, its queue filled: further SYNs are dropped (Linux)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    held = [listener]
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        held.append(s)
-    return held, port
-
-
 @pytest.mark.parametrize("which", ["tls_never_answers", "syn_dropped"])
 def test_an_unreachable_helper_fails_within_the_connect_budget(which):
     settings = MeasureSettings.with_timeout(0.5)  # connect 0.5 s + TLS 0.5 s
 
-    async def main() -> tuple[dict, float]:
-        held: list[socket.socket] = []
-        server = None
-        if which == "tls_never_answers":
-            server, port = await _silent_tls_helper()
-        else:
-            held, port = _full_backlog()
-        try:
-            async with _control_client(settings) as client:
-                start = time.monotonic()
-                answer = await control_client.query(
-                    client, f"https://127.0.0.1:{port}", MeasureRequest("https://a.example/"),
-                    DEADLINE)
-                return answer, time.monotonic() - start
-        finally:
-            if server is not None:
-                server.close()
-            for s in held:
-                s.close()
+    async def ask(port: int) -> tuple[dict, float]:
+        async with _control_client(settings) as client:
+            start = time.monotonic()
+            answer = await control_client.query(
+                client, f"https://127.0.0.1:{port}", MeasureRequest("https://a.example/"),
+                DEADLINE)
+            return answer, time.monotonic() - start
 
-    answer, took = asyncio.run(main())
+    async def silent() -> tuple[dict, float]:
+        server, port = await _silent_tls_helper()
+        try:
+            return await ask(port)
+        finally:
+            server.close()
+
+    if which == "tls_never_answers":
+        answer, took = asyncio.run(silent())
+    else:
+        with full_backlog() as port:
+            answer, took = asyncio.run(ask(port))
     assert answer["control_failure"], answer
     assert took < 5.0, f"waited {took:.1f} s for an unreachable helper (deadline {DEADLINE} s)"

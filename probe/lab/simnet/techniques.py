@@ -158,8 +158,11 @@ class Technique:
                    expect: dict[str, Any]) -> list[Check]:
         """The three checks of a censor that reacts to a ClientHello's SNI: ``host``'s name
         meets it (``expect``), an innocuous name to the same address completes, and the
-        control completes a verified handshake with ``host``."""
+        control completes a handshake with ``host`` (verified, unless the site has a CA of its
+        own — the Signal-like one — which the world CA does not vouch for)."""
         ip = self.ctx.world.ip_of(host)
+        site = self.ctx.world.sites.get(host)
+        own_ca = site is not None and site.spec.site.get("cert", "valid") != "valid"
         return [
             _check(self.cid(f"sni:{host}"), "cli", "tls", description, expect, ip=ip, sni=host,
                    timeout=2.0),
@@ -167,8 +170,9 @@ class Technique:
                    f"SNI {innocuous} to {ip} completes", {"outcome": "ok"}, ip=ip,
                    sni=innocuous, timeout=2.0),
             _check(self.cid(f"control:{host}"), "ctl", "tls",
-                   f"the control completes a handshake with {host}", {"outcome": "ok"}, ip=ip,
-                   sni=host, verify=True, cafile=self.ctx.ca_pem)]
+                   f"the control completes a {'' if own_ca else 'valid '}handshake with {host}",
+                   {"outcome": "ok"}, ip=ip, sni=host, verify=not own_ca,
+                   cafile=self.ctx.ca_pem)]
 
     # --- hooks (override) --------------------------------------------------------------
     def resolver_behaviours(self) -> dict[str, str]:
@@ -607,24 +611,10 @@ class SniDrop(_StringMatch):
 
 
 def _sni_checks(t: Technique, outcome: str) -> list[Check]:
-    out = []
-    for h in t.hosts:
-        ip = t.ctx.world.ip_of(h)
-        other = t.innocuous(t.hosts)
-        out.append(_check(t.cid(f"sni:{h}"), "cli", "tls",
-                          f"a ClientHello with SNI {h} to {ip} gets: {outcome}",
-                          {"outcome": outcome}, ip=ip, sni=h, timeout=2.0))
-        out.append(_check(t.cid(f"innocuous-sni:{h}"), "cli", "tls",
-                          f"SNI {other} to the same address {ip} completes the handshake",
-                          {"outcome": "ok"}, ip=ip, sni=other, timeout=2.0))
-        # a site under a CA of its own (the Signal-like one) is not valid for the world CA
-        site = t.ctx.world.sites.get(h)
-        own_ca = site is not None and site.spec.site.get("cert", "valid") != "valid"
-        out.append(_check(t.cid(f"control:{h}"), "ctl", "tls",
-                          f"the control completes a {'' if own_ca else 'valid '}handshake with {h}",
-                          {"outcome": "ok"}, ip=ip, sni=h, verify=not own_ca,
-                          cafile=t.ctx.ca_pem))
-    return out
+    other = t.innocuous(t.hosts)
+    return [c for h in t.hosts for c in t.sni_checks(
+        h, other, f"a ClientHello with SNI {h} to {t.ctx.world.ip_of(h)} gets: {outcome}",
+        {"outcome": outcome})]
 
 
 class HttpReset(_StringMatch):

@@ -168,6 +168,25 @@ def test_synthesised_archive_nothing_dedups_and_the_layout_is_oonis(tmp_path: Pa
     assert hours_seen == {"2024-01-01 00", "2024-01-01 01", "2024-01-01 02"}
 
 
+def test_import_stages_account_for_every_stage_and_the_floor(tmp_path: Path) -> None:
+    from probe.lab.bench import import_case as I
+    from probe.lab.bench import import_stages as S
+
+    hours = I.synthesise(tmp_path / "in", 300)
+    f = S.stage_costs(hours, 200, tmp_path)
+    assert f["measurements"] == 200
+    assert set(f["us"]) == set(S.STAGES)
+    for stage in ("read", "decode", "map", "judge", "write"):
+        assert f["us"][stage] > 0, stage
+    assert f["floor_us"] == pytest.approx(f["us"]["read"] + f["us"]["decode"]
+                                          + f["us"]["write"], abs=0.2)
+    assert f["total_us"] >= f["floor_us"]
+    assert f["ceiling_per_core"] == round(1e6 / f["floor_us"])
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]  # its database is gone
+    text = S.render_stages(f)
+    assert "of budget" in text and "200 µs" in text and "with mapping and judging free" in text
+
+
 def test_the_benchmark_writes_under_the_checkout() -> None:
     from probe.lab.bench import harness
 

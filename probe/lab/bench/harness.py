@@ -62,6 +62,7 @@ from probe.lab.bench.collector_case import bench_collector, render_collector
 from probe.lab.bench.im_case import bench_im, render_im
 from probe.lab.bench.import_case import SIZES as IMPORT_SIZES
 from probe.lab.bench.import_case import bench_import
+from probe.lab.bench.import_stages import render_stages
 from probe.lab.bench.protocols_case import bench_protocols, render_protocols
 from probe.lab.bench.report_case import bench_report
 from probe.lab.simnet import addressing as A
@@ -398,6 +399,8 @@ def render_import(figures: dict[str, Any]) -> str:
                    f"{B.GOAL_IMPORT_MEMORY} × at {int(sizes[0]['measurements']):,}: "
                    f"{_f(figures['rss_ratio'], 2)} × "
                    f"{B.within(figures['rss_ratio'], B.GOAL_IMPORT_MEMORY)}")
+    if figures.get("stages"):
+        out.append(render_stages(figures["stages"]))
     return "\n".join(out)
 
 

@@ -51,6 +51,8 @@ WEB_SHARE = 0.8
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 #: Sizes the benchmark imports (the memory goal compares the first and the last).
 SIZES = (100_000, 1_000_000)
+#: Measurements the stage-by-stage timing reads (held in memory at once: ~15 kB each).
+STAGE_SAMPLE = 10_000
 
 _UID, _RID, _TIME = "@@synth-uid@@", "@@synth-report@@", "@@synth-time@@"
 
@@ -253,11 +255,14 @@ def _child(argv: list[str]) -> int:
 
 def bench_import(workdir: str | os.PathLike[str], repeat: int = 3,
                  sizes: Sequence[int] = SIZES, workers: int | None = None,
-                 say: Any = None) -> dict[str, Any]:
+                 say: Any = None, stages: int = STAGE_SAMPLE) -> dict[str, Any]:
     """Import the synthesised input at each size (``repeat`` times the smallest, once the
-    others) into a fresh database each time; returns the figures as a dict (see
-    :func:`probe.lab.bench.stats.import_figures`)."""
+    others) into a fresh database each time, then time the stages over the first ``stages``
+    measurements (0 = not); returns the figures as a dict (see
+    :func:`probe.lab.bench.stats.import_figures` and
+    :func:`probe.lab.bench.import_stages.stage_costs`)."""
     from probe.lab.bench import stats as B
+    from probe.lab.bench.import_stages import stage_costs
 
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -287,6 +292,10 @@ def bench_import(workdir: str | os.PathLike[str], repeat: int = 3,
     figures["synthesised_s"] = None if made is None else round(made, 1)
     figures["templates"] = len(templates())
     figures["cpus"] = os.cpu_count()
+    if stages:
+        if say is not None:
+            say(f"  import stages: the first {stages:,} measurements, one stage at a time…")
+        figures["stages"] = stage_costs(hours, stages, folder)
     return figures
 
 

@@ -39,6 +39,7 @@ from probe.ingest.pipeline import (
     bounded_ordered,
     chunks,
     context_for,
+    documents,
     init_worker,
     process_chunk,
     run_id_of,
@@ -111,10 +112,10 @@ def import_ooni(store: Store, paths: Iterable[str], *, stdin: IO[str] | None = N
     ``on_problem(origin, problem)`` is called once per skipped document (``origin`` is
     ``FILE:LINE``). ``workers``: worker processes (None = one per CPU; 0 = judge in this
     process); an input of one chunk (``chunk_size`` documents) is judged in this process
-    anyway. At most ``window`` chunks (default 2 per worker + 2) are in flight, so memory
-    does not grow with the input. Every chunk is written atomically, so an import stopped
-    half-way keeps everything written so far, and running it again stores only what is
-    missing. The stored result does not depend on ``workers`` or ``chunk_size``.
+    anyway. At most ``window`` documents (default: 2 chunks' worth per worker + 2) are in
+    flight, so memory does not grow with the input. Every chunk is written atomically, so
+    an import stopped half-way keeps everything written so far, and running it again stores
+    only what is missing. The stored result does not depend on ``workers`` or ``chunk_size``.
     """
     base = context if context is not None else Context()
     n = default_workers() if workers is None else max(0, workers)
@@ -150,14 +151,15 @@ def import_ooni(store: Store, paths: Iterable[str], *, stdin: IO[str] | None = N
                     networks.add(it.network)
 
     with bulk.import_settings(store):
-        _run(write, tasks, small, n, base, imported_at, result, window)
+        _run(write, tasks, small, n, base, imported_at, result,
+             window or (2 * n + 2) * chunk_size)
     result.shutdowns = apply_population(store, population, networks, before, base)
     return result
 
 
 def _run(write: Callable[[Iterator[ChunkResult]], None], tasks: Iterator[Chunk | BadInput],
          small: bool, n: int, base: Context, imported_at: str, result: ImportResult,
-         window: int | None) -> None:
+         window: int) -> None:
     """Judge the chunks (in this process, or in ``n`` workers) and hand them to ``write``."""
     if small or n == 0:
         write(process_chunk(t, base, imported_at) if isinstance(t, Chunk) else _bad(t)
@@ -174,7 +176,7 @@ def _run(write: Callable[[Iterator[ChunkResult]], None], tasks: Iterator[Chunk |
                     return Done(_bad(t))
                 return pool.apply_async(process_chunk, (t, None, imported_at))
 
-            write(bounded_ordered(submit, tasks, window or 2 * n + 2))
+            write(bounded_ordered(submit, tasks, window, weight=documents))
 
 
 def _network(asn: int, cc: str | None) -> str:

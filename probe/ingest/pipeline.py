@@ -237,24 +237,41 @@ class Done(Generic[R]):
 
 
 def bounded_ordered(submit: Callable[[T], Pending[R]], tasks: Iterable[T], window: int,
-                    on_flight: Callable[[int], None] | None = None) -> Iterator[R]:
-    """Results of ``submit(task)`` for every task, in task order, with at most ``window``
-    tasks submitted and not yet handed back (so the reader never runs ahead of the writer
-    by more than ``window`` chunks: memory stays flat). ``on_flight(n)`` is told the number
-    in flight after each submission (tests check the bound)."""
+                    on_flight: Callable[[int], None] | None = None,
+                    weight: Callable[[T], int] | None = None) -> Iterator[R]:
+    """Results of ``submit(task)`` for every task, in task order, with tasks of at most
+    ``window`` total ``weight`` (default 1 a task) submitted and not yet handed back (so the
+    reader never runs ahead of the writer by more than ``window``: memory stays flat). A task
+    heavier than the whole window still goes, alone. ``on_flight(w)`` is told the weight in
+    flight after each submission (tests check the bound).
+
+    Weighing chunks by their documents, not counting them, is what keeps every core busy on
+    an archive: one OONI hour is a few Web Connectivity files of hundreds of measurements and
+    dozens of files of a few each, and with a count of chunks a window could fill with small
+    ones behind one big chunk while a worker had nothing to do."""
     if window < 1:
         raise ValueError("window must be at least 1")
-    flight: deque[Pending[R]] = deque()
+    flight: deque[tuple[Pending[R], int]] = deque()
+    load = 0
     for task in tasks:
-        if len(flight) >= window:
-            yield flight.popleft().get()
-        flight.append(submit(task))
+        w = 1 if weight is None else max(1, weight(task))
+        while flight and load + w > window:
+            pending, done = flight.popleft()
+            load -= done
+            yield pending.get()
+        flight.append((submit(task), w))
+        load += w
         if on_flight is not None:
-            on_flight(len(flight))
+            on_flight(load)
     while flight:
-        yield flight.popleft().get()
+        yield flight.popleft()[0].get()
+
+
+def documents(task: Chunk | BadInput) -> int:
+    """The weight of an import task in the hand-over: its raw documents."""
+    return len(task.items) if isinstance(task, Chunk) else 1
 
 
 __all__ = ["CHUNK", "Chunk", "ChunkResult", "ContextCache", "Done", "Item",
-           "bounded_ordered", "chunks", "context_for", "init_worker", "population_network",
-           "process_chunk", "run_id_of", "settings_of"]
+           "bounded_ordered", "chunks", "context_for", "documents", "init_worker",
+           "population_network", "process_chunk", "run_id_of", "settings_of"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from probe.ingest import import_ooni
-from probe.ingest.pipeline import Chunk, Done, bounded_ordered, chunks
+from probe.ingest.pipeline import Chunk, Done, bounded_ordered, chunks, documents
 from probe.ingest.reader import BadInput
 from probe.lab.bench import import_case as I
 from probe.run.reanalyze import reanalyze
@@ -121,6 +121,26 @@ def test_the_hand_over_is_ordered_and_never_runs_ahead_of_the_writer(window: int
     assert max(flights) == window
     with pytest.raises(ValueError):
         list(bounded_ordered(rec.submit, iter([1]), 0))
+
+
+@pytest.mark.parametrize(("weights", "window", "most"), [
+    ([1] * 20, 4, 4),                     # unweighted: a count of tasks
+    ([10, 1, 1, 1, 1, 1, 10, 1], 12, 12),  # small tasks fill the room a big one leaves
+    ([3, 30, 3, 3], 10, 30),              # a task heavier than the window goes alone
+    ([5, 5, 5, 5, 5], 10, 10),
+])
+def test_a_weighted_hand_over_bounds_the_weight_in_flight(weights: list[int], window: int,
+                                                          most: int) -> None:
+    flights: list[int] = []
+    rec = _Recorder()
+    out = list(bounded_ordered(rec.submit, iter(range(len(weights))), window, flights.append,
+                               weight=lambda i: weights[i]))
+    assert out == [i * 10 for i in range(len(weights))]
+    assert max(flights) == most
+    heavy = [w for w in weights if w > window]
+    assert all(f <= window for f in flights) or heavy  # only a lone heavy task exceeds it
+    assert documents(Chunk("a", [(1, "x"), (2, "y")])) == 2
+    assert documents(BadInput("a:1", "bad")) == 1
 
 
 def test_chunks_keep_one_file_per_chunk_and_pass_bad_input_in_order() -> None:

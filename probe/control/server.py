@@ -234,8 +234,7 @@ class ControlServer:
                 reason = "headers too large" if status == 431 else "malformed HTTP request"
                 raise _Reject(status, reason) from None
             conn.reading = False
-            status, answer = await self._route(request, body,
-                                               self._client_address(conn, request), conn.peer)
+            status, answer = await self._route(request, body, self._client_address(conn, request))
         except _Reject as e:
             self.stats[f"status_{e.status}"] += 1
             await self._send(writer, e.status, _error(str(e)))
@@ -312,7 +311,7 @@ class ControlServer:
         return None
 
     async def _route(
-        self, request: h11.Request, body: bytes, peer: str | None = None, conn_peer: str = "?"
+        self, request: h11.Request, body: bytes, peer: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         path = request.target.decode("latin-1").split("?", 1)[0]
         method = request.method.decode("latin-1")
@@ -329,7 +328,7 @@ class ControlServer:
             req = MeasureRequest.from_body(body)
         except BadRequest as e:
             return 400, _error(str(e))
-        client = _client_key(peer or conn_peer)
+        client = _client_key(peer or "?")  # None: a trusted proxy that forwarded nothing
         if self._busy_by[client] >= self.policy.max_per_client:
             return 429, _error("too many measurements from this client at once, retry later")
         if self._busy >= self.policy.max_concurrent:

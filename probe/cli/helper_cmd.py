@@ -41,8 +41,15 @@ def serve(
         Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
     ] = None,
     max_concurrent: Annotated[
-        int, typer.Option("--max-concurrent", min=1, help="Measure requests served at once.")
-    ] = 8,
+        int | None, typer.Option("--max-concurrent", min=1,
+                                 help="Measure requests served at once (default 32).")
+    ] = None,
+    max_concurrent_per_client: Annotated[
+        int | None, typer.Option("--max-concurrent-per-client", min=1,
+                                 help="Measure requests served at once for one client address "
+                                 "(an IPv6 /64; default 8, what one probe keeps open); "
+                                 "beyond it 429.")
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Deadline of each network step (s).")
     ] = 10.0,
@@ -88,10 +95,13 @@ def serve(
     if not host or not port.isdigit():
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT")
     resolvers = tuple(parse_resolver(r) for r in resolver or [])
+    shares = {k: v for k, v in (("max_concurrent", max_concurrent),
+                                 ("max_per_client_measurements", max_concurrent_per_client))
+              if v is not None}
     opts = ServiceOptions(
-        host=host.strip("[]"), port=int(port), allow=tuple(allow or ()),
+        **shares, host=host.strip("[]"), port=int(port), allow=tuple(allow or ()),
         allow_ports=tuple(allow_port or ()), token=token, resolvers=resolvers,
-        ca_bundle=str(ca_bundle) if ca_bundle else None, max_concurrent=max_concurrent,
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
         step_timeout=timeout, deny=tuple(deny or ()), allow_self=allow_self,
         tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
         trusted_proxies=tuple(trusted_proxy or ()), max_connections=max_connections,

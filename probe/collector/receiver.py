@@ -12,9 +12,15 @@ excessive size, 429 rate limited (``Retry-After``), 503 too many connections.
 it accepts (zstd where the ``zstandard`` package is installed, :mod:`probe.collector.codec`).
 
 Defences: TLS built in (a certificate and key; plain HTTP only on loopback), a cap on open
-connections, a deadline per connection, caps on the compressed and decompressed size of a
-body (a gzip or zstd bomb stops at the cap), a token bucket per probe, everything validated before
-it is stored, one writer thread for the database. Client addresses are not logged unless
+connections (when full, the oldest connection still sending its request head, i.e. not yet
+authenticated, is dropped for the newcomer, so idle or dripping sockets cannot lock probes
+out; 503 only when every connection is an authenticated upload), a deadline for the head and
+one per connection, the token and the rate limit checked from the head *before* the body is
+read (an unauthenticated client cannot make the collector hold a body), a cap on uploads in
+flight per probe, caps on the compressed and decompressed size of a body (a gzip or zstd bomb
+stops at the cap), JSON nested too deeply refused with a 400, a token bucket per probe,
+everything validated before it is stored, one writer thread for the database; an unexpected
+error is one log line and a 500, never a traceback. Client addresses are not logged unless
 asked (``log_addresses``); the address is handed to the store only to scrub it.
 """
 
@@ -42,20 +48,43 @@ log = logging.getLogger("probe.collector")
 
 #: Request head (request line and headers).
 MAX_HEAD = 16 * 1024
+#: Seconds a client may keep sending after an early answer (401, 413, 429: the body is not
+#: wanted) so that it reads the answer rather than a reset; the bytes are discarded.
+LINGER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """``max_body``: compressed body; ``max_decoded``: decompressed body; ``max_connections``:
-    open at once (more → 503); ``timeout``: seconds one connection may take; ``rate`` and
-    ``burst``: batches per second per probe (token bucket)."""
+    open at once (beyond it the oldest one still sending its head is dropped; 503 when there
+    is none); ``header_timeout``: seconds from accept to the end of the head (a real probe
+    sends it in one packet; slowloris is cut here); ``timeout``: seconds one connection may
+    take; ``per_probe``: uploads in flight per probe (its uploader sends one batch at a time;
+    more → 429); ``rate`` and ``burst``: batches per second per probe (token bucket)."""
 
     max_body: int = 16 * 1024 * 1024
     max_decoded: int = 64 * 1024 * 1024
     max_connections: int = 128
+    header_timeout: float = 10.0
     timeout: float = 60.0
+    per_probe: int = 2
     rate: float = 10.0
     burst: float = 40.0
+
+
+@dataclass(slots=True)
+class _Conn:
+    writer: asyncio.StreamWriter
+    evictable: bool = True  # not authenticated yet (head, or lingering after an early answer)
+
+
+class _Early(Exception):
+    """An answer given from the head alone (the body, if any, is not read)."""
+
+    def __init__(self, status: int, body: dict[str, Any],
+                 headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(body.get("error", ""))
+        self.answer = (status, body, headers or [])
 
 
 @dataclass(slots=True)
@@ -93,10 +122,15 @@ class CollectorServer:
         self.log_addresses = log_addresses
         self.rates = RateLimiter(self.limits.rate, self.limits.burst)
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "collector-db")
-        self._open = 0
+        self._conns: dict[int, _Conn] = {}  # insertion order = age
+        self._uploading: dict[str, int] = {}  # probe id → uploads in flight
         self._server: asyncio.Server | None = None
         self.stats = {"batches": 0, "accepted": 0, "duplicates": 0, "refused": 0,
-                      "rejected": 0}
+                      "rejected": 0, "evicted": 0, "errors": 0}
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
 
     async def start(self, host: str, port: int,
                     ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
@@ -120,56 +154,118 @@ class CollectorServer:
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
+    def _admit(self, writer: asyncio.StreamWriter) -> _Conn | None:
+        """Register a connection; when full, drop the oldest unauthenticated one for it
+        (None = every connection is an authenticated upload: the newcomer gets a 503)."""
+        if len(self._conns) >= self.limits.max_connections:
+            oldest = next((k for k, c in self._conns.items() if c.evictable), None)
+            if oldest is None:
+                return None
+            self.stats["evicted"] += 1
+            self._conns.pop(oldest).writer.transport.abort()
+        conn = _Conn(writer)
+        self._conns[id(conn)] = conn
+        return conn
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._open += 1
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        conn = self._admit(writer)
+        h = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         headers: list[tuple[str, str]]
         try:
-            if self._open > self.limits.max_connections:
+            if conn is None:
                 status, body, headers = 503, {"error": "too many connections, retry later"}, []
             else:
-                async with asyncio.timeout(self.limits.timeout):
-                    status, body, headers = await self._exchange(conn, reader, writer)
+                try:
+                    async with asyncio.timeout(self.limits.timeout):
+                        status, body, headers = await self._exchange(conn, h, reader, writer)
+                except _Early as e:
+                    status, body, headers = e.answer
+                except Exception as e:  # noqa: BLE001 - one log line and a 500, never a traceback
+                    if isinstance(e, TimeoutError | ConnectionError | h11.ProtocolError
+                                  | ssl.SSLError):
+                        raise
+                    self.stats["errors"] += 1
+                    log.warning("collector: %s: %s", type(e).__name__,
+                                str(e).splitlines()[0][:200] if str(e) else "")
+                    status, body, headers = 500, {"error": "internal error"}, []
             with contextlib.suppress(h11.LocalProtocolError):
-                await _respond(conn, writer, status, body, headers)
+                await _respond(h, writer, status, body, headers)
+            if conn is not None and h.their_state is h11.SEND_BODY:
+                conn.evictable = True  # a body we do not want: let the client read the answer
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    async with asyncio.timeout(LINGER):
+                        while await reader.read(65536):
+                            pass
         except (TimeoutError, ConnectionError, h11.ProtocolError, ssl.SSLError):
             pass
         finally:
-            self._open -= 1
+            if conn is not None:
+                self._conns.pop(id(conn), None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _exchange(self, conn: h11.Connection, reader: asyncio.StreamReader,
+    async def _exchange(self, conn: _Conn, h: h11.Connection, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter
                         ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await reader.read(65536)
-                conn.receive_data(data)
-                if not data and conn.their_state is not h11.DONE:
-                    raise ConnectionError("client went away")
-                continue
-            if isinstance(event, h11.Request):
-                request = event
-                early = self._precheck(event)
-                if early is not None:
-                    return early
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_body:
-                    return 413, {"error": f"body larger than {self.limits.max_body} bytes"}, []
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                break
-        assert request is not None
+        async with asyncio.timeout(self.limits.header_timeout):
+            request = await _read_head(h, reader)
+        early = self._precheck(request)
+        if early is not None:
+            return early
         path = request.target.decode("latin-1").split("?", 1)[0]
         if path == "/v1/health":
+            await self._read_body(h, reader)
             return 200, {"status": "ok", "encodings": [*codec.encodings(), "identity"]}, []
         peer = _peer(writer)
-        return await self._batch(request, bytes(body), peer)
+        probe_id = await self._authorise(request, peer)  # before any byte of the body
+        conn.evictable = False
+        if self._uploading.get(probe_id, 0) >= self.limits.per_probe:
+            raise _Early(*self._reject(429, "too many uploads at once, retry later",
+                                       probe_id, peer)[:2], [("retry-after", "1")])
+        self._uploading[probe_id] = self._uploading.get(probe_id, 0) + 1
+        try:
+            body = await self._read_body(h, reader)
+            return await self._batch(request, body, probe_id, peer)
+        finally:
+            self._uploading[probe_id] -= 1
+            if not self._uploading[probe_id]:
+                del self._uploading[probe_id]
+
+    async def _read_body(self, h: h11.Connection, reader: asyncio.StreamReader) -> bytes:
+        body = bytearray()
+        while True:
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                h.receive_data(data)
+                if not data and h.their_state is not h11.DONE:
+                    raise ConnectionError("client went away")
+                continue
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body:
+                    raise _Early(413, {"error": f"body larger than {self.limits.max_body} "
+                                                "bytes"})
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return bytes(body)
+
+    async def _authorise(self, request: h11.Request, peer: str | None) -> str:
+        """The probe the token names, within its rate; else an early 401/403/429."""
+        auth = _header(request, b"authorization") or ""
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not token:
+            raise _Early(*self._reject(401, "missing token (Authorization: Bearer TOKEN)",
+                                       None, peer))
+        try:
+            probe_id: str = await self._db(self.store.authenticate, token)
+        except AuthError as e:
+            raise _Early(*self._reject(e.status, str(e), None, peer)) from None
+        wait = self.rates.take(probe_id)
+        if wait > 0:
+            raise _Early(*self._reject(429, "rate limited, retry later", probe_id, peer)[:2],
+                         [("retry-after", str(max(1, round(wait))))])
+        return probe_id
 
     def _precheck(self, request: h11.Request
                   ) -> tuple[int, dict[str, Any], list[tuple[str, str]]] | None:
@@ -188,20 +284,8 @@ class CollectorServer:
             return 413, {"error": f"body larger than {self.limits.max_body} bytes"}, []
         return None
 
-    async def _batch(self, request: h11.Request, body: bytes, peer: str | None
+    async def _batch(self, request: h11.Request, body: bytes, probe_id: str, peer: str | None
                      ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        auth = _header(request, b"authorization") or ""
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        if not token:
-            return self._reject(401, "missing token (Authorization: Bearer TOKEN)", None, peer)
-        try:
-            probe_id = await self._db(self.store.authenticate, token)
-        except AuthError as e:
-            return self._reject(e.status, str(e), None, peer)
-        wait = self.rates.take(probe_id)
-        if wait > 0:
-            return (*self._reject(429, "rate limited, retry later", probe_id, peer)[:2],
-                    [("retry-after", str(max(1, round(wait))))])
         encoding = _header(request, b"content-encoding") or "identity"
         try:
             batch_id, checked, refused = await asyncio.to_thread(
@@ -240,6 +324,8 @@ def _decode_and_check(body: bytes, encoding: str, limit: int
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise Invalid(f"body is not JSON: {str(e)[:80]}") from None
+    except RecursionError:  # nested past the parser's stack: no batch is that deep
+        raise Invalid("body is not JSON: nested too deeply") from None
     batch_id, records = check_batch(obj)
     checked: list[CheckedRecord] = []
     refused: dict[str, str] = {}
@@ -251,6 +337,20 @@ def _decode_and_check(body: bytes, encoding: str, limit: int
             key = mid if isinstance(mid, str) and len(mid) <= 64 else f"#{i}"
             refused[key] = str(e)
     return batch_id, checked, refused
+
+
+async def _read_head(h: h11.Connection, reader: asyncio.StreamReader) -> h11.Request:
+    while True:
+        event = h.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("client went away")
+            h.receive_data(data)
+            continue
+        if isinstance(event, h11.Request):
+            return event
+        raise ConnectionError("client went away")
 
 
 def _header(request: h11.Request, name: bytes) -> str | None:

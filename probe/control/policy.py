@@ -23,6 +23,12 @@ from probe.addresses import IPAddress, Network, embedded_ipv4, not_public, parse
 
 #: Seconds the helper's own addresses are trusted before they are read again.
 OWN_ADDRESSES_TTL = 5.0
+#: Measurements at once (503 beyond). Each mostly waits on the network (a body is capped at
+#: ``MeasureSettings.body_cap``, 512 KiB): 32 serve four probes at full speed.
+MAX_CONCURRENT = 32
+#: Measurements at once for one client (429 beyond): what one probe keeps open
+#: (``probe.run.engine.HELPER_SLOTS``), so no probe is refused and no client takes every slot.
+MAX_PER_CLIENT = 8
 
 
 def interface_addresses() -> frozenset[IPAddress]:
@@ -65,14 +71,19 @@ class Policy:
     ``allow``: extra address ranges allowed although not public (private test worlds).
     ``deny``: extra ranges refused. ``ports``: allowed destination ports. ``token``: required
     ``Authorization: Bearer`` token; None = open. ``max_concurrent``: measurements at once
-    before answering 503. ``request_timeout``: deadline of one measurement (s).
+    before answering 503. ``max_per_client``: measurements at once for one client (its
+    address; an IPv6 client's /64) before answering 429 — one probe keeps
+    ``probe.run.engine.HELPER_SLOTS`` (8) requests open, so the default never refuses a probe
+    while one client cannot take every slot (before: one client's 8 slow measurements made
+    every other probe's control a 503). ``request_timeout``: deadline of one measurement (s).
     ``own``: the host's own addresses (refused); None = not checked (``--allow-self``).
     """
 
     allow: tuple[Network, ...] = ()
     ports: frozenset[int] = field(default_factory=lambda: frozenset({80, 443}))
     token: str | None = None
-    max_concurrent: int = 8
+    max_concurrent: int = MAX_CONCURRENT
+    max_per_client: int = MAX_PER_CLIENT
     request_timeout: float = 30.0
     deny: tuple[Network, ...] = ()
     own: OwnAddresses | None = field(default_factory=OwnAddresses)

@@ -11,7 +11,8 @@ anyone can reach it, it defends itself:
   connection still sending its request is dropped for the new one, so idle sockets cannot
   lock the service out), a deadline for the TLS handshake and headers and one for the body
   (slowloris), caps on header bytes (431), body bytes (413), request-target (414), and a cap
-  on concurrent measurements (503 when busy);
+  on concurrent measurements (503 when busy) and on those of one client (429: its address,
+  an IPv6 client's /64), so one client cannot take every slot;
 * hostile bodies are a 400 with a one-line reason (:func:`~probe.control.protocol.decode_body`);
   no request can put a traceback in the log (an unexpected error is one log line and a 500).
 
@@ -123,6 +124,7 @@ class ControlServer:
         self.tls = tls
         self.trusted_proxies = trusted_proxies
         self._busy = 0
+        self._busy_by: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._conns: dict[int, _Conn] = {}  # insertion order = age
         self._per_client: Counter[str] = Counter()
@@ -326,9 +328,13 @@ class ControlServer:
             req = MeasureRequest.from_body(body)
         except BadRequest as e:
             return 400, _error(str(e))
+        client = _client_key(peer or "?")  # None: a trusted proxy that forwarded nothing
+        if self._busy_by[client] >= self.policy.max_per_client:
+            return 429, _error("too many measurements from this client at once, retry later")
         if self._busy >= self.policy.max_concurrent:
             return 503, _error("busy, retry later")
         self._busy += 1
+        self._busy_by[client] += 1
         try:
             async with asyncio.timeout(self.policy.request_timeout):
                 result = await self.measurer(req, self.policy)
@@ -337,6 +343,9 @@ class ControlServer:
                          "failure": "generic_timeout_error"}
         finally:
             self._busy -= 1
+            self._busy_by[client] -= 1
+            if self._busy_by[client] <= 0:
+                del self._busy_by[client]
         if peer is not None:  # the probe's public address, for it to scrub (never stored)
             result = {**result, "client_address": peer}
         return (403 if result.get("refused") else 200), result
@@ -414,3 +423,12 @@ def _peer(writer: asyncio.StreamWriter) -> str | None:
 
 def _error(message: str) -> dict[str, Any]:
     return {"version": PROTOCOL_VERSION, "error": message}
+
+
+def _client_key(address: str) -> str:
+    """Whose share a measurement counts against: the address, or an IPv6 address's /64 (one
+    subscriber's usual allocation: any of its 2^64 addresses is the same client)."""
+    addr = parse_host(address)
+    if addr is None or addr.version == 4:
+        return address
+    return str(ipaddress.ip_network(f"{addr}/64", strict=False))

@@ -11,7 +11,13 @@ from functools import partial
 
 from probe.applists import declared_ports
 from probe.control.measure import measure_request
-from probe.control.policy import OwnAddresses, Policy, parse_networks
+from probe.control.policy import (
+    MAX_CONCURRENT,
+    MAX_PER_CLIENT,
+    OwnAddresses,
+    Policy,
+    parse_networks,
+)
 from probe.control.server import ControlServer, Limits, TLSFiles
 from probe.errors import ProbeError, UsageError
 from probe.measure.settings import MeasureSettings, Resolver
@@ -31,7 +37,8 @@ class ServiceOptions:
     token: str | None = None
     resolvers: tuple[Resolver, ...] = ()
     ca_bundle: str | None = None
-    max_concurrent: int = 8
+    max_concurrent: int = MAX_CONCURRENT
+    max_per_client_measurements: int = MAX_PER_CLIENT
     step_timeout: float = 10.0
     deny: tuple[str, ...] = ()
     allow_self: bool = False
@@ -45,7 +52,8 @@ class ServiceOptions:
 
 def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
                 max_concurrent: int, timeout: float, deny: list[str] | None = None,
-                allow_self: bool = False, app_lists: str | None = None) -> Policy:
+                allow_self: bool = False, app_lists: str | None = None,
+                max_per_client: int = MAX_PER_CLIENT) -> Policy:
     """A Policy from command-line values; bad CIDRs raise UsageError. Allowed ports: 80, 443,
     the ports the packaged lists and those of ``app_lists`` declare (the apps' 5222, Tor's
     OR and Dir ports, …; issue 14) and ``allow_ports``."""
@@ -61,7 +69,8 @@ def make_policy(allow: list[str], allow_ports: list[int], token: str | None,
         declared_ports(app_lists, TOR_FORMATS) if app_lists else frozenset())
     return Policy(allow=nets, ports=frozenset({80, 443, *lists, *allow_ports}),
                   token=token,
-                  max_concurrent=max_concurrent, request_timeout=timeout * 3 + 5, deny=denied,
+                  max_concurrent=max_concurrent, max_per_client=max_per_client,
+                  request_timeout=timeout * 3 + 5, deny=denied,
                   own=own)
 
 
@@ -69,7 +78,7 @@ def make_server(opts: ServiceOptions) -> ControlServer:
     """The server for ``opts`` (not yet listening); bad values raise UsageError/ProbeError."""
     policy = make_policy(list(opts.allow), list(opts.allow_ports), opts.token,
                          opts.max_concurrent, opts.step_timeout, list(opts.deny),
-                         opts.allow_self, opts.app_lists)
+                         opts.allow_self, opts.app_lists, opts.max_per_client_measurements)
     try:
         proxies = parse_networks(list(opts.trusted_proxies), "--trusted-proxy")
     except ValueError as e:

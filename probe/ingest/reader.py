@@ -10,8 +10,14 @@ order so an import is reproducible), and ``-`` for standard input. This module k
 about OONI's keys: mapping is :mod:`probe.ingest.mapper`'s job.
 
 How a file is told JSON Lines from one document: its first non-blank line is parsed; when that
-line is a whole JSON object the file is JSON Lines (a one-line JSON document is the same
-thing), otherwise the whole file is one (pretty-printed) document.
+line is a whole JSON object, or looks like one (``{`` … ``}`` on one line, a corrupt first
+record: it is one bad line and the rest is still read), the file is JSON Lines (a one-line JSON
+document is the same thing), otherwise the whole file is one (pretty-printed) document.
+
+Hostile files (docs/import.md "Hostile input"): no line is read into memory past
+:data:`MAX_LINE_CHARS` (a gzip bomb of one endless line is skipped as one bad line, reading on
+to the next), no document past :data:`MAX_DOCUMENT_BYTES`, and a document nested deeper than
+the parser can follow is one bad line (never a crash).
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ from probe.errors import UsageError
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 #: A single (pretty-printed) document larger than this is refused rather than loaded whole.
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+#: Longest line read (characters). The biggest real OONI measurement in a JSON Lines file is a
+#: few MB (web_connectivity with its bodies); past this a line is skipped unread, so a gzip
+#: bomb of one endless line costs time but at most this much memory.
+MAX_LINE_CHARS = MAX_DOCUMENT_BYTES
+#: Where a line was too long (a marker in the stream of lines).
+_TOO_LONG = "\0too long\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +78,62 @@ def _problem(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
+def _lines(stream: Iterable[str]) -> Iterator[str]:
+    """The lines of ``stream``, each at most :data:`MAX_LINE_CHARS` long: a longer line is
+    read past in bounded pieces and given as :data:`_TOO_LONG`."""
+    readline = getattr(stream, "readline", None)
+    if readline is None:  # a list of lines (tests, callers): already in memory
+        for line in stream:
+            yield _TOO_LONG if len(line) > MAX_LINE_CHARS else line
+        return
+    while True:
+        line = readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS:
+            yield line
+            continue
+        while line and not line.endswith("\n"):  # the rest of the line, never held whole
+            line = readline(1024 * 1024)
+        yield _TOO_LONG
+
+
+def _too_long(name: str, lineno: int) -> BadInput:
+    return BadInput(f"{name}:{lineno}",
+                    f"line longer than {MAX_LINE_CHARS // (1024 * 1024)} MiB, not read")
+
+
+def _looks_like_jsonl(first: str) -> bool:
+    """A whole JSON object on the first line, or a line shaped like one (a corrupt record)."""
+    try:
+        json.loads(first)
+        return True
+    except ValueError:
+        text = first.strip()
+        return len(text) > 1 and text[0] == "{" and text[-1] == "}"
+    except RecursionError:  # nested past the parser: one line, a (bad) record
+        return True
+
+
 def raw_stream(stream: Iterable[str], name: str) -> Iterator[tuple[int, str] | BadInput]:
     """The documents of one text stream as ``(line number, JSON text)``, not yet parsed (the
-    parallel importer parses in its workers); an oversized document is a :class:`BadInput`.
-    A JSON Lines stream gives one item per non-blank line; one pretty-printed document one
-    item, at the line it starts."""
-    lines = iter(stream)
+    parallel importer parses in its workers); an oversized document or line is a
+    :class:`BadInput`. A JSON Lines stream gives one item per non-blank line; one
+    pretty-printed document one item, at the line it starts."""
+    lines = _lines(stream)
     lineno = 0
     first = ""
     for line in lines:
         lineno += 1
+        if line is _TOO_LONG:
+            yield _too_long(name, lineno)  # a record nobody can read; the rest may be fine
+            continue
         if line.strip():
             first = line
             break
     else:
         return
-    try:
-        json.loads(first)
-        jsonl = True
-    except ValueError:
-        jsonl = False
-    if not jsonl:
+    if not _looks_like_jsonl(first):
         # One pretty-printed document: the rest of the stream belongs to it.
         start = lineno
         parts = [first]
@@ -94,7 +141,7 @@ def raw_stream(stream: Iterable[str], name: str) -> Iterator[tuple[int, str] | B
         for line in lines:
             parts.append(line)
             size += len(line)
-            if size > MAX_DOCUMENT_BYTES:
+            if line is _TOO_LONG or size > MAX_DOCUMENT_BYTES:
                 yield BadInput(f"{name}:{start}", "document larger than "
                                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, not read")
                 return
@@ -103,7 +150,9 @@ def raw_stream(stream: Iterable[str], name: str) -> Iterator[tuple[int, str] | B
     yield lineno, first
     for line in lines:
         lineno += 1
-        if line.strip():
+        if line is _TOO_LONG:
+            yield _too_long(name, lineno)
+        elif line.strip():
             yield lineno, line
 
 
@@ -120,6 +169,8 @@ def parse(text: str, origin: str) -> Document | BadInput:
             value = json.loads(text)
         except ValueError as exc:
             return BadInput(origin, f"not JSON: {_problem(exc)}")
+        except RecursionError:  # orjson stops at 1024 levels, json at the recursion limit
+            return BadInput(origin, "not JSON: nested too deeply")
     return _one(value, origin)
 
 

@@ -6,14 +6,17 @@ collector must answer, and what must (not) be in its database afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import gzip
 import json
 import socket
 import sqlite3
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,9 @@ import httpx
 import pytest
 
 from probe.cli.root import app
+from probe.collector.receiver import CollectorServer, Limits
 from probe.lab.bench.collector_case import CollectorProcess, enroll
+from probe.store.collector import CollectorStore
 from tests.clirunner import CliRunner
 from tests.collector.helpers import valid_batch
 
@@ -201,6 +206,15 @@ def bad_requests(w: World) -> None:
     assert chunked.status_code == 411
 
 
+def deeply_nested(w: World) -> None:
+    pid, tok = w.token()
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        _expect(w.post(deep, tok), 400, "nested too deeply")  # before: no answer, a traceback
+        _expect(w.post(gzip.compress(deep), tok, {"content-encoding": "gzip"}), 400,
+                "nested too deeply")
+    assert w.stored(pid) == 0
+
+
 def bad_values(w: World) -> None:
     pid, tok = w.token()
     b = w.fresh("50")
@@ -223,6 +237,7 @@ CASES: list[tuple[str, Callable[[World], None]]] = [
     ("unknown or missing token", unknown_or_missing_token),
     ("wrong method, path, no length", bad_requests),
     ("values outside the vocabularies and time bounds", bad_values),
+    ("JSON nested 100,000 deep", deeply_nested),
 ]
 
 
@@ -231,18 +246,138 @@ def test_a_hostile_upload_is_rejected_or_neutralised(world, what, case):
     case(world)
 
 
-def test_connections_are_capped(tmp_path):
-    with CollectorProcess(tmp_path / "c.db", "--max-connections", "2") as c:
-        idle = [socket.create_connection(("127.0.0.1", c.port)) for _ in range(2)]
+@contextlib.contextmanager
+def in_process(tmp_path: Path, **limits: Any) -> Iterator[tuple[CollectorServer, int, Path]]:
+    """A CollectorServer with small limits on 127.0.0.1, its loop in a thread."""
+    db = tmp_path / "c.db"
+    server = CollectorServer(CollectorStore(db), Limits(**limits))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    _, port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(10)
+    try:
+        yield server, port, db
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _head(token: str | None, length: int, path: str = "/v1/batches") -> bytes:
+    auth = f"authorization: Bearer {token}\r\n" if token else ""
+    return (f"POST {path} HTTP/1.1\r\nhost: c\r\ncontent-type: application/json\r\n{auth}"
+            f"content-length: {length}\r\n\r\n").encode()
+
+
+def _answer(sock: socket.socket, timeout: float = 5.0) -> str:
+    """The status line of what the collector answers ('' = closed without an answer)."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except (TimeoutError, ConnectionError):
+        return ""
+    return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def test_idle_and_dripping_connections_cannot_lock_probes_out(tmp_path):
+    """Before: 128 idle sockets (here 4) made every probe's upload a 503 for 60 s each."""
+    with CollectorProcess(tmp_path / "c.db", "--max-connections", "4") as c:
+        w = World(c.url, tmp_path / "c.db", tmp_path, valid_batch(tmp_path, 2))
+        _, tok = w.token()
+        idle = [socket.create_connection(("127.0.0.1", c.port)) for _ in range(4)]
+        for s in idle[2:]:
+            s.sendall(b"POST /v1/batches HTTP/1.1\r\nx-drip: ")  # a head that never ends
         try:
             time.sleep(0.3)
-            r = httpx.get(f"{c.url}/v1/health")
-            assert r.status_code == 503 and "too many connections" in r.json()["error"]
+            assert httpx.get(f"{c.url}/v1/health").status_code == 200
+            r = w.post(w.fresh("60"), tok)
+            assert r.status_code == 200 and len(r.json()["accepted"]) == 2, r.text
         finally:
             for s in idle:
                 s.close()
-        time.sleep(0.3)
-        assert httpx.get(f"{c.url}/v1/health").status_code == 200
+
+
+def test_authenticated_uploads_are_not_dropped_and_beyond_them_it_is_503(tmp_path):
+    with in_process(tmp_path, max_connections=2, per_probe=8) as (server, port, db):
+        _, tok = enroll(db)
+        uploads = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            for s in uploads:  # authenticated heads, bodies not sent yet
+                s.sendall(_head(tok, 1000))
+            time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", port)) as late:
+                late.sendall(b"GET /v1/health HTTP/1.1\r\nhost: c\r\n\r\n")
+                assert _answer(late) == "HTTP/1.1 503 "
+            assert server.stats["evicted"] == 0 and server.open_connections == 2
+        finally:
+            for s in uploads:
+                s.close()
+
+
+def test_a_head_dripped_a_byte_at_a_time_is_cut_at_the_header_deadline(tmp_path):
+    with in_process(tmp_path, header_timeout=0.5) as (server, port, _):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            started = time.monotonic()
+            try:
+                for b in _head(None, 10):
+                    s.sendall(bytes([b]))
+                    time.sleep(0.1)
+            except OSError:
+                pass  # cut while sending: what the deadline is for
+            assert _answer(s, 2.0) == ""
+            assert time.monotonic() - started < 4.0  # 0.5 s deadline, not the 60 s one
+        time.sleep(0.2)
+        assert server.open_connections == 0
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, "401"), ("guess", "401"), ("rate", "429")])
+def test_no_body_is_read_before_the_token_and_the_rate_are_checked(tmp_path, token, status):
+    """Before: the collector read (and held) a 16 MB body from anyone before checking the
+    token; here the head announces 15 MB and no byte of it is sent: the answer comes at once."""
+    with in_process(tmp_path, rate=0.001, burst=1.0) as (server, port, db):
+        if token == "rate":
+            _, token = enroll(db)
+            assert server.rates.take(server.store.authenticate(token)) == 0  # the only token
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(_head(token, 15 * 1024 * 1024))
+            assert _answer(s).startswith(f"HTTP/1.1 {status}")
+
+
+def test_one_probe_has_at_most_its_share_of_uploads_in_flight(tmp_path):
+    with in_process(tmp_path, per_probe=2) as (_, port, db):
+        _, tok = enroll(db)
+        _, other = enroll(db)
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            for s in slow:
+                s.sendall(_head(tok, 1000) + b"{")  # a body dripping in
+            time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", port)) as third:
+                third.sendall(_head(tok, 2) + b"{}")
+                assert _answer(third).startswith("HTTP/1.1 429")
+            with socket.create_connection(("127.0.0.1", port)) as theirs:
+                theirs.sendall(_head(other, 2) + b"{}")
+                assert _answer(theirs).startswith("HTTP/1.1 400")  # judged: not a batch
+        finally:
+            for s in slow:
+                s.close()
+
+
+def test_an_unexpected_error_is_a_500_and_one_log_line(tmp_path, caplog, monkeypatch):
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("surprise\nsecond line")
+
+    monkeypatch.setattr("probe.collector.receiver._decode_and_check", broken)
+    with in_process(tmp_path) as (server, port, db):
+        _, tok = enroll(db)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(_head(tok, 2) + b"{}")
+            assert _answer(s).startswith("HTTP/1.1 500")
+    assert server.stats["errors"] == 1
+    logged = [r for r in caplog.records if r.name == "probe.collector"]
+    assert [r.getMessage() for r in logged] == ["collector: RuntimeError: surprise"]
+    assert not any(r.exc_info for r in logged)
 
 
 def test_one_probe_flooding_is_rate_limited_alone(tmp_path):

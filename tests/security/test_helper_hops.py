@@ -12,6 +12,9 @@ import ipaddress
 import json
 import os
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 from probe.control.measure import measure_request
@@ -145,3 +148,87 @@ def test_this_hosts_addresses_are_found_secondary_ones_included():
                          text=True, timeout=30, check=True).stdout.split()
     assert {"198.51.100.7", "198.51.100.8", "2001:db8::7"} <= set(out)
     assert not any(ipaddress.ip_address(a).is_loopback for a in out)
+
+
+class _RebindingDNS(asyncio.DatagramProtocol):
+    """A resolver whose A answer for every name changes after the first query (DNS
+    rebinding: TTL 0, first an allowed address, then a refused one)."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.answers = [first, then]
+        self.asked = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        q = dns.message.from_wire(data)
+        r = dns.message.make_response(q)
+        question = q.question[0]
+        if question.rdtype == dns.rdatatype.A:
+            ip = self.answers[min(self.asked, 1)]
+            self.asked += 1
+            r.answer.append(dns.rrset.from_text(question.name, 0, "IN", "A", ip))
+        self.transport.sendto(r.to_wire(), addr)
+
+
+@pytest.mark.parametrize("where", ["redirect to the same name", "the next request"])
+def test_dns_rebinding_is_judged_at_every_resolution_and_the_checked_address_is_dialled(where):
+    """The name first resolves to an allowed address, then (TTL 0) to a refused one: every
+    resolution is judged and only the addresses judged are dialled (no second lookup at
+    connect time), so the refused service is never reached."""
+    async def go():
+        loop = asyncio.get_running_loop()
+        reached: list[int] = []
+
+        async def secret_handler(reader, writer):
+            reached.append(1)
+            writer.write(http_response("200 OK", {}, SECRET))
+            await writer.drain()
+            writer.close()
+
+        secret = await asyncio.start_server(secret_handler, "127.0.0.1", 0)
+        port = secret.sockets[0].getsockname()[1]
+        location = (f"http://rebind.test:{port}/next" if where.startswith("redirect")
+                    else "/next")
+        if where.startswith("redirect"):
+            site = await asyncio.start_server(_redirector(location), "127.0.0.2", port)
+        else:
+            site = await asyncio.start_server(
+                lambda r, w: fixed_answer(r, w, b"<title>ok</title>"), "127.0.0.2", port)
+        resolver = _RebindingDNS("127.0.0.2", "127.0.0.1")
+        transport, _ = await loop.create_datagram_endpoint(lambda: resolver,
+                                                           local_addr=("127.0.0.1", 0))
+        settings = MeasureSettings.with_timeout(
+            1.0, use_system_resolver=False,
+            resolvers=(Resolver("127.0.0.1", transport.get_extra_info("sockname")[1]),))
+        policy = Policy(allow=(ipaddress.ip_network("127.0.0.2/32"),),
+                        ports=frozenset({port}), own=None)
+        try:
+            answers = [await measure_request(MeasureRequest(f"http://rebind.test:{port}/"),
+                                             policy, settings)]
+            if not where.startswith("redirect"):
+                answers.append(await measure_request(
+                    MeasureRequest(f"http://rebind.test:{port}/"), policy, settings))
+            return answers, reached, resolver.asked
+        finally:
+            transport.close()
+            for s in (secret, site):
+                s.close()
+
+    answers, reached, asked = asyncio.run(go())
+    assert asked >= 2, "the name was resolved once: nothing was rebound"
+    assert answers[-1].get("refused") is True and answers[-1]["failure"] == (
+        "address not allowed"), answers[-1]
+    if len(answers) == 2:
+        assert answers[0]["http"]["title"] == "ok"  # before the rebinding: measured
+    assert reached == []
+    assert b"internal" not in json.dumps(answers).encode()
+
+
+async def fixed_answer(reader, writer, body: bytes) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(http_response("200 OK", {}, body))
+    await writer.drain()
+    writer.close()

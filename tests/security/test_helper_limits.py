@@ -7,15 +7,19 @@ nested body raised RecursionError: a traceback in the log and no answer.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import socket
+import threading
 import time
+from typing import Any
 
 import pytest
 
 from probe.control.policy import Policy
-from probe.control.server import Limits
+from probe.control.server import Limits, _client_key
 from tests.security.helper_servers import HEALTH, exchange, helper_in_thread, post, read_answer
 
 FAST = Limits(header_timeout=0.5, body_timeout=0.5, max_connections=40, per_client=8)
@@ -172,3 +176,45 @@ def test_the_busy_limit_and_the_token_come_before_measuring(caplog):
         got, _ = exchange(port, post("/v1/measure", b'{"url": "https://a.example/"}',
                                      "authorization: Bearer s3cret\r\n"))
         assert got == 200
+
+
+def _slow_measurer(release: threading.Event) -> Any:
+    async def measure(req: Any, policy: Policy) -> dict[str, Any]:
+        await asyncio.to_thread(release.wait, 10)  # the test's thread sets it
+        return {"version": 1, "url": req.url, "failure": None}
+
+    return measure
+
+
+@pytest.mark.parametrize("policy", [Policy(own=None), Policy(own=None, max_concurrent=64)],
+                         ids=["defaults", "a larger total"])
+def test_one_client_cannot_take_every_measurement_slot(policy):
+    """Before: with the defaults one client's 8 slow measurements (a probe's whole share)
+    made every other probe's control a 503; now a client has 8 at once (429 beyond) and others
+    still get theirs."""
+    release = threading.Event()
+    body = post("/v1/measure", b'{"url": "https://a.example/"}')
+    with helper_in_thread(policy, _slow_measurer(release)) as (server, port), \
+            concurrent.futures.ThreadPoolExecutor(12) as pool:
+        held = [pool.submit(exchange, port, body, "127.0.0.9", 10.0) for _ in range(8)]
+        deadline = time.monotonic() + 5
+        while server._busy < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server._busy == 8
+        ninth = exchange(port, body, "127.0.0.9")
+        others = [pool.submit(exchange, port, body, f"127.0.0.{i}", 10.0) for i in (10, 11)]
+        time.sleep(0.3)
+        release.set()
+        assert ninth[0] == 429 and b"too many measurements from this client" in ninth[1]
+        assert [f.result()[0] for f in held] == [200] * 8
+        assert [f.result()[0] for f in others] == [200, 200]
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("?", "?"),
+])
+def test_a_clients_share_is_counted_per_address_or_ipv6_slash_64(address, key):
+    assert _client_key(address) == key

@@ -338,8 +338,9 @@ class _Judge:
 
 _Answers = tuple[dict[str, Any], ...]
 
-#: Requests the probe keeps open to one control helper at once: the helper's own default
-#: (``probe helper serve --max-concurrent``), so a busy run queues instead of getting 503s.
+#: Requests the probe keeps open to one control helper at once: the helper's share for one
+#: client (``probe helper serve --max-concurrent-per-client``, default 8 of 32 in all), so a
+#: busy run queues instead of getting 429s.
 HELPER_SLOTS = 8
 
 

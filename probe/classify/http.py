@@ -308,7 +308,10 @@ def server_error(case: Case) -> Verdict | None:
 
     WHY: 5xx everywhere is the site failing (``down.http``); 5xx only for the probe over
     verified HTTPS is the site treating this client differently; over plain HTTP it is a
-    status difference OONI would call "http-diff".
+    status difference OONI would call "http-diff" — unless it carries the site's own
+    uncommon headers (the rule :func:`http_diff` applies to a 4xx): then the server itself
+    answered with an error, shedding load or rate-limiting this client (a 503 from a busy
+    site; OONI's own test helper sheds load with 503), not a page a censor injected.
     """
     h = case.final
     if not case.responded or h is None or h.status is None or h.status < 500:
@@ -327,6 +330,11 @@ def server_error(case: Case) -> Verdict | None:
             case, "server_side",
             f"{_response(h)} over TLS that validates; {_control_page(case)} — the site "
             "answers this client with an error", 0.5, **common)
+    if compare(h, c).headers:
+        return inconclusive(
+            case, "server_side",
+            f"{_response(h)}; {_control_page(case)}; the error carries the site's own "
+            "headers, so the server itself answered this client with it", 0.5, **common)
     return blocked(case, "http.diff", CONTENT_DIFF - 0.05,
                    f"{_response(h)}; {_control_page(case)}", **common)
 

@@ -750,7 +750,8 @@ def _entries(tk: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
             for e in tk.get(key) or () if isinstance(e, _MAPPING)]
 
 
-def _app_endpoint_keys(tk: Mapping[str, Any], names: Mapping[str, set[str]]
+def _app_endpoint_keys(entries: Mapping[str, list[Mapping[str, Any]]],
+                       names: Mapping[str, set[str]]
                        ) -> dict[tuple[str, int], tuple[str, str | None]]:
     """(host, port) → (protocol, URL) of every endpoint the document measured, in our lists'
     protocols: a fetched URL is ``https`` (a POST over plain HTTP, Telegram's data centres, is
@@ -759,7 +760,7 @@ def _app_endpoint_keys(tk: Mapping[str, Any], names: Mapping[str, set[str]]
     judge it). A connect is credited to every name that resolved to its address (WhatsApp's
     chat names share addresses), or to the bare address."""
     keys: dict[tuple[str, int], tuple[str, str | None]] = {}
-    for r in _entries(tk, "requests"):
+    for r in entries["requests"]:
         req = r.get("request") if isinstance(r.get("request"), _MAPPING) else {}
         assert isinstance(req, _MAPPING)
         url = str(req.get("url") or "")
@@ -768,19 +769,19 @@ def _app_endpoint_keys(tk: Mapping[str, Any], names: Mapping[str, set[str]]
             continue
         post = str(req.get("method") or "GET").upper() == "POST" and where[2] == "http"
         keys.setdefault(where[:2], ("http_post" if post else "https", url))
-    for h in _entries(tk, "tls_handshakes"):
+    for h in entries["tls_handshakes"]:
         name = str(h.get("server_name") or "").lower()
         at = _split(h.get("address"))
         if name and at is not None:
             keys.setdefault((name, at[1]), ("tls", None))
-    for c in _entries(tk, "tcp_connect"):
+    for c in entries["tcp_connect"]:
         ip, port = _ip(c.get("ip")), c.get("port")
         if ip is None or not isinstance(port, int):
             continue
         for name in sorted(n for n, addrs in names.items() if ip in addrs) or [ip]:
             keys.setdefault((name, port), ("tcp", None))
     hosts = {host for host, _ in keys}
-    for q in _entries(tk, "queries"):
+    for q in entries["queries"]:
         name = str(q.get("hostname") or "").rstrip(".").lower()
         if name and name not in hosts and q.get("failure"):
             keys.setdefault((name, 443), ("tcp", None))
@@ -799,14 +800,18 @@ def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
     name = str(doc.get("test_name"))
     raw = doc.get("test_keys")
     tk: Mapping[str, Any] = raw if isinstance(raw, _MAPPING) else {}
+    entries = {key: _entries(tk, key)
+               for key in ("queries", "tcp_connect", "tls_handshakes", "requests")}
     names: dict[str, set[str]] = {}
-    for q in _entries(tk, "queries"):
+    queries: dict[str, list[Mapping[str, Any]]] = {}
+    for q in entries["queries"]:
         host = str(q.get("hostname") or "").rstrip(".").lower()
+        queries.setdefault(host, []).append(q)
         for a in q.get("answers") or ():
             ip = _ip(a.get("ipv4") or a.get("ipv6")) if isinstance(a, _MAPPING) else None
             if host and ip:
                 names.setdefault(host, set()).add(ip)
-    keys = _app_endpoint_keys(tk, names)
+    keys = _app_endpoint_keys(entries, names)
     if not keys:
         return unsupported(doc, origin)
     ids = _FreshIds(0)
@@ -816,20 +821,29 @@ def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
     tls_all: list[TLSObservation] = []
     http_all: list[HTTPObservation] = []
     endpoints: list[dict[str, Any]] = []
+    connects: dict[Any, list[tuple[str | None, Mapping[str, Any]]]] = {}
+    for c in entries["tcp_connect"]:
+        connects.setdefault(c.get("port"), []).append((_ip(c.get("ip")), c))
+    handshakes: dict[tuple[str, int | None], list[Mapping[str, Any]]] = {}
+    for h in entries["tls_handshakes"]:
+        at = _split(h.get("address"))
+        handshakes.setdefault((str(h.get("server_name") or "").lower(),
+                               at[1] if at is not None else None), []).append(h)
+    fetches: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in entries["requests"]:
+        req = r.get("request")
+        w = _url_endpoint(str(req.get("url") or "")) if isinstance(req, _MAPPING) else None
+        if w is not None:
+            fetches.setdefault(w[:2], []).append(r)
     for (host, port), (protocol, url) in keys.items():
         addrs = names.get(host, set())
         sub = {
-            "queries": [q for q in _entries(tk, "queries")
-                        if str(q.get("hostname") or "").rstrip(".").lower() == host],
-            "tcp_connect": [c for c in _entries(tk, "tcp_connect") if c.get("port") == port
-                            and (_ip(c.get("ip")) == host or _ip(c.get("ip")) in addrs)],
-            "tls_handshakes": [h for h in _entries(tk, "tls_handshakes")
-                               if str(h.get("server_name") or "").lower() == host
-                               and (_split(h.get("address")) or ("", port))[1] == port],
-            "requests": [r for r in _entries(tk, "requests")
-                         if (w := _url_endpoint(str((r.get("request") or {}).get("url")
-                                                    or ""))) is not None
-                         and w[:2] == (host, port)]}
+            "queries": queries.get(host, []),
+            "tcp_connect": [c for ip, c in connects.get(port, [])
+                            if ip is not None and (ip == host or ip in addrs)],
+            "tls_handshakes": [*handshakes.get((host, port), []),
+                               *handshakes.get((host, None), [])],
+            "requests": fetches.get((host, port), [])}
         first = ids.next + 1
         dns = dns_observations(sub, host, ids)
         tcp = tcp_observations(sub, ids)

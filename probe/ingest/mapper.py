@@ -811,7 +811,14 @@ def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
             ip = _ip(a.get("ipv4") or a.get("ipv6")) if isinstance(a, _MAPPING) else None
             if host and ip:
                 names.setdefault(host, set()).add(ip)
-    keys = _app_endpoint_keys(entries, names)
+    # Replicas — names of one role that resolved to the same addresses (WhatsApp's e1…e16
+    # share a few anycast addresses) — are one endpoint per port, named by the first and
+    # listing the others, instead of every connect credited to all of them.
+    groups: dict[tuple[str, frozenset[str]], list[str]] = {}
+    for n in sorted(names):
+        groups.setdefault((_role(name, n), frozenset(names[n])), []).append(n)
+    members = {ns[0]: ns for ns in groups.values()}
+    keys = _app_endpoint_keys(entries, {n: names[n] for n in members})
     if not keys:
         return unsupported(doc, origin)
     ids = _FreshIds(0)
@@ -836,9 +843,10 @@ def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
         if w is not None:
             fetches.setdefault(w[:2], []).append(r)
     for (host, port), (protocol, url) in keys.items():
+        aliases = members.get(host, [host])
         addrs = names.get(host, set())
         sub = {
-            "queries": queries.get(host, []),
+            "queries": [q for n in aliases for q in queries.get(n, [])],
             "tcp_connect": [c for ip, c in connects.get(port, [])
                             if ip is not None and (ip == host or ip in addrs)],
             "tls_handshakes": [*handshakes.get((host, port), []),
@@ -860,6 +868,8 @@ def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
                           "url": url, "label": f"{role} {shown}:{port}/{protocol}",
                           "tx": [first, ids.next], "dt": 0.0, "control_url": None,
                           "addresses": sorted(addrs)})
+        if len(aliases) > 1:
+            endpoints[-1]["aliases"] = aliases[1:]
         dns_all += dns
         tcp_all += tcp
         tls_all += tls

@@ -321,12 +321,14 @@ def req(url: str, method: str = "GET", code: int | None = 200,
                                req("http://149.154.175.50:443/", "POST", 404)]},
      {("dc", "149.154.175.50", 80, "http_post", 1), ("dc", "149.154.175.50", 443,
                                                      "http_post", 1)}),
-    # WhatsApp's chat names share addresses: a connect is credited to every name that
-    # resolved to it (each endpoint: its query and the connect).
+    # WhatsApp's chat names share addresses: replicas (same role, same answers) are one
+    # endpoint per port named by the first (both queries and the connect); a name with other
+    # answers is its own endpoint, and a connect goes to every name that resolved to it.
     ("whatsapp", {"queries": [q("e1.whatsapp.net", "3.33.221.48"),
-                              q("e2.whatsapp.net", "3.33.221.48")],
+                              q("e2.whatsapp.net", "3.33.221.48"),
+                              q("e3.whatsapp.net", "3.33.221.48", "15.197.210.208")],
                   "tcp_connect": [conn("3.33.221.48", 5222)]},
-     {("chat", "e1.whatsapp.net", 5222, "tcp", 2), ("chat", "e2.whatsapp.net", 5222, "tcp", 2)}),
+     {("chat", "e1.whatsapp.net", 5222, "tcp", 3), ("chat", "e3.whatsapp.net", 5222, "tcp", 2)}),
     # Signal's names are separate services (role = first label); a failed lookup nothing
     # else names becomes a tcp:443 endpoint the DNS rules judge; a successful lookup alone
     # (Facebook's stun name) is no endpoint.
@@ -349,6 +351,8 @@ def test_app_tests_map_into_endpoints(name: str, keys: dict[str, Any],
         got.add((e["role"], e["host"], e["port"], e["protocol"], hi - lo + 1))
         assert e["control_url"] is None  # OONI's app tests ask no test helper
     assert got == want
+    if name == "whatsapp":
+        assert [e.get("aliases") for e in eps] == [["e2.whatsapp.net"], None]
     ranges = sorted(e["tx"] for e in eps)
     # Contiguous and disjoint: one range of ids each.
     assert [i for lo, hi in ranges for i in range(lo, hi + 1)] == tx

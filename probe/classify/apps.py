@@ -88,6 +88,8 @@ def endpoint_measurements(m: Measurement) -> list[tuple[dict[str, Any], Measurem
             continue
 
         def mine(obs: Sequence[Any], lo: int = lo, hi: int = hi, dt: float = dt) -> tuple[Any, ...]:
+            if not dt:  # on the app's own clock already (imported OONI endpoints)
+                return tuple(o for o in obs if lo <= o.tx_id <= hi)
             return tuple(replace(o, t0=round(o.t0 - dt, 6), t=round(o.t - dt, 6))
                          for o in obs if lo <= o.tx_id <= hi)
 

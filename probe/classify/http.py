@@ -38,7 +38,15 @@ from probe.classify.control import ControlHTTP
 from probe.classify.dns import DNS_METHODS, supported
 from probe.classify.endpoint import TCP_METHODS, failed_how
 from probe.classify.fingerprints import Match
-from probe.classify.observations import endpoint, host, is_bogon, secs, succeeded, took
+from probe.classify.observations import (
+    endpoint,
+    host,
+    is_bogon,
+    secs,
+    succeeded,
+    tls_of,
+    took,
+)
 from probe.model import HTTPObservation, Verdict, split_url
 
 HTTP_METHODS: dict[str, str] = {
@@ -189,6 +197,12 @@ def blockpage(case: Case) -> Verdict | None:
     unassessed rows, vague blocking words; data/field/README.md) is weaker: ``blocked`` only
     when the control fetched the URL and got a different page, at lower confidence; without
     the control's page it is ``inconclusive`` (``blockpage_unconfirmed``).
+
+    A page that matches but arrived over TLS whose chain validates for its host is the
+    site's (or its CDN's) own — CloudFront's and Akamai's 403 "Access Denied" match the
+    generic "Access Denied" fingerprints (cdn.signal.org in the real corpus): ``inconclusive``
+    ``server_side``, never ``blocked`` (the module docstring's WHY; OONI: an HTTPS success is
+    accessible, ts-017).
     """
     fp = case.ctx.fingerprints
     for h in sorted(case.m.http, key=lambda x: x.redirect_index):
@@ -197,6 +211,14 @@ def blockpage(case: Case) -> Verdict | None:
         match = fp.blockpage(h.status, h.headers, h.body, h.title, h.location)
         if match is None:
             continue
+        if _verified(case, h):
+            return inconclusive(
+                case, "server_side",
+                f"{_response(h)} matches a block page ({match.label}: {match.what}) but "
+                f"arrived over TLS that validates for {host(split_url(h.url).hostname or '')}: "
+                f"it is the site's own page, which a network censor cannot serve without "
+                f"interception; {_control_page(case)} — the site refuses this client",
+                0.7, **_common(h, location=h.location, **match.details()))
         v = _blockpage_verdict(case, h, match)
         if v is None:
             continue
@@ -213,6 +235,15 @@ def blockpage(case: Case) -> Verdict | None:
             "control page to compare with, so it is not enough to call this blocked",
             CONTENT_DIFF, symptom=v.method, **v.details)
     return None
+
+
+def _verified(case: Case, h: HTTPObservation) -> bool:
+    """``h`` came over TLS whose chain validated for its own host."""
+    if split_url(h.url).scheme != "https":
+        return False
+    t = tls_of(case.m, h)
+    return t is not None and t.verified is True and \
+        host(t.server_name) == host(split_url(h.url).hostname or "")
 
 
 def _blockpage_verdict(case: Case, h: HTTPObservation, match: Match) -> Verdict | None:
@@ -277,7 +308,10 @@ def server_error(case: Case) -> Verdict | None:
 
     WHY: 5xx everywhere is the site failing (``down.http``); 5xx only for the probe over
     verified HTTPS is the site treating this client differently; over plain HTTP it is a
-    status difference OONI would call "http-diff".
+    status difference OONI would call "http-diff" — unless it carries the site's own
+    uncommon headers (the rule :func:`http_diff` applies to a 4xx): then the server itself
+    answered with an error, shedding load or rate-limiting this client (a 503 from a busy
+    site; OONI's own test helper sheds load with 503), not a page a censor injected.
     """
     h = case.final
     if not case.responded or h is None or h.status is None or h.status < 500:
@@ -296,6 +330,11 @@ def server_error(case: Case) -> Verdict | None:
             case, "server_side",
             f"{_response(h)} over TLS that validates; {_control_page(case)} — the site "
             "answers this client with an error", 0.5, **common)
+    if compare(h, c).headers:
+        return inconclusive(
+            case, "server_side",
+            f"{_response(h)}; {_control_page(case)}; the error carries the site's own "
+            "headers, so the server itself answered this client with it", 0.5, **common)
     return blocked(case, "http.diff", CONTENT_DIFF - 0.05,
                    f"{_response(h)}; {_control_page(case)}", **common)
 

@@ -29,6 +29,7 @@ import datetime as dt
 import functools
 import hashlib
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -694,6 +695,197 @@ def unsupported(doc: Mapping[str, Any], origin: str) -> Mapped:
     return Mapped(m, provenance(doc, origin, ["canaries"]))
 
 
+#: OONI's app tests (ooni/spec ts-018 whatsapp, ts-019 facebook_messenger, ts-020 telegram,
+#: ts-029 signal) → (host pattern, role) in order: the roles our packaged lists
+#: (targets/apps/*.toml) give the same hosts, so the app rules excuse the same failures
+#: (one WhatsApp chat server down while another works). A host no pattern names keeps its
+#: first label as its role: Signal's names (storage, cdn, sfu, the directory…) are separate
+#: services, not replicas, so one working does not excuse another failing.
+APP_ROLES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
+    "whatsapp": ((re.compile(r"e\d+\.whatsapp\.net"), "chat"),
+                 (re.compile(r"v\.whatsapp\.net"), "registration"),
+                 (re.compile(r"web\.whatsapp\.com"), "web")),
+    "telegram": ((re.compile(r"web\.telegram\.org"), "web"),
+                 (re.compile(r"[0-9.]+|[0-9a-f:]+"), "dc")),
+    "signal": (),
+    "facebook_messenger": ((re.compile(r"b-api\.facebook\.com"), "b_api"),
+                           (re.compile(r"b-graph\.facebook\.com"), "b_graph"),
+                           (re.compile(r"edge-mqtt\.facebook\.com"), "edge"),
+                           (re.compile(r"external\.xx\.fbcdn\.net"), "external_cdn"),
+                           (re.compile(r"scontent\.xx\.fbcdn\.net"), "scontent_cdn"),
+                           (re.compile(r"star(\.c10r)?\.facebook\.com"), "star")),
+}
+
+
+class _FreshIds(_Ids):
+    """Transaction ids that are always fresh: an imported app endpoint's observations must
+    form one contiguous range (probe.classify.apps cuts endpoints out by ``tx`` range)."""
+
+    def get(self, value: Any) -> int:
+        self.next += 1
+        return self.next
+
+
+def _role(app: str, host: str) -> str:
+    for pattern, role in APP_ROLES.get(app, ()):
+        if pattern.fullmatch(host):
+            return role
+    return re.sub(r"[^a-z0-9]+", "_", host.split(".")[0].lower()) or "other"
+
+
+def _url_endpoint(url: str) -> tuple[str, int, str] | None:
+    parts = split_url(url)
+    name = (parts.hostname or "").strip("[]").rstrip(".").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (name, port, parts.scheme) if name and parts.scheme in ("http", "https") else None
+
+
+def _entries(tk: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """``tk[key]``'s objects without OONI's ``transaction_id`` (ours are fresh per endpoint;
+    a handshake then joins its connect by address, as in the oldest layouts)."""
+    return [{k: v for k, v in e.items() if k != "transaction_id"}
+            for e in tk.get(key) or () if isinstance(e, _MAPPING)]
+
+
+def _app_endpoint_keys(entries: Mapping[str, list[Mapping[str, Any]]],
+                       names: Mapping[str, set[str]]
+                       ) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """(host, port) → (protocol, URL) of every endpoint the document measured, in our lists'
+    protocols: a fetched URL is ``https`` (a POST over plain HTTP, Telegram's data centres, is
+    ``http_post``), a handshake without a fetch ``tls``, a connect without either ``tcp``; a
+    name whose lookup failed and that nothing else names is ``tcp`` on 443 (the DNS rules
+    judge it). A connect is credited to every name that resolved to its address (WhatsApp's
+    chat names share addresses), or to the bare address."""
+    keys: dict[tuple[str, int], tuple[str, str | None]] = {}
+    for r in entries["requests"]:
+        req = r.get("request") if isinstance(r.get("request"), _MAPPING) else {}
+        assert isinstance(req, _MAPPING)
+        url = str(req.get("url") or "")
+        where = _url_endpoint(url)
+        if where is None:
+            continue
+        post = str(req.get("method") or "GET").upper() == "POST" and where[2] == "http"
+        keys.setdefault(where[:2], ("http_post" if post else "https", url))
+    for h in entries["tls_handshakes"]:
+        name = str(h.get("server_name") or "").lower()
+        at = _split(h.get("address"))
+        if name and at is not None:
+            keys.setdefault((name, at[1]), ("tls", None))
+    for c in entries["tcp_connect"]:
+        ip, port = _ip(c.get("ip")), c.get("port")
+        if ip is None or not isinstance(port, int):
+            continue
+        for name in sorted(n for n, addrs in names.items() if ip in addrs) or [ip]:
+            keys.setdefault((name, port), ("tcp", None))
+    hosts = {host for host, _ in keys}
+    for q in entries["queries"]:
+        name = str(q.get("hostname") or "").rstrip(".").lower()
+        if name and name not in hosts and q.get("failure"):
+            keys.setdefault((name, 443), ("tcp", None))
+    return keys
+
+
+def app_test(doc: Mapping[str, Any], origin: str) -> Mapped:
+    """OONI's whatsapp, telegram, signal and facebook_messenger measurements (every layout
+    with df-002/005/006/001 ``queries``/``tcp_connect``/``tls_handshakes``/``requests``) as
+    our app measurement: one endpoint per (host, port) the document measured, with the
+    observations that belong to it, judged by the app rules (probe.classify.apps). OONI's app
+    tests ask no test helper, so no endpoint has a control: a failure is never ``blocked``
+    unless its own evidence says so (a bogon answer, a block page), and OONI's own
+    ``*_blocking``/``*_status`` keys are not read. A document with none of these keys (the
+    oldest layouts, an empty run) keeps no endpoints: ``unsupported_test`` as before."""
+    name = str(doc.get("test_name"))
+    raw = doc.get("test_keys")
+    tk: Mapping[str, Any] = raw if isinstance(raw, _MAPPING) else {}
+    entries = {key: _entries(tk, key)
+               for key in ("queries", "tcp_connect", "tls_handshakes", "requests")}
+    names: dict[str, set[str]] = {}
+    queries: dict[str, list[Mapping[str, Any]]] = {}
+    for q in entries["queries"]:
+        host = str(q.get("hostname") or "").rstrip(".").lower()
+        queries.setdefault(host, []).append(q)
+        for a in q.get("answers") or ():
+            ip = _ip(a.get("ipv4") or a.get("ipv6")) if isinstance(a, _MAPPING) else None
+            if host and ip:
+                names.setdefault(host, set()).add(ip)
+    # Replicas — names of one role that resolved to the same addresses (WhatsApp's e1…e16
+    # share a few anycast addresses) — are one endpoint per port, named by the first and
+    # listing the others, instead of every connect credited to all of them.
+    groups: dict[tuple[str, frozenset[str]], list[str]] = {}
+    for n in sorted(names):
+        groups.setdefault((_role(name, n), frozenset(names[n])), []).append(n)
+    members = {ns[0]: ns for ns in groups.values()}
+    keys = _app_endpoint_keys(entries, {n: names[n] for n in members})
+    if not keys:
+        return unsupported(doc, origin)
+    ids = _FreshIds(0)
+    recorded_tls = tk.get("tls_handshakes") is not None
+    dns_all: list[DNSObservation] = []
+    tcp_all: list[TCPObservation] = []
+    tls_all: list[TLSObservation] = []
+    http_all: list[HTTPObservation] = []
+    endpoints: list[dict[str, Any]] = []
+    connects: dict[Any, list[tuple[str | None, Mapping[str, Any]]]] = {}
+    for c in entries["tcp_connect"]:
+        connects.setdefault(c.get("port"), []).append((_ip(c.get("ip")), c))
+    handshakes: dict[tuple[str, int | None], list[Mapping[str, Any]]] = {}
+    for h in entries["tls_handshakes"]:
+        at = _split(h.get("address"))
+        handshakes.setdefault((str(h.get("server_name") or "").lower(),
+                               at[1] if at is not None else None), []).append(h)
+    fetches: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in entries["requests"]:
+        req = r.get("request")
+        w = _url_endpoint(str(req.get("url") or "")) if isinstance(req, _MAPPING) else None
+        if w is not None:
+            fetches.setdefault(w[:2], []).append(r)
+    for (host, port), (protocol, url) in keys.items():
+        aliases = members.get(host, [host])
+        addrs = names.get(host, set())
+        sub = {
+            "queries": [q for n in aliases for q in queries.get(n, [])],
+            "tcp_connect": [c for ip, c in connects.get(port, [])
+                            if ip is not None and (ip == host or ip in addrs)],
+            "tls_handshakes": [*handshakes.get((host, port), []),
+                               *handshakes.get((host, None), [])],
+            "requests": fetches.get((host, port), [])}
+        first = ids.next + 1
+        dns = dns_observations(sub, host, ids)
+        tcp = tcp_observations(sub, ids)
+        tls = list(tls_observations(sub, tcp, ids))
+        http = http_observations(sub, tcp, tls, dns, ids, synthesize_tls=not recorded_tls)
+        if ids.next < first:
+            continue
+        role = _role(name, host)
+        shown = f"[{host}]" if ":" in host else host
+        if url is None:
+            url = f"http://{shown}:{port}/" if protocol == "http_post" else \
+                f"https://{shown}:{port}/"
+        endpoints.append({"role": role, "host": host, "port": port, "protocol": protocol,
+                          "url": url, "label": f"{role} {shown}:{port}/{protocol}",
+                          "tx": [first, ids.next], "dt": 0.0, "control_url": None,
+                          "addresses": sorted(addrs)})
+        if len(aliases) > 1:
+            endpoints[-1]["aliases"] = aliases[1:]
+        dns_all += dns
+        tcp_all += tcp
+        tls_all += tls
+        http_all += http
+    started, finished = _times_of(doc)
+    m = Measurement(target=_input_target(doc, name), started_at=started, finished_at=finished,
+                    dns=tuple(dns_all), tcp=tuple(tcp_all), tls=tuple(tls_all),
+                    http=tuple(http_all),
+                    extra={"source": SOURCE, "test_name": name, "app": name, "list": "ooni",
+                           "endpoints": endpoints})
+    missing = ["canaries", "innocuous_sni_retry", "second_dns_answer"]
+    if not recorded_tls:
+        missing.append("tls_chain")
+    return Mapped(m, provenance(doc, origin, missing))
+
+
 def version_family(version: Any) -> str:
     """``0.4.3`` → ``0.4``; anything unparsable → ``""``."""
     parts = str(version or "").split(".")
@@ -711,6 +903,8 @@ def mapper_for(doc: Mapping[str, Any]) -> Callable[[Mapping[str, Any], str], Map
             # key it knows and ignores the rest.
             return web_connectivity_05
         return fn
+    if doc.get("test_name") in APP_ROLES:
+        return app_test
     return unsupported
 
 
@@ -722,7 +916,7 @@ def map_document(doc: Mapping[str, Any], origin: str) -> Mapped:
     return mapper_for(doc)(doc, origin)
 
 
-__all__ = ["LEGACY_FAILURES", "SOURCE", "WEB_CONNECTIVITY_VERSIONS", "Mapped", "MappingError",
-           "control", "dedup_key", "failure", "map_document", "mapper_for", "provenance",
-           "unsupported", "web_connectivity_04", "web_connectivity_05",
+__all__ = ["APP_ROLES", "LEGACY_FAILURES", "SOURCE", "WEB_CONNECTIVITY_VERSIONS", "Mapped",
+           "MappingError", "app_test", "control", "dedup_key", "failure", "map_document",
+           "mapper_for", "provenance", "unsupported", "web_connectivity_04", "web_connectivity_05",
            "web_connectivity_legacy"]

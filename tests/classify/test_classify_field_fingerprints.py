@@ -26,7 +26,19 @@ from probe.classify.fingerprints import (
 )
 from probe.lab.world.web_server import render_page
 from probe.model import Certificate, DNSAnswer, DNSObservation
-from tests.factories import HOST, PAGE, SITE_HEADERS, chttp, ctl, http, http_ok, meas
+from tests.factories import (
+    HOST,
+    PAGE,
+    SITE_HEADERS,
+    chttp,
+    ctl,
+    http,
+    http_ok,
+    meas,
+    sys_dns,
+    tcp,
+    tls,
+)
 
 FP = default_fingerprints()
 FIELD = FP.field
@@ -323,3 +335,34 @@ def test_the_header_index_matches_exactly_what_each_fingerprint_matches():
             assert index.matching(value) == want, (name, value)
             checked += bool(want)
     assert checked > 100  # the values do exercise matches
+
+
+# A block-page fingerprint matched on a response that arrived over TLS whose chain validates
+# for the host is the site's (or its CDN's) own page: CloudFront's and Akamai's 403 "Access
+# Denied" (cdn.signal.org in ooni/backend fixtures signal_022/signal_679 and the BR Signal
+# measurement of tests/data/ooni), a national notice the site itself shows. A network censor
+# cannot serve a page inside a validated session without interception, judged before;
+# OONI counts an HTTPS success as accessible (ts-017; /work/shared reference
+# ooni-methodology.md, "A successful HTTPS fetch means accessible").
+CDN_DENIED = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+              b"<Message>Access Denied</Message></Error>")
+
+
+@pytest.mark.parametrize("body, title, verified, control, expected", [
+    # Over verified HTTPS, the control got the site's 200: the site refuses this client.
+    (CDN_DENIED, None, True, (ctl(),), ("inconclusive", "server_side")),
+    (AGCOM, "AGCOM Stop Page", True, (ctl(),), ("inconclusive", "server_side")),
+    # No control page either: still the site's own answer, not an unconfirmed block page.
+    (CDN_DENIED, None, True, (), ("inconclusive", "server_side")),
+    # A chain that was not checked (OONI's no_tls_verify) proves nothing: the rules as before.
+    (AGCOM, "AGCOM Stop Page", None, (ctl(),), ("blocked", "http.blockpage")),
+])
+def test_a_blockpage_inside_verified_tls_is_the_sites_own(
+        body: bytes, title: str | None, verified: bool | None,
+        control: tuple[dict[str, Any], ...], expected: tuple[str, str]) -> None:
+    m = meas(dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(verified=verified),),
+             http_=(http(status=403, body=body, title=title),), control=control)
+    v = classify(m)
+    assert (v.verdict.value, v.method) == expected, v.evidence
+    if expected[1] == "server_side":
+        assert "validates" in v.evidence

@@ -288,3 +288,92 @@ def test_a_handshake_without_address_is_placed_only_when_unambiguous(connects, p
                               "tls_version": "TLSv1.3", "peer_certificates": []}]}
     got = tls_observations(tk, tcp, _Ids())
     assert [(h.ip, h.port) for h in got] == ([placed] if placed else [])
+
+
+# --- OONI's app tests into per-endpoint observations (corp3) ------------------------------------
+
+
+def app_doc(name: str, **test_keys: Any) -> dict[str, Any]:
+    return dict(doc("0.2.0"), test_name=name, input=None, test_keys=test_keys)
+
+
+def q(host: str, *ips: str, fail: str | None = None) -> dict[str, Any]:
+    return {"engine": "system", "hostname": host, "query_type": "A", "failure": fail,
+            "answers": [{"answer_type": "A", "ipv4": ip} for ip in ips]}
+
+
+def conn(ip: str, port: int, fail: str | None = None) -> dict[str, Any]:
+    return {"ip": ip, "port": port, "transaction_id": 7,
+            "status": {"success": fail is None, "failure": fail}}
+
+
+def req(url: str, method: str = "GET", code: int | None = 200,
+        fail: str | None = None) -> dict[str, Any]:
+    return {"failure": fail, "request": {"url": url, "method": method, "headers": {}},
+            "response": {"code": code or 0, "headers": {}, "body": "x"}}
+
+
+@pytest.mark.parametrize("name, keys, want", [
+    # Telegram's data centres: a POST over plain HTTP on 80 and 443, role dc (the POST
+    # rides its connect's transaction: one id per endpoint).
+    ("telegram", {"tcp_connect": [conn("149.154.175.50", 80), conn("149.154.175.50", 443)],
+                  "requests": [req("http://149.154.175.50/", "POST", 404),
+                               req("http://149.154.175.50:443/", "POST", 404)]},
+     {("dc", "149.154.175.50", 80, "http_post", 1), ("dc", "149.154.175.50", 443,
+                                                     "http_post", 1)}),
+    # WhatsApp's chat names share addresses: replicas (same role, same answers) are one
+    # endpoint per port named by the first (both queries and the connect); a name with other
+    # answers is its own endpoint, and a connect goes to every name that resolved to it.
+    ("whatsapp", {"queries": [q("e1.whatsapp.net", "3.33.221.48"),
+                              q("e2.whatsapp.net", "3.33.221.48"),
+                              q("e3.whatsapp.net", "3.33.221.48", "15.197.210.208")],
+                  "tcp_connect": [conn("3.33.221.48", 5222)]},
+     {("chat", "e1.whatsapp.net", 5222, "tcp", 3), ("chat", "e3.whatsapp.net", 5222, "tcp", 2)}),
+    # Signal's names are separate services (role = first label); a failed lookup nothing
+    # else names becomes a tcp:443 endpoint the DNS rules judge; a successful lookup alone
+    # (Facebook's stun name) is no endpoint.
+    ("signal", {"queries": [q("storage.signal.org", fail="dns_nxdomain_error"),
+                            q("uptime.signal.org", fail="dns_nxdomain_error"),
+                            q("stun.example.org", "1.2.3.4")],
+                "requests": [req("https://storage.signal.org/", code=None,
+                                 fail="dns_nxdomain_error")]},
+     {("storage", "storage.signal.org", 443, "https", 2),
+      ("uptime", "uptime.signal.org", 443, "tcp", 1)}),
+])
+def test_app_tests_map_into_endpoints(name: str, keys: dict[str, Any],
+                                      want: set[tuple[str, str, int, str, int]]) -> None:
+    m = map_document(app_doc(name, **keys), "x:1").measurement
+    eps = m.extra["endpoints"]
+    tx = sorted({o.tx_id for o in (*m.dns, *m.tcp, *m.tls, *m.http)})
+    got = set()
+    for e in eps:
+        lo, hi = e["tx"]
+        got.add((e["role"], e["host"], e["port"], e["protocol"], hi - lo + 1))
+        assert e["control_url"] is None  # OONI's app tests ask no test helper
+    assert got == want
+    if name == "whatsapp":
+        assert [e.get("aliases") for e in eps] == [["e2.whatsapp.net"], None]
+    ranges = sorted(e["tx"] for e in eps)
+    # Contiguous and disjoint: one range of ids each.
+    assert [i for lo, hi in ranges for i in range(lo, hi + 1)] == tx
+
+
+@pytest.mark.parametrize("keys, verdict, method", [
+    # Everything answered: ok.
+    ({"tcp_connect": [conn("149.154.175.50", 80)],
+      "requests": [req("http://149.154.175.50/", "POST", 404)]}, VerdictKind.OK, None),
+    # A refused connect with no control is never blocked.
+    ({"tcp_connect": [conn("149.154.175.50", 80, "connection_refused")]},
+     VerdictKind.INCONCLUSIVE, "no_control"),
+    # A bogon answer without a control (a local filter answers the same): inconclusive.
+    ({"queries": [q("web.telegram.org", "127.0.0.1")],
+      "tcp_connect": [conn("127.0.0.1", 443, "connection_refused")]},
+     VerdictKind.INCONCLUSIVE, "no_control"),
+    # No df-00x keys at all: nothing to judge, as before.
+    ({"telegram_tcp_blocking": False}, VerdictKind.INCONCLUSIVE, "unsupported_test"),
+])
+def test_imported_app_tests_are_judged_without_a_control(keys: dict[str, Any],
+                                                         verdict: VerdictKind,
+                                                         method: str | None) -> None:
+    v = classify(map_document(app_doc("telegram", **keys), "x:1").measurement)
+    assert (v.verdict, v.method) == (verdict, method)

@@ -199,7 +199,8 @@ def blockpage(case: Case) -> Verdict | None:
     the control's page it is ``inconclusive`` (``blockpage_unconfirmed``).
 
     A page that matches but arrived over TLS whose chain validates for its host is the
-    site's (or its CDN's) own — CloudFront's and Akamai's 403 "Access Denied" match the
+    site's (or its CDN's) own, unless the chain is from a known interception CA (1.7.1) —
+    CloudFront's and Akamai's 403 "Access Denied" match the
     generic "Access Denied" fingerprints (cdn.signal.org in the real corpus): ``inconclusive``
     ``server_side``, never ``blocked`` (the module docstring's WHY; OONI: an HTTPS success is
     accessible, ts-017).
@@ -238,12 +239,18 @@ def blockpage(case: Case) -> Verdict | None:
 
 
 def _verified(case: Case, h: HTTPObservation) -> bool:
-    """``h`` came over TLS whose chain validated for its own host."""
+    """``h`` came over TLS whose chain validated for its own host and is not from a known
+    interception CA (a volunteer who installed Kazakhstan's root validates its chains:
+    reference/kazakhstan.md; the interception rule judges those). The issuer is not compared
+    with the control's: a CDN's edges present certificates of different intermediates, and
+    a false ``blocked`` costs more than missing an unknown root the volunteer installed."""
     if split_url(h.url).scheme != "https":
         return False
     t = tls_of(case.m, h)
-    return t is not None and t.verified is True and \
-        host(t.server_name) == host(split_url(h.url).hostname or "")
+    if t is None or t.verified is not True or \
+            host(t.server_name) != host(split_url(h.url).hostname or ""):
+        return False
+    return not t.certificates or case.ctx.fingerprints.interception(t.certificates) is None
 
 
 def _blockpage_verdict(case: Case, h: HTTPObservation, match: Match) -> Verdict | None:

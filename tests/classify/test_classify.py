@@ -613,7 +613,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.7.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.7.1"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

@@ -30,6 +30,7 @@ from tests.factories import (
     HOST,
     PAGE,
     SITE_HEADERS,
+    cert,
     chttp,
     ctl,
     http,
@@ -344,6 +345,7 @@ def test_the_header_index_matches_exactly_what_each_fingerprint_matches():
 # cannot serve a page inside a validated session without interception, judged before;
 # OONI counts an HTTPS success as accessible (ts-017; /work/shared reference
 # ooni-methodology.md, "A successful HTTPS fetch means accessible").
+KZ_ISSUER = "C=KZ,O=ISCA,CN=Information Security Certification Authority"
 CDN_DENIED = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
               b"<Message>Access Denied</Message></Error>")
 
@@ -356,11 +358,16 @@ CDN_DENIED = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied<
     (CDN_DENIED, None, True, (), ("inconclusive", "server_side")),
     # A chain that was not checked (OONI's no_tls_verify) proves nothing: the rules as before.
     (AGCOM, "AGCOM Stop Page", None, (ctl(),), ("blocked", "http.blockpage")),
+    # A chain from Kazakhstan's interception CA validates where the volunteer installed its
+    # root: the page came through the interception, never the site's own.
+    (AGCOM, "AGCOM Stop Page", "kz", (ctl(),), ("blocked", "http.blockpage")),
 ])
 def test_a_blockpage_inside_verified_tls_is_the_sites_own(
-        body: bytes, title: str | None, verified: bool | None,
+        body: bytes, title: str | None, verified: bool | str | None,
         control: tuple[dict[str, Any], ...], expected: tuple[str, str]) -> None:
-    m = meas(dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(verified=verified),),
+    handshake = (tls(verified=True, chain=(cert(issuer=KZ_ISSUER),)) if verified == "kz"
+                 else tls(verified=verified if isinstance(verified, bool) else None))
+    m = meas(dns=sys_dns(), tcp_=(tcp(),), tls_=(handshake,),
              http_=(http(status=403, body=body, title=title),), control=control)
     v = classify(m)
     assert (v.verdict.value, v.method) == expected, v.evidence

@@ -1485,7 +1485,9 @@ class CaptivePortal(Technique):
                    {"outcome": "ok", "status": 200, "body_contains": self.p["title"]},
                    ip=self.PORTAL_IP, host=name, timeout=2.0),
             _check(self.cid("https-refused"), "cli", "tcp",
-                   f"HTTPS to {INNOCUOUS_HOST} is {refused}", {"outcome": refused},
+                   f"HTTPS to {INNOCUOUS_HOST} is "
+                   f"{'refused (RST)' if refused == 'refused' else 'dropped'}",
+                   {"outcome": refused},
                    ip=intl, port=443, timeout=1.5),
             _check(self.cid("gateway-up"), "cli", "tcp", "the gateway answers: the client's "
                    "own link is fine", {"outcome": "refused"}, ip=A.GATEWAY_IP, port=9,

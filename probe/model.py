@@ -345,6 +345,7 @@ class HealthScope(enum.StrEnum):
     DOMESTIC = "domestic"  # hosts inside the country, on several networks
     INTERNATIONAL = "international"  # hosts abroad
     CONTROL = "control"  # the control helper
+    PORTAL = "portal"  # a URL whose answer is known a priori (the OSes' captive-portal checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +355,11 @@ class HealthSample:
     ``at`` is the absolute UTC instant the probe started; ``elapsed`` its duration in seconds.
     ``phase`` is ``before``, ``during`` or ``after`` the run's measurements. ``target`` is the
     canary (URL, host or IP). ``failure`` None = the canary answered (for a gateway, any answer
-    including a refused connection proves the link is up).
+    including a refused connection proves the link is up; for a portal canary, an HTTP answer
+    arrived). ``unexpected``: for a portal canary that answered over HTTP with something other
+    than its known answer, a short signature of what came instead (``302 portal.example``,
+    ``200 title 'Log in'``, ``200 sha256 3f2a…``: :mod:`probe.measure.health`); None = the
+    expected answer, a failure, or not a portal canary.
     """
 
     at: str
@@ -363,6 +368,7 @@ class HealthSample:
     target: str
     elapsed: float
     failure: str | None
+    unexpected: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ CATEGORIES: dict[str, str] = {
 CSV_HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
 CANARY_HEADER = ("target", "scope", "name", "notes")
 #: Canary scopes, innermost first: the layers a probe checks to tell a shutdown from blocking.
-CANARY_SCOPES = ("gateway", "resolver", "domestic", "international", "control")
+CANARY_SCOPES = ("gateway", "resolver", "domestic", "international", "control", "portal")
 _IP_SCOPES = ("gateway", "resolver")  # bare IP or "auto" (discovered at run time)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -478,9 +478,12 @@ def _canary_or_reason(target: str, scope: str, name: str, notes: str) -> Canary 
         except ValueError:
             return f"{scope} canary must be an IP address or 'auto', got {target!r}"
     try:
-        return Canary(parse_url(target).url, scope, name, notes)
+        url = parse_url(target).url
     except ValueError as e:
         return str(e)
+    if scope == "portal" and not url.startswith("http://"):
+        return f"portal canary must be a plain http:// URL, got {target!r}"
+    return Canary(url, scope, name, notes)
 
 
 def _problem(path: str, line: int, reason: str) -> str:

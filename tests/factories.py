@@ -235,7 +235,15 @@ def health_round(state: NetworkState, at: str = "2026-11-21T10:14:50.000000Z") -
     elif state is NetworkState.LOCAL_OUTAGE:
         up = {}
         down.update(gateway=1, resolver=1, domestic=3, international=3, control=1)
+    elif state is NetworkState.CAPTIVE:  # HTTP answered by the portal, HTTPS dropped
+        up.update(resolver=1, portal=3)
+        down.update(domestic=3, international=3, control=1)
+        return HealthRound(at, state, up, down, portal=PORTAL_SIGNATURE)
     return HealthRound(at, state, up, down)
+
+
+#: The signature of the portal in :func:`health_round`'s captive round.
+PORTAL_SIGNATURE = "302 portal.isp.test"
 
 
 def context(state: NetworkState | None = None, **kw: Any) -> Context:

@@ -395,7 +395,9 @@ def test_load_canaries(tmp_path: Path) -> None:
 CANARY_CASES: list[tuple[str, str | bytes, list[str]]] = [
     ("scope", CANARY_HEADER + "https://a.kz/,regional,a,\n",
      ["{f}:2: unknown scope 'regional' (want gateway, resolver, domestic, international, "
-      "control)"]),
+      "control, portal)"]),
+    ("portal-https", CANARY_HEADER + "https://captive.apple.com/,portal,apple,\n",
+     ["{f}:2: portal canary must be a plain http:// URL, got 'https://captive.apple.com/'"]),
     ("gateway-host", CANARY_HEADER + "router.lan,gateway,gw,\n",
      ["{f}:2: gateway canary must be an IP address or 'auto', got 'router.lan'"]),
     ("resolver-port", CANARY_HEADER + "8.8.8.8:53,resolver,r,\n",

@@ -5,12 +5,27 @@ domestic hosts on several networks, international hosts, the control helper. Thi
 one round of samples into a :class:`NetworkState`, and finds the state that applied while a
 measurement ran. Rules, first match wins:
 
+* two or more portal checks answered over HTTP alike, and not as expected → ``captive_portal``
+  (a captive portal intercepts the network's plain HTTP: :func:`portal_signature`)
 * gateway down (and nothing beyond it answers)      → ``local_outage`` (the volunteer's link)
 * nothing beyond the gateway answers                 → ``shutdown.full``
 * all domestic canaries up, no international/control → ``shutdown.international``
 * some domestic canaries up, others down, no international/control → ``shutdown.allowlist``
 * anything international (or the control) answers    → ``whole``
 * no samples of the scopes needed                    → ``unknown``
+
+Captive portals: a hotel Wi-Fi, or a mobile line whose prepaid balance ran out (the operator
+sends every HTTP request to its top-up page and refuses or drops everything else), makes every
+site look redirected or reset. The operating systems detect this with a URL whose answer is
+known a priori (:data:`probe.measure.health.PORTAL_ANSWERS`); the ``portal`` canaries are
+those URLs. A round is captive when at least :data:`CAPTIVE_MIN_CHECKS` of them answered over
+HTTP with the *same* unexpected answer: a portal intercepts them all alike, whereas a national
+censor that DNS-poisons one check to some unrelated address, or serves its block page for one,
+does not make two identical answers. A check that failed (DNS, TCP, HTTP) says nothing. During
+a captive window (the same window as the cuts, :func:`state_during`) a failure verdict becomes
+``inconclusive``/``captive_portal`` (:func:`probe.classify.verdict.network_cut`). Limits: a
+portal that lets the checks through is not seen; a censor that answers two checks with one
+block page looks like a portal (its failures become inconclusive, never a false blocked).
 
 A cut applies to a measurement only when the site's own host did not answer it
 (:func:`probe.classify.verdict.network_cut`): a censor that keeps dropping a client's traffic
@@ -45,6 +60,7 @@ class NetworkState(enum.StrEnum):
     SHUTDOWN_FULL = "shutdown.full"
     SHUTDOWN_INTERNATIONAL = "shutdown.international"
     SHUTDOWN_ALLOWLIST = "shutdown.allowlist"
+    CAPTIVE = "captive_portal"
     UNKNOWN = "unknown"
 
     @property
@@ -99,11 +115,34 @@ def ipv6_state(samples: Iterable[HealthSample]) -> IPv6State:
     return IPv6State.UNKNOWN
 
 
+#: Portal checks that must answer alike (and not as expected) for a round to be captive.
+CAPTIVE_MIN_CHECKS = 2
+
+
+def portal_signature(samples: Iterable[HealthSample]) -> str | None:
+    """The unexpected answer shared by at least :data:`CAPTIVE_MIN_CHECKS` distinct portal
+    checks of one round (the most widely shared one), or None: the round is not captive.
+
+    Only checks that answered over HTTP count (``failure`` None); a check whose answer was
+    the expected one, or that failed at DNS/TCP/HTTP level, supports no portal.
+    """
+    checks: dict[str, set[str]] = {}
+    for s in samples:
+        if s.scope is HealthScope.PORTAL and s.failure is None and s.unexpected:
+            checks.setdefault(s.unexpected, set()).add(s.target)
+    best = max(checks.items(), key=lambda kv: (len(kv[1]), kv[0]), default=None)
+    if best is None or len(best[1]) < CAPTIVE_MIN_CHECKS:
+        return None
+    return best[0]
+
+
 @dataclass(frozen=True, slots=True)
 class HealthRound:
     """The samples taken together at one instant and the state they show.
 
     ``ipv6``: what the round's IPv6 canaries say (:func:`ipv6_state`); ``unknown`` = none.
+    ``portal``: the captive portal's signature when the round is captive
+    (:func:`portal_signature`), else None.
     """
 
     at: str
@@ -111,16 +150,21 @@ class HealthRound:
     up: dict[str, int]
     down: dict[str, int]
     ipv6: IPv6State = IPv6State.UNKNOWN
+    portal: str | None = None
 
     def summary(self) -> str:
         parts = [f"{s} {self.up.get(s, 0)}/{self.up.get(s, 0) + self.down.get(s, 0)} up"
                  for s in (sc.value for sc in HealthScope)
                  if self.up.get(s, 0) + self.down.get(s, 0)]
-        return f"{self.at}: {self.state.value} ({', '.join(parts)})"
+        portal = f" [{self.portal}]" if self.portal else ""
+        return f"{self.at}: {self.state.value}{portal} ({', '.join(parts)})"
 
 
 def infer_state(samples: Iterable[HealthSample]) -> NetworkState:
     """The network state shown by one round of samples."""
+    samples = list(samples)
+    if portal_signature(samples) is not None:
+        return NetworkState.CAPTIVE
     up: dict[HealthScope, int] = {}
     down: dict[HealthScope, int] = {}
     for s in samples:
@@ -160,7 +204,7 @@ def rounds(samples: Sequence[HealthSample]) -> list[HealthRound]:
             bucket = up if s.failure is None else down
             bucket[s.scope.value] = bucket.get(s.scope.value, 0) + 1
         out.append(HealthRound(min(s.at for s in group), infer_state(group), up, down,
-                               ipv6_state(group)))
+                               ipv6_state(group), portal_signature(group)))
     return out
 
 
@@ -178,9 +222,11 @@ def state_during(
     """The worst state seen by the rounds around a measurement, and the round that showed it.
 
     The rounds considered are the last one that started before the measurement began, every
-    round during it, and the first one after it ended. A cut seen by any of them wins (a
-    measurement overlapping a cut cannot be blamed on the site); else ``whole`` if any round
-    was whole; else ``unknown``.
+    round during it, and the first one after it ended. A captive portal seen by any of them
+    wins (two checks answered alike by something else: the positive proof of an intercepted
+    network, where the cut states rest on the absence of answers — a portal that drops
+    HTTPS makes the canaries look cut); then a cut (a measurement overlapping a cut cannot be
+    blamed on the site); else ``whole`` if any round was whole; else ``unknown``.
     """
     if not health:
         return NetworkState.UNKNOWN, None
@@ -189,6 +235,9 @@ def state_during(
     during = [r for r in health if start < _parse(r.at) <= end]
     after = [r for r in health if _parse(r.at) > end]
     window = before[-1:] + during + after[:1]
+    for r in window:
+        if r.state is NetworkState.CAPTIVE:
+            return r.state, r
     for r in window:
         if r.state.is_cut and r.state is not NetworkState.LOCAL_OUTAGE:
             return r.state, r

@@ -93,6 +93,7 @@ BLOCKED_METHODS: frozenset[str] = frozenset(
 #: ``inconclusive`` methods: the evidence that is missing or contradicts itself.
 INCONCLUSIVE_METHODS: frozenset[str] = frozenset(
     "no_control control_failed flaky local_outage local_ipv6 resolver_down server_side "
+    "captive_portal "
     "encrypted_dns_failed "
     "trust_store blockpage_unconfirmed "
     "unexplained interrupted incomplete unsupported_test slow_transfer content_diff".split())
@@ -123,6 +124,8 @@ CUT_CONFIDENCE = {
     NetworkState.LOCAL_OUTAGE: 0.8,
 }
 
+#: Confidence that a failure during a captive-portal window is the portal's doing.
+CAPTIVE_CONFIDENCE = 0.8
 
 # --- the success rule -------------------------------------------------------------------------
 
@@ -242,8 +245,11 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
     blocked or down would be wrong — the network was cut, not the site; OONI does not model
     shutdowns at all. The volunteer's own link being down is not a shutdown either: that is
     ``inconclusive``/``local_outage``. ``ok``, ``intercepted`` and ``throttled`` stand:
-    traffic got through, and what happened to it is a fact about this site.
+    traffic got through, and what happened to it is a fact about this site. A captive portal
+    (:func:`_captive`) is handled first.
     """
+    if case.network is NetworkState.CAPTIVE:
+        return _captive(case, v)
     if not case.network.is_cut or v.verdict not in (
             VerdictKind.BLOCKED, VerdictKind.DOWN, VerdictKind.INCONCLUSIVE):
         return v
@@ -269,6 +275,45 @@ def network_cut(case: Case, v: Verdict) -> Verdict:
     return verdict(case, VerdictKind.SHUTDOWN, case.network.value, confidence,
                    f"{first}; {seen}: the network was cut, not this site",
                    **keep, **symptom, **health)
+
+
+def _captive(case: Case, v: Verdict) -> Verdict:
+    """A verdict during a captive-portal window that the portal may have made is
+    ``inconclusive``/``captive_portal``.
+
+    WHY: behind a hotel Wi-Fi portal, or on a mobile line whose prepaid balance ran out, every
+    plain-HTTP request is answered by the portal (a redirect or its page) and the rest is
+    refused or dropped, so every site looks blocked (``http.redirect``, ``http.blockpage``,
+    ``tls.*``) — the network is intercepted, not this site (ooni/probe#1629,
+    :mod:`probe.classify.health`). So ``blocked``, ``down`` and ``intercepted`` (portals answer
+    HTTPS with their own certificate too) become inconclusive, and so does an
+    ``inconclusive`` whose missing evidence the portal explains (the control helper is cut off
+    too: ``control_failed``). ``ok`` stands only when the site's own answer is proven — over
+    TLS that validates, or the page the control saw too: a plain-HTTP page nobody confirmed
+    is as likely the portal's login page at the end of its redirect. ``throttled`` stands.
+    """
+    if v.verdict is VerdictKind.OK:
+        c = case.control.http
+        if case.https_verified or (c is not None and c.ok):
+            return v
+    elif v.verdict is VerdictKind.INCONCLUSIVE:
+        if v.method in ("interrupted", "unsupported_test"):
+            return v
+    elif v.verdict not in (VerdictKind.BLOCKED, VerdictKind.DOWN, VerdictKind.INTERCEPTED):
+        return v
+    r = case.health_round
+    portal = r.portal if r is not None else None
+    seen = f"the health round at {r.summary()}" if r is not None else "the health rounds"
+    keep = {k: val for k, val in v.details.items()
+            if k in ("step", "tx_id", "failure", "ip", "port", "url", "hostname", "status",
+                     "location")}
+    return inconclusive(
+        case, "captive_portal",
+        f"{v.evidence.split('; ')[0]}; {seen}: a captive portal answered the portal checks "
+        f"alike ({portal}), so this network intercepts traffic and nothing is known about "
+        "the site", CAPTIVE_CONFIDENCE, **keep, symptom=v.method or "ok",
+        symptom_verdict=v.verdict.value, symptom_evidence=v.evidence, portal=portal,
+        health_round=r.at if r is not None else None)
 
 
 def _answered_through_cut(case: Case, v: Verdict) -> Verdict:

@@ -176,6 +176,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("target", pa.string(), False),
         _f("elapsed", pa.float64(), False),
         _f("failure", pa.string()),
+        _f("unexpected", pa.string()),  # a portal check's unexpected answer, in short
         _f("probe_asn", pa.int64()),
         _f("probe_cc", pa.string()),
         _f("network_name", pa.string()),
@@ -412,7 +413,7 @@ def run_row(source: Source, run_id: str) -> Row:
     """The ``runs`` row of the lossless tables: the run's row and its health samples."""
     run = source.run(run_id)
     health = [{"at": h.at, "phase": h.phase, "scope": h.scope.value, "target": h.target,
-               "elapsed": h.elapsed, "failure": h.failure}
+               "elapsed": h.elapsed, "failure": h.failure, "unexpected": h.unexpected}
               for h in source.store.health_samples(run_id)]
     return {"run_id": run_id, "started_at": timestamp(run["started_at"]),
             "probe_asn": run.get("probe_asn"), "probe_cc": run.get("probe_cc"),
@@ -453,7 +454,7 @@ def write_dataset(source: Source, sel: Selection, root: Path,
                 writer.add("health_samples", date, network_label(run.get("probe_asn")), {
                     "run_id": h["run_id"], "sampled_at": at, "phase": h["phase"],
                     "scope": h["scope"], "target": h["target"], "elapsed": h["elapsed"],
-                    "failure": h["failure"],
+                    "failure": h["failure"], "unexpected": h.get("unexpected"),
                     "probe_asn": run.get("probe_asn"), "probe_cc": run.get("probe_cc"),
                     "network_name": run.get("network_name"),
                 })

@@ -141,7 +141,8 @@ def runs(root: str | Path) -> dict[str, StoredRun]:
                 run = loads_rows(row["run"])
                 health = tuple(
                     HealthSample(at=h["at"], phase=h["phase"], scope=HealthScope(h["scope"]),
-                                 target=h["target"], elapsed=h["elapsed"], failure=h["failure"])
+                                 target=h["target"], elapsed=h["elapsed"], failure=h["failure"],
+                                 unexpected=h.get("unexpected"))
                     for h in loads_rows(row["health"]))
             except (ValueError, KeyError, TypeError) as e:
                 raise UsageError(f"{p}: row {n}: bad run ({type(e).__name__}: {e})") from None

@@ -24,16 +24,26 @@ the fragment ``#ipv6`` (``https://name/#ipv6``; a fragment is never sent), which
 whether this network's IPv6 works from ordinary names, not only from IPv6-literal canaries. A
 name without AAAA records (now or in an earlier round) gives no IPv6 sample: it says nothing
 about IPv6.
+
+Portal (captive portals): a ``portal`` canary is a plain-HTTP URL whose answer is known a
+priori — the URLs operating systems fetch to detect a captive portal (:data:`PORTAL_ANSWERS`).
+One GET each (no redirect followed, at most :data:`PORTAL_BODY_CAP` bytes of body, the
+round's step timeout, the name resolved like the other canaries'); the sample records whether
+the answer was the known one and, when not, a short signature of what came instead
+(:func:`portal_signature`), which :func:`probe.classify.health.portal_signature` compares
+across checks. A check that fails at DNS/TCP/HTTP level is an ordinary failure, not a portal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import socket
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,8 +52,9 @@ import dns.message
 import dns.rdatatype
 
 from probe import failures
-from probe.measure import tcp
-from probe.model import HealthSample, HealthScope, utcnow_iso
+from probe.measure import http, tcp
+from probe.measure.settings import MeasureSettings
+from probe.model import HealthSample, HealthScope, HTTPObservation, utcnow_iso
 
 
 def default_gateway(route_file: str = "/proc/net/route") -> str | None:
@@ -86,6 +97,57 @@ def system_resolver(resolv_conf: str = "/etc/resolv.conf") -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PortalAnswer:
+    """The answer a portal check gets on an open network: the status, and the body (stripped
+    of surrounding whitespace; None = not checked) or the page's ``<title>`` (None = not
+    checked)."""
+
+    status: int
+    body: bytes | None = None
+    title: str | None = None
+
+    def matches(self, h: HTTPObservation) -> bool:
+        body = (h.body or b"").strip()
+        return (h.status == self.status
+                and (self.body is None or body == self.body)
+                and (self.title is None or h.title == self.title))
+
+
+#: The operating systems' captive-portal checks and their known answers. Android and Chrome
+#: OS fetch ``generate_204`` and expect HTTP 204 with an empty body (AOSP
+#: NetworkMonitor's default HTTP probe URL; Chromium's captive portal detector). Apple's
+#: Captive Network Assistant fetches ``hotspot-detect.html`` and expects HTTP 200 with a page
+#: titled and saying ``Success``. Windows' Network Connectivity Status Indicator fetches
+#: ``connecttest.txt`` and expects HTTP 200 with the body ``Microsoft Connect Test``
+#: (Microsoft Learn, "Network Connectivity Status Indicator (NCSI)"). Any other portal canary
+#: is held to the ``generate_204`` convention (204, empty body) that many vendors copy.
+PORTAL_ANSWERS: dict[str, PortalAnswer] = {
+    "http://connectivitycheck.gstatic.com/generate_204": PortalAnswer(204, body=b""),
+    "http://captive.apple.com/hotspot-detect.html": PortalAnswer(200, title="Success"),
+    "http://www.msftconnecttest.com/connecttest.txt": PortalAnswer(
+        200, body=b"Microsoft Connect Test"),
+}
+_DEFAULT_PORTAL_ANSWER = PortalAnswer(204, body=b"")
+#: Bytes of a portal check's body read: the known answers are tiny; a portal page's title
+#: and digest are taken from this much.
+PORTAL_BODY_CAP = 16 * 1024
+
+
+def portal_signature(h: HTTPObservation) -> str:
+    """A short, comparable signature of an unexpected HTTP answer: the status and the
+    ``Location`` host for a redirect (never the path or query: portals put the client's
+    address, MAC or original URL there), else the status and the page's title, else the
+    status and the first 16 hex digits of the body's SHA-256."""
+    if h.location:
+        host = urlsplit(h.location).hostname or "?"
+        return f"{h.status} {host}"
+    if h.title:
+        return f"{h.status} title {h.title[:80]!r}"
+    digest = h.body_sha256 or hashlib.sha256(h.body or b"").hexdigest()
+    return f"{h.status} sha256 {digest[:16]}"
+
+
 class HealthSampler:
     """Samples a fixed list of canaries, one round at a time (see the module docstring)."""
 
@@ -121,15 +183,37 @@ class HealthSampler:
 
     async def _one(self, scope: HealthScope, target: str, phase: str, at: str) -> HealthSample:
         start = time.monotonic()
+        unexpected: str | None = None
         try:
             async with asyncio.timeout(self.step_timeout):
-                failure = await self._probe(scope, target)
+                if scope is HealthScope.PORTAL:
+                    failure, unexpected = await self._portal(target)
+                else:
+                    failure = await self._probe(scope, target)
         except TimeoutError:
             failure = failures.GENERIC_TIMEOUT
         except Exception as e:  # every network error is a sample, not an exception
             failure = failures.classify_exception(e)
         return HealthSample(at=at, phase=phase, scope=scope, target=target,
-                            elapsed=round(time.monotonic() - start, 6), failure=failure)
+                            elapsed=round(time.monotonic() - start, 6), failure=failure,
+                            unexpected=unexpected)
+
+    async def _portal(self, url: str) -> tuple[str | None, str | None]:
+        """One plain GET of a portal check: (failure, signature of an unexpected answer)."""
+        host, port = _host_port(url)
+        addresses = await self._addresses(host)
+        if not addresses:
+            return failures.DNS_TEMPORARY_FAILURE, None
+        obs, conn = await tcp.connect(addresses[0], port, self.step_timeout, 0, lambda: 0.0)
+        if conn is None:
+            return obs.failure, None
+        settings = MeasureSettings(http_timeout=self.step_timeout, body_cap=PORTAL_BODY_CAP)
+        h = await http.fetch(conn, url, addresses[0], port, settings, 0, 0, lambda: 0.0)
+        if h.failure is not None or h.status is None:
+            return h.failure or failures.GENERIC_TIMEOUT, None
+        if PORTAL_ANSWERS.get(url, _DEFAULT_PORTAL_ANSWER).matches(h):
+            return None, None
+        return None, portal_signature(h)
 
     async def _one6(self, scope: HealthScope, target: str, phase: str,
                     at: str) -> HealthSample | None:

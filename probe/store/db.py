@@ -581,7 +581,8 @@ class Store:
             run_id = self._resolve_run(db, run_id)
             return [
                 HealthSample(at=r["at"], phase=r["phase"], scope=HealthScope(r["scope"]),
-                             target=r["target"], elapsed=r["elapsed"], failure=r["failure"])
+                             target=r["target"], elapsed=r["elapsed"], failure=r["failure"],
+                             unexpected=r.get("unexpected"))
                 for r in db.query(
                     "SELECT * FROM health_samples WHERE run_id = ? ORDER BY at, rowid", [run_id]
                 )

@@ -125,7 +125,8 @@ def lease_row(run_id: str, owner: str, pid: int, host: str, boot_id: str, claime
 def health_row(run_id: str, s: HealthSample) -> Row:
     """One ``health_samples`` row."""
     return new_row("health_samples", run_id=run_id, at=s.at, phase=s.phase,
-                   scope=s.scope.value, target=s.target, elapsed=s.elapsed, failure=s.failure)
+                   scope=s.scope.value, target=s.target, elapsed=s.elapsed, failure=s.failure,
+                   unexpected=s.unexpected)
 
 
 

@@ -482,6 +482,39 @@ def _v10_outbox_skips_imports(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+_PORTAL = (
+    # SQLite cannot widen a CHECK constraint in place: the table is rebuilt with the 'portal'
+    # scope allowed and the new column, its rows copied in order (rowid kept).
+    """
+    CREATE TABLE health_samples_portal (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        at TEXT NOT NULL,                   -- ISO 8601 UTC, when the canary probe started
+        phase TEXT NOT NULL CHECK (phase IN ('before', 'during', 'after')),
+        scope TEXT NOT NULL CHECK (scope IN ('gateway', 'resolver', 'domestic',
+                                             'international', 'control', 'portal')),
+        target TEXT NOT NULL,               -- the canary: URL, host or IP
+        elapsed REAL NOT NULL,
+        failure TEXT,                       -- NULL = the canary answered
+        unexpected TEXT                     -- a portal check's unexpected answer, in short
+    )
+    """,
+    "INSERT INTO health_samples_portal (rowid, run_id, at, phase, scope, target, elapsed, "
+    "failure) SELECT rowid, run_id, at, phase, scope, target, elapsed, failure "
+    "FROM health_samples ORDER BY rowid",
+    "DROP TABLE health_samples",
+    "ALTER TABLE health_samples_portal RENAME TO health_samples",
+    "CREATE INDEX health_samples_run_at ON health_samples (run_id, at)",
+)
+
+
+def _portal_health(db: sqlite_utils.Database) -> None:
+    # Captive portals: canaries of scope 'portal' (the OSes' portal checks) and what they got
+    # instead of their known answer (health_samples.unexpected, NULL = the known answer, a
+    # failure or another scope).
+    for statement in _PORTAL:
+        db.execute(statement)
+
+
 #: Every migration, in order. ``MIGRATIONS[i].version == i + 1``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
@@ -496,6 +529,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "QUIC handshakes; HTTP/3 requests (http_requests.transport)", _v9_quic),
     Migration(10, "the outbox trigger does not queue imported measurements",
               _v10_outbox_skips_imports),
+    Migration(11, "captive portals: the 'portal' canary scope, health_samples.unexpected",
+              _portal_health),
 )
 
 #: The schema version this code writes.

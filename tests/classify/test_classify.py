@@ -570,6 +570,33 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
     ("local-outage-is-not-a-shutdown", tcp_fail(f.NETWORK_UNREACHABLE, (ctl_failed(),)),
      context(W.LOCAL_OUTAGE), "inconclusive", "local_outage"),
     ("whole-network-blocking-stands", tcp_fail(T), context(W.WHOLE), "blocked", "tcp.timeout"),
+    # --- captive portals: the network's, not the site's -----------------------------------
+    # the same redirect as redirect-to-an-unlisted-blockpage-host (blocked on a whole network)
+    ("captive-redirect-is-not-blocked", redirect_to(
+        "http://notice.isp.example/",
+        (http(11, "http://notice.isp.example/", index=1, ip="5.188.10.7", body=BLOCK_BODY,
+              title="Access restricted"),),
+        sys_dns("notice.isp.example", "5.188.10.7", tx=2)), context(W.CAPTIVE),
+     "inconclusive", "captive_portal"),
+    ("captive-blockpage-is-not-blocked", http_ok(
+        (HTTP_CTL,), body=BLOCK_BODY, title="Access restricted"), context(W.CAPTIVE),
+     "inconclusive", "captive_portal"),
+    ("captive-tls-reset-is-not-blocked", blocked_tls(f.CONNECTION_RESET), context(W.CAPTIVE),
+     "inconclusive", "captive_portal"),
+    ("captive-tcp-timeout-is-not-a-shutdown", tcp_fail(T), context(W.CAPTIVE),
+     "inconclusive", "captive_portal"),
+    ("captive-down-is-not-down", tcp_fail(T, (ctl(endpoints=(ep(IP, tcp_failure=T),),
+                                                  http_=chttp(None, T, body=None,
+                                                              title=None)),)),
+     context(W.CAPTIVE), "inconclusive", "captive_portal"),
+    ("captive-success-stays-ok", https_ok((ctl(),)), context(W.CAPTIVE), "ok", None),
+    ("captive-confirmed-http-page-stays-ok", http_ok((HTTP_CTL,)), context(W.CAPTIVE), "ok",
+     None),
+    # the portal's login page at the end of its redirect, no control to say otherwise
+    ("captive-unconfirmed-http-page-is-not-ok", http_ok(), context(W.CAPTIVE),
+     "inconclusive", "captive_portal"),
+    ("captive-control-cut-off-too", tcp_fail(f.CONNECTION_REFUSED, (ctl_failed(),)),
+     context(W.CAPTIVE), "inconclusive", "captive_portal"),
     ("server-side-page-arrived-during-a-cut", https_ok(
         (ctl_failed(),), status=403, title="Just a moment...", body=b"x",
         headers=(("cf-mitigated", "challenge"),)), context(W.SHUTDOWN_ALLOWLIST),
@@ -613,7 +640,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.7.1"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.8.0"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0
@@ -852,6 +879,7 @@ def _measurement(draw: st.DrawFn) -> Measurement:
 
 
 _CONTEXTS = st.sampled_from([None, CTX, context(W.SHUTDOWN_FULL), context(W.LOCAL_OUTAGE),
+                             context(W.CAPTIVE),
                              context(W.WHOLE, throttle_baseline=BASELINE)])
 
 
@@ -863,6 +891,9 @@ def test_any_observations_get_a_well_formed_verdict(m: Measurement, ctx: Context
     assert (v.method is None) == (v.verdict == VerdictKind.OK)
     assert v.evidence and "\n" not in v.evidence
     json.dumps(v.details)
+    if ctx is not None and ctx.health and ctx.health[0].state is W.CAPTIVE:
+        # a captive portal's network: no site is blocked, down or intercepted there
+        assert v.verdict not in (VerdictKind.BLOCKED, VerdictKind.DOWN, VerdictKind.INTERCEPTED)
     if ctx is not None and ctx.health and ctx.health[0].state.is_cut:
         # blocked or down during a cut only when the site's own host answered (issue 12)
         site_answered = any(t.failure in (None, "connection_refused") for t in m.tcp) or any(

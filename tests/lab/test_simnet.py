@@ -200,15 +200,22 @@ def test_ip2asn_rows_cover_the_world(tmp_path: Path) -> None:
     assert table.lookup(A.UNROUTED_IP) is None  # AS 0 = not routed
 
 
-def test_canaries_file_is_valid(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scenario", "portal"), [("baseline", False),
+                                                  ("captive_portal", True)])
+def test_canaries_file_is_valid(tmp_path: Path, scenario: str, portal: bool) -> None:
+    """Every scope has canaries; ``portal`` ones only in a world with the OSes' portal-check
+    sites (their URLs are the probe's own known-answer table)."""
     from probe import targets
+    from probe.measure.health import PORTAL_ANSWERS
 
-    world = World.build(S.load(S.find("baseline")))
+    world = World.build(S.load(S.find(scenario)))
     path = tmp_path / "canaries.csv"
     path.write_text(world.canaries_csv())
     assert targets.validate_file(path) == []
     scopes = {c.scope for c in targets.load_canaries(path)}
-    assert scopes == set(targets.CANARY_SCOPES)
+    assert scopes == set(targets.CANARY_SCOPES) - (set() if portal else {"portal"})
+    checks = [c.url_or_host for c in targets.load_canaries(path) if c.scope == "portal"]
+    assert checks == (list(PORTAL_ANSWERS) if portal else [])
     names = {s.host for s in base_sites()}
     for c in targets.load_canaries(path):
         if c.scope in ("domestic", "international"):

@@ -117,6 +117,9 @@ def _config(pki_dir: Path) -> WorldConfig:
         "redirect.test": {"behaviour": "redirect:https://ok.test/landing"},
         "loop.test": {"behaviour": "redirect_loop"},
         "big.test": {"behaviour": "big:3000000"},
+        # the OSes' captive-portal checks: answers that are not HTML pages
+        "gen204.test": {"status": 204, "body": "", "content_type": "text/plain"},
+        "ncsi.test": {"body": "Microsoft Connect Test", "content_type": "text/plain"},
         "blockpage.test": {"behaviour": "blockpage"},
         "echo.test": {"behaviour": "echo"},
         "challenge.test": {"behaviour": "challenge"},
@@ -546,6 +549,17 @@ def test_web_big_body(world: LoopbackWorld) -> None:
     assert len(response.content) == 3_000_000
     assert response.headers["content-length"] == "3000000"
     assert response.text.startswith("<!DOCTYPE html>") and response.text.endswith("-->")
+
+
+@pytest.mark.parametrize(("host", "status", "body"), [
+    ("gen204.test", 204, b""),
+    ("ncsi.test", 200, b"Microsoft Connect Test"),
+])
+def test_web_non_html_body_is_served_verbatim(world: LoopbackWorld, host: str, status: int,
+                                              body: bytes) -> None:
+    with _client(world) as client:
+        response = client.get(world.url(host, "http") + "generate_204")
+    assert (response.status_code, response.content) == (status, body)
 
 
 def test_web_slow_and_delay(world: LoopbackWorld) -> None:

@@ -158,3 +158,63 @@ def test_ipv6_default_route(tmp_path, table, expected):
     path.write_text(table)
     assert health.has_ipv6_route(str(path)) is expected
     assert health.has_ipv6_route(str(tmp_path / "missing")) is False
+
+
+# --- portal checks (captive portals) -------------------------------------------------------------
+
+APPLE_BODY = b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
+_RESPONSES = {
+    "/generate_204": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+    "/hotspot-detect.html": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                            + str(len(APPLE_BODY)).encode() + b"\r\n\r\n" + APPLE_BODY,
+    "/connecttest.txt": b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\nMicrosoft Connect Test",
+    "/redirect": b"HTTP/1.1 302 Found\r\nLocation: http://portal.test/login?mac=aa:bb:cc&ip="
+                 b"10.1.2.3\r\nContent-Length: 0\r\n\r\n",
+    "/page": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 44\r\n\r\n"
+             b"<html><title>Log in</title>Welcome</html>\n\n\n",
+    "/plain": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "/silent-close": b"",
+}
+
+
+async def _portal_round(answers, paths):
+    async def serve(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ")[1].decode()
+        writer.write(_RESPONSES[path])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    urls = {p: f"http://127.0.0.1:{port}{p}" for p in paths}
+    answers.update({urls["/generate_204"]: health.PortalAnswer(204, body=b""),
+                    urls["/hotspot-detect.html"]: health.PortalAnswer(200, title="Success"),
+                    urls["/connecttest.txt"]: health.PortalAnswer(
+                        200, body=b"Microsoft Connect Test")})
+    canaries = [("portal", urls[p]) for p in paths] + [("portal", "http://127.0.0.9:1/")]
+    async with server:
+        samples = await health.HealthSampler(canaries, 1.0).round("during")
+    return {s.target.split("/", 3)[-1] if "127.0.0.1" in s.target else "dead":
+            (s.failure, s.unexpected) for s in samples}
+
+
+def test_portal_checks_record_the_unexpected_answer(monkeypatch):
+    """The known answers are no signature; a redirect is its status and Location host (never
+    the portal's query with the client's MAC and address); a page its title, else a digest;
+    a failed check is an ordinary failure with no signature."""
+    answers = dict(health.PORTAL_ANSWERS)
+    monkeypatch.setattr(health, "PORTAL_ANSWERS", answers)
+    got = asyncio.run(_portal_round(answers, list(_RESPONSES)))
+    hello = "2cf24dba5fb0a30e"  # sha256("hello")
+    assert got == {
+        "generate_204": (None, None),
+        "hotspot-detect.html": (None, None),
+        "connecttest.txt": (None, None),
+        "redirect": (None, "302 portal.test"),
+        "page": (None, "200 title 'Log in'"),
+        "plain": (None, f"200 sha256 {hello}"),
+        "silent-close": (got["silent-close"][0], None),
+        "dead": ("connection_refused", None),
+    }
+    assert got["silent-close"][0] is not None

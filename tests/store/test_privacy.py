@@ -133,6 +133,12 @@ def test_verdicts_and_health_samples_are_scrubbed():
     (scrubbed,) = s.health([sample])
     assert scrubbed.scope is HealthScope.GATEWAY and scrubbed.target == "192.0.2.1"
     assert scrubbed.failure == f"unknown_failure: from {PLACEHOLDER}"
+    # a portal page that names the volunteer's address in its title
+    portal = HealthSample("2024-01-01T00:00:00Z", "before", HealthScope.PORTAL,
+                          "http://captive.apple.com/hotspot-detect.html", 0.1, None,
+                          "200 title 'Your address 192.0.2.7 has no credit'")
+    (scrubbed,) = s.health([portal])
+    assert scrubbed.unexpected == f"200 title 'Your address {PLACEHOLDER} has no credit'"
 
 
 # --- the machine's addresses ------------------------------------------------------------------

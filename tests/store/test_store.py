@@ -607,6 +607,36 @@ def test_health_samples_round_trip(store: Store) -> None:
     store.save_health(run, samples)
     store.save_health(run, [])
     assert store.health_samples(run) == samples
+    portal = [HealthSample(at="2022-01-05T10:31:00.000000Z", phase="during",
+                           scope=HealthScope.PORTAL,
+                           target="http://captive.apple.com/hotspot-detect.html", elapsed=0.02,
+                           failure=None, unexpected="302 portal.isp.test")]
+    store.save_health(run, portal)
+    assert store.health_samples(run) == samples + portal
+
+
+def test_portal_migration_keeps_older_health_samples(tmp_path: Path) -> None:
+    """The migration that rebuilds health_samples (the 'portal' scope, ``unexpected``) keeps
+    every older row, in order, with ``unexpected`` NULL."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    mine = next(i for i, m in enumerate(schema.MIGRATIONS) if "captive" in m.name)
+    schema.migrate(old, schema.MIGRATIONS[:mine])
+    old.execute("INSERT INTO runs (run_id, started_at, last_seen_at, probe_version, status, "
+                "targets_total) VALUES ('r', 'x', 'x', '0', 'completed', 0)")
+    rows = [("r", f"2022-01-05T10:30:0{i}.000000Z", "before", scope, f"t{i}", 0.5, failure)
+            for i, (scope, failure) in enumerate([("gateway", None), ("control", "eof_error")])]
+    old.conn.executemany("INSERT INTO health_samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    old.conn.commit()
+    old.close()
+    with Store.open(path) as s:
+        got = s.db.execute("SELECT run_id, at, phase, scope, target, elapsed, failure, "
+                           "unexpected FROM health_samples ORDER BY rowid").fetchall()
+        assert got == [(*r, None) for r in rows]
+        assert [r.scope.value for r in s.health_samples("r")] == ["gateway", "control"]
+        indexes = {r[0] for r in s.db.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'health_samples' AND type = 'index'")}
+        assert "health_samples_run_at" in indexes
 
 
 def test_results_show_a_target_measured_again_by_its_latest_measurement(tmp_path: Path) -> None:

@@ -164,6 +164,13 @@ def site_checks(world: World, site: BuiltSite, ns: str, ca_pem: str) -> list[Che
         http = {"outcome": "ok", "status": 200 if kind != "echo" else 302}
         if cfg.get("status") and kind != "echo":
             http["status"] = cfg["status"]
+        verbatim = not str(cfg.get("content_type", "text/html")).startswith("text/html")
+        if kind == "ok" and verbatim and cfg.get("body") is not None:
+            # served as it is (a portal check's known answer): exactly that body
+            known = str(cfg["body"])
+            http["max_length"] = len(known.encode())
+            if known:
+                http["body_contains"] = known
         if kind == "geo":
             body = None
             for cidr, text in cfg.get("region_content", {}).items():

@@ -30,6 +30,14 @@ CANARY_HOSTS = {
     "domestic": ["www.gov.kz", "kaspi.kz", "tengrinews.kz", "halykbank.kz"],
     "international": ["www.wikipedia.org", "www.example.com", "www.debian.org"],
 }
+#: The operating systems' captive-portal checks (:data:`probe.measure.health.PORTAL_ANSWERS`):
+#: a world that has a site for one of these hosts (declared by the scenario, serving the real
+#: expected answer) hands the probe a ``portal`` canary for it.
+PORTAL_CHECK_HOSTS = {
+    "connectivitycheck.gstatic.com": "http://connectivitycheck.gstatic.com/generate_204",
+    "captive.apple.com": "http://captive.apple.com/hotspot-detect.html",
+    "www.msftconnecttest.com": "http://www.msftconnecttest.com/connecttest.txt",
+}
 #: An innocuous host every scenario has (used as the "other SNI / Host" in self-checks).
 INNOCUOUS_HOST = "www.example.com"
 DOMESTIC_INNOCUOUS_HOST = "www.gov.kz"
@@ -243,6 +251,9 @@ class World:
                 rows.append(f"https://{h}/,{scope},{h},simulated world canary")
         rows.append(f"http://{A.CONTROL_IP}:{A.CONTROL_PORT}/,control,control helper,"
                     "simulated control host")
+        for host, url in PORTAL_CHECK_HOSTS.items():
+            if host in self.sites:
+                rows.append(f"{url},portal,{host},simulated captive-portal check")
         if self.ipv6:
             for h in CANARY_HOSTS["international"]:
                 rows.append(f"https://[{self.ips6_of(h)[0]}]/,international,{h} (IPv6),"

@@ -27,7 +27,12 @@ from typing import Any, ClassVar
 
 from probe.lab.simnet import addressing as A
 from probe.lab.simnet.scenario_records import CensorSpec
-from probe.lab.simnet.site_plan import DOMESTIC_INNOCUOUS_HOST, INNOCUOUS_HOST, World
+from probe.lab.simnet.site_plan import (
+    DOMESTIC_INNOCUOUS_HOST,
+    INNOCUOUS_HOST,
+    PORTAL_CHECK_HOSTS,
+    World,
+)
 from probe.lab.simnet.topology import Topology
 from probe.lab.world.spec import normalize_hostname
 
@@ -1401,11 +1406,117 @@ class Geneva(Technique):
         return out
 
 
+# ============================================================================ captive portal
+class CaptivePortal(Technique):
+    """Not censorship: a captive portal between the volunteer and the Internet.
+
+    A hotel Wi-Fi before its login, or a mobile line whose prepaid balance ran out (the
+    operator's walled garden: every HTTP request goes to its top-up page), intercepts the
+    client's plain HTTP alike and lets nothing else through. Here: iptables DNAT of the
+    client's TCP port 80 to a portal web server in the router's namespace
+    (:mod:`probe.lab.simnet.devices.portal`: a 302 to its login page, the page itself for its
+    own name), and every other forwarded packet of the client refused (``others = "reset"``:
+    TCP gets a RST, the rest is dropped) or dropped (``"drop"``). Real portals do both:
+    walled gardens built on the Linux netfilter recipe reject what they do not redirect,
+    many Wi-Fi portals just drop it (the client sees timeouts); DNS to the ISP resolver is
+    left alone, as portals let DNS through so that the redirect's name resolves.
+    """
+
+    name = "captive_portal"
+    summary = ("not censorship: a captive portal (hotel Wi-Fi, exhausted prepaid balance) "
+               "redirects all plain HTTP to its login page and refuses or drops the rest")
+    PARAMS = {
+        "others": ("choice:reset|drop", "reset",
+                   "what happens to everything but TCP 80: refused (TCP RST) or dropped"),
+        "portal_name": ("str", "portal.simtelecom-sim.kz", "the portal's host name"),
+        "title": ("str", "Top up your balance", "the login page's <title>"),
+    }
+    removable = True
+    global_effect = True
+    censorship = False
+    PORTAL_IP = "37.150.0.90"
+
+    def touched_hosts(self) -> list[str]:
+        return list(self.ctx.world.sites)
+
+    def resolver_records(self) -> dict[str, Any]:
+        return {self.p["portal_name"]: {"A": [self.PORTAL_IP], "ttl": 60}}
+
+    def setup(self) -> str:
+        return f"ip addr add {self.PORTAL_IP}/32 dev lo\n"
+
+    def apply(self) -> str:
+        chain = f"C_{self.id}"
+        tcp = ("meta l4proto tcp reject with tcp reset" if self.p["others"] == "reset"
+               else "drop")
+        return (f"iptables -t nat -N {chain}\n"
+                f"iptables -t nat -A {chain} -p tcp --dport 80 "
+                f"-j DNAT --to-destination {self.PORTAL_IP}:80\n"
+                f"iptables -t nat -A PREROUTING -i {self.lan} -j {chain}\n"
+                + _nft(f"table inet c_{self.id} {{\n"
+                       "  chain cforward { type filter hook forward priority -10; "
+                       "policy accept;\n"
+                       f'    iifname "{self.lan}" {tcp}\n'
+                       f'    iifname "{self.lan}" drop\n'
+                       "  }\n}\n"))
+
+    def remove(self) -> str:
+        chain = f"C_{self.id}"
+        return (f"iptables -t nat -D PREROUTING -i {self.lan} -j {chain}\n"
+                f"iptables -t nat -F {chain}\niptables -t nat -X {chain}\n"
+                f"nft delete table inet c_{self.id}\n")
+
+    def devices(self) -> list[Device]:
+        return [Device(f"portal-{self.id}", self.router, "probe.lab.simnet.devices.portal", {
+            "listen": f"{self.PORTAL_IP}:80", "name": self.p["portal_name"],
+            "title": self.p["title"]})]
+
+    def checks(self) -> list[Check]:
+        w = self.ctx.world
+        name = self.p["portal_name"]
+        intl = w.ip_of(INNOCUOUS_HOST)
+        refused = "refused" if self.p["others"] == "reset" else "timeout"
+        out = [
+            _check(self.cid("redirected"), "cli", "http",
+                   f"plain HTTP to {INNOCUOUS_HOST} ({intl}) is redirected to the portal",
+                   {"outcome": "ok", "status": 302, "location_contains": f"http://{name}/"},
+                   ip=intl, host=INNOCUOUS_HOST, timeout=2.0),
+            _check(self.cid("login-page"), "cli", "http", f"the portal {name} serves its page",
+                   {"outcome": "ok", "status": 200, "body_contains": self.p["title"]},
+                   ip=self.PORTAL_IP, host=name, timeout=2.0),
+            _check(self.cid("https-refused"), "cli", "tcp",
+                   f"HTTPS to {INNOCUOUS_HOST} is "
+                   f"{'refused (RST)' if refused == 'refused' else 'dropped'}",
+                   {"outcome": refused},
+                   ip=intl, port=443, timeout=1.5),
+            _check(self.cid("gateway-up"), "cli", "tcp", "the gateway answers: the client's "
+                   "own link is fine", {"outcome": "refused"}, ip=A.GATEWAY_IP, port=9,
+                   timeout=2.0),
+            _check(self.cid("control-fine"), "ctl", "http",
+                   f"the control fetches http://{INNOCUOUS_HOST}/ itself",
+                   {"outcome": "ok", "status": 200}, ip=intl, host=INNOCUOUS_HOST),
+        ]
+        for host in PORTAL_CHECK_HOSTS:
+            if host in w.sites:
+                out.append(_check(self.cid(f"check:{host}"), "cli", "http",
+                                  f"the portal check {host} is redirected to the portal too",
+                                  {"outcome": "ok", "status": 302,
+                                   "location_contains": f"http://{name}/"},
+                                  ip=w.ip_of(host), host=host, timeout=2.0))
+        return out
+
+    def checks_removed(self) -> list[Check]:
+        ip = self.ctx.world.ip_of(INNOCUOUS_HOST)
+        return [_check(self.cid("restored"), "cli", "http", "plain HTTP is not redirected",
+                       {"outcome": "ok", "status": 200}, ip=ip, host=INNOCUOUS_HOST,
+                       timeout=3.0)]
+
+
 TECHNIQUES: dict[str, type[Technique]] = {
     cls.name: cls
     for cls in (DnsLie, DnsProxy, DnsInject, IpBlock, SniReset, SniDrop, HttpReset, TcpInject,
                 HttpBlockpage, HttpRedirect, SniFin, TlsMitm, Throttle, Shutdown, LocalLinkDown,
-                Flaky, Freeze, ResidualBlock, FamilyCut, QuicSni, Geneva)
+                Flaky, Freeze, ResidualBlock, FamilyCut, QuicSni, Geneva, CaptivePortal)
 }
 
 

@@ -48,8 +48,11 @@ JSON shape of a whole world (:class:`WorldConfig`)::
 
 ``behaviour``   see :data:`WEB_BEHAVIOURS` (default ``ok``).
 ``title``       page title; "" (default) = the hostname.
-``body``        page body; null = a generated page. A body containing ``<html`` is served
-                verbatim, anything else is wrapped as a paragraph in the generated page.
+``body``        page body; null = a generated page. A body containing ``<html``, or any
+                body of a site whose ``content_type`` is not ``text/html`` (``""`` with status
+                204, ``Microsoft Connect Test`` as ``text/plain``: the OSes' captive-portal
+                checks), is served verbatim; anything else is wrapped as a paragraph in the
+                generated page.
 ``cert``        ``valid`` | ``expired`` | ``not_yet_valid`` | ``wrong_host`` | ``unknown_ca`` |
                 ``self_signed``, or hostile ``long_chain`` | ``huge_chain`` | ``malformed``
                 (default ``valid``; see :mod:`probe.lab.world.pki`).

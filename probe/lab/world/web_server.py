@@ -159,8 +159,9 @@ def render_page(title: str, text: str, *, extra_head: str = "") -> str:
 def _page_for(site: SiteConfig, hostname: str, body: str | None = None) -> bytes:
     title = site.title or hostname
     text = site.body if body is None else body
-    if text is not None and "<html" in text.lower():
-        return text.encode()
+    if text is not None and ("<html" in text.lower()
+                             or not site.content_type.lower().startswith("text/html")):
+        return text.encode()  # a page of its own, or not HTML at all (a portal check's text)
     if text is None:
         text = f"Welcome to {hostname}, a site of the probe's simulated world."
     return render_page(title, text).encode()

@@ -20,7 +20,7 @@ from probe.model import HTTPObservation, Measurement, Verdict, VerdictKind, spli
 
 #: Version of the rules; stored with every verdict so re-analysis can tell old from new.
 #: Change it whenever a rule changes an outcome.
-ANALYSIS_VERSION = "1.8.0"
+ANALYSIS_VERSION = "1.8.1"
 
 # --- confidence scale ---------------------------------------------------------------------------
 # A fingerprint (block page, block-page IP, interception CA) is strong evidence on its own;

@@ -286,7 +286,8 @@ def _captive(case: Case, v: Verdict) -> Verdict:
     refused or dropped, so every site looks blocked (``http.redirect``, ``http.blockpage``,
     ``tls.*``) — the network is intercepted, not this site (ooni/probe#1629,
     :mod:`probe.classify.health`). So ``blocked``, ``down`` and ``intercepted`` (portals answer
-    HTTPS with their own certificate too) become inconclusive, and so does an
+    HTTPS with their own certificate too; a chain from a known interception CA stands) become
+    inconclusive, and so does an
     ``inconclusive`` whose missing evidence the portal explains (the control helper is cut off
     too: ``control_failed``). ``ok`` stands only when the site's own answer is proven — over
     TLS that validates, or the page the control saw too: a plain-HTTP page nobody confirmed
@@ -299,6 +300,8 @@ def _captive(case: Case, v: Verdict) -> Verdict:
     elif v.verdict is VerdictKind.INCONCLUSIVE:
         if v.method in ("interrupted", "unsupported_test"):
             return v
+    elif v.verdict is VerdictKind.INTERCEPTED and v.details.get("fingerprint"):
+        return v  # a known interception CA's chain: a portal presents its own, never that
     elif v.verdict not in (VerdictKind.BLOCKED, VerdictKind.DOWN, VerdictKind.INTERCEPTED):
         return v
     r = case.health_round

@@ -597,6 +597,12 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
      "inconclusive", "captive_portal"),
     ("captive-control-cut-off-too", tcp_fail(f.CONNECTION_REFUSED, (ctl_failed(),)),
      context(W.CAPTIVE), "inconclusive", "captive_portal"),
+    # A chain from a known national interception CA is proof on its own: a portal answers
+    # HTTPS with its own certificate, never with Kazakhstan's.
+    ("captive-known-interception-ca-stands", meas(
+        dns=sys_dns(), tcp_=(tcp(),), tls_=(tls(verified=False, error=f.SSL_UNKNOWN_AUTHORITY,
+                                                chain=KZ2020_CHAIN),), control=(ctl(),)),
+     context(W.CAPTIVE), "intercepted", "tls.mitm"),
     ("server-side-page-arrived-during-a-cut", https_ok(
         (ctl_failed(),), status=403, title="Just a moment...", body=b"x",
         headers=(("cf-mitigated", "challenge"),)), context(W.SHUTDOWN_ALLOWLIST),
@@ -640,7 +646,7 @@ CASES: list[tuple[str, Measurement, Context | None, str, str | None]] = [
 def test_rules(m: Measurement, ctx: Context | None, kind: str, method: str | None) -> None:
     v = classify(m, ctx)
     assert (v.verdict.value, v.method) == (kind, method), v.evidence
-    assert v.analysis_version == ANALYSIS_VERSION == "1.8.0"
+    assert v.analysis_version == ANALYSIS_VERSION == "1.8.1"
     assert v.method is None or v.method in METHODS_BY_VERDICT[v.verdict]
     assert v.evidence and "\n" not in v.evidence
     assert 0.0 <= v.confidence <= 1.0

@@ -64,6 +64,7 @@ NO_DATA = Look("no data", " ", "#FFFFFF", "#000000")
 #: Network states of probe.classify.health.NetworkState, in display order.
 STATES: tuple[str, ...] = (
     "whole",
+    "captive_portal",
     "shutdown.full",
     "shutdown.international",
     "shutdown.allowlist",
@@ -78,6 +79,8 @@ CUT_STATES: tuple[str, ...] = (
 )
 STATE_LOOK: dict[str, Look] = {
     "whole": Look("connected", "=", "#56B4E9", "#000000"),
+    "captive_portal": Look("captive portal (the volunteer's network)", "P", "#F0E442",
+                           "#000000"),
     "shutdown.full": Look("full shutdown", "X", "#000000", "#FFFFFF"),
     "shutdown.international": Look("international cut", "N", "#D55E00", "#000000"),
     "shutdown.allowlist": Look("allow-list only", "A", "#E69F00", "#000000"),

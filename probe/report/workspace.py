@@ -88,10 +88,12 @@ _VERDICT_CASE = (
     + f" ELSE {VERDICT_CODE['inconclusive']} END"
 )
 
-#: The rules of probe.classify.health.infer_state, as SQL over per-round scope counts
+#: The rules of probe.classify.health.infer_state, as SQL over per-round scope counts and
+#: ``portal_same``, the most portal checks of the round that got one same unexpected answer
 #: (first match wins). tests/test_report_aggregate.py checks both agree on every combination.
 STATE_CASE_SQL = """
 CASE
+  WHEN portal_same >= 2 THEN 'captive_portal'
   WHEN intl_up > 0 OR ctl_up > 0 THEN 'whole'
   WHEN gw_up + gw_down > 0 AND gw_up = 0 AND res_up + dom_up = 0 THEN 'local_outage'
   WHEN intl_up + intl_down + ctl_up + ctl_down = 0 THEN 'unknown'
@@ -406,11 +408,16 @@ class Workspace:
             if src not in has_health:
                 continue
             with self.attached(src) as alias:
+                portal = self._portal_sql(alias)
                 rows = self.conn.execute(
                     f"""
+                    WITH portal AS ({portal})
                     SELECT run_idx, net_idx, period, at, {STATE_CASE_SQL} AS state FROM (
-                        SELECT r.run_idx, r.net_idx, r.period, min(h.at) AS at, {scope_sums}
+                        SELECT r.run_idx, r.net_idx, r.period, min(h.at) AS at, {scope_sums},
+                               coalesce(max(p.same), 0) AS portal_same
                         FROM {alias}.health_samples h JOIN runs r ON r.run_id = h.run_id
+                        LEFT JOIN portal p ON p.run_id = h.run_id
+                            AND p.sec = substr(h.at, 1, 19) AND p.phase = h.phase
                         WHERE r.src = ?
                         GROUP BY r.run_idx, substr(h.at, 1, 19), h.phase
                     )
@@ -522,6 +529,22 @@ class Workspace:
                 )
         return out
 
+    def _portal_sql(self, alias: str) -> str:
+        """Per round (run, second, phase): the most distinct portal checks that got one same
+        unexpected answer (probe.classify.health.portal_signature). Databases from before
+        schema 11 have no ``unexpected`` column: no round of theirs is captive."""
+        columns = {row[1] for row in self.conn.execute(
+            f"PRAGMA {alias}.table_info(health_samples)")}
+        if "unexpected" not in columns:
+            return "SELECT NULL AS run_id, NULL AS sec, NULL AS phase, 0 AS same WHERE 0"
+        return (
+            "SELECT run_id, sec, phase, max(n) AS same FROM ("
+            " SELECT run_id, substr(at, 1, 19) AS sec, phase, count(DISTINCT target) AS n"
+            f" FROM {alias}.health_samples"
+            " WHERE scope = 'portal' AND failure IS NULL AND unexpected IS NOT NULL"
+            " GROUP BY run_id, substr(at, 1, 19), phase, unexpected)"
+            " GROUP BY run_id, sec, phase")
+
     def _traces(self, alias: str, tables: set[str], mids: Sequence[str]) -> dict[str, str]:
         """Per measurement, a note of where its packet-level traces located the censor."""
 
@@ -585,8 +608,8 @@ class Workspace:
 
 def state_from_verdicts(mix: dict[tuple[str, str | None], int]) -> str:
     """A run's network state from its verdicts when it has no health samples: mostly
-    ``shutdown`` → the most frequent shutdown method, mostly ``local_outage`` → that, else
-    ``whole``."""
+    ``shutdown`` → the most frequent shutdown method, mostly ``local_outage`` or
+    ``captive_portal`` → that, else ``whole``."""
     total = sum(mix.values())
     shut = {m: n for (v, m), n in mix.items() if v == "shutdown"}
     if sum(shut.values()) * 2 > total:
@@ -594,6 +617,8 @@ def state_from_verdicts(mix: dict[tuple[str, str | None], int]) -> str:
         return best if best and best.startswith("shutdown.") else "shutdown.full"
     if mix.get(("inconclusive", "local_outage"), 0) * 2 > total:
         return "local_outage"
+    if mix.get(("inconclusive", "captive_portal"), 0) * 2 > total:
+        return "captive_portal"
     return "whole"
 
 

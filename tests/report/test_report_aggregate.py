@@ -217,6 +217,26 @@ def test_older_database_without_health_samples(tmp_path: Path) -> None:
     ]
 
 
+def test_a_round_whose_portal_checks_got_one_same_answer_is_captive(tiny_db: Path,
+                                                                   tmp_path: Path) -> None:
+    copy = tmp_path / "portal.db"
+    copy.write_bytes(tiny_db.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        run_id, at, phase = conn.execute(
+            "SELECT run_id, at, phase FROM health_samples ORDER BY at LIMIT 1").fetchone()
+        conn.executemany(
+            "INSERT INTO health_samples (run_id, at, phase, scope, target, elapsed, failure, "
+            "unexpected) VALUES (?, ?, ?, 'portal', ?, 0.1, NULL, ?)",
+            [(run_id, at, phase, f"http://check{n}.test/", "302 portal.example")
+             for n in range(2)])
+    r = build_report(ReportOptions((copy,), UTC, now=_t("2024-03-10T06:00")))
+    assert [h.state for h in r.health][:1] == ["captive_portal"]
+    before = build_report(ReportOptions((tiny_db,), UTC, now=_t("2024-03-10T06:00")))
+    assert "captive_portal" not in {h.state for h in before.health}
+    assert state_from_verdicts({("inconclusive", "captive_portal"): 3, ("ok", None): 1}) == (
+        "captive_portal")
+
+
 def test_several_databases_count_each_run_once(tiny_db: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"
     copy.write_bytes(tiny_db.read_bytes())
@@ -267,33 +287,31 @@ _SHORT = {
 
 
 def test_state_sql_agrees_with_infer_state_on_every_combination() -> None:
+    # Portal checks of the round: how many got one same unexpected answer (0-2), and one
+    # more check answering something else.
     combos = list(itertools.product((0, 1, 2), repeat=len(_SCOPES) * 2))
+    portals = (0, 1, 2)
     conn = sqlite3.connect(":memory:")
-    cols = [f"{_SHORT[s]}_{k}" for s in _SCOPES for k in ("up", "down")]
+    cols = [f"{_SHORT[s]}_{k}" for s in _SCOPES for k in ("up", "down")] + ["portal_same"]
     conn.execute(f"CREATE TABLE c (i INTEGER, {', '.join(cols)})")
-    conn.executemany(
-        f"INSERT INTO c VALUES ({', '.join('?' * (len(cols) + 1))})",
-        [(i, *combo) for i, combo in enumerate(combos)],
-    )
+    rows = [(i * 3 + p, *combo, p) for i, combo in enumerate(combos) for p in portals]
+    conn.executemany(f"INSERT INTO c VALUES ({', '.join('?' * (len(cols) + 1))})", rows)
     sql_states = dict(conn.execute(f"SELECT i, {STATE_CASE_SQL} FROM c"))
+    at = "2024-01-01T00:00:00Z"
     for i, combo in enumerate(combos):
         samples = []
         for k, scope in enumerate(_SCOPES):
             up, down = combo[2 * k], combo[2 * k + 1]
-            samples += [
-                HealthSample("2024-01-01T00:00:00Z", "before", HealthScope(scope), "t", 0.1, None)
-            ] * up
-            samples += [
-                HealthSample(
-                    "2024-01-01T00:00:00Z",
-                    "before",
-                    HealthScope(scope),
-                    "t",
-                    0.1,
-                    "generic_timeout_error",
-                )
-            ] * down
-        assert sql_states[i] == infer_state(samples).value, combo
+            samples += [HealthSample(at, "before", HealthScope(scope), "t", 0.1, None)] * up
+            samples += [HealthSample(at, "before", HealthScope(scope), "t", 0.1,
+                                     "generic_timeout_error")] * down
+        for p in portals:
+            checks = [HealthSample(at, "before", HealthScope.PORTAL, f"http://check{n}/", 0.1,
+                                   None, "302 portal.example") for n in range(p)]
+            other = HealthSample(at, "before", HealthScope.PORTAL, "http://other/", 0.1, None,
+                                 "200 t:Login")
+            got = infer_state(samples + checks + [other]).value
+            assert sql_states[i * 3 + p] == got, (combo, p)
 
 
 @pytest.mark.parametrize(

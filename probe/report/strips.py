@@ -20,6 +20,7 @@ _STATE_RANK = {
         (
             "whole",
             "unknown",
+            "captive_portal",
             "local_outage",
             "shutdown.allowlist",
             "shutdown.international",

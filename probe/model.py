@@ -464,7 +464,9 @@ class Provenance:
     measurement uid, else a hash of report id, input and start time). ``test_name`` and
     ``test_version`` are the source's own. ``None`` = not in the document. ``ooni_blocking``,
     ``ooni_accessible`` hold the source's own verdict as the JSON values it published
-    (``False``, ``"dns"``, ``None``…) and ``ooni_flags`` its ``x_blocking_flags`` (0.5 only).
+    (``False``, ``"dns"``, ``None``…) and ``ooni_flags`` its ``x_blocking_flags`` (0.5 only);
+    for OONI's app tests ``ooni_blocking`` is the object of the test's own verdict keys
+    (``{"whatsapp_endpoints_status": "ok", …}``; ``probe.ingest.mapper.APP_VERDICT_KEYS``).
     ``missing`` names evidence our own probe would have collected and the source did not
     (``innocuous_sni_retry``, ``canaries``, ``second_dns_answer``…): the classifier says so
     and lowers its confidence instead of guessing.

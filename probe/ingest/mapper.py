@@ -198,11 +198,35 @@ def _input_target(doc: Mapping[str, Any], test_name: str) -> Target:
                   path="", test_name=test_name)
 
 
+#: OONI's own verdict keys of its app tests (ooni/spec ts-018 whatsapp, ts-020 telegram,
+#: ts-019 facebook_messenger, ts-029 signal): stored as OONI published them, in place of Web
+#: Connectivity's ``blocking`` (probe.report.ooni_compare reads them).
+APP_VERDICT_KEYS: dict[str, tuple[str, ...]] = {
+    "whatsapp": ("whatsapp_endpoints_status", "registration_server_status",
+                 "whatsapp_web_status", "registration_server_failure", "whatsapp_web_failure"),
+    "telegram": ("telegram_tcp_blocking", "telegram_http_blocking", "telegram_web_status",
+                 "telegram_web_failure"),
+    "facebook_messenger": ("facebook_dns_blocking", "facebook_tcp_blocking"),
+    "signal": ("signal_backend_status", "signal_backend_failure"),
+}
+
+
+def _ooni_verdict(test_name: str, tk: Mapping[str, Any]) -> tuple[Any, Any]:
+    """OONI's own verdict: Web Connectivity's ``blocking`` and ``accessible``; for an app
+    test, the object of its verdict keys that the document has (None without any)."""
+    keys = APP_VERDICT_KEYS.get(test_name)
+    if keys is None:
+        return tk.get("blocking"), tk.get("accessible")
+    found = {k: tk[k] for k in keys if k in tk and isinstance(tk[k], (str, bool, type(None)))}
+    return (found or None), None
+
+
 def provenance(doc: Mapping[str, Any], origin: str, missing: Sequence[str]) -> Provenance:
     """The Provenance of one document (its header fields and OONI's own verdict)."""
     tk = doc.get("test_keys") if isinstance(doc.get("test_keys"), _MAPPING) else {}
     assert isinstance(tk, _MAPPING)
     flags = tk.get("x_blocking_flags")
+    blocking, accessible = _ooni_verdict(str(doc.get("test_name")), tk)
     return Provenance(
         source=SOURCE, origin=origin, dedup_key=dedup_key(doc),
         test_name=str(doc.get("test_name")), report_id=_str(doc.get("report_id")),
@@ -213,7 +237,7 @@ def provenance(doc: Mapping[str, Any], origin: str, missing: Sequence[str]) -> P
         probe_cc=country(doc.get("probe_cc")),
         probe_network_name=_str(doc.get("probe_network_name")),
         resolver_ip=_str(doc.get("resolver_ip")), resolver_asn=asn(doc.get("resolver_asn")),
-        ooni_blocking=tk.get("blocking"), ooni_accessible=tk.get("accessible"),
+        ooni_blocking=blocking, ooni_accessible=accessible,
         ooni_flags=flags if isinstance(flags, int) and not isinstance(flags, bool) else None,
         missing=tuple(sorted(set(missing))))
 

@@ -13,6 +13,15 @@ failed, e.g. the control did not answer) and, from 0.5, ``x_blocking_flags`` (pr
 ``internal/experiment/webconnectivitylte/analysiscore.go``: 1 DNS, 2 TCP/IP, 4 TLS, 8 HTTP
 failure, 16 HTTP diff, 32 success).
 
+OONI's app tests publish their own verdict keys instead (stored as an object in place of
+``blocking``: probe.ingest.mapper.APP_VERDICT_KEYS), read here into the same outcomes
+(:func:`app_outcome`): ``facebook_dns_blocking`` → dns, ``facebook_tcp_blocking``,
+``telegram_tcp_blocking`` and ``whatsapp_endpoints_status`` → tcp_ip,
+``telegram_http_blocking`` and ``telegram_web_status`` → http-failure, and a blocked WhatsApp
+registration server or web client, or Signal's backend, by its failure (``ssl_*`` tls, DNS
+errors dns, connect errors tcp_ip, else http-failure); every key present saying "ok" or false
+is accessible (ooni/spec ts-018, ts-019, ts-020, ts-029).
+
 The groups say which of OONI's anomalies we consider false positives (the site answered with a
 CDN challenge or region block, the site died, broken IPv6, the network was cut) and which
 blocks OONI missed (a block page served with HTTP 200 that it scored accessible).
@@ -99,6 +108,7 @@ class Row:
     ooni_accessible: Any
     ooni_flags: int | None
     group: str | None
+    test_name: str = "web_connectivity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +131,53 @@ def flag_names(flags: int | None) -> list[str]:
     return [name for bit, name in BLOCKING_FLAGS if flags and flags & bit]
 
 
+#: App-test keys that say "blocked" when true, and the anomaly each is.
+_APP_FLAGS = (("facebook_dns_blocking", "dns"), ("facebook_tcp_blocking", "tcp_ip"),
+              ("telegram_tcp_blocking", "tcp_ip"), ("telegram_http_blocking", "http-failure"))
+#: App-test status keys ("ok" / "blocked"), and the key naming the failure when blocked (None:
+#: the anomaly is ``tcp_ip``, WhatsApp's chat endpoints being TCP connects).
+_APP_STATUS = (("whatsapp_endpoints_status", None),
+               ("registration_server_status", "registration_server_failure"),
+               ("whatsapp_web_status", "whatsapp_web_failure"),
+               ("telegram_web_status", "telegram_web_failure"),
+               ("signal_backend_status", "signal_backend_failure"))
+
+
+def _anomaly_of(failure: Any) -> str:
+    """The Web Connectivity anomaly an app test's failure string belongs to."""
+    text = str(failure or "")
+    if text.startswith("ssl_"):
+        return "tls"
+    if text.startswith(("dns_", "android_dns")):
+        return "dns"
+    if text.startswith(("connection_", "generic_timeout")) or text == "connect_error":
+        return "tcp_ip"
+    return "http-failure"
+
+
+def app_outcome(keys: dict[str, Any]) -> str:
+    """OONI's outcome of an app test from its own verdict keys (see the docstring): the
+    first anomaly in the keys' order, accessible when every key present says ok, else
+    failure (OONI could not tell)."""
+    for key, anomaly in _APP_FLAGS:
+        if keys.get(key) is True:
+            return f"anomaly.{anomaly}"
+    for key, failure_key in _APP_STATUS:
+        if keys.get(key) in ("blocked", "blocking"):
+            return "anomaly." + ("tcp_ip" if failure_key is None
+                                 else _anomaly_of(keys.get(failure_key)))
+    said = [keys[k] for k, _ in _APP_FLAGS if k in keys] + \
+        [keys[k] for k, _ in _APP_STATUS if k in keys]
+    if said and all(v is False or v == "ok" for v in said):
+        return "accessible"
+    return "failure"
+
+
 def ooni_outcome(blocking: Any, accessible: Any) -> str:
-    """OONI's outcome from its ``blocking`` and ``accessible`` keys (see the docstring)."""
+    """OONI's outcome from its ``blocking`` and ``accessible`` keys, or an app test's own
+    verdict keys (see the docstring)."""
+    if isinstance(blocking, dict):
+        return app_outcome(blocking)
     if isinstance(blocking, str) and blocking:
         return f"anomaly.{blocking}"
     if blocking is False and accessible is True:
@@ -185,7 +240,7 @@ def build(rows: Iterable[Row], databases: Sequence[str] = ()) -> OoniComparison:
 
 _QUERY = """
 SELECT m.measurement_id, m.url, m.started_at, i.measurement_uid, i.report_id, i.probe_cc,
-       i.probe_asn, i.test_version, i.ooni_blocking, i.ooni_accessible, i.ooni_flags,
+       i.probe_asn, i.test_name, i.test_version, i.ooni_blocking, i.ooni_accessible, i.ooni_flags,
        v.verdict, v.method, v.confidence, v.evidence
 FROM imports i JOIN measurements m ON m.measurement_id = i.measurement_id
 LEFT JOIN verdicts v ON v.measurement_id = i.measurement_id AND v.is_current = 1
@@ -205,7 +260,9 @@ def _row(r: sqlite3.Row) -> Row:
     flags = r["ooni_flags"]
     outcome = ooni_outcome(blocking, accessible)
     ours = r["verdict"] or "none"
-    ooni_evidence = f"blocking={json.dumps(blocking)} accessible={json.dumps(accessible)}"
+    ooni_evidence = (" ".join(f"{k}={json.dumps(v)}" for k, v in blocking.items())
+                     if isinstance(blocking, dict) else
+                     f"blocking={json.dumps(blocking)} accessible={json.dumps(accessible)}")
     if flags is not None:
         ooni_evidence += f" x_blocking_flags={flags} ({','.join(flag_names(flags)) or '-'})"
     return Row(
@@ -216,7 +273,7 @@ def _row(r: sqlite3.Row) -> Row:
         ours=Side(ours, r["method"], r["confidence"], clean_text(r["evidence"])),
         ooni=Side(outcome, None, None, ooni_evidence), ooni_blocking=blocking,
         ooni_accessible=accessible, ooni_flags=flags,
-        group=group_of(ours, r["method"], outcome))
+        group=group_of(ours, r["method"], outcome), test_name=r["test_name"])
 
 
 def read_rows(db: str | Path) -> Iterator[Row]:
@@ -260,7 +317,7 @@ def _ours_line(r: Row) -> str:
 def _where(r: Row) -> str:
     asn = f"AS{r.probe_asn}" if r.probe_asn else "AS?"
     return (f"{r.probe_cc or '??'} {asn} {r.started_at[:16]}Z uid {r.measurement_uid or '-'}"
-            f" (web_connectivity {r.test_version or '?'})")
+            f" ({r.test_name} {r.test_version or '?'})")
 
 
 def _used_rows(c: OoniComparison) -> list[str]:

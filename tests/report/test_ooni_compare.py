@@ -96,6 +96,37 @@ def test_ooni_outcome(blocking: Any, accessible: Any, outcome: str) -> None:
     assert oc.ooni_outcome(blocking, accessible) == outcome
 
 
+# OONI's app tests publish their own verdict keys (ooni/spec ts-018/019/020/029); the values
+# are the corpus's (tests/data/ooni: whatsapp IE and IT, telegram RU, facebook RU, signal IR).
+@pytest.mark.parametrize(("keys", "outcome"), [
+    ({"facebook_dns_blocking": True, "facebook_tcp_blocking": False}, "anomaly.dns"),
+    ({"facebook_dns_blocking": False, "facebook_tcp_blocking": True}, "anomaly.tcp_ip"),
+    ({"facebook_dns_blocking": False, "facebook_tcp_blocking": False}, "accessible"),
+    ({"telegram_tcp_blocking": False, "telegram_http_blocking": False,
+      "telegram_web_status": "blocked", "telegram_web_failure": "generic_timeout_error"},
+     "anomaly.tcp_ip"),
+    ({"telegram_tcp_blocking": False, "telegram_http_blocking": True,
+      "telegram_web_status": "ok"}, "anomaly.http-failure"),
+    ({"telegram_tcp_blocking": False, "telegram_http_blocking": False,
+      "telegram_web_status": "ok", "telegram_web_failure": None}, "accessible"),
+    ({"whatsapp_endpoints_status": "ok", "registration_server_status": "blocked",
+      "registration_server_failure": "ssl_invalid_hostname", "whatsapp_web_status": "blocked",
+      "whatsapp_web_failure": "ssl_invalid_hostname"}, "anomaly.tls"),
+    ({"whatsapp_endpoints_status": "ok", "registration_server_status": "ok",
+      "whatsapp_web_status": "blocked", "whatsapp_web_failure": "http_unexpected_status_code"},
+     "anomaly.http-failure"),
+    ({"whatsapp_endpoints_status": "blocked", "registration_server_status": "ok"},
+     "anomaly.tcp_ip"),
+    ({"signal_backend_status": "blocked", "signal_backend_failure": "android_dns_cache_no_data"},
+     "anomaly.dns"),
+    ({"signal_backend_status": "ok", "signal_backend_failure": None}, "accessible"),
+    ({"signal_backend_status": None}, "failure"),
+    ({}, "failure"),
+])
+def test_app_outcome(keys: dict[str, Any], outcome: str) -> None:
+    assert oc.ooni_outcome(keys, None) == outcome
+
+
 def test_flag_names() -> None:
     assert oc.flag_names(12) == ["tls", "http-failure"]
     assert oc.flag_names(None) == [] and oc.flag_names(0) == []

@@ -30,7 +30,7 @@ priori — the URLs operating systems fetch to detect a captive portal (:data:`P
 One GET each (no redirect followed, at most :data:`PORTAL_BODY_CAP` bytes of body, the
 round's step timeout, the name resolved like the other canaries'); the sample records whether
 the answer was the known one and, when not, a short signature of what came instead
-(:func:`portal_signature`), which :func:`probe.classify.health.portal_signature` compares
+(:func:`answer_signature`), which :func:`probe.classify.health.portal_signature` compares
 across checks. A check that fails at DNS/TCP/HTTP level is an ordinary failure, not a portal.
 """
 
@@ -134,7 +134,7 @@ _DEFAULT_PORTAL_ANSWER = PortalAnswer(204, body=b"")
 PORTAL_BODY_CAP = 16 * 1024
 
 
-def portal_signature(h: HTTPObservation) -> str:
+def answer_signature(h: HTTPObservation) -> str:
     """A short, comparable signature of an unexpected HTTP answer: the status and the
     ``Location`` host for a redirect (never the path or query: portals put the client's
     address, MAC or original URL there), else the status and the page's title, else the
@@ -213,7 +213,7 @@ class HealthSampler:
             return h.failure or failures.GENERIC_TIMEOUT, None
         if PORTAL_ANSWERS.get(url, _DEFAULT_PORTAL_ANSWER).matches(h):
             return None, None
-        return None, portal_signature(h)
+        return None, answer_signature(h)
 
     async def _one6(self, scope: HealthScope, target: str, phase: str,
                     at: str) -> HealthSample | None:
